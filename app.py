@@ -1,0 +1,27 @@
+"""opsdeck: the dashboard entry point (navigation and the workspace badge)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lib.ui import workspace
+from lib.workspace import WorkspaceError
+
+st.set_page_config(page_title="opsdeck", page_icon=":material/hub:", layout="wide")
+
+try:
+    ws = workspace()
+except (WorkspaceError, ValueError, OSError) as exc:
+    st.error(f"The workspace could not be opened: {exc}")
+    st.stop()
+
+with st.sidebar:
+    badge = ":material/cloud: Azure ML" if ws.kind == "azure" else ":material/computer: Local"
+    st.markdown(f"**Workspace** · {badge}")
+    st.caption(f"{ws.description}  \nWhy: {ws.reason}")
+
+pages = {
+    "": [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)],
+    "Data": [st.Page("pages/datasets.py", title="Datasets", icon=":material/table:")],
+}
+st.navigation(pages).run()

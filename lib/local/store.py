@@ -1,0 +1,153 @@
+"""The local workspace home: one SQLite metadata file (WAL, schema version) and artifact folders."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+METADATA_FILE = "opsdeck.db"
+
+# Each entry migrates the schema from version i to i + 1; append, never edit.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE datasets (
+        name TEXT PRIMARY KEY,
+        description TEXT NOT NULL DEFAULT '',
+        created TEXT NOT NULL
+    );
+    CREATE TABLE dataset_versions (
+        name TEXT NOT NULL REFERENCES datasets(name) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        file_name TEXT NOT NULL,
+        file_format TEXT NOT NULL,
+        rows INTEGER NOT NULL,
+        columns INTEGER NOT NULL,
+        column_names TEXT NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        path TEXT NOT NULL,
+        created TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    """,
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        display_name TEXT NOT NULL,
+        state TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        progress TEXT NOT NULL DEFAULT '{}',
+        result TEXT,
+        error TEXT,
+        pid INTEGER,
+        heartbeat TEXT,
+        created TEXT NOT NULL,
+        started TEXT,
+        ended TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        log_path TEXT NOT NULL
+    );
+    CREATE INDEX jobs_state ON jobs(state, created);
+    CREATE TABLE trials (
+        job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        trial INTEGER NOT NULL,
+        estimator TEXT NOT NULL,
+        primary_metric REAL,
+        best_so_far REAL,
+        metrics TEXT NOT NULL DEFAULT '{}',
+        config TEXT NOT NULL DEFAULT '{}',
+        duration_s REAL NOT NULL DEFAULT 0,
+        wall_time_s REAL NOT NULL DEFAULT 0,
+        status TEXT NOT NULL DEFAULT 'Completed',
+        run_id TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (job_id, trial)
+    );
+    """,
+]
+
+
+class Store:
+    """SQLite metadata plus an artifact root; safe to share across threads and processes."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home)
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.home / METADATA_FILE
+        self._local = threading.local()
+        self.connect().execute("PRAGMA journal_mode=WAL")
+        self.migrate()
+
+    def connect(self) -> sqlite3.Connection:
+        """A connection per thread (sqlite3 connections must not cross threads)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    @staticmethod
+    def schema_version(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> int:
+        """Bring the schema to the newest version; returns it."""
+        with self.transaction() as tx:
+            current = self.schema_version(tx)
+            if current > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"{self.db_path} has schema version {current}, newer than this opsdeck "
+                    f"({len(MIGRATIONS)}); upgrade opsdeck."
+                )
+            for version in range(current, len(MIGRATIONS)):
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        tx.execute(statement)
+                tx.execute(f"PRAGMA user_version={version + 1}")
+            return self.schema_version(tx)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT: serialises writers across processes."""
+        conn = self.connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def artifacts(self, *parts: str) -> Path:
+        path = self.home.joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def atomic_write(path: Path, data: bytes | Callable[[Path], None]) -> Path:
+    """Write bytes (or let a writer fill a temp file) and rename into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if isinstance(data, bytes | bytearray):
+                f.write(data)
+        if callable(data):
+            data(tmp)
+        with tmp.open("rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path

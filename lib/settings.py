@@ -1,0 +1,160 @@
+"""One typed settings object: backend choice, home folder, Azure ids, limits.
+
+Reads, in order of precedence: environment variables, `.streamlit/secrets.toml`, and an
+Azure ML `config.json`. `st.secrets` is never touched (it raises when no secrets file exists);
+the TOML file is parsed directly so job and server processes see the same settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MAX_UPLOAD_MB = 200
+
+
+@dataclass(frozen=True)
+class AzureConfig:
+    subscription_id: str
+    resource_group: str
+    workspace_name: str
+    tenant_id: str | None = None
+    log_analytics_workspace_id: str | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    backend: str  # "local" or "azure"
+    backend_reason: str
+    azure: AzureConfig | None = None
+    max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB
+    worker_slots: int = field(default_factory=lambda: os.cpu_count() or 1)
+    sample_data_path: Path | None = None
+
+
+def _read_toml(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    with path.open("rb") as f:
+        return tomllib.load(f)
+
+
+def _azure_from_env(env: os._Environ[str] | dict[str, str]) -> AzureConfig | None:
+    sub = env.get("AZURE_SUBSCRIPTION_ID")
+    rg = env.get("AZURE_RESOURCE_GROUP")
+    ws = env.get("AZURE_ML_WORKSPACE") or env.get("AZURE_WORKSPACE_NAME")
+    if sub and rg and ws:
+        return AzureConfig(
+            subscription_id=sub,
+            resource_group=rg,
+            workspace_name=ws,
+            tenant_id=env.get("AZURE_TENANT_ID"),
+            log_analytics_workspace_id=env.get("AZURE_LOG_ANALYTICS_WORKSPACE_ID"),
+            source="AZURE_* environment variables",
+        )
+    return None
+
+
+def _azure_from_secrets(secrets: dict) -> AzureConfig | None:
+    section = secrets.get("azure")
+    if not isinstance(section, dict):
+        return None
+    missing = [
+        k for k in ("subscription_id", "resource_group", "workspace_name") if not section.get(k)
+    ]
+    if missing:
+        raise ValueError(f"[azure] section in secrets.toml is missing: {', '.join(missing)}")
+    return AzureConfig(
+        subscription_id=section["subscription_id"],
+        resource_group=section["resource_group"],
+        workspace_name=section["workspace_name"],
+        tenant_id=section.get("tenant_id"),
+        log_analytics_workspace_id=section.get("log_analytics_workspace_id"),
+        source="[azure] section of .streamlit/secrets.toml",
+    )
+
+
+def _azure_from_config_json(path: Path) -> AzureConfig | None:
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    try:
+        return AzureConfig(
+            subscription_id=data["subscription_id"],
+            resource_group=data["resource_group"],
+            workspace_name=data["workspace_name"],
+            tenant_id=data.get("tenant_id"),
+            source=f"Azure ML {path.name}",
+        )
+    except KeyError as exc:
+        raise ValueError(f"{path} is missing {exc.args[0]}") from exc
+
+
+def find_sample_data(env: os._Environ[str] | dict[str, str] | None = None) -> Path | None:
+    """Locate the Bank Marketing CSV shipped beside the repo (never inside it)."""
+    env = os.environ if env is None else env
+    explicit = env.get("OPSDECK_SAMPLE_DATA")
+    candidates = [Path(explicit)] if explicit else []
+    candidates.append(REPO_ROOT.parent / "shared" / "data" / "bankmarketing_train.csv")
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def load_settings(
+    env: os._Environ[str] | dict[str, str] | None = None, root: Path | None = None
+) -> Settings:
+    """Build the settings from the environment, secrets.toml and config.json."""
+    env = os.environ if env is None else env
+    root = root or REPO_ROOT
+    secrets = _read_toml(root / ".streamlit" / "secrets.toml")
+    opsdeck = secrets.get("opsdeck", {}) if isinstance(secrets.get("opsdeck"), dict) else {}
+
+    home = Path(env.get("OPSDECK_HOME") or opsdeck.get("home") or root / ".opsdeck")
+    if not home.is_absolute():
+        home = (root / home).resolve()
+    max_upload = int(
+        env.get("OPSDECK_MAX_UPLOAD_MB") or opsdeck.get("max_upload_mb") or DEFAULT_MAX_UPLOAD_MB
+    )
+    slots = int(
+        env.get("OPSDECK_WORKER_SLOTS") or opsdeck.get("worker_slots") or (os.cpu_count() or 1)
+    )
+    forced = (env.get("OPSDECK_BACKEND") or opsdeck.get("backend") or "").lower()
+
+    azure = (
+        _azure_from_env(env)
+        or _azure_from_secrets(secrets)
+        or _azure_from_config_json(root / "config.json")
+    )
+    if forced == "local":
+        backend, reason = "local", "OPSDECK_BACKEND=local"
+    elif azure is not None:
+        backend, reason = "azure", f"configured by the {azure.source}"
+    elif forced == "azure":
+        raise ValueError(
+            "OPSDECK_BACKEND=azure but no Azure workspace is configured "
+            "(set [azure] in .streamlit/secrets.toml, AZURE_* variables, or config.json)"
+        )
+    else:
+        backend = "local"
+        reason = "no [azure] section in secrets, no AZURE_* variables, no config.json"
+    return Settings(
+        home=home,
+        backend=backend,
+        backend_reason=reason,
+        azure=azure,
+        max_upload_mb=max_upload,
+        worker_slots=max(1, slots),
+        sample_data_path=find_sample_data(env),
+    )
+
+
+def mask_secret(value: str | None, keep: int = 4) -> str:
+    """Show only the last few characters of a secret."""
+    if not value:
+        return ""
+    return "•" * 8 + value[-keep:] if len(value) > keep * 2 else "•" * 8

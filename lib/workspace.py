@@ -1,0 +1,222 @@
+"""The seam between pages and backends: domain types, service protocols, get_workspace().
+
+Pages import only this module (plus `lib.charts` and `lib.scoring`). Everything crossing the
+seam is a plain dataclass or a pandas DataFrame, never an SDK object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+import pandas as pd
+
+from lib.settings import Settings, load_settings
+
+
+class WorkspaceError(Exception):
+    """A user-facing error: the message is shown as is."""
+
+
+# --- domain types -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    name: str
+    version: int
+    description: str
+    file_name: str
+    file_format: str  # "csv" or "parquet"
+    rows: int
+    columns: int
+    size_bytes: int
+    sha256: str
+    created: datetime
+    column_names: list[str] = field(default_factory=list)
+    uri: str = ""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    latest_version: int
+    versions: int
+    description: str
+    rows: int
+    columns: int
+    size_bytes: int
+    created: datetime
+    updated: datetime
+
+
+@dataclass(frozen=True)
+class ComputeTarget:
+    name: str
+    kind: str  # "local", "AmlCompute", "ComputeInstance"
+    state: str
+    vm_size: str = ""
+    min_nodes: int = 0
+    max_nodes: int = 0
+    current_nodes: int = 0
+    busy_slots: int = 0
+    idle_slots: int = 0
+    queued_jobs: int = 0
+    cpu_percent: float | None = None
+    memory_percent: float | None = None
+    idle_seconds_before_scale_down: int | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    kind: str  # "automl", "pipeline", ...
+    display_name: str
+    state: str  # Queued, Running, Completed, Failed, Canceled
+    created: datetime
+    started: datetime | None = None
+    ended: datetime | None = None
+    compute: str = "local"
+    error: str | None = None
+    spec: dict[str, Any] = field(default_factory=dict)
+    progress: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({"Completed", "Failed", "Canceled"})
+
+
+@dataclass(frozen=True)
+class Trial:
+    job_id: str
+    trial: int
+    estimator: str
+    primary_metric: float | None
+    metrics: dict[str, float]
+    config: dict[str, Any]
+    duration_s: float
+    status: str
+    run_id: str = ""
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    version: int
+    source_job: str | None
+    run_id: str
+    uri: str
+    created: datetime
+    metrics: dict[str, float] = field(default_factory=dict)
+    description: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    state: str  # Creating, Succeeded, Failed, Unhealthy, Stopped, Deleting
+    scoring_uri: str
+    swagger_uri: str
+    model_name: str
+    model_version: int
+    created: datetime
+    updated: datetime
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class BenchmarkRun:
+    id: str
+    endpoint: str
+    state: str
+    created: datetime
+    config: dict[str, Any]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    id: str
+    pipeline: str
+    state: str
+    created: datetime
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    pipeline: str
+    trigger: str  # cron expression or recurrence description
+    enabled: bool
+    next_run: datetime | None = None
+
+
+# --- service protocols -------------------------------------------------------------------
+
+
+@runtime_checkable
+class DatasetService(Protocol):
+    def upload(
+        self, name: str, data: bytes, file_name: str, description: str = ""
+    ) -> DatasetVersion:
+        """Register bytes as a new immutable version of `name`."""
+        ...
+
+    def list(self) -> list[Dataset]: ...
+
+    def versions(self, name: str) -> list[DatasetVersion]: ...
+
+    def get(self, name: str, version: int | None = None) -> DatasetVersion: ...
+
+    def load(self, name: str, version: int | None = None) -> pd.DataFrame: ...
+
+    def preview(self, name: str, version: int | None = None, rows: int = 100) -> pd.DataFrame: ...
+
+    def profile(self, name: str, version: int | None = None) -> pd.DataFrame: ...
+
+    def download(self, name: str, version: int | None = None) -> tuple[str, bytes]:
+        """The original file name and bytes of a version."""
+        ...
+
+    def delete(self, name: str) -> None: ...
+
+
+@runtime_checkable
+class ComputeService(Protocol):
+    def list(self) -> list[ComputeTarget]: ...
+
+
+@dataclass
+class Workspace:
+    """One backend's services, obtained once per dashboard process."""
+
+    kind: str  # "local" or "azure"
+    description: str
+    reason: str
+    settings: Settings
+    datasets: DatasetService
+    compute: ComputeService | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, int]:
+        """Counts shown on the Home page."""
+        counts = {"datasets": len(self.datasets.list())}
+        return counts
+
+
+def get_workspace(settings: Settings | None = None) -> Workspace:
+    """Azure when a workspace is configured, else the embedded local workspace."""
+    settings = settings or load_settings()
+    if settings.backend == "azure":
+        from lib.azure.workspace import open_azure_workspace
+
+        return open_azure_workspace(settings)
+    from lib.local.workspace import open_local_workspace
+
+    return open_local_workspace(settings)
