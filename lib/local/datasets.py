@@ -79,25 +79,30 @@ class LocalDatasets:
                 if final.exists():  # left over from a crash before commit
                     shutil.rmtree(final)
                 staging.rename(final)
-                tx.execute(
-                    """INSERT INTO dataset_versions(name, version, description, file_name,
-                       file_format, rows, columns, column_names, size_bytes, sha256, path, created)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    (
-                        name,
-                        version,
-                        description,
-                        file_name,
-                        parsed.file_format,
-                        len(frame),
-                        frame.shape[1],
-                        json.dumps([str(c) for c in frame.columns]),
-                        len(data),
-                        sha,
-                        str(final.relative_to(self.store.home)),
-                        created,
-                    ),
-                )
+                try:
+                    tx.execute(
+                        """INSERT INTO dataset_versions(name, version, description, file_name,
+                           file_format, rows, columns, column_names, size_bytes, sha256, path, created)
+                           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                        (
+                            name,
+                            version,
+                            description,
+                            file_name,
+                            parsed.file_format,
+                            len(frame),
+                            frame.shape[1],
+                            json.dumps([str(c) for c in frame.columns]),
+                            len(data),
+                            sha,
+                            str(final.relative_to(self.store.home)),
+                            created,
+                        ),
+                    )
+                except BaseException:
+                    # The row never committed: the version folder must not outlive it.
+                    shutil.rmtree(final, ignore_errors=True)
+                    raise
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)

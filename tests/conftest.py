@@ -1,0 +1,45 @@
+"""Shared fixtures: a hermetic environment and a temp workspace home per test."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from lib.settings import find_sample_data
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def hermetic_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No stray Azure configuration; every test gets its own OPSDECK_HOME."""
+    for key in list(os.environ):
+        if key.startswith("AZURE_") or key.startswith("OPSDECK_"):
+            monkeypatch.delenv(key, raising=False)
+    home = tmp_path / "home"
+    monkeypatch.setenv("OPSDECK_HOME", str(home))
+    monkeypatch.setenv("OPSDECK_BACKEND", "local")
+    sample = find_sample_data({})
+    if sample is not None:
+        monkeypatch.setenv("OPSDECK_SAMPLE_DATA", str(sample))
+    return home
+
+
+@pytest.fixture
+def bank_csv() -> Path:
+    """The Bank Marketing CSV beside the repo; tests needing it skip when it is absent."""
+    path = find_sample_data({}) or (
+        Path(os.environ["OPSDECK_SAMPLE_DATA"]) if os.environ.get("OPSDECK_SAMPLE_DATA") else None
+    )
+    if path is None or not path.is_file():
+        pytest.skip("bankmarketing_train.csv not found (set OPSDECK_SAMPLE_DATA or ../shared/data)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,62 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from lib.settings import load_settings, mask_secret
+
+
+def test_local_by_default_with_reason(tmp_path: Path) -> None:
+    s = load_settings(env={}, root=tmp_path)
+    assert s.backend == "local"
+    assert "no [azure] section" in s.backend_reason
+    assert s.home == tmp_path / ".opsdeck"
+    assert s.max_upload_mb == 200
+
+
+def test_env_home_and_limits(tmp_path: Path) -> None:
+    env = {"OPSDECK_HOME": "rel/home", "OPSDECK_MAX_UPLOAD_MB": "5", "OPSDECK_WORKER_SLOTS": "3"}
+    s = load_settings(env=env, root=tmp_path)
+    assert s.home == (tmp_path / "rel/home").resolve()
+    assert s.max_upload_mb == 5 and s.worker_slots == 3
+
+
+def test_azure_from_secrets_toml(tmp_path: Path) -> None:
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text(
+        '[azure]\nsubscription_id = "sub"\nresource_group = "rg"\nworkspace_name = "ws"\n'
+    )
+    s = load_settings(env={}, root=tmp_path)
+    assert s.backend == "azure"
+    assert s.azure is not None and s.azure.workspace_name == "ws"
+    assert "secrets.toml" in s.backend_reason
+    forced = load_settings(env={"OPSDECK_BACKEND": "local"}, root=tmp_path)
+    assert forced.backend == "local"
+
+
+def test_incomplete_azure_section_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text('[azure]\nsubscription_id = "sub"\n')
+    with pytest.raises(ValueError, match="resource_group, workspace_name"):
+        load_settings(env={}, root=tmp_path)
+
+
+def test_azure_from_env_and_config_json(tmp_path: Path) -> None:
+    env = {
+        "AZURE_SUBSCRIPTION_ID": "s",
+        "AZURE_RESOURCE_GROUP": "r",
+        "AZURE_ML_WORKSPACE": "w",
+    }
+    assert load_settings(env=env, root=tmp_path).azure.source.startswith("AZURE_")
+    (tmp_path / "config.json").write_text(
+        json.dumps({"subscription_id": "s", "resource_group": "r", "workspace_name": "w2"})
+    )
+    s = load_settings(env={}, root=tmp_path)
+    assert s.backend == "azure" and s.azure.workspace_name == "w2"
+
+
+def test_mask_secret_never_shows_whole_key() -> None:
+    key = "abcdefghijklmnop"
+    masked = mask_secret(key)
+    assert key not in masked and masked.endswith("mnop")
+    assert mask_secret("short") == "•" * 8
