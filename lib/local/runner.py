@@ -6,6 +6,7 @@ import signal
 import sys
 import time
 import traceback
+from datetime import UTC, datetime
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,12 @@ from lib.settings import load_settings
 
 # kind -> handler(ctx, spec, settings) -> result dict
 HANDLERS: dict[str, Callable[[JobContext, dict[str, Any], Any], dict[str, Any]]] = {}
+
+
+def log(message: str) -> None:
+    """A timestamped line in the job log (the process's stdout)."""
+    sys.stdout.write(f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} {message}\n")
+    sys.stdout.flush()
 
 
 def handler(kind: str) -> Callable:
@@ -62,14 +69,14 @@ def main(job_id: str) -> int:
         )
         if kind not in HANDLERS:
             _load_handlers()
-        print(f"job {job_id} ({kind}) started", flush=True)
+        log(f"job {job_id} ({kind}) started")
         result = HANDLERS[kind](ctx, spec, settings)
         ctx.finish("Completed", result=result)
-        print(f"job {job_id} completed", flush=True)
+        log(f"job {job_id} completed")
         code = 0
     except KeyboardInterrupt:
         ctx.finish("Canceled", error="Canceled by the user")
-        print(f"job {job_id} canceled", flush=True)
+        log(f"job {job_id} canceled")
         code = 130
     except Exception as exc:  # noqa: BLE001 - every failure is reported on the job
         traceback.print_exc()
