@@ -6,8 +6,8 @@ import signal
 import sys
 import time
 import traceback
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from lib.local.jobs import JobContext, JobManager
