@@ -157,6 +157,41 @@ class Schedule:
     next_run: datetime | None = None
 
 
+CLASSIFICATION_METRICS = (
+    "AUC_weighted",
+    "accuracy",
+    "f1_score_weighted",
+    "precision_score_weighted",
+    "recall_score_weighted",
+    "average_precision_score_weighted",
+    "log_loss",
+)
+REGRESSION_METRICS = ("r2_score", "rmse", "mae")
+# Algorithm names as the local engine (FLAML) knows them.
+ESTIMATORS = ("lgbm", "xgboost", "rf", "extra_tree", "lrl1")
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
+
+
+@dataclass(frozen=True)
+class AutoMLRequest:
+    """What the AutoML form submits (same fields for both backends)."""
+
+    dataset: str
+    dataset_version: int
+    target: str
+    task: str = "classification"
+    primary_metric: str = "AUC_weighted"
+    time_budget_s: int = 60
+    max_trials: int | None = None
+    estimators: list[str] | None = None
+    validation: str = "holdout"  # "holdout" or "cv"
+    holdout_fraction: float = 0.2
+    n_folds: int = 5
+    ensemble: bool = True
+    experiment_name: str = "automl"
+    compute: str = "local"
+
+
 # --- service protocols -------------------------------------------------------------------
 
 
@@ -191,6 +226,52 @@ class DatasetService(Protocol):
 class ComputeService(Protocol):
     def list(self) -> list[ComputeTarget]: ...
 
+    def jobs(self) -> list[Job]:
+        """Jobs on this workspace's compute, newest first."""
+        ...
+
+
+@runtime_checkable
+class AutoMLService(Protocol):
+    def validate(self, request: AutoMLRequest) -> list[str]:
+        """Problems that block submission (empty when the request is good)."""
+        ...
+
+    def submit(self, request: AutoMLRequest) -> Job: ...
+
+    def jobs(self) -> list[Job]: ...
+
+    def get(self, job_id: str) -> Job: ...
+
+    def cancel(self, job_id: str) -> Job: ...
+
+    def trials(self, job_id: str) -> pd.DataFrame:
+        """One row per trial: trial, estimator, primary_metric, best_so_far, wall_time_s, ..."""
+        ...
+
+    def leaderboard(self, job_id: str, per_estimator: bool = False) -> pd.DataFrame: ...
+
+    def details(self, job_id: str) -> dict[str, Any]:
+        """Best-model details: metrics, roc, pr, confusion, calibration, importance."""
+        ...
+
+    def guardrails(self, job_id: str) -> list[dict[str, Any]]: ...
+
+    def log_tail(self, job_id: str, lines: int = 60) -> str: ...
+
+
+@runtime_checkable
+class ModelService(Protocol):
+    def register(self, job_id: str, name: str, description: str = "") -> Model: ...
+
+    def list(self) -> list[Model]: ...
+
+    def get(self, name: str, version: int | None = None) -> Model: ...
+
+    def feature_spec(self, name: str, version: int) -> list[dict[str, Any]]:
+        """Input columns of a model: name, kind, dtype, categories, min, max, example."""
+        ...
+
 
 @dataclass
 class Workspace:
@@ -202,11 +283,17 @@ class Workspace:
     settings: Settings
     datasets: DatasetService
     compute: ComputeService | None = None
+    automl: AutoMLService | None = None
+    models: ModelService | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, int]:
         """Counts shown on the Home page."""
         counts = {"datasets": len(self.datasets.list())}
+        if self.automl is not None:
+            counts["jobs"] = len(self.automl.jobs())
+        if self.models is not None:
+            counts["models"] = len(self.models.list())
         return counts
 
 

@@ -43,3 +43,11 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def local_workspace(hermetic_env: Path):  # noqa: ANN201
+    """The local workspace on this test's home, as the pages see it."""
+    from lib.ui import workspace
+
+    return workspace()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from lib.local.automl import LocalAutoML
+from lib.local.compute import LocalCompute
 from lib.local.datasets import LocalDatasets
+from lib.local.jobs import JobManager
+from lib.local.models import LocalModels
 from lib.local.store import Store
 from lib.settings import Settings
 from lib.workspace import Workspace
@@ -10,11 +14,16 @@ from lib.workspace import Workspace
 
 def open_local_workspace(settings: Settings) -> Workspace:
     store = Store(settings.home)
+    jobs = JobManager(store, slots=settings.worker_slots)
+    datasets = LocalDatasets(store, max_upload_bytes=settings.max_upload_mb * 1024 * 1024)
     return Workspace(
         kind="local",
         description=f"Local workspace at {settings.home}",
         reason=settings.backend_reason,
         settings=settings,
-        datasets=LocalDatasets(store, max_upload_bytes=settings.max_upload_mb * 1024 * 1024),
-        extras={"store": store},
+        datasets=datasets,
+        compute=LocalCompute(jobs),
+        automl=LocalAutoML(jobs, datasets),
+        models=LocalModels(store, jobs),
+        extras={"store": store, "jobs": jobs},
     )

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import REPO_ROOT
@@ -24,10 +21,3 @@ def button(at: AppTest, label: str):
     matches = [b for b in at.button if b.label == label]
     assert matches, f"no button {label!r}; have {[b.label for b in at.button]}"
     return matches[0]
-
-
-@pytest.fixture
-def local_workspace(hermetic_env: Path):
-    from lib.ui import workspace
-
-    return workspace()

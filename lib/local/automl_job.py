@@ -1,0 +1,130 @@
+"""The `automl` job kind: runs the local AutoML engine inside a job process."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+from lib.local import tracking
+from lib.local.datasets import LocalDatasets
+from lib.local.jobs import JobContext
+from lib.local.runner import handler, log
+from lib.local.store import atomic_write
+from lib.workspace import LOWER_IS_BETTER
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf become None, numpy scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    if is_dataclass(obj):
+        return asdict(obj)
+    if isinstance(obj, dict):
+        return obj
+    return dict(vars(obj))
+
+
+@handler("automl")
+def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict[str, Any]:
+    from lib.local.automl_engine import AutoMLSpec, run_automl
+
+    request = spec["request"]
+    datasets = LocalDatasets(ctx.store, max_upload_bytes=settings.max_upload_mb * 1024 * 1024)
+    ctx.progress(phase="Loading data", trials=0)
+    frame = datasets.load(request["dataset"], request["dataset_version"])
+    log(f"loaded {request['dataset']} v{request['dataset_version']}: {frame.shape}")
+
+    from lib.local.guardrails import check_data
+
+    # Shown with the job while the search runs; the engine's final list replaces it.
+    early = [g.to_dict() for g in check_data(frame, request["target"], request["task"])]
+    job_dir = ctx.store.artifacts("jobs", ctx.job_id)
+    atomic_write(job_dir / "guardrails.json", json.dumps(_clean(early), default=str).encode())
+
+    metric = request["primary_metric"]
+    higher = metric not in LOWER_IS_BETTER
+    started = time.monotonic()
+    state: dict[str, Any] = {"best": None, "trials": 0}
+
+    def on_trial(event: Any) -> None:
+        e = _clean(_as_dict(event))
+        value = e.get("primary_metric")
+        if value is not None:
+            best = state["best"]
+            if best is None or (value > best if higher else value < best):
+                state["best"] = value
+        state["trials"] += 1
+        with ctx.store.transaction() as tx:
+            tx.execute(
+                """INSERT OR REPLACE INTO trials(job_id, trial, estimator, primary_metric,
+                   best_so_far, metrics, config, duration_s, wall_time_s, status, run_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    ctx.job_id,
+                    int(e.get("trial", state["trials"])),
+                    str(e.get("estimator", "")),
+                    value,
+                    state["best"],
+                    json.dumps(e.get("metrics") or {}),
+                    json.dumps(e.get("config") or {}, default=str),
+                    float(e.get("duration_s") or 0.0),
+                    float(e.get("wall_time_s") or (time.monotonic() - started)),
+                    str(e.get("status") or "Completed"),
+                    str(e.get("run_id") or ""),
+                ),
+            )
+        ctx.progress(
+            phase="Searching",
+            trials=state["trials"],
+            best_score=state["best"],
+            current_estimator=e.get("estimator"),
+        )
+
+    engine_spec = AutoMLSpec(
+        target=request["target"],
+        task=request["task"],
+        primary_metric=metric,
+        time_budget_s=float(request["time_budget_s"]),
+        max_trials=request.get("max_trials"),
+        estimators=request.get("estimators"),
+        validation=request.get("validation", "holdout"),
+        holdout_fraction=float(request.get("holdout_fraction", 0.2)),
+        n_folds=int(request.get("n_folds", 5)),
+        ensemble=bool(request.get("ensemble", True)),
+        experiment_name=request.get("experiment_name", "automl"),
+    )
+    ctx.progress(phase="Searching")
+    result = run_automl(
+        frame,
+        engine_spec,
+        tracking_uri=tracking.tracking_uri(ctx.store.home),
+        artifact_dir=tracking.artifact_root(ctx.store.home),
+        on_trial=on_trial,
+        should_stop=ctx.cancel_requested,
+        log=log,
+    )
+    if ctx.cancel_requested():
+        raise KeyboardInterrupt
+    ctx.progress(phase="Done")
+    out = _clean(_as_dict(result))
+    details = out.pop("details", {}) or {}
+    guardrails = out.pop("guardrails", None) or early
+    details["best_estimator"] = out.get("best_estimator")
+    details.setdefault("metrics", out.get("best_metrics", {}))
+    atomic_write(job_dir / "details.json", json.dumps(details, default=str).encode())
+    atomic_write(job_dir / "guardrails.json", json.dumps(guardrails, default=str).encode())
+    out.pop("trials", None)
+    return out
