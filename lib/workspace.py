@@ -273,6 +273,35 @@ class ModelService(Protocol):
         ...
 
 
+@runtime_checkable
+class EndpointService(Protocol):
+    def deploy(self, model_name: str, model_version: int, endpoint_name: str) -> Endpoint:
+        """Create the endpoint or move it to another model version (URI and keys unchanged)."""
+        ...
+
+    def list(self) -> list[Endpoint]: ...
+
+    def get(self, name: str) -> Endpoint: ...
+
+    def keys(self, name: str) -> tuple[str, str]: ...
+
+    def regenerate_key(self, name: str, which: str = "primary") -> tuple[str, str]: ...
+
+    def logs(self, name: str, lines: int = 80) -> str: ...
+
+    def health(self, name: str, timeout: float = 1.0) -> bool: ...
+
+    def stop(self, name: str) -> Endpoint: ...
+
+    def restart(self, name: str) -> Endpoint: ...
+
+    def delete(self, name: str) -> None: ...
+
+    def requests(self, name: str | None = None, limit: int = 20) -> pd.DataFrame:
+        """Recent requests with App Insights column names."""
+        ...
+
+
 @dataclass
 class Workspace:
     """One backend's services, obtained once per dashboard process."""
@@ -285,6 +314,7 @@ class Workspace:
     compute: ComputeService | None = None
     automl: AutoMLService | None = None
     models: ModelService | None = None
+    endpoints: EndpointService | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, int]:
@@ -294,6 +324,8 @@ class Workspace:
             counts["jobs"] = len(self.automl.jobs())
         if self.models is not None:
             counts["models"] = len(self.models.list())
+        if self.endpoints is not None:
+            counts["endpoints"] = len(self.endpoints.list())
         return counts
 
 

@@ -146,7 +146,10 @@ class LocalAutoML:
         frame = self.trials(job_id)
         if frame.empty:
             return frame
-        frame = frame.rename(columns={"primary_metric": metric})
+        if metric in frame.columns:
+            frame[metric] = frame[metric].fillna(frame.pop("primary_metric"))
+        else:
+            frame = frame.rename(columns={"primary_metric": metric})
         return frame.sort_values(metric, ascending=ascending, na_position="last").reset_index(
             drop=True
         )

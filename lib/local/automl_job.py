@@ -10,8 +10,7 @@ from typing import Any
 
 from lib.local import tracking
 from lib.local.datasets import LocalDatasets
-from lib.local.jobs import JobContext
-from lib.local.runner import handler, log
+from lib.local.jobs import JobContext, handler, log
 from lib.local.store import atomic_write
 from lib.workspace import LOWER_IS_BETTER
 
@@ -39,7 +38,7 @@ def _as_dict(obj: Any) -> dict[str, Any]:
 
 @handler("automl")
 def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict[str, Any]:
-    from lib.local.automl_engine import AutoMLSpec, run_automl
+    from lib.local.automl_engine import AutoMLCanceled, AutoMLSpec, run_automl
 
     request = spec["request"]
     datasets = LocalDatasets(ctx.store, max_upload_bytes=settings.max_upload_mb * 1024 * 1024)
@@ -107,15 +106,18 @@ def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict
         experiment_name=request.get("experiment_name", "automl"),
     )
     ctx.progress(phase="Searching")
-    result = run_automl(
-        frame,
-        engine_spec,
-        tracking_uri=tracking.tracking_uri(ctx.store.home),
-        artifact_dir=tracking.artifact_root(ctx.store.home),
-        on_trial=on_trial,
-        should_stop=ctx.cancel_requested,
-        log=log,
-    )
+    try:
+        result = run_automl(
+            frame,
+            engine_spec,
+            tracking_uri=tracking.tracking_uri(ctx.store.home),
+            artifact_dir=tracking.artifact_root(ctx.store.home),
+            on_trial=on_trial,
+            should_stop=ctx.cancel_requested,
+            log=log,
+        )
+    except AutoMLCanceled as exc:
+        raise KeyboardInterrupt from exc
     if ctx.cancel_requested():
         raise KeyboardInterrupt
     ctx.progress(phase="Done")
@@ -127,4 +129,15 @@ def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict
     atomic_write(job_dir / "details.json", json.dumps(details, default=str).encode())
     atomic_write(job_dir / "guardrails.json", json.dumps(guardrails, default=str).encode())
     out.pop("trials", None)
+    out["task"] = request["task"]
+    out["feature_spec"] = _clean(_feature_spec(result.model_uri, ctx))
     return out
+
+
+def _feature_spec(model_uri: str, ctx: JobContext) -> list[dict[str, Any]]:
+    """The served model's input schema, kept with the job so the registry needs no model load."""
+    import mlflow.pyfunc
+
+    mlflow.set_tracking_uri(tracking.tracking_uri(ctx.store.home))
+    model = mlflow.pyfunc.load_model(model_uri, suppress_warnings=True)
+    return list(getattr(model.unwrap_python_model(), "feature_spec", []) or [])

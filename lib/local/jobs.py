@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,27 @@ STALE_HEARTBEAT_S = 120.0
 CANCEL_GRACE_S = 5.0
 
 _children: dict[int, subprocess.Popen] = {}
+
+# Job kinds: kind -> handler(ctx, spec, settings) -> result dict, run by lib.local.runner.
+HANDLERS: dict[str, Callable[[JobContext, dict[str, Any], Any], dict[str, Any]]] = {}
+
+
+def handler(kind: str) -> Callable:
+    """Register a function as the handler of a job kind."""
+
+    def register(fn: Callable) -> Callable:
+        HANDLERS[kind] = fn
+        return fn
+
+    return register
+
+
+def log(message: str) -> None:
+    """A timestamped line in the job log (a job process's stdout)."""
+    sys.stdout.write(f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} {message}\n")
+    sys.stdout.flush()
+
+
 _children_lock = threading.Lock()
 
 

@@ -6,30 +6,11 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
-from lib.local.jobs import JobContext, JobManager
+from lib.local.jobs import HANDLERS, JobContext, JobManager, handler, log
 from lib.local.store import Store
 from lib.settings import load_settings
-
-# kind -> handler(ctx, spec, settings) -> result dict
-HANDLERS: dict[str, Callable[[JobContext, dict[str, Any], Any], dict[str, Any]]] = {}
-
-
-def log(message: str) -> None:
-    """A timestamped line in the job log (the process's stdout)."""
-    sys.stdout.write(f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} {message}\n")
-    sys.stdout.flush()
-
-
-def handler(kind: str) -> Callable:
-    def register(fn: Callable) -> Callable:
-        HANDLERS[kind] = fn
-        return fn
-
-    return register
 
 
 @handler("sleep")

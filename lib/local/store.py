@@ -70,6 +70,22 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (job_id, trial)
     );
     """,
+    """
+    CREATE TABLE endpoints (
+        name TEXT PRIMARY KEY,
+        model_name TEXT NOT NULL,
+        model_version INTEGER NOT NULL,
+        port INTEGER NOT NULL UNIQUE,
+        pid INTEGER,
+        pid_started REAL,
+        state TEXT NOT NULL,
+        desired TEXT NOT NULL DEFAULT 'running',
+        error TEXT,
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        check_message TEXT
+    );
+    """,
 ]
 
 

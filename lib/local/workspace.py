@@ -5,6 +5,7 @@ from __future__ import annotations
 from lib.local.automl import LocalAutoML
 from lib.local.compute import LocalCompute
 from lib.local.datasets import LocalDatasets
+from lib.local.endpoints import LocalEndpoints
 from lib.local.jobs import JobManager
 from lib.local.models import LocalModels
 from lib.local.store import Store
@@ -25,5 +26,6 @@ def open_local_workspace(settings: Settings) -> Workspace:
         compute=LocalCompute(jobs),
         automl=LocalAutoML(jobs, datasets),
         models=LocalModels(store, jobs),
+        endpoints=LocalEndpoints(store),
         extras={"store": store, "jobs": jobs},
     )
