@@ -23,5 +23,14 @@ with st.sidebar:
 pages = {
     "": [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True)],
     "Data": [st.Page("pages/datasets.py", title="Datasets", icon=":material/table:")],
+    "Train": [
+        st.Page("pages/compute.py", title="Compute", icon=":material/memory:"),
+        st.Page("pages/automl.py", title="AutoML", icon=":material/model_training:"),
+        st.Page("pages/models.py", title="Models", icon=":material/inventory_2:"),
+    ],
+    "Deploy": [
+        st.Page("pages/endpoints.py", title="Endpoints", icon=":material/rocket_launch:"),
+        st.Page("pages/score.py", title="Score", icon=":material/online_prediction:"),
+    ],
 }
 st.navigation(pages).run()

@@ -1,0 +1,337 @@
+"""AutoML: submit a run, watch it live, read the leaderboard, inspect and register the best model."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pandas as pd
+import streamlit as st
+
+from lib import charts
+from lib.ui import workspace
+from lib.workspace import (
+    CLASSIFICATION_METRICS,
+    ESTIMATORS,
+    LOWER_IS_BETTER,
+    REGRESSION_METRICS,
+    AutoMLRequest,
+    Job,
+    WorkspaceError,
+)
+
+ws = workspace()
+st.title("AutoML")
+if ws.automl is None:
+    st.info("This workspace has no AutoML service.")
+    st.stop()
+automl = ws.automl
+
+
+def suggest_target(columns: list[str], profile: pd.DataFrame) -> str:
+    """A likely label: a conventional name, else the last low-cardinality column."""
+    for name in ("y", "target", "label", "class", "outcome"):
+        if name in columns:
+            return name
+    low = profile[(profile["distinct"] >= 2) & (profile["distinct"] <= 20)]["column"].tolist()
+    return low[-1] if low else columns[-1]
+
+
+def elapsed_s(job: Job) -> float:
+    if job.started is None:
+        return 0.0
+    return ((job.ended or datetime.now(UTC)) - job.started).total_seconds()
+
+
+# --- submit ---------------------------------------------------------------------------------
+
+datasets = ws.datasets.list()
+with st.expander("New AutoML run", expanded=not automl.jobs(), icon=":material/add:"):
+    if not datasets:
+        st.info("Upload a dataset first (Datasets page).")
+    else:
+        names = [d.name for d in datasets]
+        c1, c2 = st.columns([3, 1])
+        ds_name = c1.selectbox("Dataset", names, key="automl_dataset")
+        versions = [v.version for v in ws.datasets.versions(ds_name)]
+        ds_version = c2.selectbox(
+            "Version", versions, format_func=lambda v: f"v{v}", key=f"automl_version_{ds_name}"
+        )
+        dv = ws.datasets.get(ds_name, ds_version)
+        profile = ws.datasets.profile(ds_name, ds_version)
+        suggested = suggest_target(dv.column_names, profile)
+        c1, c2, c3 = st.columns(3)
+        target = c1.selectbox(
+            "Target column",
+            dv.column_names,
+            index=dv.column_names.index(suggested),
+            key=f"automl_target_{ds_name}_{ds_version}",
+            help="Suggested from the column profile.",
+        )
+        target_row = profile.set_index("column").loc[target]
+        guess_task = (
+            "regression"
+            if target_row["mean"] is not None
+            and not pd.isna(target_row["mean"])
+            and target_row["distinct"] > 20
+            else "classification"
+        )
+        task = c2.selectbox(
+            "Task",
+            ["classification", "regression"],
+            index=0 if guess_task == "classification" else 1,
+            key="automl_task",
+        )
+        metrics = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+        metric = c3.selectbox("Primary metric", metrics, key=f"automl_metric_{task}")
+        c1, c2, c3 = st.columns(3)
+        budget = c1.number_input(
+            "Time budget (s)",
+            min_value=10,
+            max_value=24 * 3600,
+            value=60,
+            step=10,
+            key="automl_budget",
+        )
+        max_trials = c2.number_input(
+            "Max trials (0 = no limit)",
+            min_value=0,
+            max_value=100_000,
+            value=0,
+            key="automl_max_trials",
+        )
+        estimators = c3.multiselect(
+            "Algorithms", ESTIMATORS, default=list(ESTIMATORS), key="automl_estimators"
+        )
+        c1, c2, c3 = st.columns(3)
+        validation = c1.radio(
+            "Validation",
+            ["holdout", "cv"],
+            horizontal=True,
+            key="automl_validation",
+            format_func=lambda v: "Holdout" if v == "holdout" else "k-fold CV",
+        )
+        if validation == "holdout":
+            holdout = c2.slider("Holdout fraction", 0.05, 0.5, 0.2, 0.05, key="automl_holdout")
+            folds = 5
+        else:
+            folds = c2.number_input("Folds", 2, 20, 5, key="automl_folds")
+            holdout = 0.2
+        ensemble = c3.checkbox("Ensemble of the best models", value=True, key="automl_ensemble")
+        experiment = st.text_input("Experiment name", value="automl", key="automl_experiment")
+        request = AutoMLRequest(
+            dataset=ds_name,
+            dataset_version=int(ds_version),
+            target=target,
+            task=task,
+            primary_metric=metric,
+            time_budget_s=int(budget),
+            max_trials=int(max_trials) or None,
+            estimators=list(estimators) or None,
+            validation=validation,
+            holdout_fraction=float(holdout),
+            n_folds=int(folds),
+            ensemble=bool(ensemble),
+            experiment_name=experiment.strip() or "automl",
+        )
+        if st.button("Submit AutoML run", type="primary", key="automl_submit"):
+            problems = automl.validate(request)
+            if not estimators:
+                problems.append("Choose at least one algorithm.")
+            if problems:
+                for p in problems:
+                    st.error(p)
+            else:
+                try:
+                    job = automl.submit(replace(request))
+                except WorkspaceError as exc:
+                    st.error(str(exc))
+                else:
+                    st.session_state["automl_job"] = job.id
+                    st.success(f"Submitted **{job.id}** ({job.state}).")
+
+# --- runs -------------------------------------------------------------------------------------
+
+jobs = automl.jobs()
+if not jobs:
+    st.stop()
+st.subheader("Runs")
+runs = pd.DataFrame(
+    [
+        {
+            "job": j.id,
+            "state": j.state,
+            "dataset": f"{j.spec['request']['dataset']} v{j.spec['request']['dataset_version']}",
+            "target": j.spec["request"]["target"],
+            "metric": j.spec["request"]["primary_metric"],
+            "best": j.progress.get("best_score"),
+            "trials": j.progress.get("trials", 0),
+            "elapsed_s": round(elapsed_s(j)),
+            "created": j.created,
+        }
+        for j in jobs
+    ]
+)
+picked = st.dataframe(
+    runs,
+    hide_index=True,
+    key="automl_runs",
+    on_select="rerun",
+    selection_mode="single-row",
+    column_config={"best": st.column_config.NumberColumn(format="%.4f")},
+)
+if picked and picked.selection.rows:
+    st.session_state["automl_job"] = runs.iloc[picked.selection.rows[0]]["job"]
+job_ids = [j.id for j in jobs]
+current_id = st.session_state.get("automl_job")
+if current_id not in job_ids:
+    current_id = job_ids[0]
+
+
+@st.fragment(run_every=2)
+def live_view(job_id: str) -> None:
+    """Progress of one run; stops refreshing itself once the run has ended."""
+    job = automl.get(job_id)
+    req = job.spec["request"]
+    metric = req["primary_metric"]
+    budget = float(req["time_budget_s"])
+    state_icon = {"Completed": "complete", "Failed": "error", "Canceled": "error"}
+    with st.status(
+        f"{job.id} — {job.state}", state=state_icon.get(job.state, "running"), expanded=True
+    ):
+        p = job.progress
+        c = st.columns(4)
+        c[0].metric("Trials", p.get("trials", 0), border=True)
+        best = p.get("best_score")
+        c[1].metric(f"Best {metric}", f"{best:.4f}" if best is not None else "–", border=True)
+        c[2].metric("Current algorithm", p.get("current_estimator", "–"), border=True)
+        c[3].metric("Elapsed / budget", f"{elapsed_s(job):.0f} / {budget:.0f} s", border=True)
+        if not job.is_terminal:
+            st.progress(min(1.0, elapsed_s(job) / budget), text=p.get("phase", job.state))
+            if st.button("Cancel run", key=f"automl_cancel_{job.id}"):
+                automl.cancel(job.id)
+                st.rerun()
+        if job.error:
+            st.error(job.error)
+        trials = automl.trials(job.id)
+        st.plotly_chart(
+            charts.best_score_over_time(
+                trials, metric, higher_is_better=metric not in LOWER_IS_BETTER
+            ),
+            key=f"automl_curve_{job.id}",
+        )
+        with st.expander("Log"):
+            st.code(automl.log_tail(job.id) or "(empty)", language=None)
+    rails = automl.guardrails(job.id)
+    if rails:
+        with st.expander("Data guardrails", icon=":material/shield:"):
+            st.dataframe(pd.DataFrame(rails), hide_index=True, key=f"automl_rails_{job.id}")
+    if job.is_terminal and st.session_state.get(f"automl_seen_{job.id}") != job.state:
+        # The run just ended while being watched: redraw the page to show its results.
+        st.session_state[f"automl_seen_{job.id}"] = job.state
+        st.rerun()
+
+
+live_view(current_id)
+job = automl.get(current_id)
+if job.state != "Completed":
+    st.stop()
+
+# --- leaderboard and best model ------------------------------------------------------------------
+
+metric = job.spec["request"]["primary_metric"]
+st.subheader("Leaderboard")
+per_estimator = st.toggle(
+    "Best per algorithm (fully evaluated)", value=True, key="automl_per_estimator"
+)
+board = automl.leaderboard(job.id, per_estimator=per_estimator)
+if board.empty:
+    st.info("No trials were recorded for this run.")
+else:
+    # Only the columns that vary across rows are worth reading.
+    shown = [
+        c
+        for c in board.columns
+        if c not in ("config", "run_id") and board[c].astype(str).nunique() > 1
+    ]
+    shown = list(dict.fromkeys(["estimator", metric, *shown]))
+    st.dataframe(
+        board[[c for c in shown if c in board.columns]].style.highlight_max(
+            subset=[metric], color="#d4f4dd"
+        )
+        if metric not in LOWER_IS_BETTER
+        else board[[c for c in shown if c in board.columns]].style.highlight_min(
+            subset=[metric], color="#d4f4dd"
+        ),
+        hide_index=True,
+        key="automl_leaderboard",
+    )
+    st.download_button(
+        "Export leaderboard (CSV)",
+        board.to_csv(index=False).encode(),
+        file_name=f"{job.id}-leaderboard.csv",
+        key="automl_export",
+    )
+    if per_estimator and metric in board.columns:
+        st.plotly_chart(charts.estimator_comparison(board, metric), key="automl_estimators_chart")
+
+details = automl.details(job.id)
+if details:
+    st.subheader(f"Best model: {details.get('best_estimator', '')}")
+    best_metrics = details.get("metrics", {})
+    if best_metrics:
+        st.dataframe(
+            pd.DataFrame([best_metrics]).T.rename(columns={0: "value"}),
+            key="automl_best_metrics",
+        )
+    tabs = st.tabs(
+        ["ROC", "Precision-recall", "Confusion matrix", "Calibration", "Feature importance"]
+    )
+    with tabs[0]:
+        st.plotly_chart(
+            charts.roc_curve(
+                pd.DataFrame(details.get("roc", [])), best_metrics.get("AUC_weighted")
+            ),
+            key="automl_roc",
+        )
+    with tabs[1]:
+        st.plotly_chart(
+            charts.pr_curve(
+                pd.DataFrame(details.get("pr", [])),
+                best_metrics.get("average_precision_score_weighted"),
+            ),
+            key="automl_pr",
+        )
+    with tabs[2]:
+        confusion = details.get("confusion") or {}
+        normalize = st.toggle("Row percentages", key="automl_confusion_norm")
+        st.plotly_chart(
+            charts.confusion_matrix(
+                confusion.get("matrix", []), confusion.get("labels", []), normalize=normalize
+            ),
+            key="automl_confusion",
+        )
+    with tabs[3]:
+        st.plotly_chart(
+            charts.calibration_curve(pd.DataFrame(details.get("calibration", []))),
+            key="automl_calibration",
+        )
+    with tabs[4]:
+        st.plotly_chart(
+            charts.feature_importance(pd.DataFrame(details.get("feature_importance", []))),
+            key="automl_importance",
+        )
+
+if ws.models is not None:
+    st.subheader("Register the best model")
+    with st.form("automl_register_form"):
+        default_name = f"{job.spec['request']['dataset']}-{job.spec['request']['target']}"
+        name = st.text_input("Model name", value=default_name, key="automl_model_name")
+        description = st.text_input("Description", key="automl_model_description")
+        if st.form_submit_button("Register model", type="primary"):
+            try:
+                model = ws.models.register(job.id, name.strip(), description)
+            except WorkspaceError as exc:
+                st.error(str(exc))
+            else:
+                st.success(f"Registered **{model.name} v{model.version}** ({model.uri}).")

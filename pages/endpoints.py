@@ -1,0 +1,169 @@
+"""Endpoints: one-click deploy, state, keys, Swagger, snippets, logs, recent requests."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import requests
+import streamlit as st
+
+from lib.scoring import curl_snippet, python_snippet
+from lib.settings import mask_secret
+from lib.ui import ago, workspace
+from lib.workspace import WorkspaceError
+
+ws = workspace()
+st.title("Endpoints")
+if ws.endpoints is None or ws.models is None:
+    st.info("This workspace has no endpoint service.")
+    st.stop()
+endpoints = ws.endpoints
+
+
+def default_endpoint_name(model_name: str) -> str:
+    name = re.sub(r"[^a-zA-Z0-9-]+", "-", model_name).strip("-").lower()
+    if not name or not name[0].isalpha():
+        name = f"ep-{name}"
+    return name[:32].rstrip("-") or "endpoint"
+
+
+models = ws.models.list()
+with st.expander("Deploy a model", expanded=not endpoints.list(), icon=":material/rocket_launch:"):
+    if not models:
+        st.info("Register a model first (AutoML page → Register).")
+    else:
+        labels = [f"{m.name} v{m.version}" for m in models]
+        preset = st.session_state.pop("endpoints_deploy_preset", None)
+        index = labels.index(preset) if preset in labels else 0
+        choice = st.selectbox("Model version", labels, index=index, key="endpoints_model")
+        model = models[labels.index(choice)]
+        existing = [e.name for e in endpoints.list()]
+        name = st.text_input(
+            "Endpoint name",
+            value=default_endpoint_name(model.name),
+            key=f"endpoints_name_{model.name}",
+            help="3-32 characters: letters, digits and '-'. An existing name is redeployed in place.",
+        )
+        if name in existing:
+            st.caption(
+                f"**{name}** exists: deploying replaces its model and keeps its URI and keys."
+            )
+        if st.button(
+            "Deploy", type="primary", key="endpoints_deploy", icon=":material/rocket_launch:"
+        ):
+            try:
+                ep = endpoints.deploy(model.name, model.version, name)
+            except WorkspaceError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state["endpoints_selected"] = ep.name
+                st.success(f"Deploying **{model.name} v{model.version}** to **{ep.name}** …")
+
+listing = endpoints.list()
+if not listing:
+    st.stop()
+
+table = pd.DataFrame(
+    [
+        {
+            "endpoint": e.name,
+            "state": e.state,
+            "model": f"{e.model_name} v{e.model_version}",
+            "scoring URI": e.scoring_uri,
+            "created": ago(e.created),
+        }
+        for e in listing
+    ]
+)
+picked = st.dataframe(
+    table, hide_index=True, key="endpoints_table", on_select="rerun", selection_mode="single-row"
+)
+names = [e.name for e in listing]
+if picked and picked.selection.rows:
+    st.session_state["endpoints_selected"] = names[picked.selection.rows[0]]
+current = st.session_state.get("endpoints_selected")
+if current not in names:
+    current = names[0]
+
+
+@st.fragment(run_every=2)
+def status_view(name: str) -> None:
+    ep = endpoints.get(name)
+    icon = {"Succeeded": "complete", "Creating": "running"}.get(ep.state, "error")
+    with st.status(f"{ep.name} — {ep.state}", state=icon, expanded=ep.state != "Succeeded"):
+        st.write(f"Model **{ep.model_name} v{ep.model_version}** · updated {ago(ep.updated)}")
+        if ep.error:
+            st.code(ep.error, language=None)
+    c = st.columns(4)
+    if c[0].button("Restart", key=f"endpoints_restart_{name}", icon=":material/restart_alt:"):
+        endpoints.restart(name)
+        st.rerun(scope="fragment")
+    if c[1].button(
+        "Stop", key=f"endpoints_stop_{name}", icon=":material/stop:", disabled=ep.state == "Stopped"
+    ):
+        endpoints.stop(name)
+        st.rerun(scope="fragment")
+    with c[3].popover("Delete", icon=":material/delete:"):
+        st.write(f"Delete **{name}**? Its URI and keys are gone for good.")
+        if st.button("Delete endpoint", key=f"endpoints_delete_{name}", type="primary"):
+            endpoints.delete(name)
+            st.session_state.pop("endpoints_selected", None)
+            st.rerun()
+
+
+status_view(current)
+ep = endpoints.get(current)
+st.text_input("Scoring URI", ep.scoring_uri, disabled=True, key=f"endpoints_uri_{current}")
+st.text_input("Swagger URI", ep.swagger_uri, disabled=True, key=f"endpoints_swagger_uri_{current}")
+
+tab_keys, tab_use, tab_swagger, tab_requests, tab_logs = st.tabs(
+    ["Keys", "Consume", "Swagger", "Recent requests", "Server log"]
+)
+with tab_keys:
+    try:
+        primary, secondary = endpoints.keys(current)
+    except (WorkspaceError, OSError, ValueError) as exc:
+        st.error(f"Keys unavailable: {exc}")
+    else:
+        reveal = st.toggle("Reveal keys", key=f"endpoints_reveal_{current}")
+        for label, which, key in (
+            ("Primary", "primary", primary),
+            ("Secondary", "secondary", secondary),
+        ):
+            c1, c2 = st.columns([4, 1])
+            if reveal:
+                c1.code(key, language=None)
+            else:
+                c1.text_input(
+                    label, mask_secret(key), disabled=True, key=f"endpoints_{which}_{current}"
+                )
+            if c2.button(f"Regenerate {which}", key=f"endpoints_regen_{which}_{current}"):
+                endpoints.regenerate_key(current, which)
+                st.toast(f"{label} key regenerated; the other key keeps working.")
+                st.rerun()
+with tab_use:
+    try:
+        spec = ws.models.feature_spec(ep.model_name, ep.model_version)
+    except WorkspaceError:
+        spec = []
+    example = [{c["name"]: c.get("example") for c in spec}] if spec else [{}]
+    st.caption("Set `SCORING_KEY` to one of the keys, then run:")
+    st.code(curl_snippet(ep.scoring_uri, example), language="bash")
+    st.code(python_snippet(ep.scoring_uri, example), language="python")
+with tab_swagger:
+    try:
+        swagger = requests.get(ep.swagger_uri, timeout=2).json()
+    except (requests.RequestException, ValueError):
+        st.warning("The endpoint is not answering; start it to see its Swagger document.")
+    else:
+        st.link_button("Open Swagger UI", ep.swagger_uri.replace("/swagger.json", "/docs"))
+        st.json(swagger, expanded=1)
+with tab_requests:
+    recent = endpoints.requests(current, limit=20)
+    if recent.empty:
+        st.caption("No requests recorded yet.")
+    else:
+        st.dataframe(recent, hide_index=True, key=f"endpoints_recent_{current}")
+with tab_logs:
+    st.code(endpoints.logs(current) or "(empty)", language=None)

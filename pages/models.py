@@ -1,0 +1,48 @@
+"""Models: registered model versions, their metrics and input schema."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from lib.ui import ago, workspace
+from lib.workspace import WorkspaceError
+
+ws = workspace()
+st.title("Models")
+if ws.models is None:
+    st.info("This workspace has no model registry.")
+    st.stop()
+
+models = ws.models.list()
+if not models:
+    st.info("No registered models yet: register one from a completed AutoML run.")
+    st.stop()
+
+table = pd.DataFrame(
+    [
+        {
+            "name": m.name,
+            "version": m.version,
+            **{k: round(v, 4) for k, v in m.metrics.items()},
+            "source job": m.source_job or "",
+            "registered": ago(m.created),
+            "description": m.description,
+            "uri": m.uri,
+        }
+        for m in models
+    ]
+)
+picked = st.dataframe(
+    table, hide_index=True, key="models_table", on_select="rerun", selection_mode="single-row"
+)
+row = picked.selection.rows[0] if picked and picked.selection.rows else 0
+model = models[row]
+st.subheader(f"{model.name} v{model.version}")
+try:
+    spec = ws.models.feature_spec(model.name, model.version)
+except WorkspaceError as exc:
+    st.warning(str(exc))
+else:
+    st.caption("Input schema (what the scoring endpoint accepts)")
+    st.dataframe(pd.DataFrame(spec), hide_index=True, key="models_schema")

@@ -1,0 +1,149 @@
+"""Score: a form generated from the model's input schema, raw JSON, and batch CSV scoring."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from lib.scoring import ScoringError, build_payload, score, score_frame
+from lib.tabular import TableError, parse_table
+from lib.ui import workspace
+from lib.workspace import WorkspaceError
+
+ws = workspace()
+st.title("Score")
+if ws.endpoints is None or ws.models is None:
+    st.info("This workspace has no endpoint service.")
+    st.stop()
+
+live = [e for e in ws.endpoints.list() if e.state == "Succeeded"]
+if not live:
+    st.info("No endpoint is running: deploy a model on the Endpoints page.")
+    st.stop()
+
+names = [e.name for e in live]
+name = st.selectbox("Endpoint", names, key="score_endpoint")
+ep = live[names.index(name)]
+key = ws.endpoints.keys(ep.name)[0]
+try:
+    spec = ws.models.feature_spec(ep.model_name, ep.model_version)
+except WorkspaceError as exc:
+    st.error(str(exc))
+    st.stop()
+st.caption(f"{ep.model_name} v{ep.model_version} · {ep.scoring_uri}")
+
+
+def show_result(result, records: list[dict]) -> None:  # noqa: ANN001
+    """Predicted label(s) and, for one row, a probability bar per class."""
+    c1, c2 = st.columns([1, 3])
+    label = result.predictions[0] if result.predictions else None
+    c1.metric("Prediction", str(label), border=True)
+    c1.caption(f"HTTP {result.status_code} · {result.latency_ms:.1f} ms")
+    if result.probabilities and result.classes:
+        probs = pd.DataFrame(
+            {"class": [str(c) for c in result.classes], "probability": result.probabilities[0]}
+        )
+        c2.bar_chart(probs, x="class", y="probability", horizontal=True, height=160)
+
+
+tab_form, tab_json, tab_batch = st.tabs(["Form", "JSON", "Batch CSV"])
+with tab_form:
+    with st.form("score_form"):
+        record: dict = {}
+        cols = st.columns(3)
+        for i, col in enumerate(spec):
+            box = cols[i % 3]
+            label = col["name"]
+            example = col.get("example")
+            if col.get("kind") == "categorical" and col.get("categories"):
+                options = [str(c) for c in col["categories"]]
+                idx = options.index(str(example)) if str(example) in options else 0
+                record[label] = box.selectbox(label, options, index=idx, key=f"score_f_{label}")
+            else:
+                lo, hi = col.get("min"), col.get("max")
+                value = float(example) if example is not None else float(lo or 0.0)
+                integer = str(col.get("dtype", "")).startswith("int")
+                record[label] = box.number_input(
+                    label,
+                    value=int(value) if integer else value,
+                    help=f"training range {lo} … {hi}" if lo is not None else None,
+                    key=f"score_f_{label}",
+                    step=1 if integer else None,
+                )
+        submitted = st.form_submit_button("Score", type="primary")
+    if submitted:
+        try:
+            result = score(ep.scoring_uri, key, [record], shape="inputs", method="predict_proba")
+        except ScoringError as exc:
+            st.error(exc.message)
+        else:
+            show_result(result, [record])
+            with st.expander("Request and response"):
+                st.json(build_payload([record], "inputs", "predict_proba"))
+                st.json(result.raw)
+with tab_json:
+    example = {c["name"]: c.get("example") for c in spec}
+    text = st.text_area(
+        "Request body", json.dumps({"data": [example]}, indent=2), height=260, key="score_json"
+    )
+    if st.button("Send", key="score_send"):
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError as exc:
+            st.error(f"Not valid JSON: {exc}")
+        else:
+            import requests
+
+            resp = requests.post(
+                ep.scoring_uri,
+                data=json.dumps(body),
+                headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+                timeout=30,
+            )
+            (st.success if resp.ok else st.error)(f"HTTP {resp.status_code}")
+            try:
+                st.json(resp.json())
+            except ValueError:
+                st.code(resp.text)
+with tab_batch:
+    upload = st.file_uploader(
+        "CSV or Parquet with the model's input columns", key="score_batch_file"
+    )
+    chunk = st.number_input("Rows per request", 1, 10_000, 1000, key="score_batch_chunk")
+    if upload is not None and st.button("Score file", key="score_batch_go"):
+        try:
+            frame = parse_table(upload.name, upload.getvalue()).frame
+        except TableError as exc:
+            st.error(str(exc))
+        else:
+            wanted = [c["name"] for c in spec]
+            missing = [c for c in wanted if c not in frame.columns]
+            if missing:
+                st.error(f"The file lacks column(s): {', '.join(missing)}.")
+            else:
+                bar = st.progress(0.0, text="Scoring …")
+                try:
+                    scored = score_frame(
+                        ep.scoring_uri,
+                        key,
+                        frame[wanted],
+                        chunk_size=int(chunk),
+                        method="predict_proba",
+                        shape="inputs",
+                        progress=lambda done, total: bar.progress(
+                            done / total, text=f"{done:,} / {total:,} rows"
+                        ),
+                    )
+                except ScoringError as exc:
+                    st.error(exc.message)
+                else:
+                    out = pd.concat([frame.drop(columns=wanted), scored], axis=1)
+                    st.dataframe(out.head(200), key="score_batch_result")
+                    st.download_button(
+                        "Download scored CSV",
+                        out.to_csv(index=False).encode(),
+                        file_name=f"scored-{upload.name.rsplit('.', 1)[0]}.csv",
+                        key="score_batch_download",
+                    )

@@ -1,0 +1,45 @@
+from tests.pages.conftest import button, open_page
+
+
+def test_compute_page_shows_local_slots(local_workspace) -> None:
+    at = open_page("compute.py")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Busy slots"] == "0"
+    assert int(metrics["Idle slots"]) == local_workspace.settings.worker_slots
+    assert metrics["Queued jobs"] == "0"
+    assert metrics["CPU"].endswith("%")
+
+
+def test_compute_page_lists_jobs(local_workspace) -> None:
+    jobs = local_workspace.extras["jobs"]
+    job = jobs.submit("sleep", "nap", {"seconds": 30})
+    try:
+        at = open_page("compute.py")
+        table = at.dataframe[0].value
+        assert job.id in set(table["job"])
+        assert int({m.label: m.value for m in at.metric}["Busy slots"]) == 1
+    finally:
+        jobs.cancel(job.id)
+
+
+def test_automl_page_without_datasets_points_to_upload(local_workspace) -> None:
+    at = open_page("automl.py")
+    assert any("Upload a dataset first" in i.value for i in at.info)
+
+
+def test_automl_form_suggests_target_and_blocks_bad_request(local_workspace) -> None:
+    csv = b"age,job,y\n" + b"".join(
+        f"{20 + i % 50},j{i % 3},{'yes' if i % 4 else 'no'}\n".encode() for i in range(30)
+    )
+    local_workspace.datasets.upload("small", csv, "small.csv")
+    at = open_page("automl.py")
+    assert at.selectbox(key="automl_target_small_1").value == "y"
+    assert at.selectbox(key="automl_task").value == "classification"
+    button(at, "Submit AutoML run").click().run()
+    assert any("at least 50 are needed" in e.value for e in at.error)
+    assert local_workspace.automl.jobs() == []
+
+
+def test_models_page_empty(local_workspace) -> None:
+    at = open_page("models.py")
+    assert any("No registered models yet" in i.value for i in at.info)
