@@ -6,6 +6,7 @@ seam is a plain dataclass or a pandas DataFrame, never an SDK object.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
@@ -327,6 +328,15 @@ class Workspace:
         if self.endpoints is not None:
             counts["endpoints"] = len(self.endpoints.list())
         return counts
+
+
+def endpoint_name_for(model_name: str) -> str:
+    """A valid endpoint name derived from a model name (3-32 chars, letter first)."""
+    name = re.sub(r"[^a-zA-Z0-9-]+", "-", model_name).strip("-").lower()
+    if not name or not name[0].isalpha():
+        name = f"ep-{name}"
+    name = name[:32].rstrip("-")
+    return name if len(name) >= 3 else f"{name}-ep"
 
 
 def get_workspace(settings: Settings | None = None) -> Workspace:

@@ -18,6 +18,7 @@ from lib.workspace import (
     AutoMLRequest,
     Job,
     WorkspaceError,
+    endpoint_name_for,
 )
 
 ws = workspace()
@@ -265,6 +266,11 @@ else:
         ),
         hide_index=True,
         key="automl_leaderboard",
+        column_config={
+            c: st.column_config.NumberColumn(format="%.4f")
+            for c in board.columns
+            if pd.api.types.is_float_dtype(board[c])
+        },
     )
     st.download_button(
         "Export leaderboard (CSV)",
@@ -323,15 +329,29 @@ if details:
         )
 
 if ws.models is not None:
-    st.subheader("Register the best model")
-    with st.form("automl_register_form"):
-        default_name = f"{job.spec['request']['dataset']}-{job.spec['request']['target']}"
-        name = st.text_input("Model name", value=default_name, key="automl_model_name")
-        description = st.text_input("Description", key="automl_model_description")
-        if st.form_submit_button("Register model", type="primary"):
-            try:
-                model = ws.models.register(job.id, name.strip(), description)
-            except WorkspaceError as exc:
-                st.error(str(exc))
-            else:
-                st.success(f"Registered **{model.name} v{model.version}** ({model.uri}).")
+    st.subheader("Register and deploy the best model")
+    default_name = f"{job.spec['request']['dataset']}-{job.spec['request']['target']}"
+    name = st.text_input("Model name", value=default_name, key="automl_model_name")
+    description = st.text_input("Description", key="automl_model_description")
+    c1, c2 = st.columns(2)
+    register = c1.button("Register model", key="automl_register")
+    deploy = c2.button(
+        "Register and deploy",
+        type="primary",
+        key="automl_register_deploy",
+        icon=":material/rocket_launch:",
+        disabled=ws.endpoints is None,
+        help="One click: a new model version, live on an endpoint named after the model.",
+    )
+    if register or deploy:
+        try:
+            model = ws.models.register(job.id, name.strip(), description)
+            if deploy:
+                ep = ws.endpoints.deploy(model.name, model.version, endpoint_name_for(model.name))
+        except WorkspaceError as exc:
+            st.error(str(exc))
+        else:
+            if deploy:
+                st.session_state["endpoints_selected"] = ep.name
+                st.switch_page("pages/endpoints.py")
+            st.success(f"Registered **{model.name} v{model.version}** ({model.uri}).")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 import requests
 import streamlit as st
@@ -11,7 +9,7 @@ import streamlit as st
 from lib.scoring import curl_snippet, python_snippet
 from lib.settings import mask_secret
 from lib.ui import ago, workspace
-from lib.workspace import WorkspaceError
+from lib.workspace import WorkspaceError, endpoint_name_for
 
 ws = workspace()
 st.title("Endpoints")
@@ -19,13 +17,6 @@ if ws.endpoints is None or ws.models is None:
     st.info("This workspace has no endpoint service.")
     st.stop()
 endpoints = ws.endpoints
-
-
-def default_endpoint_name(model_name: str) -> str:
-    name = re.sub(r"[^a-zA-Z0-9-]+", "-", model_name).strip("-").lower()
-    if not name or not name[0].isalpha():
-        name = f"ep-{name}"
-    return name[:32].rstrip("-") or "endpoint"
 
 
 models = ws.models.list()
@@ -41,7 +32,7 @@ with st.expander("Deploy a model", expanded=not endpoints.list(), icon=":materia
         existing = [e.name for e in endpoints.list()]
         name = st.text_input(
             "Endpoint name",
-            value=default_endpoint_name(model.name),
+            value=endpoint_name_for(model.name),
             key=f"endpoints_name_{model.name}",
             help="3-32 characters: letters, digits and '-'. An existing name is redeployed in place.",
         )
@@ -114,8 +105,11 @@ def status_view(name: str) -> None:
 
 status_view(current)
 ep = endpoints.get(current)
-st.text_input("Scoring URI", ep.scoring_uri, disabled=True, key=f"endpoints_uri_{current}")
-st.text_input("Swagger URI", ep.swagger_uri, disabled=True, key=f"endpoints_swagger_uri_{current}")
+c1, c2 = st.columns(2)
+c1.caption("Scoring URI")
+c1.code(ep.scoring_uri, language=None)
+c2.caption("Swagger URI")
+c2.code(ep.swagger_uri, language=None)
 
 tab_keys, tab_use, tab_swagger, tab_requests, tab_logs = st.tabs(
     ["Keys", "Consume", "Swagger", "Recent requests", "Server log"]

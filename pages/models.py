@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from lib.ui import ago, workspace
-from lib.workspace import WorkspaceError
+from lib.workspace import WorkspaceError, endpoint_name_for
 
 ws = workspace()
 st.title("Models")
@@ -39,6 +39,20 @@ picked = st.dataframe(
 row = picked.selection.rows[0] if picked and picked.selection.rows else 0
 model = models[row]
 st.subheader(f"{model.name} v{model.version}")
+if ws.endpoints is not None and st.button(
+    f"Deploy {model.name} v{model.version}",
+    type="primary",
+    key="models_deploy",
+    icon=":material/rocket_launch:",
+    help="Creates (or moves) the endpoint named after the model; URI and keys stay the same.",
+):
+    try:
+        ep = ws.endpoints.deploy(model.name, model.version, endpoint_name_for(model.name))
+    except WorkspaceError as exc:
+        st.error(str(exc))
+    else:
+        st.session_state["endpoints_selected"] = ep.name
+        st.switch_page("pages/endpoints.py")
 try:
     spec = ws.models.feature_spec(model.name, model.version)
 except WorkspaceError as exc:

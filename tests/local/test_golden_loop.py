@@ -153,3 +153,30 @@ def test_bad_endpoint_names_are_refused(trained) -> None:
     for bad in ("a", "1abc", "bad_name", "ends-", "x" * 40):
         with pytest.raises(WorkspaceError, match="Endpoint name"):
             ws.endpoints.deploy("bank-model", 1, bad)
+
+
+def test_pages_drive_the_loop(trained, monkeypatch) -> None:
+    """AutoML, Endpoints and Score pages against the trained workspace (AppTest, real HTTP)."""
+    ws, job_id, _ = trained
+    monkeypatch.setenv("OPSDECK_HOME", str(ws.settings.home))
+    from tests.pages.conftest import button, open_page
+
+    at = open_page("automl.py")
+    assert any(job_id in s.label for s in at.status)
+    board = next(d.value for d in at.dataframe if "estimator" in getattr(d.value, "columns", []))
+    board = getattr(board, "data", board)  # a Styler when the best row is highlighted
+    assert "AUC_weighted" in board.columns and len(board) >= 2
+    assert len(at.get("plotly_chart")) >= 3
+
+    at = open_page("endpoints.py")
+    assert any("bank-ep — Succeeded" in s.label for s in at.status)
+    assert any("/score" in c.value for c in at.code)
+    # Keys are masked until revealed.
+    primary = ws.endpoints.keys("bank-ep")[0]
+    assert all(primary not in (t.value or "") for t in at.text_input)
+
+    at = open_page("score.py")
+    button(at, "Score").click().run()
+    assert not at.exception
+    prediction = {m.label: m.value for m in at.metric}["Prediction"]
+    assert prediction in ("yes", "no")

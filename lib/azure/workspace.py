@@ -1,0 +1,37 @@
+"""Open the Azure ML workspace named in the settings, without contacting Azure yet."""
+
+from __future__ import annotations
+
+from lib.azure.client import CONFIGURE_HINT, LazyMLClient, MLClientSource
+from lib.azure.compute import AzureCompute
+from lib.azure.datasets import AzureDatasets, FetchBytes
+from lib.settings import Settings
+from lib.workspace import Workspace, WorkspaceError
+
+
+def open_azure_workspace(
+    settings: Settings,
+    ml_client: MLClientSource | None = None,
+    fetch_bytes: FetchBytes | None = None,
+) -> Workspace:
+    """Services over one MLClient that is built, and signs in, on the first call a page makes."""
+    config = settings.azure
+    if config is None:
+        raise WorkspaceError(f"No Azure ML workspace is configured. {CONFIGURE_HINT}")
+    client = ml_client or LazyMLClient(config)
+    return Workspace(
+        kind="azure",
+        description=(
+            f"Azure ML workspace {config.workspace_name} "
+            f"(resource group {config.resource_group}, subscription {config.subscription_id})"
+        ),
+        reason=settings.backend_reason,
+        settings=settings,
+        datasets=AzureDatasets(
+            client,
+            max_upload_bytes=settings.max_upload_mb * 1024 * 1024,
+            fetch_bytes=fetch_bytes,
+        ),
+        compute=AzureCompute(client),
+        extras={"ml_client": client, "azure_config": config},
+    )
