@@ -1,0 +1,237 @@
+"""HTTP client for any scoring endpoint (local or Azure), plus copy-paste snippets.
+
+Speaks the three request shapes of the scoring contract: `data` (classic AutoML v1),
+`inputs` (AutoML v2 `Inputs`/`GlobalParameters`) and `input_data` (Azure MLflow deployments).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pprint
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SHAPES = ("data", "inputs", "input_data")
+METHODS = ("predict", "predict_proba")
+
+
+class ScoringError(Exception):
+    """The endpoint answered with an error (or could not be reached); `message` is the server's."""
+
+    def __init__(self, message: str, status_code: int | None = None, raw: Any = None) -> None:
+        super().__init__(f"HTTP {status_code}: {message}" if status_code else message)
+        self.message = message
+        self.status_code = status_code
+        self.raw = raw
+
+
+@dataclass
+class ScoreResponse:
+    predictions: list | None
+    probabilities: list[list[float]] | None
+    status_code: int
+    latency_ms: float
+    raw: Any
+    classes: list | None = None
+
+
+def _clean(value: Any) -> Any:
+    # NaN is not JSON: send it as null, which the scoring contract reads as "missing".
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item"):  # numpy / pandas scalars
+        return _clean(value.item())
+    if value is not None and value.__class__.__name__ in ("NAType", "NaTType"):
+        return None
+    return value
+
+
+def build_payload(records: Sequence[dict], shape: str = "data", method: str = "predict") -> dict:
+    """The JSON body for `records` in the given request shape."""
+    if shape not in SHAPES:
+        raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    rows = [{k: _clean(v) for k, v in r.items()} for r in records]
+    if shape == "inputs":
+        return {"Inputs": {"data": rows}, "GlobalParameters": {"method": method}}
+    if shape == "input_data":
+        columns = list(rows[0]) if rows else []
+        body: dict[str, Any] = {
+            "input_data": {
+                "columns": columns,
+                "index": list(range(len(rows))),
+                "data": [[r.get(c) for c in columns] for r in rows],
+            }
+        }
+        if method != "predict":
+            body["params"] = {"method": method}
+        return body
+    body = {"data": rows}
+    if method != "predict":
+        body["method"] = method
+    return body
+
+
+def parse_predictions(body: Any, shape: str) -> list:
+    """Pull the prediction list out of a response body of the given shape."""
+    if isinstance(body, str):  # classic ACI services double-encode their JSON
+        try:
+            body = json.loads(body)
+        except ValueError:
+            raise ScoringError(f"unexpected response body: {body[:200]!r}") from None
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        for key in ("Results", "result", "predictions"):
+            if key in body:
+                return body[key]
+        if "message" in body or "error" in body:
+            raise ScoringError(str(body.get("message") or body.get("error")))
+    raise ScoringError(f"unexpected response for shape {shape!r}: {str(body)[:200]}")
+
+
+def _error_message(resp: requests.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text[:500] or resp.reason or "no message"
+    if isinstance(body, dict):
+        for key in ("message", "error", "detail"):
+            if key in body:
+                return str(body[key])
+    return str(body)[:500]
+
+
+def score(
+    uri: str,
+    key: str | None,
+    records: Sequence[dict],
+    shape: str = "data",
+    method: str = "predict",
+    timeout: float = 30.0,
+    session: requests.Session | None = None,
+) -> ScoreResponse:
+    """POST records to a scoring URI; raise `ScoringError` with the server's message on 4xx/5xx."""
+    payload = build_payload(records, shape, method)
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    sender = session or requests
+    start = time.perf_counter()
+    try:
+        resp = sender.post(uri, data=json.dumps(payload), headers=headers, timeout=timeout)
+    except requests.RequestException as exc:
+        raise ScoringError(f"could not reach {uri}: {type(exc).__name__}") from None
+    latency_ms = (time.perf_counter() - start) * 1000
+    if resp.status_code >= 400:
+        raise ScoringError(_error_message(resp), resp.status_code, resp.text)
+    try:
+        body = resp.json()
+    except ValueError:
+        raise ScoringError(f"response is not JSON: {resp.text[:200]!r}", resp.status_code) from None
+    values = parse_predictions(body, shape)
+    classes = None
+    if resp.headers.get("x-ms-classes"):
+        try:
+            classes = json.loads(resp.headers["x-ms-classes"])
+        except ValueError:
+            classes = None
+    proba = method == "predict_proba"
+    predictions = values
+    if proba and classes:
+        predictions = [classes[max(range(len(p)), key=p.__getitem__)] for p in values]
+    return ScoreResponse(
+        predictions=None if proba and not classes else predictions,
+        probabilities=values if proba else None,
+        status_code=resp.status_code,
+        latency_ms=latency_ms,
+        raw=body,
+        classes=classes,
+    )
+
+
+def score_frame(
+    uri: str,
+    key: str | None,
+    frame: pd.DataFrame,
+    chunk_size: int = 1000,
+    shape: str = "data",
+    method: str = "predict",
+    timeout: float = 60.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """Score a DataFrame in chunks; returns it with a `prediction` column (+ `proba_<class>`)."""
+    import pandas as pd
+
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be >= 1")
+    total = len(frame)
+    preds: list = []
+    probas: list = []
+    classes = None
+    done = 0
+    with requests.Session() as session:
+        for start in range(0, total, chunk_size):
+            chunk = frame.iloc[start : start + chunk_size]
+            resp = score(uri, key, chunk.to_dict("records"), shape, method, timeout, session)
+            if resp.predictions is not None:
+                preds.extend(resp.predictions)
+            if resp.probabilities is not None:
+                probas.extend(resp.probabilities)
+                classes = resp.classes or classes
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+    out = frame.copy()
+    if len(preds) == total:
+        out["prediction"] = preds
+    if probas:
+        names = classes or list(range(len(probas[0])))
+        for j, c in enumerate(names):
+            out[f"proba_{c}"] = [p[j] for p in probas]
+    return pd.DataFrame(out)
+
+
+def curl_snippet(
+    uri: str, records: Sequence[dict], shape: str = "data", method: str = "predict"
+) -> str:
+    """A ready-to-copy curl command; the key stays in `$SCORING_KEY`."""
+    body = json.dumps(build_payload(records, shape, method), indent=2)
+    body = body.replace("'", "'\\''")
+    return (
+        'export SCORING_KEY="<your endpoint key>"\n'
+        f"curl -X POST '{uri}' \\\n"
+        "  -H 'Content-Type: application/json' \\\n"
+        '  -H "Authorization: Bearer $SCORING_KEY" \\\n'
+        f"  -d '{body}'"
+    )
+
+
+def python_snippet(
+    uri: str, records: Sequence[dict], shape: str = "data", method: str = "predict"
+) -> str:
+    """A ready-to-copy Python `requests` script; the key comes from the environment."""
+    payload = pprint.pformat(build_payload(records, shape, method), sort_dicts=False, width=88)
+    return (
+        "import os\n\n"
+        "import requests\n\n"
+        f"scoring_uri = {uri!r}\n"
+        'key = os.environ["SCORING_KEY"]  # your endpoint key\n\n'
+        f"payload = {payload}\n\n"
+        "headers = {\n"
+        '    "Content-Type": "application/json",\n'
+        '    "Authorization": f"Bearer {key}",\n'
+        "}\n"
+        "resp = requests.post(scoring_uri, json=payload, headers=headers, timeout=30)\n"
+        "resp.raise_for_status()\n"
+        "print(resp.json())\n"
+    )

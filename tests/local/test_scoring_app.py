@@ -1,0 +1,538 @@
+from __future__ import annotations
+
+import json
+import random
+import time
+
+import numpy as np
+import pytest
+import requests
+from openapi_spec_validator import validate
+
+from lib.local.scoring_app import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_ROWS,
+    Column,
+    InputError,
+    ScoringSettings,
+    build_swagger,
+    create_app,
+    parse_json,
+    parse_payload,
+    prepare_model,
+    validate_records,
+    write_keys_file,
+)
+from lib.local.telemetry import read_requests
+from tests.local.scoring_models import LiveServer, records
+
+COLUMNS = [
+    Column("age", "integer"),
+    Column("balance", "number"),
+    Column("job", "string"),
+    Column("flag", "boolean", required=False),
+]
+GOOD = {"age": 41, "balance": 10.5, "job": "admin.", "flag": True}
+
+
+def auth(key: str) -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+# ----------------------------------------------------------------------------- pure parsing
+
+
+def test_parse_payload_recognises_the_three_shapes():
+    p = parse_payload({"data": [GOOD]})
+    assert (p.shape, p.method, p.records) == ("data", "predict", [GOOD])
+    p = parse_payload({"Inputs": {"data": [GOOD]}, "GlobalParameters": {"method": "predict_proba"}})
+    assert (p.shape, p.method) == ("inputs", "predict_proba")
+    p = parse_payload({"input_data": {"columns": ["age", "job"], "index": [7], "data": [[3, "x"]]}})
+    assert (p.shape, p.records) == ("input_data", [{"age": 3, "job": "x"}])
+    assert parse_payload({"data": [GOOD]}, query_method="predict_proba").method == "predict_proba"
+    assert (
+        parse_payload({"input_data": [GOOD], "params": {"method": "predict_proba"}}).method
+        == "predict_proba"
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "query", "needle"),
+    [
+        ([1, 2], None, "JSON object"),
+        ({"rows": []}, None, "'data', 'Inputs' or 'input_data'"),
+        ({"data": [], "extra": 1}, None, "'extra'"),
+        ({"data": {"a": 1}}, None, "'data' must be a list"),
+        ({"Inputs": [GOOD]}, None, "'Inputs' must be an object"),
+        ({"Inputs": {}}, None, "Inputs.data"),
+        (
+            {"Inputs": {"data": [GOOD]}, "GlobalParameters": {"method": "explain"}},
+            None,
+            "GlobalParameters.method",
+        ),
+        (
+            {"Inputs": {"data": [GOOD]}, "GlobalParameters": {"foo": 1}},
+            None,
+            "GlobalParameters.'foo'",
+        ),
+        ({"input_data": {"columns": ["a"], "data": [[1, 2]]}}, None, "input_data.data[0]"),
+        ({"input_data": {"columns": ["a", "a"], "data": [[1, 2]]}}, None, "twice"),
+        (
+            {"input_data": {"columns": ["a"], "index": [0, 1], "data": [[1]]}},
+            None,
+            "input_data.index",
+        ),
+        ({"input_data": {"columns": "a", "data": []}}, None, "input_data.columns"),
+        ({"data": [GOOD]}, "explain", "Query parameter 'method'"),
+        ({"data": [GOOD], "method": "predict"}, "predict_proba", "query string"),
+    ],
+)
+def test_parse_payload_rejects_with_the_field_named(payload, query, needle):
+    with pytest.raises(InputError) as err:
+        parse_payload(payload, query)
+    assert needle in str(err.value)
+    assert err.value.status == 400
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"  ", b"{", b"NaN", b'{"data": [{"a": NaN}]}', b"\xff\xfe\x00", b"[" * 100_000]
+)
+def test_parse_json_rejects_non_json(body):
+    with pytest.raises(InputError):
+        parse_json(body)
+
+
+@pytest.mark.parametrize(
+    ("record", "needle"),
+    [
+        ({"balance": 1.0, "job": "x"}, "missing column 'age'"),
+        ({**GOOD, "zip": 1}, "unknown column 'zip'"),
+        ({**GOOD, "age": "forty"}, "column 'age': expected an integer"),
+        ({**GOOD, "age": 41.5}, "column 'age': expected an integer"),
+        ({**GOOD, "balance": "abc"}, "column 'balance': expected a number"),
+        ({**GOOD, "balance": "nan"}, "column 'balance': expected a number"),
+        ({**GOOD, "balance": True}, "column 'balance': expected a number"),
+        ({**GOOD, "balance": [1]}, "column 'balance': expected a number"),
+        ({**GOOD, "job": 3}, "column 'job': expected a string"),
+        ({**GOOD, "flag": "yes"}, "column 'flag': expected true or false"),
+        ({**GOOD, "balance": 10**400}, "column 'balance': number out of range"),
+    ],
+)
+def test_validate_records_names_row_and_column(record, needle):
+    with pytest.raises(InputError) as err:
+        validate_records([dict(GOOD), record], COLUMNS, 10)
+    assert "Row 1" in str(err.value)
+    assert needle in str(err.value)
+
+
+def test_validate_records_accepts_and_normalises():
+    rows = [
+        {"age": 41, "balance": 3, "job": "x"},  # int for a float, optional column absent
+        {"age": "42", "balance": " 1.5 ", "job": None, "flag": None},  # numeric strings, nulls
+        {"age": 43.0, "balance": None, "job": "y", "flag": False},  # integral float for an int
+    ]
+    validate_records(rows, COLUMNS, 10)
+    assert rows[0]["flag"] is None
+    assert rows[1]["age"] == 42 and rows[1]["balance"] == 1.5
+    assert rows[2]["age"] == 43 and type(rows[2]["age"]) is int
+
+
+def test_validate_records_limits_and_null_integers():
+    with pytest.raises(InputError, match="Too many rows: 3") as err:
+        validate_records([dict(GOOD) for _ in range(3)], COLUMNS, 2)
+    assert err.value.status == 413
+    with pytest.raises(InputError, match="No rows"):
+        validate_records([], COLUMNS, 2)
+    with pytest.raises(InputError, match="Row 0, column 'age'.*cannot be null"):
+        validate_records([{**GOOD, "age": None}], COLUMNS, 2, allow_null_integers=False)
+    with pytest.raises(InputError, match="Row 0: expected a JSON object"):
+        validate_records([[1, 2]], COLUMNS, 2)
+
+
+def test_default_limits():
+    s = ScoringSettings()
+    assert (
+        (s.max_rows, s.max_bytes)
+        == (DEFAULT_MAX_ROWS, DEFAULT_MAX_BYTES)
+        == (10_000, 10 * 1024 * 1024)
+    )
+
+
+# ----------------------------------------------------------------------------- model paths
+
+
+def test_fast_path_is_used_and_matches_pyfunc(fast_pyfunc, models):
+    served = prepare_model(fast_pyfunc)
+    assert served.path == "fast", served.check_message
+    assert "agrees" in served.check_message
+    rows = records(models.frame)
+    expected = list(fast_pyfunc.predict(models.frame))
+    assert served.predict([dict(r) for r in rows]) == expected
+    assert served.classes == ["no", "yes"]
+    assert [c.name for c in served.columns] == ["age", "balance", "job", "contact"]
+    assert served.columns[2].categories == ("admin.", "blue-collar", "technician", "services")
+
+
+def test_disagreeing_fast_path_falls_back_to_pyfunc(broken_pyfunc, models, caplog):
+    served = prepare_model(broken_pyfunc)
+    assert served.path == "pyfunc"
+    assert "disagrees" in served.check_message
+    assert "disagrees" in caplog.text
+    rows = records(models.frame, 50)
+    assert served.predict(rows) == list(broken_pyfunc.predict(models.frame.head(50)))
+    assert "yes" in served.predict(rows)  # the broken fast path only ever says "no"
+
+
+def test_plain_sklearn_model_uses_pyfunc_with_probabilities(sklearn_pyfunc, models):
+    served = prepare_model(sklearn_pyfunc)
+    assert served.path == "pyfunc" and "no fast path" in served.check_message
+    assert served.has_proba and served.classes == ["no", "yes"]
+    assert not served.allows_null_integers
+    proba = served.predict_proba(records(models.frame, 5))
+    raw = sklearn_pyfunc.get_raw_model().predict_proba(models.frame.head(5))
+    np.testing.assert_allclose(proba, raw)
+
+
+# ----------------------------------------------------------------------------- swagger
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_swagger_documents_validate(fast_pyfunc, version):
+    served = prepare_model(fast_pyfunc)
+    spec = build_swagger(served, version, "t", served.predict(served.example_records))
+    validate(spec)
+    schemas = spec["definitions"] if version == 2 else spec["components"]["schemas"]
+    assert {"ServiceInput", "ServiceOutput", "ErrorResponse"} <= set(schemas)
+    assert set(spec["paths"]) == {"/", "/score", "/swagger.json"}
+    bearer = (
+        spec["securityDefinitions"] if version == 2 else spec["components"]["securitySchemes"]
+    )["Bearer"]
+    assert (bearer["in"], bearer["name"]) == ("header", "Authorization")
+    example = schemas["ServiceInput"]["example"]
+    assert set(example["Inputs"]["data"][0]) == {"age", "balance", "job", "contact"}
+    assert schemas["ServiceOutput"]["example"]["Results"] == served.predict(
+        example["Inputs"]["data"]
+    )
+
+
+# ----------------------------------------------------------------------------- over HTTP
+
+
+def test_health_and_docs_need_no_key(fast_endpoint):
+    r = requests.get(fast_endpoint.url + "/")
+    assert (r.status_code, r.text) == (200, "Healthy")
+    r = requests.get(fast_endpoint.url + "/docs")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    for text in ("balance", "technician", "Bearer", "swagger.json?version=3", "predict_proba"):
+        assert text in r.text
+
+
+@pytest.mark.parametrize("version", ["2", "3"])
+def test_swagger_route_serves_valid_specs(fast_endpoint, version):
+    r = requests.get(fast_endpoint.url + "/swagger.json", params={"version": version})
+    assert r.status_code == 200
+    spec = r.json()
+    validate(spec)
+    assert spec.get("swagger", spec.get("openapi")).startswith(version)
+
+
+def test_swagger_default_and_unknown_versions(fast_endpoint):
+    assert requests.get(fast_endpoint.url + "/swagger.json").json()["swagger"] == "2.0"
+    r = requests.get(fast_endpoint.url + "/swagger.json?version=9")
+    assert r.status_code == 404 and "version" in r.json()["message"]
+
+
+def test_every_shape_answers_in_its_own_shape(fast_endpoint, fast_pyfunc, models):
+    rows = records(models.frame, 40)
+    expected = list(fast_pyfunc.predict(models.frame.head(40)))
+    url, h = fast_endpoint.url + "/score", auth(fast_endpoint.primary)
+    r = requests.post(url, json={"data": rows}, headers=h)
+    assert r.status_code == 200 and r.json() == {"result": expected}
+    r = requests.post(
+        url, json={"Inputs": {"data": rows}, "GlobalParameters": {"method": "predict"}}, headers=h
+    )
+    assert r.json() == {"Results": expected}
+    cols = list(rows[0])
+    split = {
+        "columns": cols,
+        "index": list(range(40)),
+        "data": [[r[c] for c in cols] for r in rows],
+    }
+    r = requests.post(url, json={"input_data": split}, headers=h)
+    assert r.json() == expected
+    assert r.headers["x-request-id"] and float(r.headers["x-ms-run-fn-exec-ms"]) >= 0
+
+
+def test_column_order_and_reordered_split_columns_do_not_matter(fast_endpoint, fast_pyfunc, models):
+    rows = records(models.frame, 10)
+    expected = list(fast_pyfunc.predict(models.frame.head(10)))
+    cols = list(reversed(list(rows[0])))
+    split = {"columns": cols, "data": [[r[c] for c in cols] for r in rows]}
+    r = requests.post(
+        fast_endpoint.url + "/score",
+        json={"input_data": split},
+        headers=auth(fast_endpoint.primary),
+    )
+    assert r.json() == expected
+
+
+def test_probabilities_for_every_shape(fast_endpoint, fast_pyfunc, models):
+    rows = records(models.frame, 5)
+    ref = fast_pyfunc.unwrap_python_model().predict_proba(None, models.frame.head(5)).tolist()
+    url, h = fast_endpoint.url + "/score", auth(fast_endpoint.secondary)
+    r = requests.post(
+        url,
+        json={"Inputs": {"data": rows}, "GlobalParameters": {"method": "predict_proba"}},
+        headers=h,
+    )
+    assert json.loads(r.headers["x-ms-classes"]) == ["no", "yes"]
+    np.testing.assert_allclose(r.json()["Results"], ref)
+    np.testing.assert_allclose(
+        requests.post(url, json={"data": rows, "method": "predict_proba"}, headers=h).json()[
+            "result"
+        ],
+        ref,
+    )
+    np.testing.assert_allclose(
+        requests.post(url + "?method=predict_proba", json={"data": rows}, headers=h).json()[
+            "result"
+        ],
+        ref,
+    )
+    split = {"input_data": rows, "params": {"method": "predict_proba"}}
+    np.testing.assert_allclose(requests.post(url, json=split, headers=h).json(), ref)
+
+
+def test_large_batch_matches_pyfunc(fast_endpoint, fast_pyfunc, models):
+    rows = records(models.frame)  # 400 rows: predicted off the event loop
+    r = requests.post(
+        fast_endpoint.url + "/score", json={"data": rows}, headers=auth(fast_endpoint.primary)
+    )
+    assert r.json()["result"] == list(fast_pyfunc.predict(models.frame))
+
+
+def test_sklearn_endpoint_serves_pyfunc_and_rejects_null_integers(
+    sklearn_endpoint, sklearn_pyfunc, models
+):
+    rows = records(models.frame, 20)
+    url, h = sklearn_endpoint.url + "/score", auth(sklearn_endpoint.primary)
+    r = requests.post(url, json={"data": rows}, headers=h)
+    assert r.json() == {"result": list(sklearn_pyfunc.predict(models.frame.head(20)))}
+    r = requests.post(url, json={"data": [{**rows[0], "balance": None}]}, headers=h)
+    assert r.status_code == 200  # null in a float column is a missing value the imputer fills
+    r = requests.post(url, json={"data": [{**rows[0], "age": None}]}, headers=h)
+    assert r.status_code == 400 and "'age'" in r.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Basic abc"},
+    ],
+)
+def test_score_needs_a_valid_key(fast_endpoint, models, headers):
+    r = requests.post(
+        fast_endpoint.url + "/score", json={"data": records(models.frame, 1)}, headers=headers
+    )
+    assert r.status_code == 401
+    assert "Bearer" in r.json()["message"]
+    assert fast_endpoint.primary not in r.text and fast_endpoint.secondary not in r.text
+
+
+def test_both_keys_work_and_regenerated_keys_are_picked_up(tmp_path, fast_pyfunc, models):
+    keys = tmp_path / "keys.json"
+    old_primary, old_secondary = write_keys_file(keys)
+    assert keys.stat().st_mode & 0o777 == 0o600
+    server = LiveServer(create_app(fast_pyfunc, ScoringSettings(keys_file=keys)))
+    try:
+        body = {"data": records(models.frame, 1)}
+        url = server.url + "/score"
+        assert requests.post(url, json=body, headers=auth(old_primary)).status_code == 200
+        assert requests.post(url, json=body, headers=auth(old_secondary)).status_code == 200
+        new_primary, _ = write_keys_file(
+            keys, secondary=old_secondary
+        )  # regenerate the primary only
+        assert requests.post(url, json=body, headers=auth(old_primary)).status_code == 401
+        assert requests.post(url, json=body, headers=auth(new_primary)).status_code == 200
+        assert requests.post(url, json=body, headers=auth(old_secondary)).status_code == 200
+    finally:
+        server.stop()
+
+
+BAD_INPUTS = [
+    (b"not json", 400, "not valid JSON"),
+    (b'{"data": [{"age": 1}]', 400, "not valid JSON"),
+    (b"[]", 400, "JSON object"),
+    (b'{"records": []}', 400, "'data', 'Inputs' or 'input_data'"),
+    (b'{"data": []}', 400, "No rows"),
+    (b'{"data": [{"age": 30, "balance": 1.0, "job": "admin."}]}', 400, "missing column 'contact'"),
+    (
+        b'{"data": [{"age": 30, "balance": 1.0, "job": "admin.", "contact": "cellular", "y": "no"}]}',
+        400,
+        "unknown column 'y'",
+    ),
+    (
+        b'{"data": [{"age": 30, "balance": "lots", "job": "admin.", "contact": "cellular"}]}',
+        400,
+        "'balance'",
+    ),
+    (
+        b'{"data": [{"age": 30, "balance": 1.0, "job": 7, "contact": "cellular"}]}',
+        400,
+        "'job': expected a string",
+    ),
+    (b'{"Inputs": {"data": [1]}}', 400, "Row 0: expected a JSON object"),
+    (b'{"data": [{"age": 1}], "method": "explain"}', 400, "'method'"),
+]
+
+
+@pytest.mark.parametrize(("body", "status", "needle"), BAD_INPUTS)
+def test_bad_input_is_a_4xx_naming_the_problem(fast_endpoint, body, status, needle):
+    r = requests.post(fast_endpoint.url + "/score", data=body, headers=auth(fast_endpoint.primary))
+    assert r.status_code == status, r.text
+    assert needle in r.json()["message"]
+
+
+def test_too_many_rows_and_too_large_bodies(fast_endpoint, models):
+    h = auth(fast_endpoint.primary)  # this endpoint: max_rows=500, max_bytes=200_000
+    row = records(models.frame, 1)[0]
+    r = requests.post(fast_endpoint.url + "/score", json={"data": [row] * 501}, headers=h)
+    assert r.status_code == 413 and "Too many rows: 501" in r.json()["message"]
+    big = b'{"data": [' + b" " * 250_000 + b"]}"
+    r = requests.post(fast_endpoint.url + "/score", data=big, headers=h)
+    assert r.status_code == 413 and "too large" in r.json()["message"]
+
+    def chunks():  # no Content-Length: the limit must hold on the bytes actually read
+        yield b'{"data": ['
+        for _ in range(30):
+            yield b" " * 10_000
+        yield b"]}"
+
+    r = requests.post(fast_endpoint.url + "/score", data=chunks(), headers=h)
+    assert "Content-Length" not in r.request.headers
+    assert r.status_code == 413 and "too large" in r.json()["message"]
+
+
+def test_wrong_routes_and_methods(fast_endpoint):
+    r = requests.get(fast_endpoint.url + "/score")
+    assert r.status_code == 405 and "POST" in r.json()["message"]
+    assert requests.get(fast_endpoint.url + "/nope").status_code == 404
+    assert requests.post(fast_endpoint.url + "/").status_code == 405
+
+
+def _junk(rng: random.Random, row: dict) -> bytes:
+    def value(depth: int = 0):
+        kinds = ["int", "float", "str", "null", "bool"] + (["list", "dict"] if depth < 3 else [])
+        k = rng.choice(kinds)
+        if k == "int":
+            return rng.choice([0, -1, 2**63, 10**30, rng.randint(-1000, 1000)])
+        if k == "float":
+            return rng.choice([0.5, -1e308, 1e-300, rng.random()])
+        if k == "str":
+            return rng.choice(
+                ["", "x" * rng.randint(1, 50), "42", "1e999", "nan", "\u0000", "\ud7ff"]
+            )
+        if k == "null":
+            return None
+        if k == "bool":
+            return rng.choice([True, False])
+        if k == "list":
+            return [value(depth + 1) for _ in range(rng.randint(0, 4))]
+        return {
+            rng.choice(["data", "Inputs", "input_data", "age", "x"]): value(depth + 1)
+            for _ in range(rng.randint(0, 3))
+        }
+
+    mode = rng.randrange(6)
+    if mode == 0:
+        return bytes(rng.randrange(256) for _ in range(rng.randint(0, 200)))
+    if mode == 1:
+        return json.dumps(value()).encode()
+    if mode == 2:  # a valid record with one field broken
+        bad = dict(row)
+        bad[rng.choice(list(bad) + ["extra"])] = value()
+        shape = rng.choice(
+            [
+                {"data": [bad]},
+                {"Inputs": {"data": [bad]}, "GlobalParameters": {"method": value()}},
+                {"input_data": [bad]},
+            ]
+        )
+        return json.dumps(shape).encode()
+    if mode == 3:  # a split payload with mismatched lengths / junk
+        return json.dumps(
+            {"input_data": {"columns": value(), "index": value(), "data": value()}}
+        ).encode()
+    if mode == 4:  # truncated valid JSON
+        text = json.dumps({"data": [row, row]}).encode()
+        return text[: rng.randint(0, len(text))]
+    return json.dumps({"data": [{k: value() for k in row}]}).encode()
+
+
+def test_fuzzed_bodies_never_get_a_5xx(fast_endpoint, models):
+    rng = random.Random(1234)
+    row = records(models.frame, 1)[0]
+    h = auth(fast_endpoint.primary)
+    statuses = {}
+    with requests.Session() as s:
+        for _ in range(400):
+            r = s.post(fast_endpoint.url + "/score", data=_junk(rng, row), headers=h)
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            assert r.status_code < 500, r.text
+            assert "message" in r.json() or r.status_code == 200
+    assert statuses.get(400, 0) > 100  # the fuzz really does reach validation
+    assert requests.get(fast_endpoint.url + "/").text == "Healthy"
+    ok = requests.post(fast_endpoint.url + "/score", json={"data": [row]}, headers=h)
+    assert ok.status_code == 200
+
+
+def test_every_request_lands_in_telemetry(fast_endpoint, models):
+    marker = f"t-{time.time_ns()}"
+    url = fast_endpoint.url + "/score"
+    rows = records(models.frame, 3)
+    requests.post(
+        url,
+        json={"data": rows},
+        headers={**auth(fast_endpoint.primary), "x-request-id": marker + "-ok"},
+    )
+    requests.post(url, json={"data": rows}, headers={"x-request-id": marker + "-401"})
+    requests.post(
+        url, data=b"junk", headers={**auth(fast_endpoint.primary), "x-request-id": marker + "-400"}
+    )
+    requests.get(fast_endpoint.url + "/swagger.json", headers={"x-request-id": marker + "-swagger"})
+    requests.get(fast_endpoint.url + "/", headers={"x-request-id": marker + "-health"})
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        df = read_requests(fast_endpoint.telemetry_db, endpoint=fast_endpoint.name)
+        mine = df[df["OperationId"].str.startswith(marker)].set_index("OperationId")
+        if len(mine) >= 4:
+            break
+        time.sleep(0.05)
+    assert list(df.columns) == [
+        "TimeGenerated", "OperationId", "Name", "Url", "ResultCode", "DurationMs",
+        "Success", "Endpoint", "ModelVersion", "Rows",
+    ]  # fmt: skip
+    assert set(mine.index) == {
+        marker + s for s in ("-ok", "-401", "-400", "-swagger")
+    }  # no health probes
+    ok = mine.loc[marker + "-ok"]
+    assert (ok["Name"], ok["ResultCode"], ok["Success"], ok["Rows"]) == (
+        "POST /score",
+        "200",
+        True,
+        3,
+    )
+    assert ok["Url"] == url and ok["Endpoint"] == "fast-ep" and ok["ModelVersion"] == "1"
+    assert 0 < ok["DurationMs"] < 1000
+    assert (mine.loc[marker + "-401", "ResultCode"], mine.loc[marker + "-401", "Success"]) == (
+        "401",
+        False,
+    )
+    assert mine.loc[marker + "-400", "ResultCode"] == "400"
+    assert mine.loc[marker + "-swagger", "Name"] == "GET /swagger.json"
+    assert str(df["TimeGenerated"].dtype) == "datetime64[us, UTC]" or "UTC" in str(
+        df["TimeGenerated"].dtype
+    )

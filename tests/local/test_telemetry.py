@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from lib.local.telemetry import (
+    REQUEST_COLUMNS,
+    RequestRecord,
+    TelemetryWriter,
+    TraceHandler,
+    build_query,
+    build_requests_query,
+    build_traces_query,
+    iso_utc,
+    read_requests,
+    read_traces,
+)
+
+T0 = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
+
+
+def rec(i: int, endpoint: str = "a", code: int = 200, at: datetime | None = None) -> RequestRecord:
+    when = (at or T0 + timedelta(seconds=i)).timestamp()
+    return RequestRecord(
+        when, f"op{i}", "POST /score", "http://h/score", code, 1.5 + i, endpoint, "3", i
+    )
+
+
+def test_iso_utc_is_one_sortable_form():
+    assert iso_utc(T0) == "2026-01-31T12:00:00.000000+00:00"
+    assert iso_utc("2026-01-31T13:00:00+01:00") == iso_utc(T0)
+    assert iso_utc("2026-01-31T12:00:00Z") == iso_utc(T0)
+    assert iso_utc(datetime(2026, 1, 31, 12)) == iso_utc(T0)  # naive means UTC
+    assert iso_utc(T0.timestamp()) == iso_utc(T0)
+
+
+def test_query_builders():
+    sql, params = build_requests_query()
+    assert sql == f"SELECT {', '.join(REQUEST_COLUMNS)} FROM AppRequests ORDER BY TimeGenerated"
+    assert params == []
+    sql, params = build_requests_query("ep", T0, T0 + timedelta(hours=1))
+    assert "WHERE Endpoint = ? AND TimeGenerated >= ? AND TimeGenerated < ?" in sql
+    assert params == ["ep", iso_utc(T0), iso_utc(T0 + timedelta(hours=1))]
+    sql, params = build_traces_query(since="2026-01-31T12:00:00Z", limit=5)
+    assert "ORDER BY TimeGenerated DESC, _r DESC LIMIT ?" in sql and sql.endswith(
+        "ORDER BY TimeGenerated, _r"
+    )
+    assert params == [iso_utc(T0), 5]
+    with pytest.raises(ValueError):
+        build_query("Users; DROP TABLE x", ["a"])
+    with pytest.raises(ValueError):
+        build_requests_query(limit=-1)
+
+
+def test_writer_batches_and_reader_filters(tmp_path):
+    db = tmp_path / "t.db"
+    w = TelemetryWriter(db, endpoint="a", flush_interval=60)  # only explicit flushes
+    for i in range(5):
+        w.record_request(rec(i))
+    w.record_request(rec(5, endpoint="b", code=404))
+    assert len(read_requests(db)) == 0  # nothing is written on the request path
+    assert w.flush() == 6
+    assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    df = read_requests(db)
+    assert list(df.columns) == REQUEST_COLUMNS and len(df) == 6
+    assert list(df["OperationId"]) == [f"op{i}" for i in range(6)]
+    b = df.iloc[5]
+    assert (b["ResultCode"], b["Success"], b["Endpoint"], b["Rows"]) == ("404", False, "b", 5)
+    assert df.iloc[0]["TimeGenerated"] == T0
+    assert list(read_requests(db, endpoint="b")["OperationId"]) == ["op5"]
+    window = read_requests(db, since=T0 + timedelta(seconds=1), until=T0 + timedelta(seconds=3))
+    assert list(window["OperationId"]) == ["op1", "op2"]
+    assert list(read_requests(db, limit=2)["OperationId"]) == [
+        "op4",
+        "op5",
+    ]  # newest two, oldest first
+    w.close()
+
+
+def test_background_flush_and_flush_on_close(tmp_path):
+    db = tmp_path / "t.db"
+    w = TelemetryWriter(db, endpoint="a", flush_interval=0.05)
+    w.record_request(rec(1))
+    deadline = time.monotonic() + 3
+    while len(read_requests(db)) == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(read_requests(db)) == 1
+    slow = TelemetryWriter(db, endpoint="a", flush_interval=60)
+    for i in range(10, 20):
+        slow.record_request(rec(i))
+    slow.record_trace("bye", 2)
+    slow.close()
+    w.close()
+    assert len(read_requests(db)) == 11
+    assert list(read_traces(db)["Message"]) == ["bye"]
+
+
+def test_batch_size_wakes_the_writer_early(tmp_path):
+    db = tmp_path / "t.db"
+    w = TelemetryWriter(db, flush_interval=30, batch_size=10)
+    time.sleep(0.05)  # let the thread start waiting
+    for i in range(10):
+        w.record_request(rec(i))
+    deadline = time.monotonic() + 3
+    while len(read_requests(db)) < 10 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(read_requests(db)) == 10
+    w.close()
+
+
+def test_trace_handler_maps_levels(tmp_path):
+    db = tmp_path / "t.db"
+    w = TelemetryWriter(db, endpoint="ep", flush_interval=60)
+    logger = logging.getLogger("test.telemetry.handler")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(TraceHandler(w))
+    logger.debug("ignored below INFO")
+    logger.info("hello")
+    logger.warning("careful")
+    logger.error("broken")
+    w.close()
+    df = read_traces(db, endpoint="ep")
+    assert list(df.columns) == ["TimeGenerated", "Message", "SeverityLevel", "Endpoint"]
+    assert list(zip(df["Message"], df["SeverityLevel"], strict=True)) == [
+        ("hello", 1),
+        ("careful", 2),
+        ("broken", 3),
+    ]
+
+
+def test_reading_a_missing_store_gives_empty_frames(tmp_path):
+    assert list(read_requests(tmp_path / "none.db").columns) == REQUEST_COLUMNS
+    assert read_traces(tmp_path / "none.db").empty

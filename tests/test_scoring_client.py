@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lib.scoring import (
+    ScoringError,
+    build_payload,
+    curl_snippet,
+    parse_predictions,
+    python_snippet,
+    score,
+    score_frame,
+)
+from tests.local.conftest import _serve
+from tests.local.scoring_models import loaded, records, registered
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory):
+    base = tmp_path_factory.getbasetemp()
+    registered(base)
+    ep, server = _serve(
+        tmp_path_factory.mktemp("client"), loaded(base, "fast"), "client-ep", max_rows=100
+    )
+    yield ep
+    server.stop()
+    ep.writer.close()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    models = registered(tmp_path_factory.getbasetemp())
+    return models.frame, list(loaded(tmp_path_factory.getbasetemp(), "fast").predict(models.frame))
+
+
+def test_build_payload_shapes():
+    rows = [{"a": 1, "b": float("nan")}, {"a": np.int64(2), "b": "x"}]
+    assert build_payload(rows) == {"data": [{"a": 1, "b": None}, {"a": 2, "b": "x"}]}
+    assert build_payload(rows, "inputs", "predict_proba")["GlobalParameters"] == {
+        "method": "predict_proba"
+    }
+    split = build_payload(rows, "input_data")["input_data"]
+    assert split == {"columns": ["a", "b"], "index": [0, 1], "data": [[1, None], [2, "x"]]}
+    with pytest.raises(ValueError):
+        build_payload(rows, "csv")
+
+
+def test_parse_predictions_handles_every_answer_shape():
+    assert parse_predictions({"Results": [1]}, "inputs") == [1]
+    assert parse_predictions({"result": ["a"]}, "data") == ["a"]
+    assert parse_predictions([0.5], "input_data") == [0.5]
+    assert parse_predictions('{"result": ["yes", "no"]}', "data") == ["yes", "no"]  # classic ACI
+    with pytest.raises(ScoringError):
+        parse_predictions({"unexpected": 1}, "data")
+
+
+@pytest.mark.parametrize("shape", ["data", "inputs", "input_data"])
+def test_score_every_shape(endpoint, data, shape):
+    frame, expected = data
+    resp = score(endpoint.url + "/score", endpoint.primary, records(frame, 10), shape=shape)
+    assert resp.status_code == 200 and resp.predictions == expected[:10]
+    assert resp.probabilities is None and resp.latency_ms > 0
+    proba = score(
+        endpoint.url + "/score",
+        endpoint.secondary,
+        records(frame, 10),
+        shape=shape,
+        method="predict_proba",
+    )
+    assert proba.classes == ["no", "yes"]
+    assert proba.predictions == expected[:10]  # derived from the probabilities
+    assert all(abs(sum(p) - 1) < 1e-9 for p in proba.probabilities)
+
+
+def test_errors_carry_the_server_message_not_the_key(endpoint, data):
+    frame, _ = data
+    with pytest.raises(ScoringError) as err:
+        score(endpoint.url + "/score", endpoint.primary, [{**records(frame, 1)[0], "age": "old"}])
+    assert err.value.status_code == 400 and "'age'" in err.value.message
+    bad_key = "not-the-key-123"
+    with pytest.raises(ScoringError) as err:
+        score(endpoint.url + "/score", bad_key, records(frame, 1))
+    assert err.value.status_code == 401 and bad_key not in str(err.value)
+    with pytest.raises(ScoringError, match="could not reach"):
+        score("http://127.0.0.1:9/score", endpoint.primary, records(frame, 1), timeout=2)
+
+
+def test_score_frame_in_chunks_with_progress(endpoint, data):
+    frame, expected = data
+    calls = []
+    out = score_frame(
+        endpoint.url + "/score",
+        endpoint.primary,
+        frame,
+        chunk_size=90,
+        progress=lambda d, t: calls.append((d, t)),
+    )
+    assert list(out["prediction"]) == expected
+    assert calls == [(90, 400), (180, 400), (270, 400), (360, 400), (400, 400)]
+    out = score_frame(
+        endpoint.url + "/score",
+        endpoint.primary,
+        frame.head(7),
+        chunk_size=3,
+        method="predict_proba",
+        shape="inputs",
+    )
+    assert list(out["prediction"]) == expected[:7]
+    assert np.allclose(out["proba_no"] + out["proba_yes"], 1)
+
+
+def test_curl_snippet_runs_without_the_key_inlined(endpoint, data):
+    frame, expected = data
+    snippet = curl_snippet(endpoint.url + "/score", records(frame, 2), shape="inputs")
+    assert endpoint.primary not in snippet and "$SCORING_KEY" in snippet
+    body = snippet.replace('export SCORING_KEY="<your endpoint key>"\n', "")
+    out = subprocess.run(
+        ["bash", "-c", body + " -s"],
+        env={**os.environ, "SCORING_KEY": endpoint.primary},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert json.loads(out.stdout) == {"Results": expected[:2]}
+
+
+def test_python_snippet_runs_with_the_key_from_the_environment(endpoint, data):
+    frame, expected = data
+    rows = records(frame, 2)
+    rows[0]["balance"] = None
+    snippet = python_snippet(endpoint.url + "/score", rows, shape="input_data")
+    assert endpoint.primary not in snippet and 'os.environ["SCORING_KEY"]' in snippet
+    out = subprocess.run(
+        [sys.executable, "-c", snippet],
+        env={**os.environ, "SCORING_KEY": endpoint.primary},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.replace("'", '"'))[1] == expected[1]
