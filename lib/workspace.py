@@ -233,6 +233,37 @@ class ComputeService(Protocol):
 
 
 @runtime_checkable
+class Operation(Protocol):
+    """A long-running backend call in flight (e.g. an Azure `begin_*` poller)."""
+
+    action: str
+    target: str
+
+    def status(self) -> str: ...
+
+    def done(self) -> bool: ...
+
+    def result(self, timeout: float | None = None) -> Any: ...
+
+
+@runtime_checkable
+class ClusterService(ComputeService, Protocol):
+    """Compute that can be created and scaled (Azure clusters and instances)."""
+
+    def create_cluster(
+        self, name: str, vm_size: str, min_nodes: int = 0, max_nodes: int = 4, idle_seconds: int = 120
+    ) -> Operation: ...
+
+    def resize(self, name: str, min_nodes: int, max_nodes: int) -> Operation: ...
+
+    def delete(self, name: str) -> Operation: ...
+
+    def start_instance(self, name: str) -> Operation: ...
+
+    def stop_instance(self, name: str) -> Operation: ...
+
+
+@runtime_checkable
 class AutoMLService(Protocol):
     def validate(self, request: AutoMLRequest) -> list[str]:
         """Problems that block submission (empty when the request is good)."""

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from lib.ui import workspace
+from lib.workspace import ClusterService, WorkspaceError
 
 ws = workspace()
 st.title("Compute")
@@ -75,3 +76,62 @@ def targets_view() -> None:
 
 
 targets_view()
+
+if isinstance(ws.compute, ClusterService):
+    st.subheader("Manage clusters")
+    ops: list = st.session_state.setdefault("compute_ops", [])
+    with st.form("compute_create_form"):
+        c1, c2, c3, c4 = st.columns(4)
+        name = c1.text_input("Cluster name", key="compute_new_name")
+        vm_size = c2.text_input("VM size", value="Standard_DS3_v2", key="compute_new_vm")
+        min_nodes = c3.number_input("Min nodes", 0, 100, 0, key="compute_new_min")
+        max_nodes = c4.number_input("Max nodes", 1, 100, 4, key="compute_new_max")
+        if st.form_submit_button("Create cluster", type="primary"):
+            try:
+                ops.append(ws.compute.create_cluster(name, vm_size, int(min_nodes), int(max_nodes)))
+            except WorkspaceError as exc:
+                st.error(str(exc))
+    targets = ws.compute.list()
+    if targets:
+        c1, c2, c3, c4 = st.columns([2, 1, 1, 2])
+        chosen = c1.selectbox("Compute", [t.name for t in targets], key="compute_target")
+        target = next(t for t in targets if t.name == chosen)
+        if target.kind == "AmlCompute":
+            new_min = c2.number_input("Min", 0, 100, target.min_nodes, key=f"compute_min_{chosen}")
+            new_max = c3.number_input(
+                "Max", 1, 100, max(1, target.max_nodes), key=f"compute_max_{chosen}"
+            )
+            if c4.button("Resize", key="compute_resize"):
+                try:
+                    ops.append(ws.compute.resize(chosen, int(new_min), int(new_max)))
+                except WorkspaceError as exc:
+                    st.error(str(exc))
+        else:
+            if c2.button("Start", key="compute_start"):
+                ops.append(ws.compute.start_instance(chosen))
+            if c3.button("Stop", key="compute_stop"):
+                ops.append(ws.compute.stop_instance(chosen))
+        with c4.popover("Delete", icon=":material/delete:"):
+            if st.button(f"Delete {chosen}", key="compute_delete", type="primary"):
+                ops.append(ws.compute.delete(chosen))
+
+    @st.fragment(run_every=3)
+    def operations_view() -> None:
+        for op in st.session_state.get("compute_ops", []):
+            done = op.done()
+            state = (
+                "complete"
+                if done and op.status() == "Succeeded"
+                else "running"
+                if not done
+                else "error"
+            )
+            with st.status(f"{op.action} {op.target}: {op.status()}", state=state):
+                st.write(f"{getattr(op, 'elapsed_s', 0):.0f} s elapsed")
+                if done:
+                    try:
+                        op.result(timeout=0)
+                    except WorkspaceError as exc:
+                        st.error(str(exc))
+
+    operations_view()

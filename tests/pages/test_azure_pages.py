@@ -1,0 +1,69 @@
+"""Pages on the Azure backend: MLClient replaced at its operations (tests/azure fakes)."""
+
+from __future__ import annotations
+
+import pytest
+from azure.ai.ml.entities import AmlCompute
+
+import lib.azure.workspace as azure_workspace
+from tests.azure.conftest import fake_client  # noqa: F401 - fixture
+from tests.pages.conftest import button, open_page
+
+
+@pytest.fixture
+def azure_backend(monkeypatch, fake_client):  # noqa: F811
+    """Settings that pick Azure, and a workspace whose MLClient is the fake."""
+    monkeypatch.delenv("OPSDECK_BACKEND", raising=False)
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000")
+    monkeypatch.setenv("AZURE_RESOURCE_GROUP", "rg")
+    monkeypatch.setenv("AZURE_ML_WORKSPACE", "ws")
+    real = azure_workspace.open_azure_workspace
+    monkeypatch.setattr(
+        azure_workspace,
+        "open_azure_workspace",
+        lambda settings: real(
+            settings, ml_client=fake_client, fetch_bytes=fake_client.datastore.fetch
+        ),
+    )
+    from lib.ui import _open_workspace
+
+    _open_workspace.clear()
+    yield fake_client
+    _open_workspace.clear()
+
+
+def test_sidebar_says_azure_and_why(azure_backend) -> None:
+    at = open_page()
+    text = " ".join(m.value for m in at.sidebar.markdown) + " ".join(
+        c.value for c in at.sidebar.caption
+    )
+    assert "Azure ML" in text
+    assert "AZURE_* environment variables" in text
+
+
+def test_datasets_upload_on_azure(azure_backend) -> None:
+    at = open_page("datasets.py")
+    at.file_uploader(key="datasets_upload").set_value(
+        ("p.csv", b"a,b,y\n1,2,no\n3,4,yes\n", "text/csv")
+    )
+    button(at, "Register dataset").click().run()
+    assert not at.exception
+    assert any("Registered **p v1**" in s.value for s in at.success)
+    assert [d.type for d in azure_backend.data.received] == ["uri_file"]
+
+
+def test_compute_page_lists_and_creates_clusters(azure_backend) -> None:
+    azure_backend.compute.add(
+        AmlCompute(name="cpu-cluster", size="STANDARD_DS3_V2", min_instances=0, max_instances=4),
+        nodes=["running"],
+    )
+    at = open_page("compute.py")
+    assert not at.exception
+    assert any("cpu-cluster" in h.value for h in at.subheader)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Min / max"] == "0 / 4"
+    at.text_input(key="compute_new_name").set_value("gpu-2")
+    button(at, "Create cluster").click().run()
+    assert not at.exception
+    assert "gpu-2" in azure_backend.compute.entities
+    assert any("gpu-2" in s.label for s in at.status)
