@@ -32,5 +32,8 @@ pages = {
         st.Page("pages/endpoints.py", title="Endpoints", icon=":material/rocket_launch:"),
         st.Page("pages/score.py", title="Score", icon=":material/online_prediction:"),
     ],
+    "Operate": [
+        st.Page("pages/benchmarks.py", title="Benchmarks", icon=":material/speed:"),
+    ],
 }
 st.navigation(pages).run()

@@ -193,6 +193,29 @@ class AutoMLRequest:
     compute: str = "local"
 
 
+@dataclass(frozen=True)
+class BenchmarkRequest:
+    """What the Benchmarks page submits."""
+
+    url: str
+    endpoint: str = ""
+    concurrency: int = 8
+    requests: int | None = 5000
+    duration_s: float | None = None
+    warmup: int = 50
+    timeout_s: float = 10.0
+    rows_per_request: int = 1
+    dataset: str = ""
+    dataset_version: int | None = None
+    columns: list[str] = field(default_factory=list)  # the model's input columns
+    body_order: str = "cycle"
+    keep_alive: bool = True
+    tool: str = "opsdeck"  # or "ab"
+    slo_p95_ms: float | None = None
+    slo_max_error_rate: float | None = None
+    label: str = ""
+
+
 # --- service protocols -------------------------------------------------------------------
 
 
@@ -251,7 +274,12 @@ class ClusterService(ComputeService, Protocol):
     """Compute that can be created and scaled (Azure clusters and instances)."""
 
     def create_cluster(
-        self, name: str, vm_size: str, min_nodes: int = 0, max_nodes: int = 4, idle_seconds: int = 120
+        self,
+        name: str,
+        vm_size: str,
+        min_nodes: int = 0,
+        max_nodes: int = 4,
+        idle_seconds: int = 120,
     ) -> Operation: ...
 
     def resize(self, name: str, min_nodes: int, max_nodes: int) -> Operation: ...
@@ -334,6 +362,33 @@ class EndpointService(Protocol):
         ...
 
 
+@runtime_checkable
+class BenchmarkService(Protocol):
+    """Load tests against any endpoint; runs out of process, results kept as history."""
+
+    def start(self, request: Any, key: str | None) -> Job: ...
+
+    def jobs(self) -> list[Job]: ...
+
+    def get(self, job_id: str) -> Job: ...
+
+    def cancel(self, job_id: str) -> Job: ...
+
+    def run_id(self, job_id: str) -> str | None: ...
+
+    def list(self) -> pd.DataFrame:
+        """History: one row per finished run."""
+        ...
+
+    def result(self, run_id: str) -> tuple[Any, Any]:
+        """(BenchmarkResult, raw samples) of one run."""
+        ...
+
+    def delete(self, run_id: str) -> None: ...
+
+    def log_tail(self, job_id: str, lines: int = 40) -> str: ...
+
+
 @dataclass
 class Workspace:
     """One backend's services, obtained once per dashboard process."""
@@ -347,6 +402,7 @@ class Workspace:
     automl: AutoMLService | None = None
     models: ModelService | None = None
     endpoints: EndpointService | None = None
+    benchmarks: BenchmarkService | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, int]:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from lib.benchmark import BenchmarkConfig, BenchmarkResult, Samples
+from lib.local.store import atomic_write
 
 LIST_COLUMNS = [
     "id",
@@ -36,19 +37,6 @@ LIST_COLUMNS = [
     "tool",
     "label",
 ]
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class BenchmarkHistory:
@@ -178,12 +166,12 @@ class BenchmarkHistory:
                 }
             )
             data = frame.to_csv(index=False).encode()
-        _atomic_write(Path(path), data)
+        atomic_write(Path(path), data)
         return Path(path)
 
     def export_json(self, path: Path, run_ids: list[str] | None = None) -> Path:
         """Summaries of the given runs (default: all) as one JSON list."""
         ids = run_ids if run_ids is not None else self.ids()
         payload = [{"id": i, **self.summary(i)} for i in ids]
-        _atomic_write(Path(path), json.dumps(payload, indent=2).encode())
+        atomic_write(Path(path), json.dumps(payload, indent=2).encode())
         return Path(path)

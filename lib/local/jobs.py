@@ -109,16 +109,33 @@ class JobManager:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def submit(self, kind: str, display_name: str, spec: dict[str, Any]) -> Job:
+    def submit(self, kind: str, display_name: str, spec: dict[str, Any], start: bool = True) -> Job:
+        """Queue a job; with start=False it is held until `release` (to stage files first)."""
         job_id = f"{kind}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         log_path = self.job_dir(job_id) / "job.log"
         log_path.touch()
         with self.store.transaction() as tx:
             tx.execute(
                 """INSERT INTO jobs(id, kind, display_name, state, spec, created, log_path)
-                   VALUES (?, ?, ?, 'Queued', ?, ?, ?)""",
-                (job_id, kind, display_name, json.dumps(spec), now_iso(), str(log_path)),
+                   VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    job_id,
+                    kind,
+                    display_name,
+                    "Queued" if start else "Held",
+                    json.dumps(spec),
+                    now_iso(),
+                    str(log_path),
+                ),
             )
+        if start:
+            self.tick()
+        return self.get(job_id)
+
+    def release(self, job_id: str) -> Job:
+        """Queue a held job and start it if a slot is free."""
+        with self.store.transaction() as tx:
+            tx.execute("UPDATE jobs SET state='Queued' WHERE id=? AND state='Held'", (job_id,))
         self.tick()
         return self.get(job_id)
 
@@ -237,7 +254,7 @@ class JobManager:
         with self.store.transaction() as tx:
             tx.execute(
                 """UPDATE jobs SET state='Canceled', ended=?, error='Canceled before it started'
-                   WHERE id=? AND state='Queued'""",
+                   WHERE id=? AND state IN ('Queued', 'Held')""",
                 (now_iso(), job_id),
             )
             tx.execute("UPDATE jobs SET cancel_requested=1 WHERE id=?", (job_id,))

@@ -31,6 +31,7 @@ def _sleep_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict[str
 def _load_handlers() -> None:
     # Imported lazily: the AutoML handler pulls in FLAML and MLflow.
     import lib.local.automl_job  # noqa: F401
+    import lib.local.benchmarks  # noqa: F401
 
 
 def main(job_id: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lib.local.automl import LocalAutoML
+from lib.local.benchmarks import LocalBenchmarks
 from lib.local.compute import LocalCompute
 from lib.local.datasets import LocalDatasets
 from lib.local.endpoints import LocalEndpoints
@@ -27,5 +28,6 @@ def open_local_workspace(settings: Settings) -> Workspace:
         automl=LocalAutoML(jobs, datasets),
         models=LocalModels(store, jobs),
         endpoints=LocalEndpoints(store),
+        benchmarks=LocalBenchmarks(jobs, datasets),
         extras={"store": store, "jobs": jobs},
     )

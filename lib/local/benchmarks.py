@@ -1,0 +1,173 @@
+"""Benchmarks as jobs: the load generator runs in a job process, results land in history.
+
+Works for any endpoint (local or Azure): the target is a URL and a key. The key is handed to
+the job in a mode-600 file that the job deletes as soon as it has read it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from typing import Any
+
+import pandas as pd
+
+from lib.benchmark import BenchmarkConfig, BenchmarkResult, Samples
+from lib.local.benchmark_history import BenchmarkHistory
+from lib.local.datasets import LocalDatasets
+from lib.local.jobs import JobContext, JobManager, handler, log
+from lib.workspace import BenchmarkRequest, Job, WorkspaceError
+
+MAX_BODIES = 500
+
+
+def validate_benchmark(request: BenchmarkRequest) -> list[str]:
+    problems = []
+    if not request.url.startswith(("http://", "https://")):
+        problems.append("The target URL must start with http:// or https://.")
+    if not 1 <= request.concurrency <= 1000:
+        problems.append("Concurrency must be between 1 and 1,000.")
+    if request.duration_s is None and not (request.requests and request.requests >= 1):
+        problems.append("Give a request count or a duration.")
+    if request.requests is not None and request.requests > 1_000_000:
+        problems.append("At most 1,000,000 requests per run.")
+    if request.duration_s is not None and not 1 <= request.duration_s <= 3600:
+        problems.append("The duration must be between 1 s and 1 h.")
+    if not 1 <= request.rows_per_request <= 10_000:
+        problems.append("Rows per request must be between 1 and 10,000.")
+    if request.tool not in ("opsdeck", "ab"):
+        problems.append("The tool must be opsdeck or ab.")
+    return problems
+
+
+def build_bodies(
+    frame: pd.DataFrame,
+    columns: list[str],
+    rows_per_request: int,
+    count: int = MAX_BODIES,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """`{"data": [...]}` bodies made of real rows, cycled through the dataset."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise WorkspaceError(f"The dataset lacks the model's column(s): {', '.join(missing)}.")
+    data = frame[columns] if columns else frame
+    # JSON has no NaN: missing values travel as null.
+    records = json.loads(data.to_json(orient="records"))
+    if not records:
+        raise WorkspaceError("The dataset has no rows to send.")
+    rng = random.Random(seed)
+    start_points = [rng.randrange(len(records)) for _ in range(count)]
+    bodies = []
+    for start in start_points:
+        rows = [records[(start + i) % len(records)] for i in range(rows_per_request)]
+        bodies.append({"data": rows})
+    return bodies
+
+
+class LocalBenchmarks:
+    def __init__(self, jobs: JobManager, datasets: LocalDatasets | None) -> None:
+        self.jobs_manager = jobs
+        self.datasets = datasets
+        self.history = BenchmarkHistory(jobs.store.home / "benchmarks")
+
+    def start(self, request: BenchmarkRequest, key: str | None) -> Job:
+        problems = validate_benchmark(request)
+        if problems:
+            raise WorkspaceError(" ".join(problems))
+        name = f"{request.tool} c={request.concurrency} → {request.endpoint or request.url}"
+        job = self.jobs_manager.submit(
+            "benchmark", name, {"request": request.__dict__, "has_key": bool(key)}, start=False
+        )
+        if key:
+            key_path = self.jobs_manager.job_dir(job.id) / "key"
+            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(key)
+        return self.jobs_manager.release(job.id)
+
+    def jobs(self) -> list[Job]:
+        self.jobs_manager.tick()
+        return self.jobs_manager.list(kind="benchmark")
+
+    def get(self, job_id: str) -> Job:
+        self.jobs_manager.tick()
+        return self.jobs_manager.get(job_id)
+
+    def cancel(self, job_id: str) -> Job:
+        return self.jobs_manager.cancel(job_id)
+
+    def run_id(self, job_id: str) -> str | None:
+        return self.jobs_manager.result(job_id).get("run_id")
+
+    def list(self) -> pd.DataFrame:
+        return self.history.list()
+
+    def result(self, run_id: str) -> tuple[BenchmarkResult, Samples | None]:
+        return self.history.get(run_id)
+
+    def delete(self, run_id: str) -> None:
+        self.history.delete(run_id)
+
+    def log_tail(self, job_id: str, lines: int = 40) -> str:
+        return self.jobs_manager.log_tail(job_id, lines)
+
+
+@handler("benchmark")
+def run_benchmark_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict[str, Any]:
+    from lib.ab import run_ab
+    from lib.benchmark import run_benchmark
+
+    request = BenchmarkRequest(**spec["request"])
+    key = None
+    key_path = ctx.store.home / "jobs" / ctx.job_id / "key"
+    if key_path.exists():
+        key = key_path.read_text()
+        key_path.unlink()
+    bodies: list[Any] = []
+    if request.dataset:
+        datasets = LocalDatasets(ctx.store, max_upload_bytes=settings.max_upload_mb * 1024 * 1024)
+        frame = datasets.load(request.dataset, request.dataset_version)
+        bodies = build_bodies(frame, request.columns, request.rows_per_request)
+        log(f"{len(bodies)} bodies of {request.rows_per_request} row(s) from {request.dataset}")
+    config = BenchmarkConfig(
+        url=request.url,
+        key=key,
+        concurrency=request.concurrency,
+        requests=request.requests if request.duration_s is None else None,
+        duration_s=request.duration_s,
+        warmup=request.warmup,
+        timeout_s=request.timeout_s,
+        body_order=request.body_order,
+        keep_alive=request.keep_alive,
+        slo_p95_ms=request.slo_p95_ms,
+        slo_max_error_rate=request.slo_max_error_rate,
+        label=request.label or request.endpoint,
+    )
+
+    def on_progress(p: Any) -> None:
+        ctx.progress(
+            done=p.done,
+            total=p.total,
+            fraction=p.fraction,
+            rps=p.rps,
+            errors=p.errors,
+            elapsed_s=p.elapsed_s,
+        )
+
+    log(f"{request.tool}: {request.concurrency} concurrent against {request.url}")
+    runner = run_ab if request.tool == "ab" else run_benchmark
+    result = runner(config, bodies or None, on_progress=on_progress, cancel=ctx.cancel_requested)
+    history = BenchmarkHistory(ctx.store.home / "benchmarks")
+    run_id = history.save(result, result.samples, config)
+    log(
+        f"done: {result.requests} requests, {result.throughput_rps:.1f} req/s, "
+        f"p50 {result.p50_ms} ms, p99 {result.p99_ms} ms, errors {result.errors} ({result.stopped})"
+    )
+    if result.stopped == "canceled":
+        raise KeyboardInterrupt
+    return {
+        "run_id": run_id,
+        "summary": {k: v for k, v in result.to_dict().items() if k != "config"},
+    }

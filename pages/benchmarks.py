@@ -1,0 +1,235 @@
+"""Benchmarks: load-test an endpoint, watch it live, compare runs, export results."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from lib import charts
+from lib.ab import ab_available, ab_command, display_command
+from lib.benchmark import BenchmarkConfig
+from lib.ui import workspace
+from lib.workspace import BenchmarkRequest, WorkspaceError
+
+ws = workspace()
+st.title("Benchmarks")
+if ws.benchmarks is None:
+    st.info("This workspace has no benchmark service.")
+    st.stop()
+bench = ws.benchmarks
+
+# --- configure ----------------------------------------------------------------------------------
+
+endpoints = [e for e in (ws.endpoints.list() if ws.endpoints else []) if e.state == "Succeeded"]
+with st.expander("New benchmark", expanded=True, icon=":material/speed:"):
+    options = [e.name for e in endpoints] + ["Custom URL"]
+    target = st.selectbox("Target", options, key="bench_target")
+    key: str | None = None
+    columns: list[str] = []
+    if target == "Custom URL":
+        url = st.text_input(
+            "Scoring URL", key="bench_url", placeholder="http://127.0.0.1:8000/score"
+        )
+        key = st.text_input("Key (Bearer)", type="password", key="bench_key") or None
+    else:
+        ep = next(e for e in endpoints if e.name == target)
+        url = ep.scoring_uri
+        key = ws.endpoints.keys(ep.name)[0]
+        try:
+            columns = [c["name"] for c in ws.models.feature_spec(ep.model_name, ep.model_version)]
+        except WorkspaceError:
+            columns = []
+        st.caption(f"{ep.model_name} v{ep.model_version} · {url}")
+    c1, c2, c3, c4 = st.columns(4)
+    concurrency = c1.number_input("Concurrency", 1, 1000, 8, key="bench_concurrency")
+    mode = c2.radio("Stop after", ["requests", "duration"], horizontal=True, key="bench_mode")
+    if mode == "requests":
+        n_requests = c3.number_input("Requests", 1, 1_000_000, 5000, step=500, key="bench_requests")
+        duration = None
+    else:
+        duration = c3.number_input("Duration (s)", 1, 3600, 30, key="bench_duration")
+        n_requests = None
+    warmup = c4.number_input("Warm-up requests", 0, 10_000, 50, key="bench_warmup")
+    c1, c2, c3, c4 = st.columns(4)
+    datasets = ws.datasets.list()
+    ds_names = [d.name for d in datasets]
+    ds = c1.selectbox("Bodies from dataset", ["(empty body)", *ds_names], key="bench_dataset")
+    rows = c2.number_input("Rows per request", 1, 10_000, 1, key="bench_rows")
+    timeout = c3.number_input("Timeout per request (s)", 0.1, 300.0, 10.0, key="bench_timeout")
+    keep_alive = c4.toggle("Keep-alive", value=True, key="bench_keepalive")
+    c1, c2, c3, c4 = st.columns(4)
+    slo_p95 = c1.number_input("SLO p95 (ms, 0 = none)", 0.0, 60_000.0, 0.0, key="bench_slo_p95")
+    slo_err = c2.number_input("SLO max error %", 0.0, 100.0, 1.0, key="bench_slo_err")
+    tools = ["opsdeck"] + (["ab"] if ab_available() else [])
+    tool = c3.radio("Load generator", tools, horizontal=True, key="bench_tool")
+    label = c4.text_input("Label", key="bench_label", placeholder="e.g. before redeploy")
+    request = BenchmarkRequest(
+        url=url or "",
+        endpoint="" if target == "Custom URL" else target,
+        concurrency=int(concurrency),
+        requests=int(n_requests) if n_requests else None,
+        duration_s=float(duration) if duration else None,
+        warmup=int(warmup),
+        timeout_s=float(timeout),
+        rows_per_request=int(rows),
+        dataset="" if ds == "(empty body)" else ds,
+        columns=columns,
+        keep_alive=bool(keep_alive),
+        tool=tool,
+        slo_p95_ms=float(slo_p95) or None,
+        slo_max_error_rate=float(slo_err) / 100 if slo_p95 else None,
+        label=label,
+    )
+    equivalent = BenchmarkConfig(
+        url=request.url or "http://127.0.0.1/score",
+        key=key,
+        concurrency=request.concurrency,
+        requests=request.requests,
+        duration_s=request.duration_s,
+        keep_alive=request.keep_alive,
+        timeout_s=request.timeout_s,
+    )
+    st.caption("Equivalent Apache Bench command")
+    st.code(display_command(ab_command(equivalent, "body.json")), language="bash")
+    if st.button("Run benchmark", type="primary", key="bench_run", icon=":material/play_arrow:"):
+        try:
+            job = bench.start(request, key)
+        except WorkspaceError as exc:
+            st.error(str(exc))
+        else:
+            st.session_state["bench_job"] = job.id
+
+# --- live run -------------------------------------------------------------------------------------
+
+jobs = bench.jobs()
+current = st.session_state.get("bench_job") or (jobs[0].id if jobs else None)
+
+
+@st.fragment(run_every=1)
+def live(job_id: str) -> None:
+    job = bench.get(job_id)
+    p = job.progress
+    state = {"Completed": "complete", "Failed": "error", "Canceled": "error"}.get(
+        job.state, "running"
+    )
+    with st.status(f"{job.display_name} — {job.state}", state=state, expanded=not job.is_terminal):
+        st.progress(float(p.get("fraction", 0.0)), text=f"{p.get('done', 0):,} requests")
+        c = st.columns(3)
+        c[0].metric("Current req/s", f"{p.get('rps', 0):,.0f}", border=True)
+        c[1].metric("Errors", p.get("errors", 0), border=True)
+        c[2].metric("Elapsed", f"{p.get('elapsed_s', 0):.1f} s", border=True)
+        if not job.is_terminal and st.button("Cancel", key=f"bench_cancel_{job_id}"):
+            bench.cancel(job_id)
+        if job.error:
+            st.error(job.error)
+            st.code(bench.log_tail(job_id), language=None)
+    if job.is_terminal and st.session_state.get(f"bench_seen_{job_id}") != job.state:
+        st.session_state[f"bench_seen_{job_id}"] = job.state
+        st.session_state["bench_selected"] = bench.run_id(job_id)
+        st.rerun()
+
+
+if current:
+    live(current)
+
+# --- history and comparison -----------------------------------------------------------------
+
+history = bench.list()
+if history.empty:
+    st.stop()
+st.subheader("History")
+picked = st.dataframe(
+    history,
+    hide_index=True,
+    key="bench_history",
+    on_select="rerun",
+    selection_mode="multi-row",
+    column_config={
+        "req_s": st.column_config.NumberColumn("req/s", format="%.1f"),
+        "p50_ms": st.column_config.NumberColumn("p50 ms", format="%.2f"),
+        "p95_ms": st.column_config.NumberColumn("p95 ms", format="%.2f"),
+        "p99_ms": st.column_config.NumberColumn("p99 ms", format="%.2f"),
+    },
+)
+rows_picked = list(picked.selection.rows) if picked else []
+if not rows_picked:
+    selected = st.session_state.get("bench_selected")
+    ids = history["id"].tolist()
+    rows_picked = [ids.index(selected)] if selected in ids else [0]
+run_ids = [history.iloc[i]["id"] for i in rows_picked]
+
+results = {rid: bench.result(rid) for rid in run_ids}
+names = {
+    rid: f"{r.label or r.target} · {r.tool} c={r.concurrency} · {rid[-6:]}"
+    for rid, (r, _) in results.items()
+}
+c1, c2 = st.columns(2)
+c1.download_button(
+    "Export history (CSV)", history.to_csv(index=False).encode(), "benchmarks.csv", key="bench_csv"
+)
+c2.download_button(
+    "Export selected runs (JSON)",
+    json.dumps([r.to_dict() for r, _ in results.values()], indent=2).encode(),
+    "benchmarks.json",
+    key="bench_json",
+)
+
+if len(results) == 1:
+    rid, (result, samples) = next(iter(results.items()))
+    st.subheader(names[rid])
+    c = st.columns(6)
+    c[0].metric("req/s", f"{result.throughput_rps:,.1f}", border=True)
+    c[1].metric("mean", f"{result.mean_ms or 0:.2f} ms", border=True)
+    c[2].metric("p50", f"{result.p50_ms or 0:.2f} ms", border=True)
+    c[3].metric("p95", f"{result.p95_ms or 0:.2f} ms", border=True)
+    c[4].metric("p99", f"{result.p99_ms or 0:.2f} ms", border=True)
+    c[5].metric("errors", f"{result.errors} ({result.error_rate:.1%})", border=True)
+    if result.slo is not None:
+        (st.success if result.slo_passed else st.error)(
+            f"SLO {'passed' if result.slo_passed else 'failed'}: {result.slo}"
+        )
+    if result.command:
+        st.code(result.command, language="bash")
+
+lat_frames, series_frames, summary_rows = [], [], []
+for rid, (result, samples) in results.items():
+    if samples is not None and len(samples):
+        ok = samples.status > 0
+        lat_frames.append(pd.DataFrame({"latency_ms": samples.latency_ms[ok], "run": names[rid]}))
+    if result.series:
+        s = pd.DataFrame(result.series).rename(
+            columns={"rps": "requests_per_s", "p50_ms": "p50", "p95_ms": "p95", "p99_ms": "p99"}
+        )
+        s["requests"] = s["requests_per_s"]
+        s["run"] = names[rid]
+        series_frames.append(s)
+    summary_rows.append(
+        {
+            "run": names[rid],
+            "p50": result.p50_ms,
+            "p90": result.p90_ms,
+            "p95": result.p95_ms,
+            "p99": result.p99_ms,
+            "max": result.max_ms,
+        }
+    )
+by = "run" if len(results) > 1 else None
+latencies = pd.concat(lat_frames) if lat_frames else pd.DataFrame(columns=["latency_ms", "run"])
+series = pd.concat(series_frames) if series_frames else pd.DataFrame()
+c1, c2 = st.columns(2)
+c1.plotly_chart(charts.latency_histogram(latencies, by=by), key="bench_hist")
+c2.plotly_chart(charts.latency_percentiles(pd.DataFrame(summary_rows)), key="bench_pct")
+series_one = series if by else series.drop(columns=["run"], errors="ignore")
+c1.plotly_chart(charts.latency_over_time(series_one), key="bench_lat_time")
+c2.plotly_chart(charts.throughput_over_time(series_one), key="bench_tput_time")
+if len(results) == 1:
+    result = next(iter(results.values()))[0]
+    codes = pd.DataFrame([{"code": k, "count": v} for k, v in result.status_counts.items()])
+    st.plotly_chart(charts.status_codes(codes), key="bench_codes")
+with st.popover("Delete selected runs", icon=":material/delete:"):
+    if st.button("Delete", key="bench_delete", type="primary"):
+        for rid in run_ids:
+            bench.delete(rid)
+        st.rerun()

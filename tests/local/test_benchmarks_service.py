@@ -1,0 +1,98 @@
+"""Benchmarks as jobs: a real job process loads a real loopback server; results reach history."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lib.local.benchmarks import build_bodies, validate_benchmark
+from lib.workspace import BenchmarkRequest, WorkspaceError
+from tests.pages.conftest import open_page
+from tests.test_benchmark import start_server
+
+
+@pytest.fixture(scope="module")
+def hello(tmp_path_factory):
+    srv = start_server(tmp_path_factory.mktemp("hello"))
+    yield srv
+    srv.stop()
+
+
+def wait_done(bench, job_id: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = bench.get(job_id)
+        if job.is_terminal:
+            return job
+        time.sleep(0.2)
+    raise AssertionError("benchmark job did not finish")
+
+
+def test_validation_names_each_problem() -> None:
+    bad = BenchmarkRequest(
+        url="ftp://x", concurrency=0, requests=None, rows_per_request=0, tool="wrk"
+    )
+    text = " ".join(validate_benchmark(bad))
+    for phrase in ("http://", "Concurrency", "request count", "Rows per request", "tool"):
+        assert phrase in text
+
+
+def test_bodies_use_real_rows_and_nulls_for_missing() -> None:
+    frame = pd.DataFrame({"a": [1.0, None, 3.0], "b": ["x", "y", "z"], "y": [0, 1, 0]})
+    bodies = build_bodies(frame, ["a", "b"], rows_per_request=2, count=10)
+    assert len(bodies) == 10
+    assert all(len(b["data"]) == 2 and set(b["data"][0]) == {"a", "b"} for b in bodies)
+    rows = [r for b in bodies for r in b["data"]]
+    assert {"a": None, "b": "y"} in rows
+    with pytest.raises(WorkspaceError, match="lacks the model's column"):
+        build_bodies(frame, ["nope"], 1)
+
+
+def test_benchmark_job_runs_out_of_process_and_lands_in_history(local_workspace, hello) -> None:
+    ws = local_workspace
+    ws.datasets.upload("rows", b"a,b\n1,x\n2,y\n3,z\n", "rows.csv")
+    request = BenchmarkRequest(
+        url=f"{hello.url}/auth",
+        concurrency=4,
+        requests=400,
+        warmup=10,
+        dataset="rows",
+        label="hello",
+    )
+    job = ws.benchmarks.start(request, key="s3cret")
+    assert job.state in ("Running", "Queued")
+    done = wait_done(ws.benchmarks, job.id)
+    assert done.state == "Completed", ws.benchmarks.log_tail(job.id)
+    # The key was used (no 401s) and did not outlive the run on disk or in the log.
+    assert not (Path(ws.settings.home) / "jobs" / job.id / "key").exists()
+    assert "s3cret" not in ws.benchmarks.log_tail(job.id)
+    history = ws.benchmarks.list()
+    assert len(history) == 1
+    row = history.iloc[0]
+    assert row["requests"] == 400 and row["errors"] == 0 and row["label"] == "hello"
+    result, samples = ws.benchmarks.result(row["id"])
+    assert result.status_counts == {"200": 400}
+    assert len(samples) == 400 and result.p50_ms <= result.p99_ms
+
+    at = open_page("benchmarks.py")
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["errors"].startswith("0")
+    assert float(metrics["req/s"].replace(",", "")) > 0
+    assert len(at.get("plotly_chart")) >= 4
+
+
+def test_wrong_key_is_counted_as_errors_and_cancel_works(local_workspace, hello) -> None:
+    ws = local_workspace
+    job = ws.benchmarks.start(BenchmarkRequest(url=f"{hello.url}/auth", requests=200), key="wrong")
+    done = wait_done(ws.benchmarks, job.id)
+    result, _ = ws.benchmarks.result(ws.benchmarks.run_id(job.id))
+    assert done.state == "Completed" and result.status_counts == {"401": 200}
+    long = ws.benchmarks.start(
+        BenchmarkRequest(url=f"{hello.url}/", duration_s=60, requests=None), key=None
+    )
+    time.sleep(1.5)
+    assert ws.benchmarks.cancel(long.id).state == "Canceled"
