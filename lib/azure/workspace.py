@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from lib.azure.automl import AzureAutoML, MlflowClientSource
 from lib.azure.client import CONFIGURE_HINT, LazyMLClient, MLClientSource
 from lib.azure.compute import AzureCompute
 from lib.azure.datasets import AzureDatasets, FetchBytes
+from lib.azure.endpoints import AzureEndpoints
+from lib.azure.models import AzureModels, FetchMLmodel
 from lib.settings import Settings
 from lib.workspace import Workspace, WorkspaceError
 
@@ -13,12 +16,20 @@ def open_azure_workspace(
     settings: Settings,
     ml_client: MLClientSource | None = None,
     fetch_bytes: FetchBytes | None = None,
+    mlflow_client: MlflowClientSource | None = None,
+    fetch_mlmodel: FetchMLmodel | None = None,
 ) -> Workspace:
     """Services over one MLClient that is built, and signs in, on the first call a page makes."""
     config = settings.azure
     if config is None:
         raise WorkspaceError(f"No Azure ML workspace is configured. {CONFIGURE_HINT}")
     client = ml_client or LazyMLClient(config)
+    datasets = AzureDatasets(
+        client,
+        max_upload_bytes=settings.max_upload_mb * 1024 * 1024,
+        fetch_bytes=fetch_bytes,
+    )
+    automl = AzureAutoML(client, datasets, mlflow_client=mlflow_client)
     return Workspace(
         kind="azure",
         description=(
@@ -27,11 +38,10 @@ def open_azure_workspace(
         ),
         reason=settings.backend_reason,
         settings=settings,
-        datasets=AzureDatasets(
-            client,
-            max_upload_bytes=settings.max_upload_mb * 1024 * 1024,
-            fetch_bytes=fetch_bytes,
-        ),
+        datasets=datasets,
         compute=AzureCompute(client),
+        automl=automl,
+        models=AzureModels(client, automl, datasets, fetch_mlmodel=fetch_mlmodel),
+        endpoints=AzureEndpoints(client),
         extras={"ml_client": client, "azure_config": config},
     )

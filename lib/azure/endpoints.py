@@ -1,0 +1,443 @@
+"""Azure endpoints: managed online endpoints serving registered MLflow models (no scoring script).
+
+A deploy is a blue/green rollout that never blocks the page: `deploy` sends the first request
+(endpoint creation, or the new deployment when the endpoint exists) and returns the endpoint in
+state Creating; a background thread waits on the pollers, creates the deployment, moves 100% of
+the traffic to it and retires the previous one. The rollouts are kept in memory by endpoint name,
+so `get` reports Creating → Succeeded, or Failed with the deployment's logs. The endpoint, its
+scoring URI and its keys survive redeploys.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from azure.ai.ml.entities import (
+    EndpointAuthKeys,
+    ManagedOnlineDeployment,
+    ManagedOnlineEndpoint,
+    OnlineDeployment,
+    OnlineEndpoint,
+)
+from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+from lib.azure.client import MLClientSource, azure_call, describe_azure_error
+from lib.local.endpoints import validate_endpoint_name
+from lib.workspace import Endpoint, WorkspaceError
+
+COLOURS = ("blue", "green")
+INSTANCE_TYPE = "Standard_DS3_v2"
+LOG_LINES_ON_FAILURE = 100
+MODEL_TAG, VERSION_TAG = "opsdeck.model", "opsdeck.model_version"
+# App Insights `AppRequests` columns, as the local telemetry store names them.
+REQUEST_COLUMNS = [
+    "TimeGenerated",
+    "OperationId",
+    "Name",
+    "Url",
+    "ResultCode",
+    "DurationMs",
+    "Success",
+]
+PROVISIONING_STATES = {
+    "Succeeded": "Succeeded",
+    "Creating": "Creating",
+    "Updating": "Creating",
+    "Deleting": "Deleting",
+    "Failed": "Failed",
+    "Canceled": "Failed",
+}
+MODEL_REF = re.compile(r"^azureml:(?P<name>[^:/]+):(?P<version>\d+)$")
+MODEL_ARM_ID = re.compile(r"/models/(?P<name>[^/]+)/versions/(?P<version>\d+)$", re.IGNORECASE)
+NO_STOP = (
+    "Azure managed online endpoints cannot be stopped, and a deployment cannot be scaled to zero "
+    "instances: it is billed while it exists. Delete the endpoint to stop paying for it, and "
+    "deploy the model again when it is needed."
+)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(getattr(value, "value", value))
+
+
+def _time(value: Any) -> datetime | None:
+    if isinstance(value, str) and value:
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None
+
+
+def parse_model_ref(ref: Any) -> tuple[str, int]:
+    """(name, version) of a deployment's model: `azureml:name:3` or a model version ARM id."""
+    text = str(getattr(ref, "id", None) or ref or "")
+    match = MODEL_REF.match(text) or MODEL_ARM_ID.search(text)
+    if not match:
+        return "", 0
+    return match.group("name"), int(match.group("version"))
+
+
+def live_deployment(traffic: dict[str, int] | None) -> str | None:
+    """The deployment taking the most traffic (None when nothing is routed)."""
+    routed = {k: int(v) for k, v in (traffic or {}).items() if int(v) > 0}
+    return max(routed, key=lambda k: routed[k]) if routed else None
+
+
+@dataclass
+class Rollout:
+    """One deploy in flight (or just ended) on an endpoint."""
+
+    endpoint: str
+    deployment: str
+    model_name: str
+    model_version: int
+    retire: list[str]
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    step: str = "starting"
+    state: str = "Creating"  # Creating, Succeeded, Failed
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    pollers: list[Any] = field(default_factory=list)
+    finished: threading.Event = field(default_factory=threading.Event)
+
+
+class AzureEndpoints:
+    """EndpointService over `ml_client.online_endpoints` and `ml_client.online_deployments`."""
+
+    def __init__(
+        self,
+        ml_client: MLClientSource,
+        instance_type: str = INSTANCE_TYPE,
+        instance_count: int = 1,
+    ) -> None:
+        self.ml_client = ml_client
+        self.instance_type = instance_type
+        self.instance_count = instance_count
+        self._rollouts: dict[str, Rollout] = {}
+        self._lock = threading.Lock()
+
+    # --- reading --------------------------------------------------------------------------
+
+    def rollout(self, name: str) -> Rollout | None:
+        """The last deploy started on `name` by this process, if it is still remembered."""
+        with self._lock:
+            return self._rollouts.get(name)
+
+    def _find(self, name: str) -> OnlineEndpoint | None:
+        with azure_call(f"get endpoint {name}"):
+            try:
+                return self.ml_client().online_endpoints.get(name=name)
+            except ResourceNotFoundError:
+                return None
+
+    def _deployment_model(self, endpoint: OnlineEndpoint) -> tuple[str, int]:
+        live = live_deployment(endpoint.traffic)
+        if live is None:
+            return "", 0
+        with azure_call(f"get deployment {live} of endpoint {endpoint.name}"):
+            try:
+                deployment = self.ml_client().online_deployments.get(
+                    name=live, endpoint_name=endpoint.name
+                )
+            except ResourceNotFoundError:
+                return "", 0
+        return parse_model_ref(deployment.model)
+
+    def to_endpoint(self, entity: OnlineEndpoint) -> Endpoint:
+        """Map an online endpoint to the domain type (the model from our tags, else its deployment)."""
+        tags = dict(entity.tags or {})
+        if tags.get(MODEL_TAG) and str(tags.get(VERSION_TAG, "")).isdigit():
+            model_name, model_version = tags[MODEL_TAG], int(tags[VERSION_TAG])
+        else:
+            model_name, model_version = self._deployment_model(entity)
+        props = dict(entity.properties or {})
+        created = _time(props.get("createdAt")) or datetime.now(UTC)
+        provisioning = _text(entity.provisioning_state)
+        return Endpoint(
+            name=str(entity.name),
+            state=PROVISIONING_STATES.get(provisioning, provisioning or "Unknown"),
+            scoring_uri=entity.scoring_uri or "",
+            swagger_uri=entity.openapi_uri or "",
+            model_name=model_name,
+            model_version=model_version,
+            created=created,
+            updated=_time(props.get("lastModifiedAt")) or created,
+        )
+
+    def _merge(self, endpoint: Endpoint | None, rollout: Rollout | None) -> Endpoint | None:
+        """The endpoint as Azure reports it, overlaid with this process's rollout."""
+        if rollout is None:
+            return endpoint
+        if endpoint is None:
+            endpoint = Endpoint(
+                name=rollout.endpoint,
+                state="Creating",
+                scoring_uri="",
+                swagger_uri="",
+                model_name=rollout.model_name,
+                model_version=rollout.model_version,
+                created=rollout.started,
+                updated=rollout.started,
+            )
+        if rollout.state == "Creating":
+            return replace(
+                endpoint,
+                state="Creating",
+                model_name=rollout.model_name,
+                model_version=rollout.model_version,
+                error=None,
+            )
+        if rollout.state == "Failed":
+            if not endpoint.model_name:
+                endpoint = replace(
+                    endpoint, model_name=rollout.model_name, model_version=rollout.model_version
+                )
+            return replace(endpoint, state="Failed", error=rollout.error)
+        with self._lock:
+            # Succeeded: from now on Azure's own state is the truth.
+            if self._rollouts.get(rollout.endpoint) is rollout:
+                del self._rollouts[rollout.endpoint]
+        return endpoint
+
+    def get(self, name: str) -> Endpoint:
+        rollout = self.rollout(name)
+        entity = self._find(name)
+        merged = self._merge(self.to_endpoint(entity) if entity else None, rollout)
+        if merged is None:
+            raise WorkspaceError(f"Endpoint {name} does not exist.")
+        return merged
+
+    def list(self) -> list[Endpoint]:
+        """The workspace's online endpoints, with deploys in flight from this process."""
+        with azure_call("list endpoints"):
+            entities = list(self.ml_client().online_endpoints.list())
+        found = {str(e.name): self.to_endpoint(e) for e in entities}
+        with self._lock:
+            rollouts = dict(self._rollouts)
+        for name in set(found) | set(rollouts):
+            merged = self._merge(found.get(name), rollouts.get(name))
+            if merged is not None:
+                found[name] = merged
+        return sorted(found.values(), key=lambda e: e.created)
+
+    def keys(self, name: str) -> tuple[str, str]:
+        with azure_call(
+            f"get the keys of endpoint {name}", not_found=f"Endpoint {name} does not exist."
+        ):
+            keys = self.ml_client().online_endpoints.get_keys(name=name)
+        if not isinstance(keys, EndpointAuthKeys):
+            raise WorkspaceError(
+                f"Endpoint {name} uses token authentication, not keys; opsdeck creates key-auth "
+                "endpoints."
+            )
+        return keys.primary_key or "", keys.secondary_key or ""
+
+    def regenerate_key(self, name: str, which: str = "primary") -> tuple[str, str]:
+        """A new value for one key (the other keeps working); waits for Azure, a few seconds."""
+        if which not in ("primary", "secondary"):
+            raise WorkspaceError("Key must be 'primary' or 'secondary'.")
+        action = f"regenerate the {which} key of endpoint {name}"
+        with azure_call(action, not_found=f"Endpoint {name} does not exist."):
+            poller = self.ml_client().online_endpoints.begin_regenerate_keys(
+                name=name, key_type=which
+            )
+            poller.result(timeout=120)
+        if not poller.done():
+            raise WorkspaceError(f"Azure is still regenerating the {which} key of {name}; retry.")
+        return self.keys(name)
+
+    def logs(self, name: str, lines: int = 80) -> str:
+        """The inference server log of the deployment being rolled out, else the live one."""
+        rollout = self.rollout(name)
+        if rollout is not None and rollout.state != "Succeeded":
+            deployment: str | None = rollout.deployment
+        else:
+            entity = self._find(name)
+            if entity is None:
+                raise WorkspaceError(f"Endpoint {name} does not exist.")
+            deployment = live_deployment(entity.traffic)
+        if deployment is None:
+            return ""
+        with azure_call(f"read the logs of deployment {deployment}"):
+            try:
+                text = self.ml_client().online_deployments.get_logs(
+                    name=deployment, endpoint_name=name, lines=lines
+                )
+            except ResourceNotFoundError:
+                return ""
+        return f"--- deployment {deployment} ---\n{text or ''}".rstrip()
+
+    def health(self, name: str, timeout: float = 1.0) -> bool:
+        """Azure reports the endpoint provisioned (Succeeded) and no deploy has failed."""
+        try:
+            return self.get(name).state == "Succeeded"
+        except WorkspaceError:
+            return False
+
+    def requests(self, name: str | None = None, limit: int = 20) -> pd.DataFrame:
+        """Empty: Azure request logs live in Application Insights, read by the telemetry service."""
+        return pd.DataFrame(columns=REQUEST_COLUMNS)
+
+    # --- changing -------------------------------------------------------------------------
+
+    def _deployments(self, name: str) -> list[OnlineDeployment]:
+        with azure_call(f"list the deployments of endpoint {name}"):
+            try:
+                return list(self.ml_client().online_deployments.list(endpoint_name=name))
+            except ResourceNotFoundError:
+                return []
+
+    @staticmethod
+    def _colour(existing: dict[str, int]) -> str:
+        """A colour not in use, else the one taking the least traffic (it gets replaced)."""
+        free = [c for c in COLOURS if c not in existing]
+        if free:
+            return free[0]
+        return min(COLOURS, key=lambda c: existing.get(c, 0))
+
+    def deploy(self, model_name: str, model_version: int, endpoint_name: str) -> Endpoint:
+        """Start a rollout of a model version to an endpoint; returns it in state Creating."""
+        name = validate_endpoint_name(endpoint_name)
+        current = self.rollout(name)
+        if current is not None and current.state == "Creating":
+            raise WorkspaceError(
+                f"Endpoint {name} is already deploying {current.model_name} "
+                f"v{current.model_version} ({current.step}); wait for it to finish."
+            )
+        label = f"{model_name} v{model_version}"
+        with azure_call(f"get model {label}", not_found=f"Model {label} is not registered."):
+            self.ml_client().models.get(name=model_name, version=str(int(model_version)))
+        entity = self._find(name)
+        traffic = dict(entity.traffic or {}) if entity is not None else {}
+        existing = {str(d.name): int(traffic.get(str(d.name), 0)) for d in self._deployments(name)}
+        colour = self._colour(existing)
+        rollout = Rollout(
+            endpoint=name,
+            deployment=colour,
+            model_name=model_name,
+            model_version=int(model_version),
+            retire=[d for d in existing if d != colour],
+        )
+        deployment = ManagedOnlineDeployment(
+            name=colour,
+            endpoint_name=name,
+            model=f"azureml:{model_name}:{int(model_version)}",
+            instance_type=self.instance_type,
+            instance_count=self.instance_count,
+            app_insights_enabled=True,
+        )
+        ml = self.ml_client()
+        if entity is None:
+            endpoint = ManagedOnlineEndpoint(
+                name=name,
+                auth_mode="key",
+                description=f"opsdeck endpoint for {model_name}",
+                tags={MODEL_TAG: model_name, VERSION_TAG: str(int(model_version))},
+            )
+            rollout.step = "creating the endpoint"
+            with azure_call(f"create endpoint {name}"):
+                first = ml.online_endpoints.begin_create_or_update(endpoint)
+        else:
+            rollout.step = f"creating deployment {colour}"
+            with azure_call(f"create deployment {colour} of endpoint {name}"):
+                first = ml.online_deployments.begin_create_or_update(deployment)
+        rollout.pollers.append(first)
+        with self._lock:
+            self._rollouts[name] = rollout
+        # Read before the thread starts, so the answer is Creating however fast Azure is.
+        started = self.get(name)
+        threading.Thread(
+            target=self._finish_rollout,
+            args=(rollout, first, deployment, entity is None),
+            name=f"deploy-{name}",
+            daemon=True,
+        ).start()
+        return started
+
+    def _finish_rollout(
+        self, rollout: Rollout, first: Any, deployment: ManagedOnlineDeployment, new: bool
+    ) -> None:
+        ml = self.ml_client()
+        name, colour = rollout.endpoint, rollout.deployment
+        action = f"create endpoint {name}" if new else f"create deployment {colour} of {name}"
+        deployment_started = not new
+        try:
+            first.result()
+            if new:
+                rollout.step = f"creating deployment {colour}"
+                action = f"create deployment {colour} of {name}"
+                deployment_started = True
+                poller = ml.online_deployments.begin_create_or_update(deployment)
+                rollout.pollers.append(poller)
+                poller.result()
+            rollout.step = f"routing all traffic to {colour}"
+            action = f"route the traffic of {name} to {colour}"
+            endpoint = ml.online_endpoints.get(name=name)
+            endpoint.traffic = {colour: 100, **dict.fromkeys(rollout.retire, 0)}
+            endpoint.tags = {
+                **(endpoint.tags or {}),
+                MODEL_TAG: rollout.model_name,
+                VERSION_TAG: str(rollout.model_version),
+            }
+            poller = ml.online_endpoints.begin_create_or_update(endpoint)
+            rollout.pollers.append(poller)
+            poller.result()
+            for old in rollout.retire:
+                # An idle deployment keeps its VMs billed; the new one already takes all traffic.
+                rollout.step = f"deleting the previous deployment {old}"
+                try:
+                    poller = ml.online_deployments.begin_delete(name=old, endpoint_name=name)
+                    rollout.pollers.append(poller)
+                    poller.result()
+                except AzureError as exc:
+                    rollout.notes.append(describe_azure_error(exc, f"delete deployment {old}"))
+            rollout.step = "done"
+            rollout.state = "Succeeded"
+        except Exception as exc:  # any failure must end the rollout, never leave it Creating
+            message = (
+                describe_azure_error(exc, action)
+                if isinstance(exc, AzureError)
+                else f"Could not {action}: {exc}"
+            )
+            if not new and rollout.retire:
+                message += f" Traffic stays on {', '.join(rollout.retire)}."
+            logs = self._failure_logs(name, colour) if deployment_started else ""
+            rollout.error = f"{message}\n{logs}".strip()
+            rollout.state = "Failed"
+        finally:
+            rollout.finished.set()
+
+    def _failure_logs(self, name: str, colour: str) -> str:
+        try:
+            text = self.ml_client().online_deployments.get_logs(
+                name=colour, endpoint_name=name, lines=LOG_LINES_ON_FAILURE
+            )
+        except AzureError as exc:
+            return f"(no deployment logs: {describe_azure_error(exc, 'read the logs')})"
+        return f"--- deployment {colour} logs ---\n{text}" if text else ""
+
+    def stop(self, name: str) -> Endpoint:
+        """Refused: see NO_STOP."""
+        raise WorkspaceError(NO_STOP)
+
+    def restart(self, name: str) -> Endpoint:
+        """Roll the live model version out again onto fresh instances (blue/green, same URI)."""
+        endpoint = self.get(name)
+        if not endpoint.model_name or not endpoint.model_version:
+            raise WorkspaceError(f"Endpoint {name} serves no model to restart; deploy one.")
+        return self.deploy(endpoint.model_name, endpoint.model_version, name)
+
+    def delete(self, name: str) -> None:
+        """Start deleting the endpoint and its deployments (Azure finishes in a few minutes)."""
+        with azure_call(f"delete endpoint {name}", not_found=f"Endpoint {name} does not exist."):
+            self.ml_client().online_endpoints.begin_delete(name=name)
+        with self._lock:
+            self._rollouts.pop(name, None)
