@@ -119,7 +119,18 @@ with st.expander("New AutoML run", expanded=not automl.jobs(), icon=":material/a
             folds = c2.number_input("Folds", 2, 20, 5, key="automl_folds")
             holdout = 0.2
         ensemble = c3.checkbox("Ensemble of the best models", value=True, key="automl_ensemble")
-        experiment = st.text_input("Experiment name", value="automl", key="automl_experiment")
+        c1, c2 = st.columns(2)
+        experiment = c1.text_input("Experiment name", value="automl", key="automl_experiment")
+        clusters = (
+            [t.name for t in ws.compute.list() if t.kind == "AmlCompute"] if ws.compute else []
+        )
+        if ws.kind == "local":
+            compute = c2.selectbox("Compute", ["local"], key="automl_compute")
+        elif clusters:
+            compute = c2.selectbox("Compute cluster", clusters, key="automl_compute")
+        else:
+            compute = ""
+            c2.warning("No compute cluster in this workspace: create one on the Compute page.")
         request = AutoMLRequest(
             dataset=ds_name,
             dataset_version=int(ds_version),
@@ -134,6 +145,7 @@ with st.expander("New AutoML run", expanded=not automl.jobs(), icon=":material/a
             n_folds=int(folds),
             ensemble=bool(ensemble),
             experiment_name=experiment.strip() or "automl",
+            compute=compute,
         )
         if st.button("Submit AutoML run", type="primary", key="automl_submit"):
             problems = automl.validate(request)
@@ -214,7 +226,11 @@ def live_view(job_id: str) -> None:
                 st.rerun()
         if job.error:
             st.error(job.error)
-        trials = automl.trials(job.id)
+        try:
+            trials = automl.trials(job.id)
+        except WorkspaceError as exc:
+            st.warning(f"Trials unavailable: {exc}")
+            trials = pd.DataFrame(columns=["wall_time_s", "primary_metric", "estimator"])
         st.plotly_chart(
             charts.best_score_over_time(
                 trials, metric, higher_is_better=metric not in LOWER_IS_BETTER
@@ -222,7 +238,11 @@ def live_view(job_id: str) -> None:
             key=f"automl_curve_{job.id}",
         )
         with st.expander("Log"):
-            st.code(automl.log_tail(job.id) or "(empty)", language=None)
+            try:
+                tail = automl.log_tail(job.id)
+            except WorkspaceError as exc:
+                tail = str(exc)
+            st.code(tail or "(empty)", language=None)
     rails = automl.guardrails(job.id)
     if rails:
         with st.expander("Data guardrails", icon=":material/shield:"):
@@ -245,7 +265,11 @@ st.subheader("Leaderboard")
 per_estimator = st.toggle(
     "Best per algorithm (fully evaluated)", value=True, key="automl_per_estimator"
 )
-board = automl.leaderboard(job.id, per_estimator=per_estimator)
+try:
+    board = automl.leaderboard(job.id, per_estimator=per_estimator)
+except WorkspaceError as exc:
+    st.warning(f"Leaderboard unavailable: {exc}")
+    board = pd.DataFrame()
 if board.empty:
     st.info("No trials were recorded for this run.")
 else:
@@ -281,7 +305,11 @@ else:
     if per_estimator and metric in board.columns:
         st.plotly_chart(charts.estimator_comparison(board, metric), key="automl_estimators_chart")
 
-details = automl.details(job.id)
+try:
+    details = automl.details(job.id)
+except WorkspaceError as exc:
+    st.warning(f"Model details unavailable: {exc}")
+    details = {}
 if details:
     st.subheader(f"Best model: {details.get('best_estimator', '')}")
     best_metrics = details.get("metrics", {})

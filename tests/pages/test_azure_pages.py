@@ -67,3 +67,28 @@ def test_compute_page_lists_and_creates_clusters(azure_backend) -> None:
     assert not at.exception
     assert "gpu-2" in azure_backend.compute.entities
     assert any("gpu-2" in s.label for s in at.status)
+
+
+def test_automl_submit_on_azure_builds_a_job_on_the_chosen_cluster(azure_backend) -> None:
+    azure_backend.compute.add(
+        AmlCompute(name="cpu-cluster", size="STANDARD_DS3_V2", min_instances=0, max_instances=2)
+    )
+    rows = b"".join(
+        f"{20 + i % 40};j{i % 3};{'yes' if i % 3 else 'no'}\n".encode() for i in range(120)
+    )
+    at = open_page("datasets.py")
+    at.file_uploader(key="datasets_upload").set_value(
+        ("bank.csv", b"age;job;y\n" + rows, "text/csv")
+    )
+    button(at, "Register dataset").click().run()
+    assert not at.exception
+    at = open_page("automl.py")
+    assert at.selectbox(key="automl_compute").value == "cpu-cluster"
+    button(at, "Submit AutoML run").click().run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == []
+    # Without azureml-mlflow the trials cannot be read: the page says so instead of failing.
+    assert any("azureml-mlflow" in w.value for w in at.warning)
+    job = azure_backend.jobs.received[-1]
+    assert job.type == "automl" and job.compute == "cpu-cluster"
+    assert job.target_column_name == "y"
