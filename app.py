@@ -33,6 +33,7 @@ pages = {
         st.Page("pages/score.py", title="Score", icon=":material/online_prediction:"),
     ],
     "Operate": [
+        st.Page("pages/logs.py", title="Logs", icon=":material/monitoring:"),
         st.Page("pages/benchmarks.py", title="Benchmarks", icon=":material/speed:"),
     ],
 }

@@ -389,6 +389,38 @@ class BenchmarkService(Protocol):
     def log_tail(self, job_id: str, lines: int = 40) -> str: ...
 
 
+@runtime_checkable
+class TelemetryService(Protocol):
+    """Request and trace tables with App Insights column names."""
+
+    def requests(
+        self,
+        endpoint: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame: ...
+
+    def traces(
+        self,
+        endpoint: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame: ...
+
+    def query_text(
+        self,
+        kind: str,
+        endpoint: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> str:
+        """The SQL or KQL behind a table, for display."""
+        ...
+
+
 @dataclass
 class Workspace:
     """One backend's services, obtained once per dashboard process."""
@@ -403,6 +435,7 @@ class Workspace:
     models: ModelService | None = None
     endpoints: EndpointService | None = None
     benchmarks: BenchmarkService | None = None
+    telemetry: TelemetryService | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, int]:

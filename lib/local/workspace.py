@@ -10,12 +10,14 @@ from lib.local.endpoints import LocalEndpoints
 from lib.local.jobs import JobManager
 from lib.local.models import LocalModels
 from lib.local.store import Store
+from lib.local.telemetry_service import LocalTelemetry
 from lib.settings import Settings
 from lib.workspace import Workspace
 
 
 def open_local_workspace(settings: Settings) -> Workspace:
     store = Store(settings.home)
+    endpoints = LocalEndpoints(store)
     jobs = JobManager(store, slots=settings.worker_slots)
     datasets = LocalDatasets(store, max_upload_bytes=settings.max_upload_mb * 1024 * 1024)
     return Workspace(
@@ -27,7 +29,8 @@ def open_local_workspace(settings: Settings) -> Workspace:
         compute=LocalCompute(jobs),
         automl=LocalAutoML(jobs, datasets),
         models=LocalModels(store, jobs),
-        endpoints=LocalEndpoints(store),
+        endpoints=endpoints,
+        telemetry=LocalTelemetry(endpoints.telemetry_db),
         benchmarks=LocalBenchmarks(jobs, datasets),
         extras={"store": store, "jobs": jobs},
     )
