@@ -1,0 +1,206 @@
+"""Data guardrails in the spirit of Azure AutoML's: cheap checks run before training."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+
+PASSED = "Passed"
+DONE = "Done"
+ALERTED = "Alerted"
+
+# Azure alerts when the smallest class has under ~20% of the largest class's rows.
+IMBALANCE_RATIO = 0.2
+# A text column with more distinct values than this share of rows is treated as an id.
+ID_LIKE_SHARE = 0.9
+HIGH_CARDINALITY_MIN = 100
+MAX_CATEGORIES = 1000
+
+
+@dataclass
+class Guardrail:
+    name: str
+    status: str  # Passed | Done | Alerted
+    details: str
+    action: str = ""
+    columns: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _is_text(col: pd.Series) -> bool:
+    return not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col))
+
+
+def constant_columns(df: pd.DataFrame, target: str) -> list[str]:
+    """Feature columns with at most one distinct non-missing value."""
+    return [c for c in df.columns if c != target and df[c].nunique(dropna=True) <= 1]
+
+
+def id_like_columns(df: pd.DataFrame, target: str) -> list[str]:
+    """Text feature columns whose values are (nearly) unique per row: identifiers, free text."""
+    n = len(df)
+    out = []
+    for c in df.columns:
+        if c == target or not _is_text(df[c]):
+            continue
+        distinct = df[c].nunique(dropna=True)
+        if distinct >= HIGH_CARDINALITY_MIN and distinct > ID_LIKE_SHARE * n:
+            out.append(str(c))
+    return out
+
+
+def high_cardinality_columns(df: pd.DataFrame, target: str) -> list[str]:
+    """Text feature columns with many categories but not id-like (rare ones get grouped)."""
+    ids = set(id_like_columns(df, target))
+    return [
+        str(c)
+        for c in df.columns
+        if c != target
+        and c not in ids
+        and _is_text(df[c])
+        and df[c].nunique(dropna=True) > HIGH_CARDINALITY_MIN
+    ]
+
+
+def columns_to_drop(df: pd.DataFrame, target: str) -> list[str]:
+    """Columns the engine removes before training (constant and id-like)."""
+    return sorted(set(constant_columns(df, target)) | set(id_like_columns(df, target)))
+
+
+def check_data(df: pd.DataFrame, target: str, task: str) -> list[Guardrail]:
+    """Run every guardrail on a training frame; pure function of its inputs."""
+    if target not in df.columns:
+        raise ValueError(f"target column {target!r} is not in the data")
+    out: list[Guardrail] = []
+    n = len(df)
+    features = [c for c in df.columns if c != target]
+
+    missing_target = int(df[target].isna().sum())
+    out.append(
+        Guardrail(
+            "Missing target values",
+            DONE if missing_target else PASSED,
+            f"{missing_target} of {n} rows have no target value."
+            if missing_target
+            else "Every row has a target value.",
+            "Rows without a target were removed." if missing_target else "",
+        )
+    )
+
+    if task == "classification":
+        counts = df[target].dropna().astype(str).value_counts()
+        if len(counts) >= 2:
+            ratio = counts.iloc[-1] / counts.iloc[0]
+            share = ", ".join(f"{k}: {v / counts.sum():.1%}" for k, v in counts.items())
+            imbalanced = ratio < IMBALANCE_RATIO
+            out.append(
+                Guardrail(
+                    "Class balancing detection",
+                    ALERTED if imbalanced else PASSED,
+                    f"Class shares {share} (smallest/largest = {ratio:.2f})."
+                    if imbalanced
+                    else f"Classes are balanced enough ({share}).",
+                    "Prefer AUC_weighted or average_precision_score_weighted over accuracy; "
+                    "stratified validation splits are used."
+                    if imbalanced
+                    else "",
+                )
+            )
+        else:
+            out.append(
+                Guardrail(
+                    "Class balancing detection",
+                    ALERTED,
+                    f"The target has {len(counts)} distinct value(s); at least 2 are needed.",
+                )
+            )
+
+    missing = {c: int(df[c].isna().sum()) for c in features}
+    missing = {c: k for c, k in missing.items() if k}
+    out.append(
+        Guardrail(
+            "Missing feature values imputation",
+            DONE if missing else PASSED,
+            "Missing values in "
+            + ", ".join(f"{c} ({k / n:.1%})" for c, k in sorted(missing.items()))
+            + "."
+            if missing
+            else "No missing feature values were detected.",
+            "Kept as missing: the tree learners route missing values natively; "
+            "unseen categories at scoring time are treated the same way."
+            if missing
+            else "",
+            sorted(missing),
+        )
+    )
+
+    ids = id_like_columns(df, target)
+    high = high_cardinality_columns(df, target)
+    if ids or high:
+        parts = []
+        if ids:
+            parts.append(f"id-like columns {', '.join(ids)} were dropped")
+        if high:
+            parts.append(
+                f"for {', '.join(high)} only the {MAX_CATEGORIES} most frequent categories "
+                "are kept, the rest are treated as missing"
+            )
+        out.append(
+            Guardrail(
+                "High cardinality feature detection",
+                DONE,
+                "Columns with many distinct text values: " + ", ".join(ids + high) + ".",
+                "; ".join(parts).capitalize() + ".",
+                ids + high,
+            )
+        )
+    else:
+        out.append(
+            Guardrail(
+                "High cardinality feature detection",
+                PASSED,
+                "No high-cardinality text columns were detected.",
+            )
+        )
+
+    constant = constant_columns(df, target)
+    out.append(
+        Guardrail(
+            "Constant feature detection",
+            DONE if constant else PASSED,
+            f"Columns with a single value: {', '.join(constant)}."
+            if constant
+            else "No constant columns were detected.",
+            "Dropped: they carry no signal." if constant else "",
+            constant,
+        )
+    )
+
+    duplicated = int(df.duplicated().sum())
+    out.append(
+        Guardrail(
+            "Duplicate rows",
+            ALERTED if duplicated > 0.05 * n else PASSED,
+            f"{duplicated} of {n} rows are exact duplicates.",
+            "Kept; duplicates can leak between training and validation splits."
+            if duplicated > 0.05 * n
+            else "",
+        )
+    )
+
+    min_rows = 50
+    out.append(
+        Guardrail(
+            "Training data size",
+            ALERTED if n - missing_target < min_rows else PASSED,
+            f"{n - missing_target} usable rows, {len(features)} feature columns.",
+            "Too few rows for a reliable validation score."
+            if n - missing_target < min_rows
+            else "",
+        )
+    )
+    return out

@@ -1,0 +1,277 @@
+"""The served tabular model: own preprocessing plus native estimators, as an MLflow pyfunc.
+
+Two ways in, one computation: ``predict`` (pandas, the reference behaviour) and
+``fast_predict`` (plain Python records, no pandas) both encode to the same float64
+matrix and call the same native scoring code, so their results are identical.
+
+This module must stay importable on its own (no imports from the rest of ``lib``): it is
+shipped inside every saved model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+
+
+@dataclass
+class Member:
+    """One fitted native estimator of the model and its weight in the probability average."""
+
+    kind: str  # "lgbm" | "xgboost" | "sklearn"
+    estimator: Any  # lightgbm.Booster, xgboost.Booster or a fitted sklearn estimator
+    weight: float = 1.0
+    name: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return value is pd.NA or value is pd.NaT
+
+
+def _to_float(value: Any) -> float:
+    if _is_missing(value):
+        return math.nan
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _plain(value: Any) -> Any:
+    """Numpy scalars to Python scalars (for JSON, MLflow params and category lookup)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class Encoder:
+    """Turns raw feature values into a float64 matrix: numerics as floats, categoricals as codes."""
+
+    def __init__(self, feature_spec: list[dict[str, Any]]):
+        self.feature_spec = feature_spec
+        self.columns = [f["name"] for f in feature_spec]
+        self.kinds = [f["kind"] for f in feature_spec]
+        # Values and their str() form both map to the code: JSON clients send "1" or 1.
+        self._lookups: list[dict[Any, float] | None] = []
+        for f in feature_spec:
+            if f["kind"] == CATEGORICAL:
+                table: dict[Any, float] = {}
+                for code, cat in enumerate(f["categories"]):
+                    table.setdefault(str(cat), float(code))
+                    table[cat] = float(code)
+                self._lookups.append(table)
+            else:
+                self._lookups.append(None)
+        self.categorical_indices = [i for i, k in enumerate(self.kinds) if k == CATEGORICAL]
+
+    @staticmethod
+    def from_frame(
+        df: pd.DataFrame, *, max_categories: int = 1000, categorical: Sequence[str] = ()
+    ) -> Encoder:
+        """Learn the feature spec from training features (categories ordered by frequency)."""
+        spec: list[dict[str, Any]] = []
+        for name in df.columns:
+            col = df[name]
+            is_cat = name in categorical or not (
+                pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
+            )
+            non_null = col.dropna()
+            example = _plain(non_null.iloc[0]) if len(non_null) else None
+            entry: dict[str, Any] = {
+                "name": str(name),
+                "kind": CATEGORICAL if is_cat else NUMERIC,
+                "dtype": str(col.dtype),
+                "example": example,
+            }
+            if is_cat:
+                counts = non_null.value_counts(sort=True)
+                entry["categories"] = [_plain(v) for v in counts.index[:max_categories]]
+                entry["min"] = entry["max"] = None
+            else:
+                numeric = pd.to_numeric(non_null, errors="coerce").astype("float64")
+                entry["categories"] = None
+                entry["min"] = float(numeric.min()) if len(numeric) else None
+                entry["max"] = float(numeric.max()) if len(numeric) else None
+            spec.append(entry)
+        return Encoder(spec)
+
+    def encode_frame(self, df: pd.DataFrame) -> np.ndarray:
+        """Vectorised encoding of a DataFrame (missing columns become missing values)."""
+        out = np.full((len(df), len(self.columns)), np.nan, dtype=np.float64)
+        for i, name in enumerate(self.columns):
+            if name not in df.columns:
+                continue
+            col = df[name]
+            lookup = self._lookups[i]
+            if lookup is None:
+                if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+                    out[:, i] = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy()
+                else:
+                    out[:, i] = [_to_float(v) for v in col.tolist()]
+            else:
+                out[:, i] = [
+                    math.nan if _is_missing(v) else lookup.get(v, lookup.get(str(v), math.nan))
+                    for v in col.tolist()
+                ]
+        return out
+
+    def encode_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Encoding of plain dict records with no pandas on the path."""
+        rows = []
+        for rec in records:
+            row = []
+            for name, lookup in zip(self.columns, self._lookups, strict=True):
+                v = rec.get(name)
+                if lookup is None:
+                    row.append(_to_float(v))
+                elif _is_missing(v):
+                    row.append(math.nan)
+                else:
+                    try:
+                        code = lookup.get(v)
+                    except TypeError:  # unhashable value
+                        code = None
+                    if code is None:
+                        code = lookup.get(str(v), math.nan)
+                    row.append(code)
+            rows.append(row)
+        return np.array(rows, dtype=np.float64).reshape(len(rows), len(self.columns))
+
+
+def _member_scores(member: Member, X: np.ndarray, task: str, n_classes: int) -> np.ndarray:
+    """Class probabilities (n x k) for classification, predictions (n,) for regression."""
+    single = X.shape[0] == 1
+    est = member.estimator
+    if member.kind == "lgbm":
+        raw = est.predict(X, num_threads=1 if single else 0)
+    elif member.kind == "xgboost":
+        raw = est.inplace_predict(X)
+    elif task == "classification":
+        return np.asarray(est.predict_proba(X), dtype=np.float64)
+    else:
+        return np.asarray(est.predict(X), dtype=np.float64)
+    raw = np.asarray(raw, dtype=np.float64)
+    if task != "classification":
+        return raw
+    if raw.ndim == 1:
+        return np.column_stack([1.0 - raw, raw])
+    return raw.reshape(X.shape[0], n_classes)
+
+
+class TabularModel(mlflow.pyfunc.PythonModel):
+    """Encoder + weighted native estimators; labels in the original label space."""
+
+    def __init__(
+        self,
+        *,
+        task: str,
+        encoder: Encoder,
+        members: list[Member],
+        classes: list[Any] | None = None,
+        threshold: float | None = None,
+        positive_label: Any = None,
+    ):
+        self.task = task
+        self.encoder = encoder
+        self.members = members
+        self.classes_ = list(classes) if classes is not None else []
+        self.threshold = threshold
+        self.positive_label = positive_label
+        total = sum(m.weight for m in members)
+        self._weights = [m.weight / total for m in members]
+        self._prepare()
+
+    def _prepare(self) -> None:
+        # Online scoring is one row at a time: a thread pool only waits for busy cores.
+        for m in self.members:
+            if m.kind == "xgboost":
+                m.estimator.set_param({"nthread": 1})
+            elif m.kind == "sklearn" and hasattr(m.estimator, "n_jobs"):
+                m.estimator.n_jobs = 1
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._prepare()
+
+    @property
+    def feature_spec(self) -> list[dict[str, Any]]:
+        return self.encoder.feature_spec
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.encoder.columns)
+
+    # -- core computation, shared by every entry point ------------------------------------
+    def _scores(self, X: np.ndarray) -> np.ndarray:
+        n_classes = len(self.classes_)
+        out = None
+        for w, m in zip(self._weights, self.members, strict=True):
+            s = _member_scores(m, X, self.task, n_classes)
+            out = s * w if out is None else out + s * w
+        return out
+
+    def _labels(self, proba: np.ndarray) -> list[Any]:
+        if len(self.classes_) == 2 and self.threshold is not None:
+            idx = (proba[:, 1] >= self.threshold).astype(int)
+        else:
+            idx = proba.argmax(axis=1)
+        return [self.classes_[i] for i in idx]
+
+    def encoded_scores(self, X: np.ndarray) -> np.ndarray:
+        """Probabilities (classification) or predictions (regression) for an encoded matrix."""
+        return self._scores(X)
+
+    # -- pandas entry points (reference behaviour) -----------------------------------------
+    def predict_proba_frame(self, df: pd.DataFrame) -> np.ndarray:
+        """Class probabilities (columns in ``classes_`` order) for a DataFrame."""
+        if self.task != "classification":
+            raise ValueError("predict_proba is only defined for classification models")
+        return self._scores(self.encoder.encode_frame(df))
+
+    def predict_proba(
+        self, context: Any, model_input: pd.DataFrame, params: dict | None = None
+    ) -> np.ndarray:
+        """PythonModel-style twin of ``predict_proba_frame``."""
+        if not isinstance(model_input, pd.DataFrame):
+            model_input = pd.DataFrame(model_input)
+        return self.predict_proba_frame(model_input)
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> Any:
+        if not isinstance(model_input, pd.DataFrame):
+            model_input = pd.DataFrame(model_input)
+        X = self.encoder.encode_frame(model_input)
+        scores = self._scores(X)
+        if self.task == "classification":
+            return np.array(self._labels(scores), dtype=object)
+        return scores
+
+    # -- fast path: plain Python records in, plain Python lists out ------------------------
+    def fast_predict(self, records: Sequence[Mapping[str, Any]]) -> list[Any]:
+        scores = self._scores(self.encoder.encode_records(records))
+        if self.task == "classification":
+            return self._labels(scores)
+        return scores.tolist()
+
+    def fast_predict_proba(self, records: Sequence[Mapping[str, Any]]) -> list[list[float]]:
+        if self.task != "classification":
+            raise ValueError("predict_proba is only defined for classification models")
+        return self._scores(self.encoder.encode_records(records)).tolist()

@@ -1,0 +1,257 @@
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from lib.local.automl_engine import (
+    AutoMLCanceled,
+    AutoMLSpec,
+    TrialEvent,
+    best_accuracy_threshold,
+    classification_metrics,
+    normalize_metric,
+    run_automl,
+)
+
+CLASSIFICATION_KEYS = {
+    "accuracy",
+    "AUC_weighted",
+    "precision_score_weighted",
+    "recall_score_weighted",
+    "f1_score_weighted",
+    "log_loss",
+    "average_precision_score_weighted",
+}
+
+
+def _synthetic(n: int = 1500, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {
+            "income": rng.normal(50, 15, n).round(1),
+            "visits": rng.integers(0, 30, n),
+            "plan": rng.choice(["basic", "plus", "pro"], n),
+            "region": rng.choice(["n", "s", "e", "w"], n),
+            "constant": "same",
+            "row_id": [f"id{i}" for i in range(n)],
+        }
+    )
+    df.loc[rng.choice(n, n // 20, replace=False), "income"] = np.nan
+    logit = 0.08 * (df["income"].fillna(50) - 50) + (df["plan"] == "pro") * 2.0 - 1.2
+    df["churn"] = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no")
+    return df
+
+
+def _tracking(tmp_path: Path) -> tuple[str, Path]:
+    return f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "artifacts"
+
+
+def _children(uri: str, parent_id: str) -> list:
+    client = MlflowClient(uri)
+    exp = client.get_run(parent_id).info.experiment_id
+    return client.search_runs(
+        [exp], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'", max_results=5000
+    )
+
+
+def _assert_model_consistent(model_uri: str, rows: pd.DataFrame, result) -> None:
+    """A fresh pyfunc load agrees on labels: pyfunc == fast path == probability + threshold."""
+    pyfunc = mlflow.pyfunc.load_model(model_uri)
+    raw = pyfunc.unwrap_python_model()
+    records = json.loads(rows.to_json(orient="records"))
+    labels = list(pyfunc.predict(rows))
+    assert labels == raw.fast_predict(records)
+    proba = raw.predict_proba_frame(rows)
+    np.testing.assert_array_equal(np.array(raw.fast_predict_proba(records)), proba)
+    assert raw.classes_ == result.classes
+    assert raw.threshold == result.threshold
+    positive = np.asarray(proba)[:, 1] >= raw.threshold
+    assert labels == [raw.classes_[int(p)] for p in positive]
+    assert set(labels) <= set(raw.classes_)
+
+
+def test_synthetic_classification_end_to_end(tmp_path: Path) -> None:
+    df = _synthetic()
+    train, held_out = df.iloc[:1200], df.iloc[1200:]
+    uri, artifacts = _tracking(tmp_path)
+    events: list[TrialEvent] = []
+    arrival: list[float] = []
+    logs: list[str] = []
+    start = time.time()
+
+    def on_trial(ev: TrialEvent) -> None:
+        events.append(ev)
+        arrival.append(time.time() - start)
+
+    result = run_automl(
+        train,
+        AutoMLSpec(target="churn", time_budget_s=4, experiment_name="synthetic"),
+        tracking_uri=uri,
+        artifact_dir=artifacts,
+        on_trial=on_trial,
+        log=logs.append,
+    )
+
+    # every trial was reported, in order, with a monotone best-so-far
+    assert len(events) == len(result.trials) >= 3
+    assert [e.trial for e in events] == list(range(len(events)))
+    assert arrival[0] < 15
+    bests = [e.best_so_far for e in events]
+    assert all(b2 >= b1 for b1, b2 in zip(bests, bests[1:], strict=False))
+    assert bests[-1] == max(e.primary_metric for e in events)
+    assert {e.estimator for e in events} <= {
+        "lgbm",
+        "xgboost",
+        "xgb_limitdepth",
+        "rf",
+        "extra_tree",
+    }
+
+    # every trial is a finished child run of the parent, with params and metrics
+    children = _children(uri, result.parent_run_id)
+    assert len(children) == len(events)
+    one = next(r for r in children if r.data.tags["automl.trial"] == "0")
+    assert one.data.params["estimator"] == events[0].estimator
+    assert "AUC_weighted" in one.data.metrics and one.info.status == "FINISHED"
+    parent = MlflowClient(uri).get_run(result.parent_run_id)
+    assert parent.data.params["primary_metric"] == "AUC_weighted"
+    assert "AUC_weighted" in parent.data.metrics
+    # artifacts live under the given folder, never the working directory
+    assert parent.info.artifact_uri.startswith(artifacts.resolve().as_uri())
+    assert not Path("mlflow.db").exists() or Path("mlflow.db").stat().st_mtime < start
+
+    # metrics and per-estimator rows
+    assert set(result.best_metrics) == CLASSIFICATION_KEYS
+    for name, value in result.best_metrics.items():
+        if name != "log_loss":
+            assert 0.0 <= value <= 1.0, name
+    assert result.best_metrics["AUC_weighted"] > 0.7
+    assert {row["estimator"] for row in result.per_estimator} >= {"lgbm"}
+    for row in result.per_estimator:
+        assert CLASSIFICATION_KEYS <= set(row)
+
+    # the dropped columns never reach the model; guardrails said so
+    raw = mlflow.pyfunc.load_model(result.model_uri).unwrap_python_model()
+    names = [f["name"] for f in raw.feature_spec]
+    assert "constant" not in names and "row_id" not in names and "income" in names
+    rails = {g["name"]: g for g in result.guardrails}
+    assert rails["Constant feature detection"]["columns"] == ["constant"]
+
+    # details for charting
+    d = result.details
+    assert d["roc"][0]["fpr"] == 0.0 and d["roc"][-1]["tpr"] == 1.0
+    assert {"recall", "precision"} <= set(d["pr"][0])
+    assert len(d["calibration"]) >= 2
+    matrix = np.array(d["confusion"]["matrix"])
+    assert matrix.shape == (2, 2) and matrix.sum() == 240  # the 20% holdout of 1200 rows
+    assert d["feature_importance"][0]["feature"] in ("income", "plan")
+
+    assert result.model_uri == f"runs:/{result.parent_run_id}/model"
+    _assert_model_consistent(result.model_uri, held_out.drop(columns=["churn"]), result)
+
+
+def test_cooperative_stop_ends_the_search_and_keeps_trials(tmp_path: Path) -> None:
+    uri, artifacts = _tracking(tmp_path)
+    events: list[TrialEvent] = []
+    started = time.time()
+    with pytest.raises(AutoMLCanceled) as caught:
+        run_automl(
+            _synthetic(600),
+            AutoMLSpec(target="churn", time_budget_s=60, estimators=["lgbm"], ensemble=False),
+            tracking_uri=uri,
+            artifact_dir=artifacts,
+            on_trial=events.append,
+            should_stop=lambda: len(events) >= 2,
+            log=lambda _m: None,
+        )
+    assert len(events) == 2 and caught.value.trials == 2
+    assert time.time() - started < 30
+    parent = MlflowClient(uri).get_run(caught.value.parent_run_id)
+    assert parent.info.status == "KILLED"
+    assert len(_children(uri, caught.value.parent_run_id)) == 2
+
+
+def test_regression_with_cv(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    n = 800
+    df = pd.DataFrame({"x": rng.normal(size=n), "g": rng.choice(list("abc"), n)})
+    df["target"] = 3 * df["x"] + (df["g"] == "a") * 2 + rng.normal(0, 0.3, n)
+    uri, artifacts = _tracking(tmp_path)
+    result = run_automl(
+        df,
+        AutoMLSpec(
+            target="target",
+            task="regression",
+            primary_metric="rmse",
+            time_budget_s=3,
+            validation="cv",
+            n_folds=3,
+            estimators=["lgbm", "rf"],
+        ),
+        tracking_uri=uri,
+        artifact_dir=artifacts,
+        log=lambda _m: None,
+    )
+    assert set(result.best_metrics) == {
+        "r2_score",
+        "rmse",
+        "mae",
+        "normalized_root_mean_squared_error",
+    }
+    assert result.best_metrics["r2_score"] > 0.8, result.trials
+    assert 0 <= result.best_metrics["normalized_root_mean_squared_error"] <= 1
+    assert len(result.details["predicted_vs_true"]) == n  # out-of-fold: every row
+    raw = mlflow.pyfunc.load_model(result.model_uri).unwrap_python_model()
+    rows = df.drop(columns=["target"]).head(25)
+    assert raw.fast_predict(json.loads(rows.to_json(orient="records"))) == list(
+        raw.predict(None, rows)
+    )
+
+
+def test_bank_marketing_sample_accuracy_threshold(tmp_path: Path, bank_csv: Path) -> None:
+    df = pd.read_csv(bank_csv).sample(2500, random_state=11)
+    train, held_out = df.iloc[:2000], df.iloc[2000:]
+    uri, artifacts = _tracking(tmp_path)
+    trials: list[TrialEvent] = []
+    result = run_automl(
+        train,
+        AutoMLSpec(
+            target="y",
+            primary_metric="accuracy",
+            time_budget_s=5,
+            validation="cv",
+            n_folds=3,
+            estimators=["lgbm", "xgboost"],
+        ),
+        tracking_uri=uri,
+        artifact_dir=artifacts,
+        on_trial=trials.append,
+        log=lambda _m: None,
+    )
+    assert result.classes == ["no", "yes"]
+    assert 0.05 <= result.threshold <= 0.95  # picked on out-of-fold predictions
+    assert len(_children(uri, result.parent_run_id)) == len(trials) > 0
+    assert result.best_metrics["accuracy"] > 0.85
+    assert result.best_metrics["AUC_weighted"] > 0.85
+    rails = {g["name"]: g["status"] for g in result.guardrails}
+    assert rails["Class balancing detection"] == "Alerted"
+    _assert_model_consistent(result.model_uri, held_out.drop(columns=["y"]), result)
+
+
+def test_metric_helpers() -> None:
+    y = np.array([0, 0, 1, 1])
+    proba = np.array([[0.9, 0.1], [0.4, 0.6], [0.35, 0.65], [0.2, 0.8]])
+    m = classification_metrics(y, proba)
+    assert m["AUC_weighted"] == 1.0 and m["accuracy"] == 0.75
+    assert classification_metrics(y, proba, threshold=0.62)["accuracy"] == 1.0
+    assert 0.6 < best_accuracy_threshold(y, proba[:, 1]) <= 0.65
+    assert normalize_metric("roc_auc", "classification") == "AUC_weighted"
+    with pytest.raises(ValueError):
+        normalize_metric("r2_score", "classification")

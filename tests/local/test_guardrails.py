@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib.local import guardrails as gr
+
+
+def _by_name(rails: list[gr.Guardrail]) -> dict[str, gr.Guardrail]:
+    return {r.name: r for r in rails}
+
+
+@pytest.fixture
+def messy() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = 600
+    age = rng.integers(18, 90, n).astype(float)
+    age[:30] = np.nan
+    return pd.DataFrame(
+        {
+            "age": age,
+            "country": rng.choice(["fr", "de", "it"], n),
+            "always_one": 1,
+            "customer_id": [f"c{i:05d}" for i in range(n)],
+            "city": [f"city{i % 250}" for i in range(n)],
+            "y": np.where(np.arange(n) < 30, "yes", "no"),  # 5% positive
+        }
+    )
+
+
+def test_flags_imbalance_missing_constant_and_cardinality(messy: pd.DataFrame) -> None:
+    rails = _by_name(gr.check_data(messy, "y", "classification"))
+
+    assert rails["Class balancing detection"].status == gr.ALERTED
+    assert "yes: 5.0%" in rails["Class balancing detection"].details
+
+    missing = rails["Missing feature values imputation"]
+    assert missing.status == gr.DONE
+    assert missing.columns == ["age"]
+    assert "5.0%" in missing.details
+
+    constant = rails["Constant feature detection"]
+    assert constant.status == gr.DONE and constant.columns == ["always_one"]
+
+    cardinality = rails["High cardinality feature detection"]
+    assert cardinality.status == gr.DONE
+    assert set(cardinality.columns) == {"customer_id", "city"}
+
+    assert rails["Missing target values"].status == gr.PASSED
+    assert all(r.status in (gr.PASSED, gr.DONE, gr.ALERTED) for r in rails.values())
+
+
+def test_dropped_columns_are_constant_and_id_like_only(messy: pd.DataFrame) -> None:
+    assert gr.columns_to_drop(messy, "y") == ["always_one", "customer_id"]
+    # city has many values but repeats: it is kept (rare values grouped), not dropped
+    assert gr.high_cardinality_columns(messy, "y") == ["city"]
+
+
+def test_clean_balanced_frame_passes_everything() -> None:
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame(
+        {"x": rng.normal(size=400), "c": rng.choice(list("abc"), 400), "y": ["a", "b"] * 200}
+    )
+    rails = gr.check_data(df, "y", "classification")
+    assert [r.status for r in rails] == [gr.PASSED] * len(rails)
+
+
+def test_missing_target_and_regression_has_no_class_check() -> None:
+    df = pd.DataFrame({"x": np.arange(100.0), "y": [np.nan] * 10 + list(range(90))})
+    rails = _by_name(gr.check_data(df, "y", "regression"))
+    assert rails["Missing target values"].status == gr.DONE
+    assert "10 of 100" in rails["Missing target values"].details
+    assert "Class balancing detection" not in rails
+
+
+def test_unknown_target_is_an_error() -> None:
+    with pytest.raises(ValueError, match="target"):
+        gr.check_data(pd.DataFrame({"x": [1, 2]}), "y", "classification")
+
+
+def test_guardrail_is_plain_data(messy: pd.DataFrame) -> None:
+    d = gr.check_data(messy, "y", "classification")[0].to_dict()
+    assert set(d) == {"name", "status", "details", "action", "columns"}

@@ -1,0 +1,189 @@
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import lightgbm as lgb
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost as xgb
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+from lib.local.tabular_model import CATEGORICAL, NUMERIC, Encoder, Member, TabularModel
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _frame(n: int = 800, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(
+        {
+            "amount": rng.normal(100, 30, n).round(2),
+            "count": rng.integers(0, 20, n),
+            "colour": rng.choice(["red", "green", "blue", "amber"], n),
+            "flag": rng.choice([True, False], n),
+        }
+    )
+    X.loc[rng.choice(n, n // 20, replace=False), "amount"] = np.nan
+    X.loc[rng.choice(n, n // 20, replace=False), "colour"] = None
+    logit = 0.04 * (X["amount"].fillna(100) - 100) + (X["colour"] == "red") * 1.5 - 0.5
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int).to_numpy()
+    return X, y
+
+
+def _binary_model(kinds: tuple[str, ...] = ("lgbm",), threshold: float = 0.5) -> TabularModel:
+    X_df, y = _frame()
+    enc = Encoder.from_frame(X_df)
+    X = enc.encode_frame(X_df)
+    members = []
+    for kind in kinds:
+        if kind == "lgbm":
+            m = lgb.LGBMClassifier(n_estimators=30, verbose=-1).fit(
+                X, y, categorical_feature=enc.categorical_indices
+            )
+            members.append(Member("lgbm", m.booster_, weight=2.0, name="lgbm"))
+        elif kind == "xgboost":
+            m = xgb.XGBClassifier(n_estimators=20, max_depth=3).fit(X, y)
+            members.append(Member("xgboost", m.get_booster(), name="xgboost"))
+        else:
+            m = RandomForestClassifier(n_estimators=10, random_state=0).fit(X, y)
+            members.append(Member("sklearn", m, name="rf"))
+    return TabularModel(
+        task="classification",
+        encoder=enc,
+        members=members,
+        classes=["no", "yes"],
+        threshold=threshold,
+        positive_label="yes",
+    )
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    """Records as a JSON client would send them (NaN -> null)."""
+    return json.loads(df.to_json(orient="records"))
+
+
+def test_feature_spec_describes_training_columns() -> None:
+    spec = {f["name"]: f for f in _binary_model().feature_spec}
+    assert spec["amount"]["kind"] == NUMERIC and spec["amount"]["min"] < spec["amount"]["max"]
+    assert spec["count"]["kind"] == NUMERIC and isinstance(spec["count"]["example"], int)
+    assert spec["colour"]["kind"] == CATEGORICAL
+    assert sorted(spec["colour"]["categories"]) == ["amber", "blue", "green", "red"]
+    assert spec["colour"]["example"] in spec["colour"]["categories"]
+    assert spec["flag"]["kind"] == NUMERIC
+
+
+def test_encoding_of_records_matches_frame_including_unseen_and_missing() -> None:
+    enc = Encoder.from_frame(_frame()[0])
+    df = pd.DataFrame(
+        {
+            "amount": [1.5, np.nan, 3.0],
+            "count": [1, 2, 3],
+            "colour": ["red", "violet", None],
+            "flag": [True, False, True],
+        }
+    )
+    a = enc.encode_frame(df)
+    b = enc.encode_records(_records(df))
+    np.testing.assert_array_equal(a, b)
+    col = enc.columns.index("colour")
+    assert not math.isnan(a[0, col])
+    assert math.isnan(a[1, col]) and math.isnan(a[2, col])  # unseen and missing
+    # a missing column is missing, strings that look numeric are numbers
+    c = enc.encode_records([{"amount": "2.5", "colour": "red"}])
+    assert c[0, enc.columns.index("amount")] == 2.5
+    assert math.isnan(c[0, enc.columns.index("count")])
+
+
+@pytest.mark.parametrize("kinds", [("lgbm",), ("xgboost",), ("sklearn",), ("lgbm", "xgboost")])
+def test_fast_path_is_identical_to_predict(kinds: tuple[str, ...]) -> None:
+    model = _binary_model(kinds, threshold=0.4)
+    X_df, _ = _frame(200, seed=5)
+    labels = model.predict(None, X_df)
+    proba = model.predict_proba_frame(X_df)
+    records = _records(X_df)
+    assert list(labels) == model.fast_predict(records)
+    np.testing.assert_array_equal(np.array(model.fast_predict_proba(records)), proba)
+    # one row at a time (single-threaded native path) gives the same answers
+    assert [model.fast_predict([r])[0] for r in records[:20]] == list(labels[:20])
+    # labels are the thresholded positive-class probability, in the original label space
+    expected = np.where(proba[:, 1] >= 0.4, "yes", "no")
+    assert list(labels) == list(expected)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_ensemble_is_the_weighted_average_of_members() -> None:
+    both = _binary_model(("lgbm", "xgboost"))
+    lg = _binary_model(("lgbm",))
+    xg = _binary_model(("xgboost",))
+    X_df, _ = _frame(50, seed=3)
+    expected = (2 * lg.predict_proba_frame(X_df) + xg.predict_proba_frame(X_df)) / 3
+    np.testing.assert_allclose(both.predict_proba_frame(X_df), expected, rtol=1e-12)
+
+
+def test_regression_model() -> None:
+    X_df, y = _frame()
+    enc = Encoder.from_frame(X_df)
+    X = enc.encode_frame(X_df)
+    target = y * 10.0 + np.nan_to_num(X[:, 0])
+    rf = RandomForestRegressor(n_estimators=5, random_state=0).fit(X, target)
+    booster = lgb.LGBMRegressor(n_estimators=20, verbose=-1).fit(X, target).booster_
+    model = TabularModel(
+        task="regression",
+        encoder=enc,
+        members=[Member("sklearn", rf), Member("lgbm", booster)],
+    )
+    out = model.predict(None, X_df.head(30))
+    assert out.dtype == np.float64 and out.shape == (30,)
+    assert model.fast_predict(_records(X_df.head(30))) == out.tolist()
+    with pytest.raises(ValueError):
+        model.fast_predict_proba(_records(X_df.head(1)))
+
+
+def test_saved_model_loads_in_a_fresh_process(tmp_path: Path) -> None:
+    model = _binary_model(("lgbm", "xgboost"))
+    X_df, _ = _frame(30, seed=9)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = mlflow.create_experiment("t", artifact_location=(tmp_path / "art").as_uri())
+    code = tmp_path / "code" / "lib" / "local"
+    code.mkdir(parents=True)
+    (code / "tabular_model.py").write_text((REPO / "lib/local/tabular_model.py").read_text())
+    example = X_df.head(3).astype({"colour": object})
+    with mlflow.start_run(experiment_id=exp) as run:
+        mlflow.pyfunc.log_model(
+            name="model",
+            python_model=model,
+            input_example=example,
+            signature=mlflow.models.infer_signature(example, model.predict(None, example)),
+            code_paths=[str(tmp_path / "code" / "lib")],
+            pip_requirements=["lightgbm", "xgboost"],
+        )
+    uri = f"runs:/{run.info.run_id}/model"
+    X_df.to_json(tmp_path / "rows.json", orient="records")
+    script = f"""
+import json, mlflow, pandas as pd
+mlflow.set_tracking_uri("sqlite:///{tmp_path}/mlflow.db")
+m = mlflow.pyfunc.load_model("{uri}")
+raw = m.unwrap_python_model()
+records = json.load(open("{tmp_path}/rows.json"))
+df = pd.DataFrame(records)
+print(json.dumps({{"pyfunc": [str(v) for v in m.predict(df)],
+                  "fast": raw.fast_predict(records),
+                  "proba": raw.fast_predict_proba(records),
+                  "classes": raw.classes_, "threshold": raw.threshold,
+                  "module": type(raw).__module__}}))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["pyfunc"] == got["fast"] == list(model.predict(None, X_df))
+    np.testing.assert_allclose(got["proba"], model.predict_proba_frame(X_df), rtol=1e-12)
+    assert got["classes"] == ["no", "yes"] and got["threshold"] == 0.5
+    assert got["module"] == "lib.local.tabular_model"
