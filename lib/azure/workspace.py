@@ -8,6 +8,10 @@ from lib.azure.compute import AzureCompute
 from lib.azure.datasets import AzureDatasets, FetchBytes
 from lib.azure.endpoints import AzureEndpoints
 from lib.azure.models import AzureModels, FetchMLmodel
+from lib.azure.telemetry import AzureTelemetry
+from lib.local.benchmarks import LocalBenchmarks
+from lib.local.jobs import JobManager
+from lib.local.store import Store
 from lib.settings import Settings
 from lib.workspace import Workspace, WorkspaceError
 
@@ -43,5 +47,10 @@ def open_azure_workspace(
         automl=automl,
         models=AzureModels(client, automl, datasets, fetch_mlmodel=fetch_mlmodel),
         endpoints=AzureEndpoints(client),
+        telemetry=AzureTelemetry(config),
+        # Load tests run from this machine whatever the backend; runs are kept locally.
+        benchmarks=LocalBenchmarks(
+            JobManager(Store(settings.home), settings.worker_slots), datasets
+        ),
         extras={"ml_client": client, "azure_config": config},
     )

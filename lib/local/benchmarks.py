@@ -15,9 +15,9 @@ import pandas as pd
 
 from lib.benchmark import BenchmarkConfig, BenchmarkResult, Samples
 from lib.local.benchmark_history import BenchmarkHistory
-from lib.local.datasets import LocalDatasets
 from lib.local.jobs import JobContext, JobManager, handler, log
-from lib.workspace import BenchmarkRequest, Job, WorkspaceError
+from lib.local.store import atomic_write
+from lib.workspace import BenchmarkRequest, DatasetService, Job, WorkspaceError
 
 MAX_BODIES = 500
 
@@ -67,7 +67,7 @@ def build_bodies(
 
 
 class LocalBenchmarks:
-    def __init__(self, jobs: JobManager, datasets: LocalDatasets | None) -> None:
+    def __init__(self, jobs: JobManager, datasets: DatasetService | None) -> None:
         self.jobs_manager = jobs
         self.datasets = datasets
         self.history = BenchmarkHistory(jobs.store.home / "benchmarks")
@@ -76,10 +76,21 @@ class LocalBenchmarks:
         problems = validate_benchmark(request)
         if problems:
             raise WorkspaceError(" ".join(problems))
+        bodies: list[dict[str, Any]] = []
+        if request.dataset:
+            if self.datasets is None:
+                raise WorkspaceError("This workspace has no datasets to build request bodies from.")
+            # Built here, where the workspace's datasets are readable (local or Azure).
+            frame = self.datasets.load(request.dataset, request.dataset_version)
+            bodies = build_bodies(frame, request.columns, request.rows_per_request)
         name = f"{request.tool} c={request.concurrency} → {request.endpoint or request.url}"
         job = self.jobs_manager.submit(
             "benchmark", name, {"request": request.__dict__, "has_key": bool(key)}, start=False
         )
+        if bodies:
+            atomic_write(
+                self.jobs_manager.job_dir(job.id) / "bodies.json", json.dumps(bodies).encode()
+            )
         if key:
             key_path = self.jobs_manager.job_dir(job.id) / "key"
             fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -126,10 +137,9 @@ def run_benchmark_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> d
         key = key_path.read_text()
         key_path.unlink()
     bodies: list[Any] = []
-    if request.dataset:
-        datasets = LocalDatasets(ctx.store, max_upload_bytes=settings.max_upload_mb * 1024 * 1024)
-        frame = datasets.load(request.dataset, request.dataset_version)
-        bodies = build_bodies(frame, request.columns, request.rows_per_request)
+    bodies_path = ctx.store.home / "jobs" / ctx.job_id / "bodies.json"
+    if bodies_path.exists():
+        bodies = json.loads(bodies_path.read_text())
         log(f"{len(bodies)} bodies of {request.rows_per_request} row(s) from {request.dataset}")
     config = BenchmarkConfig(
         url=request.url,

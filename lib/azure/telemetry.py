@@ -1,0 +1,266 @@
+"""Azure telemetry: endpoint requests and console traces from Application Insights, read with KQL.
+
+Managed online endpoints created with `app_insights_enabled=True` send their telemetry to the
+workspace's Application Insights. Workspace-based App Insights stores it in a Log Analytics
+workspace as `AppRequests` / `AppTraces`, which `LogsQueryClient.query_workspace` reads by the
+workspace GUID (`log_analytics_workspace_id`). The KQL projects onto the local store's column
+names, so pages and charts take either backend's frames unchanged.
+
+Which endpoint a row belongs to: the inference server sets its OpenTelemetry resource
+`service.name` to its service name, which App Insights stores as `AppRoleName` on every request
+and trace; request spans also carry it as the `Service Name` attribute (`Properties`). `Endpoint`
+is `AppRoleName`, falling back to `Properties["Service Name"]` when the role name is empty.
+The server sends no model version or row count per request, so `ModelVersion` and `Rows` are null.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import pandas as pd
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+
+from lib.azure.client import azure_call, default_credential, describe_azure_error
+from lib.local.telemetry import REQUEST_COLUMNS, TRACE_COLUMNS
+from lib.settings import AzureConfig
+from lib.workspace import WorkspaceError
+
+DEFAULT_WINDOW = timedelta(hours=24)
+KINDS = ("requests", "traces")
+ENDPOINT_EXPR = 'coalesce(AppRoleName, tostring(Properties["Service Name"]))'
+# The server also records the outcome as span attributes; depending on the exporter version they
+# land in the typed columns or only in `Properties`, so read both.
+RESULT_CODE_EXPR = 'coalesce(ResultCode, tostring(Properties["http.status_code"]))'
+SUCCESS_EXPR = 'coalesce(Success, tobool(tostring(Properties["success"])))'
+REQUEST_PROJECTION = {
+    "TimeGenerated": "TimeGenerated",
+    "OperationId": "OperationId",
+    "Name": "Name",
+    "Url": "Url",
+    "ResultCode": RESULT_CODE_EXPR,
+    "DurationMs": "DurationMs",
+    "Success": SUCCESS_EXPR,
+    "Endpoint": "Endpoint",
+    "ModelVersion": '""',
+    "Rows": "long(null)",
+}
+TRACE_PROJECTION = {
+    "TimeGenerated": "TimeGenerated",
+    "Message": "Message",
+    "SeverityLevel": "SeverityLevel",
+    "Endpoint": "Endpoint",
+}
+STRING_COLUMNS = ("OperationId", "Name", "Url", "ResultCode", "Endpoint", "ModelVersion", "Message")
+MISSING_WORKSPACE_ID = (
+    "Endpoint telemetry needs the Log Analytics workspace behind the endpoints' Application "
+    "Insights. Set log_analytics_workspace_id in the [azure] section of .streamlit/secrets.toml "
+    "or the AZURE_LOG_ANALYTICS_WORKSPACE_ID environment variable to that workspace's ID (the "
+    "GUID shown as 'Workspace ID' on the Log Analytics workspace's Overview page, not its "
+    "resource id)."
+)
+NO_READ_PERMISSION = (
+    "Azure refused to read the Log Analytics workspace (HTTP 403): the signed-in identity needs "
+    "a role such as Log Analytics Reader or Monitoring Reader on it."
+)
+
+
+class LogsClient(Protocol):
+    """The part of `azure.monitor.query.LogsQueryClient` used here."""
+
+    def query_workspace(self, workspace_id: str, query: str, *, timespan: Any) -> Any: ...
+
+
+def kql_string(value: str) -> str:
+    """`value` as a double-quoted KQL string literal."""
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise ValueError(f"control characters are not allowed in {value!r}")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _kql(table: str, projection: dict[str, str], endpoint: str | None, limit: int | None) -> str:
+    lines = [table, f"| extend Endpoint = {ENDPOINT_EXPR}"]
+    if endpoint is not None:
+        lines.append(f"| where Endpoint == {kql_string(endpoint)}")
+    if limit is not None:
+        if int(limit) < 0:
+            raise ValueError("limit must be >= 0")
+        lines.append(f"| top {int(limit)} by TimeGenerated desc")
+    lines.append("| order by TimeGenerated asc")
+    columns = [name if expr == name else f"{name} = {expr}" for name, expr in projection.items()]
+    lines.append("| project " + ", ".join(columns))
+    return "\n".join(lines)
+
+
+def requests_kql(endpoint: str | None = None, limit: int | None = None) -> str:
+    """KQL for `AppRequests` rows in our columns, oldest first; `limit` keeps the newest."""
+    return _kql("AppRequests", REQUEST_PROJECTION, endpoint, limit)
+
+
+def traces_kql(endpoint: str | None = None, limit: int | None = None) -> str:
+    """KQL for `AppTraces` rows in our columns, oldest first; `limit` keeps the newest."""
+    return _kql("AppTraces", TRACE_PROJECTION, endpoint, limit)
+
+
+def build_logs_client(config: AzureConfig) -> LogsClient:
+    """A LogsQueryClient signed in like the ML client (neither touches the network yet)."""
+    from azure.monitor.query import LogsQueryClient
+
+    return LogsQueryClient(default_credential(config))
+
+
+def _utc(value: datetime | str) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def timespan(
+    since: datetime | str | None, until: datetime | str | None, now: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """The (start, end) pair for `query_workspace`: missing ends default to the last 24 hours."""
+    end = _utc(until) if until is not None else _utc(now or datetime.now(UTC))
+    start = _utc(since) if since is not None else end - DEFAULT_WINDOW
+    return start, end
+
+
+def _frame(tables: list[Any] | None, columns: list[str]) -> pd.DataFrame:
+    """The first result table as a frame with exactly `columns`, typed like the local reader."""
+    if tables:
+        table = tables[0]
+        frame = pd.DataFrame([list(row) for row in table.rows], columns=list(table.columns))
+        frame = frame.reindex(columns=columns)
+    else:
+        frame = pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
+    frame["TimeGenerated"] = pd.to_datetime(frame["TimeGenerated"], utc=True).dt.as_unit("us")
+    for column in columns:
+        if column in STRING_COLUMNS:
+            series = frame[column].astype(object)
+            frame[column] = series.where(series.notna() & (series != ""), None).astype("str")
+    if "DurationMs" in columns:
+        frame["DurationMs"] = pd.to_numeric(frame["DurationMs"]).astype(float)
+        codes = pd.to_numeric(frame["ResultCode"], errors="coerce")
+        frame["Success"] = (
+            frame["Success"].astype(object).where(frame["Success"].notna(), codes < 400)
+        )
+        frame["Success"] = frame["Success"].astype(bool)
+        frame["ResultCode"] = frame["ResultCode"].fillna("").astype("str")
+        frame["Rows"] = pd.to_numeric(frame["Rows"]).astype("Int64")
+    if "SeverityLevel" in columns:
+        frame["SeverityLevel"] = pd.to_numeric(frame["SeverityLevel"]).astype("Int64")
+    return frame
+
+
+def _query_error(exc: HttpResponseError, workspace_id: str) -> str:
+    """The service's own explanation of a failed query (the innermost error message)."""
+    if isinstance(exc, ClientAuthenticationError):
+        return describe_azure_error(exc, "query the Log Analytics workspace")
+    if exc.status_code == 403:
+        return NO_READ_PERMISSION
+    if exc.status_code == 404:
+        return (
+            f"Log Analytics workspace {workspace_id!r} was not found. Check "
+            "log_analytics_workspace_id (or AZURE_LOG_ANALYTICS_WORKSPACE_ID): it is the "
+            "workspace's GUID from its Overview page."
+        )
+    model = getattr(exc, "model", None)
+    message = getattr(model, "message", None)
+    code = getattr(model, "code", None)
+    if message:
+        status = f"HTTP {exc.status_code}, " if exc.status_code else ""
+        return f"The Log Analytics query failed ({status}{code or 'error'}): {message}"
+    return describe_azure_error(exc, "query the Log Analytics workspace")
+
+
+class AzureTelemetry:
+    """Requests and traces of Azure endpoints, read from Log Analytics."""
+
+    def __init__(
+        self,
+        config: AzureConfig | None,
+        client_factory: Callable[[AzureConfig], LogsClient] | None = None,
+    ) -> None:
+        self.config = config
+        self._factory = client_factory or build_logs_client
+        self._client: LogsClient | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def workspace_id(self) -> str | None:
+        return (self.config.log_analytics_workspace_id or None) if self.config else None
+
+    def _logs_client(self, config: AzureConfig) -> LogsClient:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    with azure_call("set up the Log Analytics client"):
+                        self._client = self._factory(config)
+        return self._client
+
+    def _require_workspace(self) -> tuple[AzureConfig, str]:
+        workspace_id = self.workspace_id
+        if self.config is None or not workspace_id:
+            raise WorkspaceError(MISSING_WORKSPACE_ID)
+        return self.config, workspace_id
+
+    def query_text(self, kind: str, endpoint: str | None = None, limit: int | None = None) -> str:
+        """The KQL behind `requests` or `traces`, for display next to the data."""
+        if kind == "requests":
+            return requests_kql(endpoint, limit)
+        if kind == "traces":
+            return traces_kql(endpoint, limit)
+        raise ValueError(f"unknown telemetry kind {kind!r}; expected one of {KINDS}")
+
+    def _run(
+        self,
+        kind: str,
+        columns: list[str],
+        endpoint: str | None,
+        since: datetime | str | None,
+        until: datetime | str | None,
+        limit: int | None,
+    ) -> pd.DataFrame:
+        config, workspace_id = self._require_workspace()
+        query = self.query_text(kind, endpoint, limit)
+        start, end = timespan(since, until)
+        if start >= end:
+            return _frame(None, columns)
+        client = self._logs_client(config)
+        with azure_call(f"read endpoint {kind} from Log Analytics"):
+            try:
+                result = client.query_workspace(workspace_id, query, timespan=(start, end))
+            except HttpResponseError as exc:
+                raise WorkspaceError(_query_error(exc, workspace_id)) from exc
+        from azure.monitor.query import LogsQueryStatus
+
+        if result.status == LogsQueryStatus.PARTIAL:
+            frame = _frame(result.partial_data, columns)
+            error = result.partial_error
+            detail = getattr(error, "message", None) or "the service returned partial results"
+            frame.attrs["warning"] = f"Only part of the {kind} could be read: {detail}"
+            return frame
+        return _frame(result.tables, columns)
+
+    def requests(
+        self,
+        endpoint: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Request rows (local `REQUEST_COLUMNS`) in [since, until), oldest first."""
+        return self._run("requests", REQUEST_COLUMNS, endpoint, since, until, limit)
+
+    def traces(
+        self,
+        endpoint: str | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Trace rows (local `TRACE_COLUMNS`) in [since, until), oldest first."""
+        return self._run("traces", TRACE_COLUMNS, endpoint, since, until, limit)
