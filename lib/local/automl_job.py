@@ -6,6 +6,7 @@ import json
 import math
 import time
 from dataclasses import asdict, is_dataclass
+from pathlib import Path
 from typing import Any
 
 from lib.local import tracking
@@ -130,14 +131,39 @@ def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict
     atomic_write(job_dir / "guardrails.json", json.dumps(guardrails, default=str).encode())
     out.pop("trials", None)
     out["task"] = request["task"]
-    out["feature_spec"] = _clean(_feature_spec(result.model_uri, ctx))
+    model = _load_served_model(result.model_uri, ctx)
+    out["feature_spec"] = _clean(list(getattr(model, "feature_spec", []) or []))
+    sample = frame.drop(columns=[request["target"]]).sample(n=min(len(frame), 2000), random_state=0)
+    out["fastpath"] = _compile_fastpath(model, sample, job_dir / "fastpath")
     return out
 
 
-def _feature_spec(model_uri: str, ctx: JobContext) -> list[dict[str, Any]]:
-    """The served model's input schema, kept with the job so the registry needs no model load."""
+def _load_served_model(model_uri: str, ctx: JobContext) -> Any:
+    """The saved model as a server will load it (from the store, not the in-memory object)."""
     import mlflow.pyfunc
 
     mlflow.set_tracking_uri(tracking.tracking_uri(ctx.store.home))
-    model = mlflow.pyfunc.load_model(model_uri, suppress_warnings=True)
-    return list(getattr(model.unwrap_python_model(), "feature_spec", []) or [])
+    return mlflow.pyfunc.load_model(model_uri, suppress_warnings=True).unwrap_python_model()
+
+
+def _compile_fastpath(model: Any, sample: Any, directory: Path) -> dict[str, Any]:
+    """Compile the model for numpy-only serving, kept only if it predicts exactly as the model."""
+    from lib.local.fastpath import NotCompilable, compile_model, save, verify
+
+    try:
+        compiled = compile_model(model)
+    except NotCompilable as exc:
+        log(f"fast path: not compiled ({exc}); endpoints will serve the MLflow model")
+        return {"ok": False, "reason": str(exc)}
+    reports = [verify(model, compiled, sample)]
+    complete = sample.dropna()
+    if len(complete) and len(complete) < len(sample):
+        reports.append(verify(model, compiled, complete))
+    if not all(r["ok"] for r in reports):
+        log(f"fast path: disagrees with the model ({reports}); not used")
+        return {"ok": False, "reason": "predictions differ", "reports": reports}
+    save(compiled, directory)
+    report = {"ok": True, "rows": sum(r["rows"] for r in reports), "reports": reports}
+    atomic_write(directory / "verification.json", json.dumps(_clean(report)).encode())
+    log(f"fast path: compiled, identical on {report['rows']} rows")
+    return report

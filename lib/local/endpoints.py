@@ -205,6 +205,11 @@ class LocalEndpoints:
             "--model-version",
             str(row["model_version"]),
         ]
+        compiled = (
+            self.store.home / "models" / row["model_name"] / f"v{row['model_version']}" / "fastpath"
+        )
+        if (compiled / "verification.json").exists():
+            cmd += ["--fastpath-dir", str(compiled)]
         proc = subprocess.Popen(
             cmd,
             cwd=REPO_ROOT,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from lib.local import tracking
@@ -51,6 +53,9 @@ class LocalModels:
         for key, value in metrics.items():
             client.set_model_version_tag(name, mv.version, f"metric.{key}", str(value))
         folder = self.root / name / f"v{mv.version}"
+        compiled = self.jobs.job_dir(job_id) / "fastpath"
+        if compiled.is_dir():
+            shutil.copytree(compiled, folder / "fastpath", dirs_exist_ok=True)
         atomic_write(
             folder / "feature_spec.json",
             json.dumps(result.get("feature_spec", []), default=str).encode(),
@@ -107,6 +112,11 @@ class LocalModels:
         if not path.exists():
             raise WorkspaceError(f"Model {name} v{version} has no recorded input schema.")
         return json.loads(path.read_text())
+
+    def fastpath_dir(self, name: str, version: int) -> Path | None:
+        """The compiled, verified numpy model of a version, if it has one."""
+        path = self.root / name / f"v{version}" / "fastpath"
+        return path if (path / "verification.json").exists() else None
 
     def info(self, name: str, version: int) -> dict[str, Any]:
         path = self.root / name / f"v{version}" / "info.json"

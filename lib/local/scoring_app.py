@@ -496,8 +496,8 @@ class ServedModel:
 
     @property
     def allows_null_integers(self) -> bool:
-        # MLflow's schema enforcement refuses NaN in integer columns; the fast path takes None.
-        return self.path == "fast"
+        # MLflow's schema enforcement refuses NaN in integer columns; the fast paths take None.
+        return self.path in ("fast", "compiled")
 
     def frame(self, records: list[dict]) -> Any:
         """Records as a DataFrame typed like the signature (fallback path only)."""
@@ -562,6 +562,29 @@ def _input_example_records(pyfunc: Any) -> list[dict]:
     if isinstance(example, list) and all(isinstance(r, dict) for r in example):
         return example
     return []
+
+
+def prepare_compiled(compiled: Any, report: dict | None = None) -> ServedModel:
+    """Serve a numpy-only compiled model (lib.local.fastpath), verified when it was compiled."""
+    columns = columns_from_model(None, compiled.feature_spec)
+    classes = [_plain(c) for c in compiled.classes_] if compiled.classes_ else None
+    checked = (report or {}).get("rows")
+    served = ServedModel(
+        pyfunc=None,
+        columns=columns,
+        path="compiled",
+        check_message=(
+            f"compiled fast path, identical to the registered model's predict on {checked} rows"
+            if checked
+            else "compiled fast path"
+        ),
+        classes=classes,
+        task=compiled.task,
+        _fast_predict=compiled.fast_predict,
+        _fast_proba=compiled.fast_predict_proba if compiled.task == "classification" else None,
+    )
+    served.example_records = sample_records(columns, 2)[:1]
+    return served
 
 
 def prepare_model(pyfunc: Any, check_records: list[dict] | None = None) -> ServedModel:

@@ -33,6 +33,7 @@ from lib.local.scoring_app import (  # noqa: E402
     DEFAULT_MAX_ROWS,
     ScoringSettings,
     create_app,
+    prepare_compiled,
 )
 from lib.local.telemetry import TelemetryWriter, TraceHandler  # noqa: E402
 
@@ -58,6 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--telemetry-db", type=Path, required=True)
     p.add_argument("--endpoint", required=True, help="endpoint name recorded with every request")
     p.add_argument("--model-version", default="")
+    p.add_argument(
+        "--fastpath-dir",
+        type=Path,
+        default=None,
+        help="a compiled model (lib.local.fastpath) to serve with numpy only, skipping MLflow",
+    )
     p.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS)
     p.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES)
     return p.parse_args(argv)
@@ -72,6 +79,17 @@ def load_pyfunc(model_uri: str, tracking_uri: str | None, dst: Path) -> Any:
         mlflow.set_registry_uri(tracking_uri)
     # NB: suppress_warnings skips the pip-requirements comparison, a slow metadata scan.
     return mlflow.pyfunc.load_model(model_uri, suppress_warnings=True, dst_path=str(dst))
+
+
+def load_compiled(directory: Path) -> Any:
+    """The compiled model and its verification report, ready for `create_app` (numpy only)."""
+    import json
+
+    from lib.local.fastpath import load
+
+    report_path = Path(directory) / "verification.json"
+    report = json.loads(report_path.read_text()) if report_path.exists() else None
+    return prepare_compiled(load(directory), report)
 
 
 def _release_memory() -> None:
@@ -109,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="opsdeck-model-") as dst:
             log.info("loading model %s (version %s)", args.model_uri, args.model_version or "?")
             try:
-                pyfunc = load_pyfunc(args.model_uri, args.tracking_uri, Path(dst))
+                if args.fastpath_dir is not None:
+                    model = load_compiled(args.fastpath_dir)
+                else:
+                    model = load_pyfunc(args.model_uri, args.tracking_uri, Path(dst))
                 loaded_at = time.perf_counter()
                 settings = ScoringSettings(
                     endpoint=args.endpoint,
@@ -119,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                     max_bytes=args.max_bytes,
                     telemetry=writer,
                 )
-                app = create_app(pyfunc, settings)
+                app = create_app(model, settings)
             except Exception:
                 log.exception("could not start endpoint %s", args.endpoint)
                 return 2

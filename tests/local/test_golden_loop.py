@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -99,6 +100,23 @@ def test_register_deploy_score_and_telemetry(trained) -> None:
     assert set(resp.json()["result"]) <= {"yes", "no"}
     assert requests.post(ep.scoring_uri, json={"data": records}, timeout=10).status_code == 401
     assert primary not in ws.endpoints.logs("bank-ep")
+
+    # Served by the compiled numpy model, and identical to the registered model's predict.
+    assert "scoring path: compiled" in ws.endpoints.logs("bank-ep")
+    import mlflow.pyfunc
+
+    from lib.local import tracking
+
+    mlflow.set_tracking_uri(tracking.tracking_uri(ws.settings.home))
+    holdout = frame.drop(columns="y").tail(500)
+    expected = list(mlflow.pyfunc.load_model("models:/bank-model/1").predict(holdout))
+    served = requests.post(
+        ep.scoring_uri,
+        data=json.dumps({"data": json.loads(holdout.to_json(orient="records"))}),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {primary}"},
+        timeout=30,
+    ).json()["result"]
+    assert served == expected
 
     wait_for(lambda: len(ws.endpoints.requests("bank-ep")) >= 2, 10)
     recent = ws.endpoints.requests("bank-ep")
