@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,17 @@ def bank_csv() -> Path:
     if path is None or not path.is_file():
         pytest.skip("bankmarketing_train.csv not found (set OPSDECK_SAMPLE_DATA or ../shared/data)")
     return path
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):  # noqa: ANN001, ANN201
+    """Poll until `predicate()` is truthy and return its value; fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
 
 
 def free_port() -> int:

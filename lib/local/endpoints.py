@@ -22,7 +22,7 @@ import requests
 
 from lib.local import tracking
 from lib.local.jobs import now_iso
-from lib.local.store import Store
+from lib.local.store import Store, tail_file
 from lib.settings import REPO_ROOT
 from lib.workspace import Endpoint, WorkspaceError
 
@@ -131,14 +131,7 @@ class LocalEndpoints:
         return write_keys_file(self.keys_file(name), primary=primary)
 
     def logs(self, name: str, lines: int = 80) -> str:
-        path = self.log_file(name)
-        if not path.exists():
-            return ""
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 64_000))
-            text = f.read().decode("utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
+        return tail_file(self.log_file(name), lines)
 
     def health(self, name: str, timeout: float = 1.0) -> bool:
         row = self._row(name)

@@ -22,7 +22,7 @@ from typing import Any
 
 import psutil
 
-from lib.local.store import Store
+from lib.local.store import Store, tail_file
 from lib.settings import REPO_ROOT
 from lib.workspace import Job, WorkspaceError
 
@@ -165,14 +165,7 @@ class JobManager:
         )
         if row is None:
             return ""
-        path = Path(row["log_path"])
-        if not path.exists():
-            return ""
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 64_000))
-            text = f.read().decode("utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
+        return tail_file(Path(row["log_path"]), lines)
 
     def counts(self) -> dict[str, int]:
         rows = self.store.connect().execute("SELECT state, COUNT(*) FROM jobs GROUP BY state")

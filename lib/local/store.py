@@ -167,3 +167,14 @@ def atomic_write(path: Path, data: bytes | Callable[[Path], None]) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def tail_file(path: Path, lines: int = 60, max_bytes: int = 64_000) -> str:
+    """The last lines of a (log) file, read from its end; "" if it does not exist."""
+    if not path.exists():
+        return ""
+    with path.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - max_bytes))
+        text = f.read().decode("utf-8", errors="replace")
+    return "\n".join(text.splitlines()[-lines:])

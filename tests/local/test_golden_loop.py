@@ -5,25 +5,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 
 import pandas as pd
 import pytest
 import requests
 
 from lib.workspace import AutoMLRequest, Workspace
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(predicate, timeout: float = 120.0, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture(scope="module")

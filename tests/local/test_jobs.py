@@ -1,22 +1,12 @@
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from lib.local.jobs import JobManager, pid_alive
 from lib.local.store import Store
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
+from tests.conftest import wait_for
 
 
 @pytest.fixture
