@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from lib.settings import find_sample_data
+# Before any numeric library loads: idle OpenMP threads sleep instead of spinning on 2 cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from lib.settings import find_sample_data  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

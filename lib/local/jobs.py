@@ -218,6 +218,9 @@ class JobManager:
     def _spawn(self, job_id: str) -> int:
         log = (self.job_dir(job_id) / "job.log").open("ab")
         env = dict(os.environ, OPSDECK_HOME=str(self.store.home), PYTHONUNBUFFERED="1")
+        # Idle OpenMP workers must sleep, not spin: on a busy small machine spinning threads of
+        # LightGBM/XGBoost turn a 0.1 s fit into tens of seconds.
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         proc = subprocess.Popen(
             [sys.executable, "-m", "lib.local.runner", job_id],
             cwd=REPO_ROOT,
