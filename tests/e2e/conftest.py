@@ -88,8 +88,12 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def page(browser, dashboard):  # noqa: ANN001
+    from playwright.sync_api import expect
+
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
     pg.set_default_timeout(60_000)
+    # Registering, starting servers and reruns take seconds on a busy 2-core machine.
+    expect.set_options(timeout=60_000)
     yield pg
     context.close()

@@ -6,6 +6,13 @@ from playwright.sync_api import expect
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
+def upload(page, path) -> None:  # noqa: ANN001
+    """Choose a file and wait until the browser has sent it (submitting earlier loses it)."""
+    page.locator("input[type=file]").set_input_files(str(path))
+    expect(page.get_by_test_id("stFileChip")).to_be_visible()
+    expect(page.get_by_test_id("stFileChipIconSpinner")).to_have_count(0)
+
+
 def test_upload_bank_marketing_and_see_profile(page, dashboard, bank_csv) -> None:
     page.goto(dashboard)
     expect(page.get_by_test_id("stSidebarNav")).to_contain_text("Datasets")
@@ -13,7 +20,7 @@ def test_upload_bank_marketing_and_see_profile(page, dashboard, bank_csv) -> Non
     page.get_by_test_id("stSidebarNav").get_by_text("Datasets").click()
     expect(page.get_by_role("heading", name="Datasets")).to_be_visible()
 
-    page.locator("input[type=file]").set_input_files(str(bank_csv))
+    upload(page, bank_csv)
     page.get_by_role("button", name="Register dataset").click()
     expect(page.get_by_text(re.compile(r"32,950 rows × 21 columns"))).to_be_visible()
     expect(page.get_by_text("bankmarketing_train v1").first).to_be_visible()
@@ -22,6 +29,43 @@ def test_upload_bank_marketing_and_see_profile(page, dashboard, bank_csv) -> Non
     expect(page.get_by_test_id("stDataFrame").last).to_be_visible()
 
     # The same file again becomes v2; the list shows two versions.
-    page.locator("input[type=file]").set_input_files(str(bank_csv))
+    upload(page, bank_csv)
     page.get_by_role("button", name="Register dataset").click()
     expect(page.get_by_text("bankmarketing_train v2").first).to_be_visible()
+
+
+def test_train_deploy_and_score_in_the_browser(page, dashboard, bank_csv, tmp_path) -> None:
+    """AutoML run → live progress → leaderboard → register and deploy → score from the form."""
+    import pandas as pd
+
+    sample = tmp_path / "bank_small.csv"
+    pd.read_csv(bank_csv).sample(3000, random_state=3).to_csv(sample, index=False)
+    page.goto(dashboard)
+    nav = page.get_by_test_id("stSidebarNav")
+    nav.get_by_text("Datasets").click()
+    expect(page.get_by_role("heading", name="Datasets")).to_be_visible()
+    if not page.get_by_role("button", name="Register dataset").is_visible():
+        page.get_by_text("Add a dataset").click()  # collapsed once datasets exist
+    upload(page, sample)
+    page.get_by_role("button", name="Register dataset").click()
+    expect(page.get_by_text(re.compile(r"3,000 rows × 21 columns"))).to_be_visible()
+
+    nav.get_by_text("AutoML").click()
+    # The newest dataset is preselected.
+    expect(page.get_by_role("combobox", name="Dataset")).to_have_value("bank_small")
+    budget = page.get_by_label("Time budget (s)")
+    budget.fill("10")
+    budget.press("Enter")
+    page.get_by_role("button", name="Submit AutoML run").click()
+    expect(page.get_by_text(re.compile(r"Submitted \*?\*?automl-"))).to_be_visible()
+    # The live view refreshes by itself until the run completes, then the leaderboard appears.
+    expect(page.get_by_role("heading", name="Leaderboard")).to_be_visible(timeout=180_000)
+    expect(page.get_by_text(re.compile(r"— Completed"))).to_be_visible()
+
+    page.get_by_role("button", name="Register and deploy").click()
+    expect(page.get_by_role("heading", name="Endpoints")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"bank-small-y — Succeeded"))).to_be_visible(timeout=90_000)
+
+    nav.get_by_text("Score").click()
+    page.get_by_role("button", name="Score", exact=True).click()
+    expect(page.get_by_test_id("stMetricValue").first).to_have_text(re.compile(r"^(yes|no)$"))

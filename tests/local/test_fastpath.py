@@ -307,3 +307,65 @@ def test_lightgbm_missing_value_modes(params: dict, tmp_path: Path) -> None:
             stack += [node["left_child"], node["right_child"]]
     assert ("Zero" if params.get("zero_as_missing") else "None") in seen
     _assert_same(model, _roundtrip(model, tmp_path), _odd_rows(df.iloc[1800:]))
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_single_rows_chunks_and_batches_agree_exactly(
+    task: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    df, y = _synthetic(task)
+    names = ["lgbm", "xgboost", "rf", "extra_tree"]
+    model = _model(task, names, df.iloc[:1800], y[:1800], weights=[3.0, 1.0, 2.0, 1.0])
+    compiled = _roundtrip(model, tmp_path)
+    rows = _odd_rows(df.iloc[1800:])
+    # Values sitting exactly on split thresholds: XGBoost's strict test against LightGBM's
+    # and sklearn's inclusive ones, in float32 and double.
+    forest = compiled._forest
+    amount = forest.slot_thr[
+        (forest.slot_col % len(compiled.feature_names)) == compiled.feature_names.index("amount")
+    ]
+    amount = amount[np.isfinite(amount)][:200]
+    on_split = rows.iloc[: amount.size].copy()
+    on_split["amount"] = amount
+    on_split2 = on_split.copy()
+    on_split2["amount"] = np.nextafter(amount, np.inf)
+    _assert_same(model, compiled, rows)
+    exact = pd.concat([on_split, on_split2], ignore_index=True)  # JSON would round them
+    report = fastpath.verify(model, compiled, exact)
+    assert report["ok"] and report["encoding_mismatches"] == 0, report
+    assert report["max_abs_diff"] <= 1e-9
+
+    x = np.concatenate(
+        [
+            compiled.encode_records(json.loads(rows.to_json(orient="records"))),
+            compiled.encode_records(exact.to_dict("records")),
+        ]
+    )
+    batch = compiled.encoded_scores(x)
+    single = np.concatenate([compiled.encoded_scores(x[i : i + 1]) for i in range(len(x))])
+    assert np.array_equal(batch, single)
+    monkeypatch.setattr(fastpath, "_CHUNK_CELLS", 7 * forest.n_trees)  # 7-row chunks
+    assert compiled._chunk_rows == 7
+    assert np.array_equal(compiled.encoded_scores(x), batch)
+    pair = compiled.encoded_scores(x[:2])  # the smallest batch takes the many-rows path
+    assert np.array_equal(pair, batch[:2])
+
+
+def test_forest_leaves_match_a_plain_walk_from_the_roots(tmp_path: Path) -> None:
+    df, y = _synthetic("multiclass")
+    model = _model("multiclass", ["lgbm", "xgboost", "rf"], df.iloc[:1800], y[:1800])
+    forest = _roundtrip(model, tmp_path)._forest
+    records = json.loads(_odd_rows(df.iloc[1800:]).to_json(orient="records"))
+    x = fastpath.RecordEncoder(forest_spec := model.encoder.feature_spec).encode(records)
+    assert len(forest_spec) == forest.n_features
+    decisions = forest.decisions(x)
+    nodes = forest.leaves(x)
+    assert nodes.shape == (forest.n_trees, len(x))
+    for t in range(0, forest.n_trees, 5):
+        for r in range(0, len(x), 9):
+            n = int(forest.roots[t])
+            while forest.slot[n] != forest.leaf_slot:
+                n = int(forest.base[n] + decisions[forest.slot[n], r])
+            assert n == nodes[t, r]
+    one = np.concatenate([forest.leaves(x[r : r + 1]) for r in range(len(x))], axis=1)
+    assert np.array_equal(one, nodes)
