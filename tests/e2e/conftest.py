@@ -72,6 +72,13 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.terminate()
         proc.wait(timeout=20)
         log.close()
+        # Endpoint servers outlive the dashboard by design: stop the ones this test made.
+        from lib.settings import load_settings
+        from lib.workspace import get_workspace
+
+        ws = get_workspace(load_settings({**env}))
+        for ep in ws.endpoints.list():
+            ws.endpoints.delete(ep.name)
 
 
 @pytest.fixture(scope="module")
