@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -36,6 +37,16 @@ def suggest_target(columns: list[str], profile: pd.DataFrame) -> str:
             return name
     low = profile[(profile["distinct"] >= 2) & (profile["distinct"] <= 20)]["column"].tolist()
     return low[-1] if low else columns[-1]
+
+
+def _json_or_text(value: object) -> object:
+    """A trial's config as stored (JSON text locally, a dict on Azure)."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return {"config": value}
+    return value if value is not None else {}
 
 
 def elapsed_s(job: Job) -> float:
@@ -280,22 +291,37 @@ else:
         if c not in ("config", "run_id") and board[c].astype(str).nunique() > 1
     ]
     shown = list(dict.fromkeys(["estimator", metric, *shown]))
-    st.dataframe(
-        board[[c for c in shown if c in board.columns]].style.highlight_max(
-            subset=[metric], color="#d4f4dd"
-        )
-        if metric not in LOWER_IS_BETTER
-        else board[[c for c in shown if c in board.columns]].style.highlight_min(
-            subset=[metric], color="#d4f4dd"
-        ),
+    view = board[[c for c in shown if c in board.columns]]
+    styled = (
+        view.style.highlight_min(subset=[metric], color="#d4f4dd")
+        if metric in LOWER_IS_BETTER
+        else view.style.highlight_max(subset=[metric], color="#d4f4dd")
+    )
+    picked_row = st.dataframe(
+        styled,
         hide_index=True,
         key="automl_leaderboard",
+        on_select="rerun",
+        selection_mode="single-row",
         column_config={
             c: st.column_config.NumberColumn(format="%.4f")
-            for c in board.columns
-            if pd.api.types.is_float_dtype(board[c])
+            for c in view.columns
+            if pd.api.types.is_float_dtype(view[c])
         },
     )
+    if picked_row and picked_row.selection.rows:
+        row = board.iloc[picked_row.selection.rows[0]]
+        with st.container(border=True):
+            st.markdown(
+                f"**{row.get('estimator', '')}** — {metric} {row.get(metric, float('nan')):.4f}"
+            )
+            c1, c2 = st.columns(2)
+            numbers = {
+                k: v for k, v in row.items() if isinstance(v, int | float) and k not in ("config",)
+            }
+            c1.dataframe(pd.Series(numbers, name="value").to_frame(), key="automl_row_metrics")
+            config = row.get("config")
+            c2.json(config if isinstance(config, dict) else _json_or_text(config))
     st.download_button(
         "Export leaderboard (CSV)",
         board.to_csv(index=False).encode(),

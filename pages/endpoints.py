@@ -151,8 +151,16 @@ with tab_swagger:
     except (requests.RequestException, ValueError):
         st.warning("The endpoint is not answering; start it to see its Swagger document.")
     else:
-        st.link_button("Open Swagger UI", ep.swagger_uri.replace("/swagger.json", "/docs"))
-        st.json(swagger, expanded=1)
+        docs = ep.swagger_uri.replace("/swagger.json", "/docs")
+        st.link_button("Open Swagger UI in a new tab", docs)
+        view = st.radio(
+            "View", ["Rendered", "JSON"], horizontal=True, key=f"endpoints_swagger_view_{current}"
+        )
+        if view == "Rendered" and ws.kind == "local":
+            # The endpoint serves its own docs page; the dashboard and endpoint share 127.0.0.1.
+            st.iframe(docs, height=640)
+        else:
+            st.json(swagger, expanded=1)
 with tab_requests:
     recent = endpoints.requests(current, limit=20)
     if recent.empty:
