@@ -55,7 +55,18 @@ with st.expander("New benchmark", expanded=True, icon=":material/speed:"):
     c1, c2, c3, c4 = st.columns(4)
     datasets = ws.datasets.list()
     ds_names = [d.name for d in datasets]
-    ds = c1.selectbox("Bodies from dataset", ["(empty body)", *ds_names], key="bench_dataset")
+    # A model endpoint needs real rows: preselect the newest dataset that has its columns.
+    fits = [
+        i + 1
+        for i, d in enumerate(datasets)
+        if columns and set(columns) <= set(ws.datasets.get(d.name).column_names)
+    ]
+    ds = c1.selectbox(
+        "Bodies from dataset",
+        ["(empty body)", *ds_names],
+        index=fits[0] if fits else 0,
+        key=f"bench_dataset_{target}",
+    )
     rows = c2.number_input("Rows per request", 1, 10_000, 1, key="bench_rows")
     timeout = c3.number_input("Timeout per request (s)", 0.1, 300.0, 10.0, key="bench_timeout")
     keep_alive = c4.toggle("Keep-alive", value=True, key="bench_keepalive")

@@ -188,3 +188,21 @@ def test_pages_drive_the_loop(trained, monkeypatch) -> None:
     assert not at.exception
     prediction = {m.label: m.value for m in at.metric}["Prediction"]
     assert prediction in ("yes", "no")
+
+
+def test_benchmark_page_loads_the_endpoint_with_real_rows(trained, monkeypatch) -> None:
+    ws, _, _ = trained
+    monkeypatch.setenv("OPSDECK_HOME", str(ws.settings.home))
+    from tests.pages.conftest import button, open_page
+
+    at = open_page("benchmarks.py")
+    assert at.selectbox(key="bench_target").value == "bank-ep"
+    assert at.selectbox(key="bench_dataset_bank-ep").value == "bank"
+    at.number_input(key="bench_requests").set_value(300).run()
+    button(at, "Run benchmark").click().run()
+    assert not at.exception
+    job_id = at.session_state["bench_job"]
+    job = wait_for(lambda: (j := ws.benchmarks.get(job_id)).is_terminal and j, 60)
+    assert job.state == "Completed", ws.benchmarks.log_tail(job_id)
+    result, _ = ws.benchmarks.result(ws.benchmarks.run_id(job_id))
+    assert result.requests == 300 and result.status_counts == {"200": 300}
