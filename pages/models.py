@@ -19,11 +19,15 @@ if not models:
     st.info("No registered models yet: register one from a completed AutoML run.")
     st.stop()
 
+live: dict[tuple[str, int], list[str]] = {}
+for ep in ws.endpoints.list() if ws.endpoints is not None else []:
+    live.setdefault((ep.model_name, ep.model_version), []).append(f"{ep.name} ({ep.state})")
 table = pd.DataFrame(
     [
         {
             "name": m.name,
             "version": m.version,
+            "live on": ", ".join(live.get((m.name, m.version), [])),
             **{k: round(v, 4) for k, v in m.metrics.items()},
             "source job": m.source_job or "",
             "registered": ago(m.created),

@@ -206,3 +206,14 @@ def test_benchmark_page_loads_the_endpoint_with_real_rows(trained, monkeypatch) 
     assert job.state == "Completed", ws.benchmarks.log_tail(job_id)
     result, _ = ws.benchmarks.result(ws.benchmarks.run_id(job_id))
     assert result.requests == 300 and result.status_counts == {"200": 300}
+
+
+def test_models_page_shows_which_version_is_live(trained, monkeypatch) -> None:
+    ws, _, _ = trained
+    monkeypatch.setenv("OPSDECK_HOME", str(ws.settings.home))
+    from tests.pages.conftest import open_page
+
+    at = open_page("models.py")
+    table = at.dataframe(key="models_table").value
+    live = dict(zip(table["version"], table["live on"], strict=True))
+    assert live[2] == "bank-ep (Succeeded)" and live[1] == ""
