@@ -1,10 +1,11 @@
-"""Home: what is in the workspace at a glance."""
+"""Home: what is in the workspace at a glance, and the next step of the loop."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from lib.ui import workspace
+from lib.ui import ago, workspace
+from lib.workspace import WorkspaceError
 
 ws = workspace()
 st.title("opsdeck")
@@ -13,11 +14,47 @@ st.caption(
     f"Backend: **{ws.kind}** — {ws.description}."
 )
 
-counts = ws.summary()
+try:
+    counts = ws.summary()
+except WorkspaceError as exc:
+    st.error(f"The workspace does not answer: {exc}")
+    st.stop()
 cols = st.columns(len(counts))
 for col, (label, value) in zip(cols, counts.items(), strict=True):
     col.metric(label.capitalize(), value, border=True)
 
+steps = [
+    ("datasets", "Upload a dataset", "pages/datasets.py", ":material/table:"),
+    ("jobs", "Run AutoML on it", "pages/automl.py", ":material/model_training:"),
+    ("models", "Register the best model", "pages/automl.py", ":material/inventory_2:"),
+    ("endpoints", "Deploy it and score it", "pages/endpoints.py", ":material/rocket_launch:"),
+]
+st.subheader("The loop")
+for key, label, page, icon in steps:
+    if key not in counts:
+        continue
+    done = counts[key] > 0
+    c1, c2 = st.columns([1, 12])
+    c1.markdown(":material/check_circle:" if done else ":material/radio_button_unchecked:")
+    c2.page_link(page, label=label, icon=icon)
+
 if counts.get("datasets", 0) == 0:
     st.info("No datasets yet. Start on the **Datasets** page: upload a CSV or Parquet file.")
-    st.page_link("pages/datasets.py", label="Go to Datasets", icon=":material/table:")
+
+if ws.endpoints is not None:
+    live = ws.endpoints.list()
+    if live:
+        st.subheader("Endpoints")
+        for e in live:
+            st.markdown(
+                f"**{e.name}** · {e.state} · {e.model_name} v{e.model_version} · "
+                f"`{e.scoring_uri}` · updated {ago(e.updated)}"
+            )
+if ws.automl is not None:
+    recent = ws.automl.jobs()[:5]
+    if recent:
+        st.subheader("Recent AutoML runs")
+        for j in recent:
+            best = j.progress.get("best_score")
+            score = f" · best {best:.4f}" if isinstance(best, int | float) else ""
+            st.markdown(f"**{j.id}** · {j.state}{score} · {ago(j.created)}")

@@ -92,3 +92,15 @@ def test_automl_submit_on_azure_builds_a_job_on_the_chosen_cluster(azure_backend
     job = azure_backend.jobs.received[-1]
     assert job.type == "automl" and job.compute == "cpu-cluster"
     assert job.target_column_name == "y"
+
+
+def test_home_says_when_azure_cannot_be_reached(azure_backend, monkeypatch) -> None:
+    from lib.workspace import WorkspaceError
+
+    def unreachable(*_, **__):
+        raise WorkspaceError("Azure ML cannot be reached (ServiceRequestError).")
+
+    monkeypatch.setattr(azure_backend.data, "list", unreachable)
+    at = open_page()
+    assert not at.exception
+    assert any("cannot be reached" in e.value for e in at.error)
