@@ -50,7 +50,7 @@ system-deps:
 	fi
 
 bench: $(VENV)/.dev
-	@echo "see bench/README.md"
+	@sed -n "1,20p" bench/README.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
