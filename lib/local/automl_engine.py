@@ -3,8 +3,9 @@
 Flow: guardrails -> encode with the model's own ``Encoder`` (numerics as floats, categoricals
 as integer codes that LightGBM treats as native categoricals) -> FLAML search on the encoded
 matrix, every trial a child run -> validation scores of the strongest configs (holdout split
-or out-of-fold) -> greedy weighted ensemble of boosters, decision threshold -> refit on all
-rows -> ``TabularModel`` logged as an MLflow pyfunc under the parent run.
+or out-of-fold) -> greedy weighted ensemble (boosters, random forests), decision threshold ->
+refit on all rows (boosters averaged over several seeds) -> ``TabularModel`` logged as an
+MLflow pyfunc under the parent run.
 
 FLAML is fed the encoded numpy matrix rather than a DataFrame so that its own pandas
 preprocessing is never part of the model: training and serving see the very same floats.
@@ -126,7 +127,19 @@ STARTING_POINTS: dict[str, list[dict[str, Any]]] = {
 }
 STARTING_POINTS_MIN_ROWS = 1000
 ENSEMBLE_ROUNDS = 25
-MAX_ENSEMBLE_CANDIDATES = 6
+# Final boosters are refit with several seeds and averaged (LightGBM with row subsampling so
+# the seeds differ): a cheap variance cut. Extra seeds only run while the wall time allows.
+FINAL_SEEDS = 5
+BAG_SUBSAMPLE = 0.8
+# Wall time allowed beyond the search budget before extra seeds are skipped.
+FINISH_ALLOWANCE = (60.0, 0.2)  # seconds, fraction of the budget; the larger one applies
+# Half-width of the moving average over the accuracy-vs-threshold curve: the raw argmax on
+# out-of-fold rows chases noise of a few rows.
+THRESHOLD_SMOOTHING = 0.04
+# Bagged trees are weaker alone than the boosters, but their errors differ: the greedy
+# selection on out-of-fold scores takes them when they help.
+DIVERSE_MEMBERS = ("rf", "extra_tree")
+MAX_ENSEMBLE_CANDIDATES = 8
 CURVE_POINTS = 200
 
 
@@ -362,6 +375,18 @@ def _learner_class(automl: AutoML, name: str) -> type:
     return automl._state.learner_classes[name]
 
 
+def _bagged_config(name: str, config: dict[str, Any], seed: int) -> dict[str, Any] | None:
+    """The config refit with another seed, or None when the seed would change nothing."""
+    if name == "lgbm":
+        return {**config, "random_state": seed, "subsample": BAG_SUBSAMPLE, "subsample_freq": 1}
+    if name in ("xgboost", "xgb_limitdepth"):
+        keys = ("subsample", "colsample_bytree", "colsample_bylevel")
+        if all(config.get(k, 1.0) >= 1.0 for k in keys):
+            return None
+        return {**config, "random_state": seed}
+    return None
+
+
 def _fit_member(
     learner_cls: type,
     name: str,
@@ -413,12 +438,28 @@ def _greedy_ensemble(
     return counts
 
 
-def best_accuracy_threshold(y: np.ndarray, p1: np.ndarray) -> float:
-    """Threshold on the positive-class probability that maximises accuracy (ties -> near 0.5)."""
-    grid = np.round(np.arange(0.05, 0.951, 0.01), 2)
-    acc = np.array([((p1 >= t).astype(int) == y).mean() for t in grid])
-    best = acc.max()
-    tied = grid[np.isclose(acc, best)]
+def best_accuracy_threshold(
+    y: np.ndarray, p1: np.ndarray, smooth: float = THRESHOLD_SMOOTHING
+) -> float:
+    """Threshold on the positive-class probability that maximises smoothed accuracy.
+
+    Ties go to the threshold nearest 0.5.
+    """
+    step = 0.005
+    grid = np.round(np.arange(0.05, 0.95 + step / 2, step), 3)
+    order = np.argsort(p1)
+    sorted_p = p1[order]
+    # Accuracy at every grid threshold in one pass: positives predicted for p1 >= t.
+    below = np.searchsorted(sorted_p, grid, side="left")
+    neg_cum = np.concatenate([[0], np.cumsum(y[order] == 0)])
+    pos_total = int((y == 1).sum())
+    pos_cum = np.concatenate([[0], np.cumsum(y[order] == 1)])
+    acc = (neg_cum[below] + (pos_total - pos_cum[below])) / max(1, len(y))
+    k = int(round(smooth / step))
+    if k > 0:
+        padded = np.pad(acc, k, mode="edge")
+        acc = np.convolve(padded, np.ones(2 * k + 1) / (2 * k + 1), mode="valid")
+    tied = grid[np.isclose(acc, acc.max())]
     return float(tied[np.argmin(np.abs(tied - 0.5))])
 
 
@@ -817,7 +858,7 @@ def run_automl(
             (best_name, _plain_config(automl.best_config_per_estimator[best_name]))
         ]
         if spec.ensemble:
-            for name in BOOSTERS:
+            for name in (*BOOSTERS, *DIVERSE_MEMBERS):
                 cfg = automl.best_config_per_estimator.get(name)
                 if cfg and name != best_name:
                     candidates.append((name, _plain_config(cfg)))
@@ -836,8 +877,11 @@ def run_automl(
         post_budget = max(30.0, 0.5 * spec.time_budget_s)
         cand_scores: list[np.ndarray] = []
         kept: list[tuple[str, dict[str, Any]]] = []
+        # Leave part of the finishing allowance for the refit on every row.
+        candidates_until = t_start + spec.time_budget_s + 0.6 * _finish_allowance(spec)
         for i, (name, cfg) in enumerate(candidates):
-            if i > 0 and time.time() - t_post > post_budget:
+            now = time.time()
+            if i > 0 and (now - t_post > post_budget or now > candidates_until):
                 log(f"ensemble: time is up after {i} candidates")
                 break
             scores = _validation_scores(
@@ -888,13 +932,7 @@ def run_automl(
         )
 
         # -- refit on every row and save -----------------------------------------------
-        members = []
-        for (name, cfg), c in chosen:
-            m = _fit_member(
-                _learner_class(automl, name), name, cfg, X, y, spec.task, cat_idx, n_jobs
-            )
-            m.weight = float(c)
-            members.append(m)
+        members = _refit_members(automl, chosen, X, y, spec, cat_idx, n_jobs, t_start, log)
         model = TabularModel(
             task=spec.task,
             encoder=encoder,
@@ -973,6 +1011,52 @@ def run_automl(
         ],
         timings={"search_s": search_s, "finish_s": post_s, "total_s": time.time() - t_start},
     )
+
+
+def _finish_allowance(spec: AutoMLSpec) -> float:
+    """Seconds of wall time allowed after the search budget for ensembling and refitting."""
+    return max(FINISH_ALLOWANCE[0], FINISH_ALLOWANCE[1] * spec.time_budget_s)
+
+
+def _refit_members(
+    automl: AutoML,
+    chosen: list[tuple[tuple[str, dict[str, Any]], int]],
+    X: np.ndarray,
+    y: np.ndarray,
+    spec: AutoMLSpec,
+    cat_idx: list[int],
+    n_jobs: int,
+    t_start: float,
+    log: Callable[[str], None],
+) -> list[Member]:
+    """Refit the chosen configs on every row; boosters get extra seeds while time allows."""
+    deadline = t_start + spec.time_budget_s + _finish_allowance(spec)
+    fits: list[list[Member]] = []
+    cost: list[float] = []
+    for name, cfg in (key for key, _c in chosen):
+        t = time.time()
+        fits.append(
+            [_fit_member(_learner_class(automl, name), name, cfg, X, y, spec.task, cat_idx, n_jobs)]
+        )
+        cost.append(time.time() - t)
+    for b in range(1, FINAL_SEEDS):
+        for i, ((name, cfg), _c) in enumerate(chosen):
+            bagged = _bagged_config(name, cfg, spec.seed + b)
+            # A bagged LightGBM fit costs about as much as the plain refit measured above.
+            if bagged is None or time.time() + cost[i] > deadline:
+                continue
+            fits[i].append(
+                _fit_member(
+                    _learner_class(automl, name), name, bagged, X, y, spec.task, cat_idx, n_jobs
+                )
+            )
+    members = []
+    for group, ((_name, _cfg), c) in zip(fits, chosen, strict=True):
+        for m in group:
+            m.weight = float(c) / len(group)
+            members.append(m)
+    log(f"refit: {len(members)} members from {len(chosen)} configs")
+    return members
 
 
 def _metric_names(task: str) -> list[str]:

@@ -11,9 +11,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from lib.local.automl_engine import (
+    BAG_SUBSAMPLE,
     AutoMLCanceled,
     AutoMLSpec,
     TrialEvent,
+    _bagged_config,
     best_accuracy_threshold,
     classification_metrics,
     normalize_metric,
@@ -255,3 +257,23 @@ def test_metric_helpers() -> None:
     assert normalize_metric("roc_auc", "classification") == "AUC_weighted"
     with pytest.raises(ValueError):
         normalize_metric("r2_score", "classification")
+
+
+def test_threshold_smoothing_ignores_a_one_row_spike() -> None:
+    # One row more is right only for thresholds in (0.3075, 0.3125], with dips on both sides.
+    spike_p = [0.3025] * 2 + [0.3075] * 3 + [0.3125] * 3 + [0.3175] * 2
+    spike_y = [1] * 2 + [0] * 3 + [1] * 3 + [0] * 2
+    p = np.concatenate([np.full(100, 0.1), spike_p, np.full(100, 0.9)])
+    y = np.concatenate([np.zeros(100), spike_y, np.ones(100)]).astype(int)
+    assert best_accuracy_threshold(y, p, smooth=0) == 0.31
+    assert best_accuracy_threshold(y, p) == 0.5
+
+
+def test_bagged_configs_only_when_a_seed_matters() -> None:
+    lgbm = _bagged_config("lgbm", {"n_estimators": 10, "colsample_bytree": 1.0}, 3)
+    assert lgbm is not None and lgbm["random_state"] == 3
+    assert lgbm["subsample"] == BAG_SUBSAMPLE and lgbm["subsample_freq"] == 1
+    deterministic = {"subsample": 1.0, "colsample_bytree": 1.0, "colsample_bylevel": 1.0}
+    assert _bagged_config("xgboost", deterministic, 3) is None
+    assert _bagged_config("xgboost", {**deterministic, "subsample": 0.7}, 3)["random_state"] == 3
+    assert _bagged_config("rf", {"n_estimators": 10}, 3) is None

@@ -108,10 +108,13 @@ def test_register_deploy_score_and_telemetry(trained) -> None:
     ).json()["result"]
     assert served == expected
 
-    wait_for(lambda: len(ws.endpoints.requests("bank-ep")) >= 2, 10)
+    # Three requests so far: 2 rows (200), no key (401), 500 holdout rows (200).
+    wait_for(lambda: len(ws.endpoints.requests("bank-ep")) >= 3, 10)
     recent = ws.endpoints.requests("bank-ep")
     assert {"TimeGenerated", "ResultCode", "DurationMs", "Success", "Rows"} <= set(recent.columns)
-    assert sorted(recent["ResultCode"].astype(int).tolist())[:2] == [200, 401]
+    assert recent["ResultCode"].astype(int).tolist() == [200, 401, 200]
+    assert recent["Rows"].tolist()[::2] == [2, 500]
+    assert recent["Success"].tolist() == [True, False, True]
 
 
 def test_kill_shows_unhealthy_and_restart_recovers(trained) -> None:
