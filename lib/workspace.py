@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import pandas as pd
 
 from lib.settings import Settings, load_settings
+from lib.tabular import ParsedTable, TableError, parse_table
 
 
 class WorkspaceError(Exception):
@@ -214,6 +215,29 @@ class BenchmarkRequest:
     slo_p95_ms: float | None = None
     slo_max_error_rate: float | None = None
     label: str = ""
+
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def validate_dataset_name(name: str) -> str:
+    """Names are like Azure data asset names: letters, digits, '-', '_', '.'."""
+    name = (name or "").strip()
+    if not NAME_PATTERN.match(name):
+        raise WorkspaceError(
+            "Dataset name must start with a letter or digit and use only letters, digits, "
+            "'-', '_' or '.' (at most 100 characters)."
+        )
+    return name
+
+
+def check_upload(name: str, file_name: str, data: bytes, max_bytes: int) -> tuple[str, ParsedTable]:
+    """Validate a dataset upload the same way on every backend: (clean name, parsed table)."""
+    name = validate_dataset_name(name)
+    try:
+        return name, parse_table(file_name, data, max_bytes=max_bytes)
+    except TableError as exc:
+        raise WorkspaceError(str(exc)) from exc
 
 
 # --- service protocols -------------------------------------------------------------------

@@ -23,9 +23,8 @@ from azure.ai.ml.entities import Data
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from lib.azure.client import MLClientSource, azure_call
-from lib.local.datasets import validate_dataset_name
 from lib.tabular import TableError, parse_table, profile_frame
-from lib.workspace import Dataset, DatasetVersion, WorkspaceError
+from lib.workspace import Dataset, DatasetVersion, WorkspaceError, check_upload
 
 FetchBytes = Callable[[str], bytes]
 
@@ -134,11 +133,7 @@ class AzureDatasets:
     def upload(
         self, name: str, data: bytes, file_name: str, description: str = ""
     ) -> DatasetVersion:
-        name = validate_dataset_name(name)
-        try:
-            parsed = parse_table(file_name, data, max_bytes=self.max_upload_bytes)
-        except TableError as exc:
-            raise WorkspaceError(str(exc)) from exc
+        name, parsed = check_upload(name, file_name, data, self.max_upload_bytes)
         frame = parsed.frame
         tags = {
             "rows": str(len(frame)),

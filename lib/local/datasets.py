@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,21 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from lib.local.store import Store, atomic_write
-from lib.tabular import TableError, parse_table, profile_frame, to_parquet_bytes
-from lib.workspace import Dataset, DatasetVersion, WorkspaceError
-
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-
-
-def validate_dataset_name(name: str) -> str:
-    """Names are like Azure data asset names: letters, digits, '-', '_', '.'."""
-    name = (name or "").strip()
-    if not NAME_PATTERN.match(name):
-        raise WorkspaceError(
-            "Dataset name must start with a letter or digit and use only letters, digits, "
-            "'-', '_' or '.' (at most 100 characters)."
-        )
-    return name
+from lib.tabular import profile_frame, to_parquet_bytes
+from lib.workspace import Dataset, DatasetVersion, WorkspaceError, check_upload
 
 
 def _now() -> str:
@@ -44,11 +30,7 @@ class LocalDatasets:
     def upload(
         self, name: str, data: bytes, file_name: str, description: str = ""
     ) -> DatasetVersion:
-        name = validate_dataset_name(name)
-        try:
-            parsed = parse_table(file_name, data, max_bytes=self.max_upload_bytes)
-        except TableError as exc:
-            raise WorkspaceError(str(exc)) from exc
+        name, parsed = check_upload(name, file_name, data, self.max_upload_bytes)
         frame = parsed.frame
         sha = hashlib.sha256(data).hexdigest()
         # Files go to a unique staging folder first; the version number is allocated inside
