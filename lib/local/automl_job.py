@@ -9,10 +9,10 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from lib.files import atomic_write
 from lib.local import tracking
 from lib.local.datasets import LocalDatasets
 from lib.local.jobs import JobContext, handler, log
-from lib.local.store import atomic_write
 from lib.workspace import LOWER_IS_BETTER
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from lib.local.store import Store, atomic_write
+from lib.files import atomic_write
+from lib.local.store import Store
 from lib.tabular import profile_frame, to_parquet_bytes
 from lib.workspace import Dataset, DatasetVersion, WorkspaceError, check_upload
 

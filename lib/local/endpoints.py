@@ -20,9 +20,10 @@ from typing import Any
 import psutil
 import requests
 
+from lib.files import tail_file
 from lib.local import tracking
 from lib.local.jobs import now_iso
-from lib.local.store import Store, tail_file
+from lib.local.store import Store
 from lib.settings import REPO_ROOT
 from lib.workspace import Endpoint, WorkspaceError
 

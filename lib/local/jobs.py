@@ -22,7 +22,8 @@ from typing import Any
 
 import psutil
 
-from lib.local.store import Store, tail_file
+from lib.files import tail_file
+from lib.local.store import Store
 from lib.settings import REPO_ROOT
 from lib.workspace import Job, WorkspaceError
 

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lib.files import atomic_write
 from lib.local import tracking
 from lib.local.jobs import JobManager
-from lib.local.store import Store, atomic_write
+from lib.local.store import Store
 from lib.workspace import Model, WorkspaceError
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")

@@ -5,8 +5,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from lib.files import atomic_write
 from lib.local.datasets import LocalDatasets
-from lib.local.store import MIGRATIONS, Store, atomic_write
+from lib.local.store import MIGRATIONS, Store
 from lib.tabular import to_parquet_bytes
 from lib.workspace import WorkspaceError
 
