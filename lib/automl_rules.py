@@ -1,0 +1,101 @@
+"""AutoML request rules shared by both backends: validation, trial columns, form suggestions."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from lib.metrics import CLASSIFICATION, REGRESSION, TASKS, primary_metrics
+from lib.workspace import AutoMLRequest
+
+MIN_ROWS = 50
+MIN_BUDGET_S = 10
+# Above this many distinct values a classification target is probably a regression target.
+MAX_CLASSES = 100
+# A numeric target with more distinct values than this is suggested as regression.
+REGRESSION_DISTINCT = 20
+# Algorithm names as the local engine (FLAML) knows them; the Azure backend maps them.
+ESTIMATORS = ("lgbm", "xgboost", "rf", "extra_tree", "lrl1")
+# Conventional label column names, tried in this order.
+TARGET_NAMES = ("y", "target", "label", "class", "outcome")
+# The columns of `AutoMLService.trials` (metrics follow as extra columns).
+TRIAL_COLUMNS = [
+    "trial",
+    "estimator",
+    "primary_metric",
+    "best_so_far",
+    "duration_s",
+    "wall_time_s",
+    "status",
+    "config",
+    "run_id",
+]
+
+
+def validate_request(request: AutoMLRequest, frame: pd.DataFrame) -> list[str]:
+    """Everything wrong with a request for this data, in the user's terms."""
+    problems: list[str] = []
+    if request.task not in TASKS:
+        problems.append(f"Task must be classification or regression, not {request.task!r}.")
+        return problems
+    allowed = primary_metrics(request.task)
+    if request.primary_metric not in allowed:
+        problems.append(
+            f"{request.primary_metric} is not a {request.task} metric (choose from {', '.join(allowed)})."
+        )
+    if request.target not in frame.columns:
+        problems.append(f"Target column {request.target!r} is not in the dataset.")
+        return problems
+    target = frame[request.target].dropna()
+    if len(target) < MIN_ROWS:
+        problems.append(
+            f"Only {len(target)} rows have a target value; at least {MIN_ROWS} are needed."
+        )
+    if frame.shape[1] < 2:
+        problems.append("The dataset needs at least one feature column besides the target.")
+    if request.task == CLASSIFICATION:
+        counts = target.value_counts()
+        if len(counts) < 2:
+            problems.append(f"The target {request.target!r} has only one class; two are needed.")
+        elif len(counts) > MAX_CLASSES:
+            problems.append(
+                f"The target has {len(counts)} distinct values: is this a regression target?"
+            )
+        else:
+            need = request.n_folds if request.validation == "cv" else 2
+            rare = counts[counts < need]
+            if not rare.empty:
+                problems.append(
+                    f"Class(es) {', '.join(map(str, rare.index))} have fewer than {need} rows."
+                )
+    elif not pd.api.types.is_numeric_dtype(target):
+        problems.append(f"Regression needs a numeric target; {request.target!r} is {target.dtype}.")
+    if request.time_budget_s < MIN_BUDGET_S:
+        problems.append(f"The time budget must be at least {MIN_BUDGET_S} s.")
+    if request.max_trials is not None and request.max_trials < 1:
+        problems.append("Max trials must be at least 1.")
+    if request.validation == "holdout" and not 0.05 <= request.holdout_fraction <= 0.5:
+        problems.append("The holdout fraction must be between 0.05 and 0.5.")
+    if request.validation == "cv" and not 2 <= request.n_folds <= 20:
+        problems.append("Cross-validation needs between 2 and 20 folds.")
+    return problems
+
+
+def suggest_target(columns: list[str], profile: pd.DataFrame) -> str:
+    """A likely label: a conventional name, else the last low-cardinality column."""
+    for name in TARGET_NAMES:
+        if name in columns:
+            return name
+    low = profile[(profile["distinct"] >= 2) & (profile["distinct"] <= REGRESSION_DISTINCT)]
+    names = [c for c in low["column"].tolist() if c in columns]
+    return names[-1] if names else columns[-1]
+
+
+def suggest_task(profile: pd.DataFrame, target: str) -> str:
+    """Regression for a numeric target with many distinct values, else classification."""
+    rows = profile[profile["column"] == target]
+    if rows.empty:
+        return CLASSIFICATION
+    row = rows.iloc[0]
+    mean = row.get("mean")
+    numeric = mean is not None and not pd.isna(mean)
+    return REGRESSION if numeric and row["distinct"] > REGRESSION_DISTINCT else CLASSIFICATION
