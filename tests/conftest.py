@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,8 @@ import pytest
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from lib.settings import find_sample_data  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402, F401 - re-exported for older imports
+from tests.support.waiting import wait_for  # noqa: E402, F401 - re-exported for older imports
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,23 +41,6 @@ def bank_csv() -> Path:
     if path is None or not path.is_file():
         pytest.skip("bankmarketing_train.csv not found (set OPSDECK_SAMPLE_DATA or ../shared/data)")
     return path
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):  # noqa: ANN001, ANN201
-    """Poll until `predicate()` is truthy and return its value; fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
