@@ -22,7 +22,7 @@ from lib.workspace import (
     ModelService,
     WorkspaceError,
 )
-from tests.azure.conftest import (
+from tests.support.azure_fakes import (
     DATASTORE_PREFIX,
     RESOURCE_GROUP,
     SUBSCRIPTION,

@@ -15,9 +15,10 @@ from lib.azure.client import LazyMLClient, azure_call, build_ml_client
 from lib.azure.compute import AzureCompute
 from lib.azure.datasets import AzureDatasets
 from lib.azure.workspace import open_azure_workspace
+from lib.backend import open_workspace
 from lib.settings import AzureConfig, Settings
-from lib.workspace import ComputeService, DatasetService, WorkspaceError, get_workspace
-from tests.azure.conftest import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, http_error
+from lib.workspace import ComputeService, DatasetService, WorkspaceError
+from tests.support.azure_fakes import RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, http_error
 
 CONFIG = AzureConfig(
     subscription_id=SUBSCRIPTION,
@@ -65,7 +66,7 @@ class NoSignIn:
 def test_open_azure_workspace_contacts_nothing(
     azure_settings: Settings, no_network: list[tuple]
 ) -> None:
-    ws = get_workspace(azure_settings)
+    ws = open_workspace(azure_settings)
     assert ws.kind == "azure"
     assert WORKSPACE in ws.description and RESOURCE_GROUP in ws.description
     assert isinstance(ws.datasets, DatasetService) and isinstance(ws.datasets, AzureDatasets)

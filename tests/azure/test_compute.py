@@ -7,7 +7,7 @@ from azure.ai.ml.entities import AmlCompute, CommandJob, ComputeInstance, Kubern
 
 from lib.azure.compute import AzureCompute, Operation
 from lib.workspace import ComputeService, ComputeTarget, WorkspaceError
-from tests.azure.conftest import FakeMLClient, http_error
+from tests.support.azure_fakes import FakeMLClient, http_error
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from lib.local.datasets import LocalDatasets
 from lib.local.store import Store
 from lib.tabular import TableError, parse_table
 from lib.workspace import DatasetService, WorkspaceError
-from tests.azure.conftest import DATASTORE_PREFIX, FakeMLClient, foreign_asset, http_error
+from tests.support.azure_fakes import DATASTORE_PREFIX, FakeMLClient, foreign_asset, http_error
 
 CSV = b"age,job,y\n30,admin,no\n45,technician,yes\n51,admin,no\n"
 

@@ -6,7 +6,7 @@ from azure.ai.ml.entities import Model as AzureModel
 
 from lib.azure.endpoints import REQUEST_COLUMNS, AzureEndpoints, parse_model_ref
 from lib.workspace import EndpointService, WorkspaceError, endpoint_name_for
-from tests.azure.conftest import LOCATION, FakeMLClient, http_error
+from tests.support.azure_fakes import LOCATION, FakeMLClient, http_error
 
 SCORING_URI = f"https://bank-ep.{LOCATION}.inference.ml.azure.com/score"
 

@@ -7,8 +7,8 @@ from lib.azure.automl import AzureAutoML
 from lib.azure.datasets import AzureDatasets
 from lib.azure.models import AzureModels, signature_columns
 from lib.workspace import ModelService, WorkspaceError
-from tests.azure.conftest import FakeMLClient, FakeMlflowClient
 from tests.azure.test_automl import add_trials, bank_csv, request
+from tests.support.azure_fakes import FakeMLClient, FakeMlflowClient
 
 MLMODEL = """\
 artifact_path: outputs/mlflow-model

@@ -1,4 +1,4 @@
-"""Pages on the Azure backend: MLClient replaced at its operations (tests/azure fakes)."""
+"""Pages on the Azure backend: MLClient replaced at its operations (tests/support fakes)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import pytest
 from azure.ai.ml.entities import AmlCompute
 
 import lib.azure.workspace as azure_workspace
-from tests.azure.conftest import fake_client  # noqa: F401 - fixture
 from tests.pages.conftest import button, open_page
+from tests.support.azure_fakes import new_fake_client
 
 
 @pytest.fixture
-def azure_backend(monkeypatch, fake_client):  # noqa: F811
+def azure_backend(monkeypatch):
     """Settings that pick Azure, and a workspace whose MLClient is the fake."""
+    fake_client = new_fake_client()
     monkeypatch.delenv("OPSDECK_BACKEND", raising=False)
     monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000")
     monkeypatch.setenv("AZURE_RESOURCE_GROUP", "rg")
