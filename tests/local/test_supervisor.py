@@ -108,17 +108,18 @@ def test_stop_kills_the_whole_process_group(tmp_path: Path, started: list) -> No
 
 def test_group_members_outliving_their_leader_are_killed(tmp_path: Path, started: list) -> None:
     log = tmp_path / "leader.log"
+    stubborn_child = python(
+        """
+        import signal, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("stubborn ready", flush=True)
+        time.sleep(120)
+        """
+    )
     leader = python(
         f"""
         import signal, subprocess, sys, time
-        child = subprocess.Popen({
-            python('''
-            import signal, time
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            print("stubborn ready", flush=True)
-            time.sleep(120)
-            ''')!r
-        })
+        child = subprocess.Popen({stubborn_child!r})
         print("stubborn", child.pid, flush=True)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         time.sleep(120)
