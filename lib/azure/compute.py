@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,12 +12,11 @@ from azure.ai.ml.entities import AmlCompute, Compute, ComputeInstance
 from azure.ai.ml.entities import Job as AzureJob
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 
+from lib import names
 from lib.azure.client import MLClientSource, azure_call
+from lib.azure.values import created_at, parse_time, wire_text
 from lib.workspace import ComputeTarget, Job, WorkspaceError
 
-# Azure's rule for cluster names: 2-16 letters, digits and hyphens, starting with a letter;
-# a trailing hyphen is refused too.
-CLUSTER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,14}[A-Za-z0-9]$")
 BUSY_NODE_STATES = frozenset({"running"})
 STARTING_NODE_STATES = frozenset({"preparing"})
 INSTANCE_UP_STATES = frozenset({"Running", "JobRunning"})
@@ -41,38 +39,19 @@ JOB_STATES = {
 }
 
 
-def _text(value: Any) -> str:
-    """Enum members of the SDK (ProvisioningState.SUCCEEDED) as their wire strings."""
-    if value is None:
-        return ""
-    return str(getattr(value, "value", value))
-
-
-def _time(value: Any) -> datetime | None:
-    if isinstance(value, str) and value:
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return None
-
-
 def to_job(job: AzureJob) -> Job:
     """Map an Azure ML job entity to the domain Job."""
-    status = _text(job.status)
+    status = wire_text(job.status)
     props = job.properties or {}
-    created = _time(getattr(job.creation_context, "created_at", None))
     return Job(
         id=str(job.name),
-        kind=_text(job.type) or "job",
+        kind=wire_text(job.type) or "job",
         display_name=job.display_name or str(job.name),
         state=JOB_STATES.get(status, status or "Unknown"),
-        created=created or datetime.now(UTC),
-        started=_time(props.get("StartTimeUtc")),
-        ended=_time(props.get("EndTimeUtc")),
-        compute=_text(getattr(job, "compute", None)) or "serverless",
+        created=created_at(job),
+        started=parse_time(props.get("StartTimeUtc")),
+        ended=parse_time(props.get("EndTimeUtc")),
+        compute=wire_text(getattr(job, "compute", None)) or "serverless",
         spec={"experiment": job.experiment_name or "", "azure_status": status},
         progress={"studio_url": url} if (url := getattr(job, "studio_url", None)) else {},
     )
@@ -82,11 +61,9 @@ def validate_cluster(
     name: str, vm_size: str, min_nodes: int, max_nodes: int, idle_seconds: int
 ) -> None:
     """Raise WorkspaceError naming the first problem of a cluster definition."""
-    if not CLUSTER_NAME.match(name or ""):
-        raise WorkspaceError(
-            "Cluster name must be 2 to 16 characters: letters, digits or '-', starting with a "
-            "letter and not ending with '-'."
-        )
+    # Matched as given, not stripped: the name is sent to Azure exactly as typed.
+    if not names.COMPUTE_NAME.match(name or ""):
+        raise WorkspaceError(names.COMPUTE.message)
     if not (vm_size or "").strip():
         raise WorkspaceError("Choose a VM size (for example STANDARD_DS3_V2).")
     _validate_scale(min_nodes, max_nodes)
@@ -117,7 +94,7 @@ class Operation:
 
     def status(self) -> str:
         """The poller's state: InProgress, Succeeded, Failed, Canceled, ..."""
-        return _text(self.poller.status())
+        return wire_text(self.poller.status())
 
     def done(self) -> bool:
         return bool(self.poller.done())
@@ -182,10 +159,10 @@ class AzureCompute:
             nodes = list(self.ml_client().compute.list_nodes(name))
         except AzureError:
             return None
-        return [_text(n.node_state).lower() for n in nodes]
+        return [wire_text(n.node_state).lower() for n in nodes]
 
     def _cluster_target(self, cluster: AmlCompute) -> ComputeTarget:
-        provisioning = _text(cluster.provisioning_state) or "Unknown"
+        provisioning = wire_text(cluster.provisioning_state) or "Unknown"
         listed = self._node_states(cluster.name) if provisioning == "Succeeded" else None
         nodes = listed or []
         busy = sum(1 for s in nodes if s in BUSY_NODE_STATES)
@@ -212,7 +189,7 @@ class AzureCompute:
         )
 
     def _instance_target(self, instance: ComputeInstance) -> ComputeTarget:
-        state = _text(instance.state) or _text(instance.provisioning_state) or "Unknown"
+        state = wire_text(instance.state) or wire_text(instance.provisioning_state) or "Unknown"
         up = 1 if state in INSTANCE_UP_STATES else 0
         minutes = instance.idle_time_before_shutdown_minutes
         return ComputeTarget(

@@ -14,7 +14,6 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
@@ -23,6 +22,7 @@ from azure.ai.ml.entities import Data
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from lib.azure.client import MLClientSource, azure_call
+from lib.azure.values import created_at
 from lib.tabular import TableError, parse_table, profile_frame
 from lib.workspace import Dataset, DatasetVersion, WorkspaceError, check_upload
 
@@ -55,15 +55,6 @@ def fetch_datastore_file(ml_client: MLClientSource, uri: str) -> bytes:
 def _int_version(value: object) -> int | None:
     text = str(value or "")
     return int(text) if text.isdigit() else None
-
-
-def _created(data: Data) -> datetime:
-    created = getattr(data.creation_context, "created_at", None)
-    if isinstance(created, str):
-        created = datetime.fromisoformat(created.replace("Z", "+00:00"))
-    if isinstance(created, datetime):
-        return created if created.tzinfo else created.replace(tzinfo=UTC)
-    return datetime.now(UTC)
 
 
 def _int_tag(tags: dict[str, str], key: str) -> int:
@@ -99,7 +90,7 @@ def to_dataset_version(data: Data) -> DatasetVersion:
         columns=_int_tag(tags, "columns"),
         size_bytes=_int_tag(tags, "size_bytes"),
         sha256=tags.get("sha256", ""),
-        created=_created(data),
+        created=created_at(data),
         column_names=_column_names(tags),
         uri=uri,
     )

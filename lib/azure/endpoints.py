@@ -26,24 +26,16 @@ from azure.ai.ml.entities import (
 )
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 
+from lib.appinsights import REQUEST_COLUMNS
 from lib.azure.client import MLClientSource, azure_call, describe_azure_error
-from lib.local.endpoints import validate_endpoint_name
+from lib.azure.values import parse_time, wire_text
+from lib.names import validate_endpoint_name
 from lib.workspace import Endpoint, WorkspaceError
 
 COLOURS = ("blue", "green")
 INSTANCE_TYPE = "Standard_DS3_v2"
 LOG_LINES_ON_FAILURE = 100
 MODEL_TAG, VERSION_TAG = "opsdeck.model", "opsdeck.model_version"
-# App Insights `AppRequests` columns, as the local telemetry store names them.
-REQUEST_COLUMNS = [
-    "TimeGenerated",
-    "OperationId",
-    "Name",
-    "Url",
-    "ResultCode",
-    "DurationMs",
-    "Success",
-]
 PROVISIONING_STATES = {
     "Succeeded": "Succeeded",
     "Creating": "Creating",
@@ -59,21 +51,6 @@ NO_STOP = (
     "instances: it is billed while it exists. Delete the endpoint to stop paying for it, and "
     "deploy the model again when it is needed."
 )
-
-
-def _text(value: Any) -> str:
-    return "" if value is None else str(getattr(value, "value", value))
-
-
-def _time(value: Any) -> datetime | None:
-    if isinstance(value, str) and value:
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    return None
 
 
 def parse_model_ref(ref: Any) -> tuple[str, int]:
@@ -159,8 +136,8 @@ class AzureEndpoints:
         else:
             model_name, model_version = self._deployment_model(entity)
         props = dict(entity.properties or {})
-        created = _time(props.get("createdAt")) or datetime.now(UTC)
-        provisioning = _text(entity.provisioning_state)
+        created = parse_time(props.get("createdAt")) or datetime.now(UTC)
+        provisioning = wire_text(entity.provisioning_state)
         return Endpoint(
             name=str(entity.name),
             state=PROVISIONING_STATES.get(provisioning, provisioning or "Unknown"),
@@ -169,7 +146,7 @@ class AzureEndpoints:
             model_name=model_name,
             model_version=model_version,
             created=created,
-            updated=_time(props.get("lastModifiedAt")) or created,
+            updated=parse_time(props.get("lastModifiedAt")) or created,
         )
 
     def _merge(self, endpoint: Endpoint | None, rollout: Rollout | None) -> Endpoint | None:

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from azure.ai.ml.constants import AssetTypes
 from azure.ai.ml.entities import Model as AzureModel
 from azure.core.exceptions import AzureError, ResourceNotFoundError
@@ -21,37 +19,20 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from lib.azure.automl import AzureAutoML
 from lib.azure.client import MLClientSource, azure_call
 from lib.azure.datasets import AzureDatasets
-from lib.local.models import MODEL_NAME
-from lib.workspace import CLASSIFICATION_METRICS, REGRESSION_METRICS, Model, WorkspaceError
+from lib.azure.values import created_at
+from lib.errors import WorkspaceError
+from lib.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from lib.model_signature import learn_feature_spec, merge_feature_spec, signature_columns
+from lib.names import validate_model_name
+from lib.workspace import Model
 
 FetchMLmodel = Callable[[AzureModel], str]
 
 METRIC_TAG = "metric."
 # The folder AutoML writes the best trial's MLflow model to.
 MLFLOW_MODEL_PATH = "azureml://jobs/{run_id}/outputs/artifacts/paths/outputs/mlflow-model/"
-NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
 # Metrics copied into tags: the ones pages compare, not the dozens AutoML logs.
 TAGGED_METRICS = frozenset(CLASSIFICATION_METRICS) | frozenset(REGRESSION_METRICS)
-
-
-def validate_model_name(name: str) -> str:
-    """A model name Azure accepts (the local backend's rule, which is stricter)."""
-    name = (name or "").strip()
-    if not MODEL_NAME.match(name):
-        raise WorkspaceError(
-            "Model name must start with a letter or digit and use only letters, digits, "
-            "'-', '_' or '.' (at most 100 characters)."
-        )
-    return name
-
-
-def _created(entity: AzureModel) -> datetime:
-    created = getattr(entity.creation_context, "created_at", None)
-    if isinstance(created, str):
-        created = datetime.fromisoformat(created.replace("Z", "+00:00"))
-    if isinstance(created, datetime):
-        return created if created.tzinfo else created.replace(tzinfo=UTC)
-    return datetime.now(UTC)
 
 
 def to_model(entity: AzureModel) -> Model:
@@ -70,33 +51,11 @@ def to_model(entity: AzureModel) -> Model:
         source_job=tags.get("opsdeck.job") or getattr(entity, "job_name", None),
         run_id=tags.get("opsdeck.run_id", ""),
         uri=f"azureml:{entity.name}:{entity.version}",
-        created=_created(entity),
+        created=created_at(entity),
         metrics=metrics,
         description=entity.description or "",
         tags={k: v for k, v in tags.items() if not k.startswith(METRIC_TAG)},
     )
-
-
-def signature_columns(mlmodel_text: str) -> list[tuple[str, str]]:
-    """(name, MLflow type) of each input column in an `MLmodel` file's signature."""
-    from mlflow.models.signature import ModelSignature
-
-    try:
-        data = yaml.safe_load(mlmodel_text) or {}
-        signature = data.get("signature")
-        if not signature:
-            return []
-        inputs = ModelSignature.from_dict(signature).inputs
-    except (yaml.YAMLError, ValueError, TypeError, KeyError, AttributeError):
-        return []
-    if inputs is None:
-        return []
-    columns = []
-    for spec in inputs.inputs:
-        if spec.name is None:
-            return []
-        columns.append((str(spec.name), str(getattr(spec.type, "name", spec.type))))
-    return columns
 
 
 def download_mlmodel(ml_client: MLClientSource, model: AzureModel) -> str:
@@ -203,11 +162,8 @@ class AzureModels:
         )
         if not dataset or not version.isdigit() or not target:
             return []
-        from lib.local.tabular_model import Encoder
-
         frame = self.datasets.load(dataset, int(version))
-        features = frame.drop(columns=[target], errors="ignore")
-        return Encoder.from_frame(features).feature_spec
+        return learn_feature_spec(frame.drop(columns=[target], errors="ignore"))
 
     def feature_spec(self, name: str, version: int) -> list[dict[str, Any]]:
         """Input columns from the MLmodel signature, with categories and ranges from training data."""
@@ -228,20 +184,4 @@ class AzureModels:
                 f"The input schema of model {name} v{version} is unknown: {signature_error}, and "
                 "the model names no training dataset of this workspace."
             )
-        by_name = {s["name"]: s for s in learnt}
-        spec = []
-        for column, mlflow_type in columns:
-            numeric = mlflow_type in NUMERIC_TYPES
-            spec.append(
-                by_name.get(column)
-                or {
-                    "name": column,
-                    "kind": "numeric" if numeric else "categorical",
-                    "dtype": mlflow_type,
-                    "example": None,
-                    "categories": [] if not numeric else None,
-                    "min": None,
-                    "max": None,
-                }
-            )
-        return spec
+        return merge_feature_spec(columns, learnt)

@@ -4,7 +4,8 @@ import pytest
 from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint
 from azure.ai.ml.entities import Model as AzureModel
 
-from lib.azure.endpoints import REQUEST_COLUMNS, AzureEndpoints, parse_model_ref
+from lib.appinsights import REQUEST_COLUMNS
+from lib.azure.endpoints import AzureEndpoints, parse_model_ref
 from lib.workspace import EndpointService, WorkspaceError, endpoint_name_for
 from tests.support.azure_fakes import LOCATION, FakeMLClient, http_error
 

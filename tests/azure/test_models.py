@@ -5,7 +5,8 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from lib.azure.automl import AzureAutoML
 from lib.azure.datasets import AzureDatasets
-from lib.azure.models import AzureModels, signature_columns
+from lib.azure.models import AzureModels
+from lib.model_signature import signature_columns
 from lib.workspace import ModelService, WorkspaceError
 from tests.azure.test_automl import add_trials, bank_csv, request
 from tests.support.azure_fakes import FakeMLClient, FakeMlflowClient

@@ -1,0 +1,103 @@
+"""A model's input columns, for either backend: from an MLflow `MLmodel` signature or training data.
+
+A feature spec is one dict per input column: name, kind ("numeric" or "categorical"), dtype,
+example, categories (categoricals, most frequent first) and min/max (numerics). The Score page
+builds its form from it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+# MLflow column types that are numbers.
+NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
+MAX_CATEGORIES = 1000
+
+
+def signature_columns(mlmodel_text: str) -> list[tuple[str, str]]:
+    """(name, MLflow type) of each input column in an `MLmodel` file's signature.
+
+    Empty when there is no signature or an input has no name (unnamed tensors).
+    """
+    try:
+        data = yaml.safe_load(mlmodel_text) or {}
+        inputs = (data.get("signature") or {}).get("inputs")
+        # MLflow writes the schema as a JSON string inside the YAML.
+        specs = json.loads(inputs) if isinstance(inputs, str) else inputs
+    except (yaml.YAMLError, ValueError, AttributeError):
+        return []
+    if not isinstance(specs, list) or not specs:
+        return []
+    columns = []
+    for spec in specs:
+        if not isinstance(spec, dict) or not spec.get("name"):
+            return []
+        kind = spec.get("type")
+        if kind == "tensor":
+            kind = (spec.get("tensor-spec") or {}).get("dtype")
+        elif isinstance(kind, dict):
+            kind = kind.get("type")  # array, object and map columns nest their type
+        columns.append((str(spec["name"]), str(kind)))
+    return columns
+
+
+def column_from_signature(name: str, mlflow_type: str) -> dict[str, Any]:
+    """The feature-spec entry of a column known only by its signature type."""
+    numeric = mlflow_type in NUMERIC_TYPES
+    return {
+        "name": name,
+        "kind": NUMERIC if numeric else CATEGORICAL,
+        "dtype": mlflow_type,
+        "example": None,
+        "categories": None if numeric else [],
+        "min": None,
+        "max": None,
+    }
+
+
+def _plain(value: Any) -> Any:
+    """Numpy scalars as Python scalars (for JSON and category lookup)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def learn_feature_spec(
+    frame: pd.DataFrame, max_categories: int = MAX_CATEGORIES
+) -> list[dict[str, Any]]:
+    """The feature spec of training features: non-numeric columns are categorical."""
+    spec: list[dict[str, Any]] = []
+    for name in frame.columns:
+        column = frame[name]
+        numeric = pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
+        present = column.dropna()
+        entry: dict[str, Any] = {
+            "name": str(name),
+            "kind": NUMERIC if numeric else CATEGORICAL,
+            "dtype": str(column.dtype),
+            "example": _plain(present.iloc[0]) if len(present) else None,
+        }
+        if numeric:
+            values = pd.to_numeric(present, errors="coerce").astype("float64")
+            entry["categories"] = None
+            entry["min"] = float(values.min()) if len(values) else None
+            entry["max"] = float(values.max()) if len(values) else None
+        else:
+            counts = present.value_counts(sort=True)
+            entry["categories"] = [_plain(v) for v in counts.index[:max_categories]]
+            entry["min"] = entry["max"] = None
+        spec.append(entry)
+    return spec
+
+
+def merge_feature_spec(
+    columns: list[tuple[str, str]], learnt: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The signature's columns in its order, each as learnt from training data when it was."""
+    by_name = {s["name"]: s for s in learnt}
+    return [by_name.get(name) or column_from_signature(name, kind) for name, kind in columns]
