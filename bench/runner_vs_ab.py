@@ -29,8 +29,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.ab import ab_available, run_ab  # noqa: E402
-from lib.benchmark import BenchmarkConfig, load_bodies, run_benchmark  # noqa: E402
+from lib.benchmark import (  # noqa: E402
+    BenchmarkConfig,
+    ab_available,
+    load_bodies,
+    run_ab,
+    run_benchmark,
+)
 
 UVICORN_APP = r"""
 import json, sys, time, uvicorn

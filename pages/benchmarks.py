@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import streamlit as st
 
 from lib import charts
-from lib.ab import ab_available, ab_command, display_command
-from lib.benchmark import BenchmarkConfig
+from lib.benchmark import (
+    ab_available,
+    comparison_frames,
+    equivalent_ab_command,
+    request_from_form,
+    run_label,
+    slo_verdict,
+    status_count_frame,
+)
 from lib.ui import workspace
-from lib.workspace import BenchmarkRequest, WorkspaceError
+from lib.workspace import WorkspaceError
+
+CUSTOM_URL = "Custom URL"
+EMPTY_BODY = "(empty body)"
 
 ws = workspace()
 st.title("Benchmarks")
@@ -24,11 +33,11 @@ bench = ws.benchmarks
 
 endpoints = [e for e in (ws.endpoints.list() if ws.endpoints else []) if e.state == "Succeeded"]
 with st.expander("New benchmark", expanded=True, icon=":material/speed:"):
-    options = [e.name for e in endpoints] + ["Custom URL"]
+    options = [e.name for e in endpoints] + [CUSTOM_URL]
     target = st.selectbox("Target", options, key="bench_target")
     key: str | None = None
     columns: list[str] = []
-    if target == "Custom URL":
+    if target == CUSTOM_URL:
         url = st.text_input(
             "Scoring URL", key="bench_url", placeholder="http://127.0.0.1:8000/score"
         )
@@ -63,7 +72,7 @@ with st.expander("New benchmark", expanded=True, icon=":material/speed:"):
     ]
     ds = c1.selectbox(
         "Bodies from dataset",
-        ["(empty body)", *ds_names],
+        [EMPTY_BODY, *ds_names],
         index=fits[0] if fits else 0,
         key=f"bench_dataset_{target}",
     )
@@ -76,34 +85,25 @@ with st.expander("New benchmark", expanded=True, icon=":material/speed:"):
     tools = ["opsdeck"] + (["ab"] if ab_available() else [])
     tool = c3.radio("Load generator", tools, horizontal=True, key="bench_tool")
     label = c4.text_input("Label", key="bench_label", placeholder="e.g. before redeploy")
-    request = BenchmarkRequest(
-        url=url or "",
-        endpoint="" if target == "Custom URL" else target,
-        concurrency=int(concurrency),
-        requests=int(n_requests) if n_requests else None,
-        duration_s=float(duration) if duration else None,
-        warmup=int(warmup),
-        timeout_s=float(timeout),
-        rows_per_request=int(rows),
-        dataset="" if ds == "(empty body)" else ds,
+    request = request_from_form(
+        url=url,
+        endpoint=None if target == CUSTOM_URL else target,
+        concurrency=concurrency,
+        requests=n_requests,
+        duration_s=duration,
+        warmup=warmup,
+        timeout_s=timeout,
+        rows_per_request=rows,
+        dataset=None if ds == EMPTY_BODY else ds,
         columns=columns,
-        keep_alive=bool(keep_alive),
+        keep_alive=keep_alive,
         tool=tool,
-        slo_p95_ms=float(slo_p95) or None,
-        slo_max_error_rate=float(slo_err) / 100 if slo_p95 else None,
+        slo_p95_ms=slo_p95,
+        slo_max_error_percent=slo_err,
         label=label,
     )
-    equivalent = BenchmarkConfig(
-        url=request.url or "http://127.0.0.1/score",
-        key=key,
-        concurrency=request.concurrency,
-        requests=request.requests,
-        duration_s=request.duration_s,
-        keep_alive=request.keep_alive,
-        timeout_s=request.timeout_s,
-    )
     st.caption("Equivalent Apache Bench command")
-    st.code(display_command(ab_command(equivalent, "body.json")), language="bash")
+    st.code(equivalent_ab_command(request, key), language="bash")
     if st.button("Run benchmark", type="primary", key="bench_run", icon=":material/play_arrow:"):
         try:
             job = bench.start(request, key)
@@ -172,10 +172,6 @@ if not rows_picked:
 run_ids = [history.iloc[i]["id"] for i in rows_picked]
 
 results = {rid: bench.result(rid) for rid in run_ids}
-names = {
-    rid: f"{r.label or r.target} · {r.tool} c={r.concurrency} · {rid[-6:]}"
-    for rid, (r, _) in results.items()
-}
 c1, c2 = st.columns(2)
 c1.download_button(
     "Export history (CSV)", history.to_csv(index=False).encode(), "benchmarks.csv", key="bench_csv"
@@ -189,7 +185,7 @@ c2.download_button(
 
 if len(results) == 1:
     rid, (result, samples) = next(iter(results.items()))
-    st.subheader(names[rid])
+    st.subheader(run_label(rid, result))
     c = st.columns(6)
     c[0].metric("req/s", f"{result.throughput_rps:,.1f}", border=True)
     c[1].metric("mean", f"{result.mean_ms or 0:.2f} ms", border=True)
@@ -198,47 +194,19 @@ if len(results) == 1:
     c[4].metric("p99", f"{result.p99_ms or 0:.2f} ms", border=True)
     c[5].metric("errors", f"{result.errors} ({result.error_rate:.1%})", border=True)
     if result.slo is not None:
-        (st.success if result.slo_passed else st.error)(
-            f"SLO {'passed' if result.slo_passed else 'failed'}: {result.slo}"
-        )
+        (st.success if result.slo_passed else st.error)(f"SLO: {slo_verdict(result.slo)}")
     if result.command:
         st.code(result.command, language="bash")
 
-lat_frames, series_frames, summary_rows = [], [], []
-for rid, (result, samples) in results.items():
-    if samples is not None and len(samples):
-        ok = samples.status > 0
-        lat_frames.append(pd.DataFrame({"latency_ms": samples.latency_ms[ok], "run": names[rid]}))
-    if result.series:
-        s = pd.DataFrame(result.series).rename(
-            columns={"rps": "requests_per_s", "p50_ms": "p50", "p95_ms": "p95", "p99_ms": "p99"}
-        )
-        s["requests"] = s["requests_per_s"]
-        s["run"] = names[rid]
-        series_frames.append(s)
-    summary_rows.append(
-        {
-            "run": names[rid],
-            "p50": result.p50_ms,
-            "p90": result.p90_ms,
-            "p95": result.p95_ms,
-            "p99": result.p99_ms,
-            "max": result.max_ms,
-        }
-    )
-by = "run" if len(results) > 1 else None
-latencies = pd.concat(lat_frames) if lat_frames else pd.DataFrame(columns=["latency_ms", "run"])
-series = pd.concat(series_frames) if series_frames else pd.DataFrame()
+frames = comparison_frames(results)
 c1, c2 = st.columns(2)
-c1.plotly_chart(charts.latency_histogram(latencies, by=by), key="bench_hist")
-c2.plotly_chart(charts.latency_percentiles(pd.DataFrame(summary_rows)), key="bench_pct")
-series_one = series if by else series.drop(columns=["run"], errors="ignore")
-c1.plotly_chart(charts.latency_over_time(series_one), key="bench_lat_time")
-c2.plotly_chart(charts.throughput_over_time(series_one), key="bench_tput_time")
+c1.plotly_chart(charts.latency_histogram(frames.latencies, by=frames.by), key="bench_hist")
+c2.plotly_chart(charts.latency_percentiles(frames.percentiles), key="bench_pct")
+c1.plotly_chart(charts.latency_over_time(frames.series), key="bench_lat_time")
+c2.plotly_chart(charts.throughput_over_time(frames.series), key="bench_tput_time")
 if len(results) == 1:
     result = next(iter(results.values()))[0]
-    codes = pd.DataFrame([{"code": k, "count": v} for k, v in result.status_counts.items()])
-    st.plotly_chart(charts.status_codes(codes), key="bench_codes")
+    st.plotly_chart(charts.status_codes(status_count_frame(result)), key="bench_codes")
 with st.popover("Delete selected runs", icon=":material/delete:"):
     if st.button("Delete", key="bench_delete", type="primary"):
         for rid in run_ids:

@@ -8,62 +8,23 @@ from __future__ import annotations
 
 import json
 import os
-import random
 from typing import Any
 
 import pandas as pd
 
-from lib.benchmark import BenchmarkConfig, BenchmarkResult, Samples
-from lib.local.benchmark_history import BenchmarkHistory
+from lib.benchmark import (
+    BenchmarkHistory,
+    BenchmarkResult,
+    Samples,
+    build_bodies,
+    config_from_request,
+    run_ab,
+    run_benchmark,
+    validate_request,
+)
+from lib.files import atomic_write
 from lib.local.jobs import JobContext, JobManager, handler, log
-from lib.local.store import atomic_write
 from lib.workspace import BenchmarkRequest, DatasetService, Job, WorkspaceError
-
-MAX_BODIES = 500
-
-
-def validate_benchmark(request: BenchmarkRequest) -> list[str]:
-    problems = []
-    if not request.url.startswith(("http://", "https://")):
-        problems.append("The target URL must start with http:// or https://.")
-    if not 1 <= request.concurrency <= 1000:
-        problems.append("Concurrency must be between 1 and 1,000.")
-    if request.duration_s is None and not (request.requests and request.requests >= 1):
-        problems.append("Give a request count or a duration.")
-    if request.requests is not None and request.requests > 1_000_000:
-        problems.append("At most 1,000,000 requests per run.")
-    if request.duration_s is not None and not 1 <= request.duration_s <= 3600:
-        problems.append("The duration must be between 1 s and 1 h.")
-    if not 1 <= request.rows_per_request <= 10_000:
-        problems.append("Rows per request must be between 1 and 10,000.")
-    if request.tool not in ("opsdeck", "ab"):
-        problems.append("The tool must be opsdeck or ab.")
-    return problems
-
-
-def build_bodies(
-    frame: pd.DataFrame,
-    columns: list[str],
-    rows_per_request: int,
-    count: int = MAX_BODIES,
-    seed: int = 0,
-) -> list[dict[str, Any]]:
-    """`{"data": [...]}` bodies made of real rows, cycled through the dataset."""
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise WorkspaceError(f"The dataset lacks the model's column(s): {', '.join(missing)}.")
-    data = frame[columns] if columns else frame
-    # JSON has no NaN: missing values travel as null.
-    records = json.loads(data.to_json(orient="records"))
-    if not records:
-        raise WorkspaceError("The dataset has no rows to send.")
-    rng = random.Random(seed)
-    start_points = [rng.randrange(len(records)) for _ in range(count)]
-    bodies = []
-    for start in start_points:
-        rows = [records[(start + i) % len(records)] for i in range(rows_per_request)]
-        bodies.append({"data": rows})
-    return bodies
 
 
 class LocalBenchmarks:
@@ -73,7 +34,7 @@ class LocalBenchmarks:
         self.history = BenchmarkHistory(jobs.store.home / "benchmarks")
 
     def start(self, request: BenchmarkRequest, key: str | None) -> Job:
-        problems = validate_benchmark(request)
+        problems = validate_request(request)
         if problems:
             raise WorkspaceError(" ".join(problems))
         bodies: list[dict[str, Any]] = []
@@ -127,9 +88,6 @@ class LocalBenchmarks:
 
 @handler("benchmark")
 def run_benchmark_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict[str, Any]:
-    from lib.ab import run_ab
-    from lib.benchmark import run_benchmark
-
     request = BenchmarkRequest(**spec["request"])
     key = None
     key_path = ctx.store.home / "jobs" / ctx.job_id / "key"
@@ -141,20 +99,7 @@ def run_benchmark_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> d
     if bodies_path.exists():
         bodies = json.loads(bodies_path.read_text())
         log(f"{len(bodies)} bodies of {request.rows_per_request} row(s) from {request.dataset}")
-    config = BenchmarkConfig(
-        url=request.url,
-        key=key,
-        concurrency=request.concurrency,
-        requests=request.requests if request.duration_s is None else None,
-        duration_s=request.duration_s,
-        warmup=request.warmup,
-        timeout_s=request.timeout_s,
-        body_order=request.body_order,
-        keep_alive=request.keep_alive,
-        slo_p95_ms=request.slo_p95_ms,
-        slo_max_error_rate=request.slo_max_error_rate,
-        label=request.label or request.endpoint,
-    )
+    config = config_from_request(request, key)
 
     def on_progress(p: Any) -> None:
         ctx.progress(

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from lib.local.benchmarks import build_bodies, validate_benchmark
-from lib.workspace import BenchmarkRequest, WorkspaceError
+from lib.workspace import BenchmarkRequest
+from tests.benchmark.hello_server import start_server
 from tests.pages.conftest import open_page
-from tests.test_benchmark import start_server
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -22,35 +20,15 @@ def hello(tmp_path_factory):
 
 
 def wait_done(bench, job_id: str, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = bench.get(job_id)
-        if job.is_terminal:
-            return job
-        time.sleep(0.2)
-    raise AssertionError("benchmark job did not finish")
-
-
-def test_validation_names_each_problem() -> None:
-    bad = BenchmarkRequest(
-        url="ftp://x", concurrency=0, requests=None, rows_per_request=0, tool="wrk"
+    return wait_for(
+        lambda: (job := bench.get(job_id)).is_terminal and job,
+        timeout,
+        interval=0.2,
+        what="benchmark job finished",
     )
-    text = " ".join(validate_benchmark(bad))
-    for phrase in ("http://", "Concurrency", "request count", "Rows per request", "tool"):
-        assert phrase in text
 
 
-def test_bodies_use_real_rows_and_nulls_for_missing() -> None:
-    frame = pd.DataFrame({"a": [1.0, None, 3.0], "b": ["x", "y", "z"], "y": [0, 1, 0]})
-    bodies = build_bodies(frame, ["a", "b"], rows_per_request=2, count=10)
-    assert len(bodies) == 10
-    assert all(len(b["data"]) == 2 and set(b["data"][0]) == {"a", "b"} for b in bodies)
-    rows = [r for b in bodies for r in b["data"]]
-    assert {"a": None, "b": "y"} in rows
-    with pytest.raises(WorkspaceError, match="lacks the model's column"):
-        build_bodies(frame, ["nope"], 1)
-
-
+@pytest.mark.slow
 def test_benchmark_job_runs_out_of_process_and_lands_in_history(local_workspace, hello) -> None:
     ws = local_workspace
     ws.datasets.upload("rows", b"a,b\n1,x\n2,y\n3,z\n", "rows.csv")
@@ -85,6 +63,7 @@ def test_benchmark_job_runs_out_of_process_and_lands_in_history(local_workspace,
     assert len(at.get("plotly_chart")) >= 4
 
 
+@pytest.mark.slow
 def test_wrong_key_is_counted_as_errors_and_cancel_works(local_workspace, hello) -> None:
     ws = local_workspace
     job = ws.benchmarks.start(BenchmarkRequest(url=f"{hello.url}/auth", requests=200), key="wrong")
@@ -94,5 +73,6 @@ def test_wrong_key_is_counted_as_errors_and_cancel_works(local_workspace, hello)
     long = ws.benchmarks.start(
         BenchmarkRequest(url=f"{hello.url}/", duration_s=60, requests=None), key=None
     )
-    time.sleep(1.5)
+    # Cancel once the load is really running, not before the workers have started.
+    wait_for(lambda: ws.benchmarks.get(long.id).progress.get("done", 0) > 0, 30, what="load runs")
     assert ws.benchmarks.cancel(long.id).state == "Canceled"

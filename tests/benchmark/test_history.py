@@ -10,8 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib.benchmark import STATUS_TIMEOUT, BenchmarkConfig, Samples, build_result
-from lib.local.benchmark_history import LIST_COLUMNS, BenchmarkHistory
+from lib.benchmark import (
+    LIST_COLUMNS,
+    STATUS_TIMEOUT,
+    BenchmarkConfig,
+    BenchmarkHistory,
+    Samples,
+    build_result,
+)
 
 
 def make_result(label: str, p: float, tool: str = "opsdeck"):

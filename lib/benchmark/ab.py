@@ -26,16 +26,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from lib.benchmark import (
-    STATUS_UNKNOWN,
-    BenchmarkConfig,
-    BenchmarkResult,
-    Progress,
-    Samples,
-    build_result,
-    encode_body,
-    per_second_series,
-)
+from lib.benchmark.client import encode_body
+from lib.benchmark.config import STATUS_UNKNOWN, BenchmarkConfig, BenchmarkResult, Progress, Samples
+from lib.benchmark.engine import is_cancelled
+from lib.benchmark.stats import build_result, per_second_series
 
 _MASK = "***"
 
@@ -335,7 +329,7 @@ def run_ab(
         reader.start()
         canceled = False
         while proc.poll() is None:
-            if cancel is not None and (cancel.is_set() if hasattr(cancel, "is_set") else cancel()):  # type: ignore[operator,union-attr]
+            if is_cancelled(cancel):
                 proc.send_signal(signal.SIGINT)
                 canceled = True
                 break

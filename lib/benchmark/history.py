@@ -1,4 +1,4 @@
-"""Benchmark history on disk: one folder per run under the workspace home.
+"""Benchmark history on disk: one folder per run (under the workspace home, or any folder).
 
 Layout: ``root/<id>/config.json`` (no key), ``summary.json`` (BenchmarkResult without samples)
 and ``samples.parquet`` (start_ms, latency_ms, status per request). Every file is written to
@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lib.benchmark import BenchmarkConfig, BenchmarkResult, Samples
-from lib.local.store import atomic_write
+from lib.benchmark.config import BenchmarkConfig, BenchmarkResult, Samples
+from lib.files import atomic_write
 
 LIST_COLUMNS = [
     "id",

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from lib.ab import (
+from lib.benchmark import (
     AbError,
+    BenchmarkConfig,
     ab_available,
     ab_command,
     display_command,
@@ -18,8 +18,7 @@ from lib.ab import (
     result_from_ab,
     run_ab,
 )
-from lib.benchmark import BenchmarkConfig
-from tests.test_benchmark import Server, start_server
+from tests.benchmark.hello_server import Server
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -130,13 +129,7 @@ def test_result_from_ab_uses_fine_percentiles_and_counts_errors() -> None:
     assert non2xx.error_kinds["http_non_2xx"] == 500 and non2xx.error_rate == 1.0
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("absrv"))
-    yield srv
-    srv.stop()
-
-
+@pytest.mark.slow
 @pytest.mark.skipif(ab_available() is None, reason="ab (apache2-utils) is not installed")
 def test_run_ab_against_local_server(server: Server) -> None:
     config = BenchmarkConfig(
