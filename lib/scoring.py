@@ -122,9 +122,7 @@ def score(
 ) -> ScoreResponse:
     """POST records to a scoring URI; raise `ScoringError` with the server's message on 4xx/5xx."""
     payload = build_payload(records, shape, method)
-    headers = {"Content-Type": "application/json"}
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
+    headers = _headers(key)
     sender = session or requests
     start = time.perf_counter()
     try:
@@ -157,6 +155,56 @@ def score(
         raw=body,
         classes=classes,
     )
+
+
+@dataclass
+class RawResponse:
+    """An endpoint's answer to a body sent as is: status, parsed JSON (None if not JSON), text."""
+
+    status_code: int
+    body: Any
+    text: str
+    latency_ms: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code < 400
+
+
+def _headers(key: str | None) -> dict[str, str]:
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return headers
+
+
+def post_json(uri: str, key: str | None, body: Any, timeout: float = 30.0) -> RawResponse:
+    """POST any JSON body unchanged and return the answer, errors included (for raw requests).
+
+    Raises `ScoringError` only when the endpoint cannot be reached.
+    """
+    start = time.perf_counter()
+    try:
+        resp = requests.post(uri, data=json.dumps(body), headers=_headers(key), timeout=timeout)
+    except requests.RequestException as exc:
+        raise ScoringError(f"could not reach {uri}: {type(exc).__name__}") from None
+    latency_ms = (time.perf_counter() - start) * 1000
+    try:
+        parsed = resp.json()
+    except ValueError:
+        parsed = None
+    return RawResponse(resp.status_code, parsed, resp.text, latency_ms)
+
+
+def fetch_swagger(swagger_uri: str, key: str | None = None, timeout: float = 2.0) -> dict | None:
+    """The endpoint's Swagger/OpenAPI document, or None when it does not answer with one."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    try:
+        resp = requests.get(swagger_uri, headers=headers, timeout=timeout)
+        document = resp.json() if resp.status_code < 400 else None
+    except (requests.RequestException, ValueError):
+        return None
+    return document if isinstance(document, dict) else None
 
 
 def score_frame(

@@ -6,13 +6,14 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
+from lib.backend import open_workspace
 from lib.settings import load_settings
-from lib.workspace import Workspace, get_workspace
+from lib.workspace import Workspace
 
 
 @st.cache_resource(show_spinner=False)
 def _open_workspace(home: str, backend: str) -> Workspace:
-    return get_workspace(load_settings())
+    return open_workspace(load_settings())
 
 
 def workspace() -> Workspace:

@@ -1,24 +1,36 @@
-"""The seam between pages and backends: domain types, service protocols, get_workspace().
+"""The seam between pages and backends: domain types, service protocols, `Workspace`.
 
-Pages import only this module (plus `lib.charts` and `lib.scoring`). Everything crossing the
-seam is a plain dataclass or a pandas DataFrame, never an SDK object.
+Both backends implement these protocols; `lib.backend.open_workspace` picks one. Rules both
+backends share live beside this module in the seam layer (`lib.names`, `lib.metrics`,
+`lib.automl_rules`, `lib.appinsights`). Everything crossing the seam is a plain dataclass or a
+pandas DataFrame, never an SDK object.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
-from lib.settings import Settings, load_settings
+from lib.appinsights import TelemetryQuery
+from lib.errors import WorkspaceError
+from lib.metrics import CLASSIFICATION_METRICS, LOWER_IS_BETTER, REGRESSION_METRICS
+from lib.names import endpoint_name_for, validate_dataset_name
+from lib.settings import Settings, UploadLimits
 from lib.tabular import ParsedTable, TableError, parse_table
 
-
-class WorkspaceError(Exception):
-    """A user-facing error: the message is shown as is."""
+# Re-exported for modules that still import them from here; the owning modules are
+# `lib.errors`, `lib.metrics` and `lib.names`.
+__all__ = [
+    "CLASSIFICATION_METRICS",
+    "LOWER_IS_BETTER",
+    "REGRESSION_METRICS",
+    "WorkspaceError",
+    "endpoint_name_for",
+]
 
 
 # --- domain types -------------------------------------------------------------------------
@@ -142,36 +154,68 @@ class BenchmarkRun:
 
 
 @dataclass(frozen=True)
+class PipelineStep:
+    """One step of a pipeline run; `outputs` hold what it produced (job id, model version, ...)."""
+
+    name: str  # one of PIPELINE_STEPS
+    state: str  # one of STEP_STATES
+    started: datetime | None = None
+    ended: datetime | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    job_id: str | None = None  # the AutoML job of the automl step
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started is None:
+            return None
+        return ((self.ended or datetime.now(self.started.tzinfo)) - self.started).total_seconds()
+
+
+@dataclass(frozen=True)
 class PipelineRun:
     id: str
     pipeline: str
-    state: str
+    state: str  # NotStarted, Queued, Running, Completed, Failed, Canceled
     created: datetime
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[PipelineStep] = field(default_factory=list)
+    pipeline_version: int = 0
+    trigger: str = "manual"  # manual, rest, schedule:<name>, data:<dataset>
+    experiment: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)  # the overrides of this run
+    started: datetime | None = None
+    ended: datetime | None = None
+    error: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)  # dataset_version, automl_job, gate...
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
 
 
 @dataclass(frozen=True)
 class Schedule:
+    """A time schedule (cron or recurrence) or a data trigger that starts runs of a pipeline."""
+
     name: str
     pipeline: str
-    trigger: str  # cron expression or recurrence description
+    trigger: str  # human description, e.g. "every 5 minutes" or "new version of bank"
     enabled: bool
     next_run: datetime | None = None
-
-
-CLASSIFICATION_METRICS = (
-    "AUC_weighted",
-    "accuracy",
-    "f1_score_weighted",
-    "precision_score_weighted",
-    "recall_score_weighted",
-    "average_precision_score_weighted",
-    "log_loss",
-)
-REGRESSION_METRICS = ("r2_score", "rmse", "mae")
-# Algorithm names as the local engine (FLAML) knows them.
-ESTIMATORS = ("lgbm", "xgboost", "rf", "extra_tree", "lrl1")
-LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
+    kind: str = "recurrence"  # "cron", "recurrence" or "data"
+    cron: str = ""  # five fields, for kind "cron"
+    frequency: str = "day"  # minute, hour, day, week (kind "recurrence")
+    interval: int = 1
+    at_time: str = ""  # "HH:MM" for hour/day/week recurrences ("" = from the start time)
+    time_zone: str = "UTC"
+    start: datetime | None = None
+    end: datetime | None = None
+    dataset: str = ""  # kind "data": the dataset whose new versions start runs
+    parameters: dict[str, Any] = field(default_factory=dict)
+    last_fired: datetime | None = None
+    last_run_id: str = ""
+    last_error: str = ""  # why the last fire could not start a run
+    created: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -217,25 +261,19 @@ class BenchmarkRequest:
     label: str = ""
 
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-
-
-def validate_dataset_name(name: str) -> str:
-    """Names are like Azure data asset names: letters, digits, '-', '_', '.'."""
-    name = (name or "").strip()
-    if not NAME_PATTERN.match(name):
-        raise WorkspaceError(
-            "Dataset name must start with a letter or digit and use only letters, digits, "
-            "'-', '_' or '.' (at most 100 characters)."
-        )
-    return name
-
-
-def check_upload(name: str, file_name: str, data: bytes, max_bytes: int) -> tuple[str, ParsedTable]:
+def check_upload(
+    name: str,
+    file_name: str,
+    data: bytes,
+    limits: UploadLimits | int,
+    missing_tokens: Sequence[str] | None = None,
+) -> tuple[str, ParsedTable]:
     """Validate a dataset upload the same way on every backend: (clean name, parsed table)."""
     name = validate_dataset_name(name)
+    if isinstance(limits, int):
+        limits = UploadLimits(max_upload_bytes=limits)
     try:
-        return name, parse_table(file_name, data, max_bytes=max_bytes)
+        return name, parse_table(file_name, data, limits=limits, missing_tokens=missing_tokens)
     except TableError as exc:
         raise WorkspaceError(str(exc)) from exc
 
@@ -246,9 +284,18 @@ def check_upload(name: str, file_name: str, data: bytes, max_bytes: int) -> tupl
 @runtime_checkable
 class DatasetService(Protocol):
     def upload(
-        self, name: str, data: bytes, file_name: str, description: str = ""
+        self,
+        name: str,
+        data: bytes,
+        file_name: str,
+        description: str = "",
+        missing_tokens: Sequence[str] | None = None,
     ) -> DatasetVersion:
-        """Register bytes as a new immutable version of `name`."""
+        """Register bytes as a new immutable version of `name`.
+
+        `missing_tokens` (default `lib.tabular.MISSING_TOKENS`) are read as missing values in
+        columns that are otherwise numeric or datetime.
+        """
         ...
 
     def list(self) -> list[Dataset]: ...
@@ -415,33 +462,14 @@ class BenchmarkService(Protocol):
 
 @runtime_checkable
 class TelemetryService(Protocol):
-    """Request and trace tables with App Insights column names."""
+    """Request and trace tables with `lib.appinsights` column names, oldest row first."""
 
-    def requests(
-        self,
-        endpoint: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int | None = None,
-    ) -> pd.DataFrame: ...
+    def requests(self, query: TelemetryQuery | None = None) -> pd.DataFrame: ...
 
-    def traces(
-        self,
-        endpoint: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int | None = None,
-    ) -> pd.DataFrame: ...
+    def traces(self, query: TelemetryQuery | None = None) -> pd.DataFrame: ...
 
-    def query_text(
-        self,
-        kind: str,
-        endpoint: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int | None = None,
-    ) -> str:
-        """The SQL or KQL behind a table, for display."""
+    def query_text(self, kind: str, query: TelemetryQuery | None = None) -> str:
+        """The SQL or KQL behind the `kind` ("requests" or "traces") table, for display."""
         ...
 
 
@@ -460,6 +488,7 @@ class Workspace:
     endpoints: EndpointService | None = None
     benchmarks: BenchmarkService | None = None
     telemetry: TelemetryService | None = None
+    pipelines: PipelineService | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, int]:
@@ -473,23 +502,157 @@ class Workspace:
             counts["endpoints"] = len(self.endpoints.list())
         return counts
 
+    def register_and_deploy(
+        self, job_id: str, model_name: str, description: str = ""
+    ) -> tuple[Model, Endpoint]:
+        """Register a job's best model and deploy it to the endpoint named after the model."""
+        if self.models is None or self.endpoints is None:
+            raise WorkspaceError("This workspace cannot register and deploy models.")
+        model = self.models.register(job_id, model_name, description)
+        return model, self.deploy_model(model.name, model.version)
 
-def endpoint_name_for(model_name: str) -> str:
-    """A valid endpoint name derived from a model name (3-32 chars, letter first)."""
-    name = re.sub(r"[^a-zA-Z0-9-]+", "-", model_name).strip("-").lower()
-    if not name or not name[0].isalpha():
-        name = f"ep-{name}"
-    name = name[:32].rstrip("-")
-    return name if len(name) >= 3 else f"{name}-ep"
+    def deploy_model(
+        self, model_name: str, model_version: int, endpoint_name: str | None = None
+    ) -> Endpoint:
+        """Deploy a model version; the endpoint defaults to the one named after the model."""
+        if self.endpoints is None:
+            raise WorkspaceError("This workspace has no endpoint service.")
+        name = endpoint_name or endpoint_name_for(model_name)
+        return self.endpoints.deploy(model_name, model_version, name)
 
 
-def get_workspace(settings: Settings | None = None) -> Workspace:
-    """Azure when a workspace is configured, else the embedded local workspace."""
-    settings = settings or load_settings()
-    if settings.backend == "azure":
-        from lib.azure.workspace import open_azure_workspace
+# --- pipelines -------------------------------------------------------------------------------
 
-        return open_azure_workspace(settings)
-    from lib.local.workspace import open_local_workspace
+# A retrain pipeline's steps, in order.
+PIPELINE_STEPS = ("dataset", "automl", "register", "gate", "deploy")
+STEP_STATES = ("NotStarted", "Queued", "Running", "Completed", "Failed", "Skipped", "Canceled")
+SCHEDULE_FREQUENCIES = ("minute", "hour", "day", "week")
 
-    return open_local_workspace(settings)
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """What a retrain pipeline does. Every field is also a run parameter that can be overridden."""
+
+    dataset: str
+    target: str
+    dataset_version: int | None = None  # None: the latest version, resolved when a run starts
+    task: str = "classification"
+    primary_metric: str = "AUC_weighted"
+    time_budget_s: int = 60
+    max_trials: int | None = None
+    estimators: list[str] | None = None
+    validation: str = "holdout"
+    holdout_fraction: float = 0.2
+    n_folds: int = 5
+    ensemble: bool = True
+    experiment_name: str = "retrain"
+    compute: str = "local"
+    model_name: str = ""  # "" = <dataset>-<target>
+    deploy_endpoint: str = ""  # "" = register only, no deploy step
+    gated: bool = True  # deploy only if the new model beats the endpoint's live model
+    gate_margin: float = 0.0
+
+    def automl_request(self, dataset_version: int) -> AutoMLRequest:
+        """The AutoML job this spec submits for a resolved dataset version."""
+        return AutoMLRequest(
+            dataset=self.dataset,
+            dataset_version=int(dataset_version),
+            target=self.target,
+            task=self.task,
+            primary_metric=self.primary_metric,
+            time_budget_s=int(self.time_budget_s),
+            max_trials=self.max_trials,
+            estimators=list(self.estimators) if self.estimators else None,
+            validation=self.validation,
+            holdout_fraction=float(self.holdout_fraction),
+            n_folds=int(self.n_folds),
+            ensemble=bool(self.ensemble),
+            experiment_name=self.experiment_name,
+            compute=self.compute,
+        )
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """One version of a named pipeline definition (editing makes a new version)."""
+
+    name: str
+    version: int
+    spec: PipelineSpec
+    created: datetime
+    description: str = ""
+    latest_version: int = 0
+    published_version: int | None = None  # the version the REST endpoint runs
+    rest_endpoint: str = ""  # POST URL once published
+
+
+@dataclass(frozen=True)
+class PipelineAgent:
+    """The process that serves published pipelines and fires schedules (state shown on the page)."""
+
+    state: str  # Running, Starting, Stopped, Failed, NotNeeded, Managed (Azure)
+    url: str = ""
+    pid: int | None = None
+    started: datetime | None = None
+    error: str | None = None
+
+
+@runtime_checkable
+class PipelineService(Protocol):
+    """Retrain pipelines: definitions, runs with steps, publishing, schedules and data triggers."""
+
+    def save(self, name: str, spec: PipelineSpec, description: str = "") -> Pipeline:
+        """Create the pipeline or add a new version of it (runs keep the version they used)."""
+        ...
+
+    def list(self) -> list[Pipeline]:
+        """The latest version of every pipeline."""
+        ...
+
+    def get(self, name: str, version: int | None = None) -> Pipeline: ...
+
+    def versions(self, name: str) -> list[Pipeline]: ...
+
+    def delete(self, name: str) -> None: ...
+
+    def run(
+        self,
+        name: str,
+        parameters: dict[str, Any] | None = None,
+        trigger: str = "manual",
+        experiment: str = "",
+    ) -> PipelineRun:
+        """Start a run of the latest version with parameter overrides; returns at once."""
+        ...
+
+    def runs(self, pipeline: str | None = None, limit: int = 50) -> list[PipelineRun]: ...
+
+    def get_run(self, run_id: str) -> PipelineRun: ...
+
+    def cancel_run(self, run_id: str) -> PipelineRun: ...
+
+    def step_log(self, run_id: str, step: str, lines: int = 80) -> str: ...
+
+    def publish(self, name: str) -> Pipeline:
+        """Serve the latest version over REST (keys are created on the first publish)."""
+        ...
+
+    def unpublish(self, name: str) -> None: ...
+
+    def keys(self, name: str) -> tuple[str, str]: ...
+
+    def regenerate_key(self, name: str, which: str = "primary") -> tuple[str, str]: ...
+
+    def set_schedule(self, schedule: Schedule) -> Schedule:
+        """Create or replace a schedule or data trigger (validated; next fire time filled in)."""
+        ...
+
+    def schedules(self, pipeline: str | None = None) -> list[Schedule]: ...
+
+    def enable_schedule(self, name: str, enabled: bool) -> Schedule: ...
+
+    def delete_schedule(self, name: str) -> None: ...
+
+    def agent(self) -> PipelineAgent:
+        """The state of whatever serves REST calls and fires schedules (restarted if it died)."""
+        ...

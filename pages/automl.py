@@ -10,17 +10,11 @@ import pandas as pd
 import streamlit as st
 
 from lib import charts
+from lib.automl_rules import ESTIMATORS, suggest_target, suggest_task
+from lib.metrics import TASKS, higher_is_better, primary_metrics
+from lib.names import model_name_for
 from lib.ui import workspace
-from lib.workspace import (
-    CLASSIFICATION_METRICS,
-    ESTIMATORS,
-    LOWER_IS_BETTER,
-    REGRESSION_METRICS,
-    AutoMLRequest,
-    Job,
-    WorkspaceError,
-    endpoint_name_for,
-)
+from lib.workspace import AutoMLRequest, Job, WorkspaceError
 
 ws = workspace()
 st.title("AutoML")
@@ -28,15 +22,6 @@ if ws.automl is None:
     st.info("This workspace has no AutoML service.")
     st.stop()
 automl = ws.automl
-
-
-def suggest_target(columns: list[str], profile: pd.DataFrame) -> str:
-    """A likely label: a conventional name, else the last low-cardinality column."""
-    for name in ("y", "target", "label", "class", "outcome"):
-        if name in columns:
-            return name
-    low = profile[(profile["distinct"] >= 2) & (profile["distinct"] <= 20)]["column"].tolist()
-    return low[-1] if low else columns[-1]
 
 
 def _json_or_text(value: object) -> object:
@@ -80,22 +65,13 @@ with st.expander("New AutoML run", expanded=not automl.jobs(), icon=":material/a
             key=f"automl_target_{ds_name}_{ds_version}",
             help="Suggested from the column profile.",
         )
-        target_row = profile.set_index("column").loc[target]
-        guess_task = (
-            "regression"
-            if target_row["mean"] is not None
-            and not pd.isna(target_row["mean"])
-            and target_row["distinct"] > 20
-            else "classification"
-        )
         task = c2.selectbox(
             "Task",
-            ["classification", "regression"],
-            index=0 if guess_task == "classification" else 1,
+            TASKS,
+            index=TASKS.index(suggest_task(profile, target)),
             key="automl_task",
         )
-        metrics = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
-        metric = c3.selectbox("Primary metric", metrics, key=f"automl_metric_{task}")
+        metric = c3.selectbox("Primary metric", primary_metrics(task), key=f"automl_metric_{task}")
         c1, c2, c3 = st.columns(3)
         budget = c1.number_input(
             "Time budget (s)",
@@ -243,9 +219,7 @@ def live_view(job_id: str) -> None:
             st.warning(f"Trials unavailable: {exc}")
             trials = pd.DataFrame(columns=["wall_time_s", "primary_metric", "estimator"])
         st.plotly_chart(
-            charts.best_score_over_time(
-                trials, metric, higher_is_better=metric not in LOWER_IS_BETTER
-            ),
+            charts.best_score_over_time(trials, metric, higher_is_better=higher_is_better(metric)),
             key=f"automl_curve_{job.id}",
         )
         with st.expander("Log"):
@@ -294,7 +268,7 @@ else:
     view = board[[c for c in shown if c in board.columns]]
     styled = (
         view.style.highlight_min(subset=[metric], color="#d4f4dd")
-        if metric in LOWER_IS_BETTER
+        if not higher_is_better(metric)
         else view.style.highlight_max(subset=[metric], color="#d4f4dd")
     )
     picked_row = st.dataframe(
@@ -384,7 +358,7 @@ if details:
 
 if ws.models is not None:
     st.subheader("Register and deploy the best model")
-    default_name = f"{job.spec['request']['dataset']}-{job.spec['request']['target']}"
+    default_name = model_name_for(job.spec["request"]["dataset"], job.spec["request"]["target"])
     name = st.text_input("Model name", value=default_name, key="automl_model_name")
     description = st.text_input("Description", key="automl_model_description")
     c1, c2 = st.columns(2)
@@ -399,9 +373,10 @@ if ws.models is not None:
     )
     if register or deploy:
         try:
-            model = ws.models.register(job.id, name.strip(), description)
             if deploy:
-                ep = ws.endpoints.deploy(model.name, model.version, endpoint_name_for(model.name))
+                model, ep = ws.register_and_deploy(job.id, name.strip(), description)
+            else:
+                model = ws.models.register(job.id, name.strip(), description)
         except WorkspaceError as exc:
             st.error(str(exc))
         else:

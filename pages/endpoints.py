@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pandas as pd
-import requests
 import streamlit as st
 
-from lib.scoring import curl_snippet, python_snippet
+from lib.names import endpoint_name_for
+from lib.scoring import curl_snippet, fetch_swagger, python_snippet
 from lib.settings import mask_secret
 from lib.ui import ago, workspace
-from lib.workspace import WorkspaceError, endpoint_name_for
+from lib.workspace import WorkspaceError
 
 ws = workspace()
 st.title("Endpoints")
@@ -44,7 +44,7 @@ with st.expander("Deploy a model", expanded=not endpoints.list(), icon=":materia
             "Deploy", type="primary", key="endpoints_deploy", icon=":material/rocket_launch:"
         ):
             try:
-                ep = endpoints.deploy(model.name, model.version, name)
+                ep = ws.deploy_model(model.name, model.version, name)
             except WorkspaceError as exc:
                 st.error(str(exc))
             else:
@@ -146,9 +146,8 @@ with tab_use:
     st.code(curl_snippet(ep.scoring_uri, example), language="bash")
     st.code(python_snippet(ep.scoring_uri, example), language="python")
 with tab_swagger:
-    try:
-        swagger = requests.get(ep.swagger_uri, timeout=2).json()
-    except (requests.RequestException, ValueError):
+    swagger = fetch_swagger(ep.swagger_uri)
+    if swagger is None:
         st.warning("The endpoint is not answering; start it to see its Swagger document.")
     else:
         docs = ep.swagger_uri.replace("/swagger.json", "/docs")

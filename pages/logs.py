@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pandas as pd
 import streamlit as st
 
 from lib import charts
+from lib.appinsights import TelemetryQuery
 from lib.ui import workspace
 from lib.workspace import WorkspaceError
 
@@ -40,11 +41,10 @@ chosen = None if endpoint == "All endpoints" else endpoint
 
 @st.fragment(run_every=5 if live else None)
 def dashboard() -> None:
-    until = datetime.now(UTC)
-    since = until - RANGES[span]
+    query = TelemetryQuery.last(RANGES[span], endpoint=chosen)
     try:
-        requests = ws.telemetry.requests(chosen, since=since, until=until)
-        traces = ws.telemetry.traces(chosen, since=since, until=until, limit=200)
+        requests = ws.telemetry.requests(query)
+        traces = ws.telemetry.traces(query.with_limit(200))
     except WorkspaceError as exc:
         st.warning(str(exc))
         return
@@ -99,7 +99,7 @@ def dashboard() -> None:
         )
     with tab_query:
         st.caption("The query behind these tables")
-        st.code(ws.telemetry.query_text("requests", chosen, since, until), language="sql")
+        st.code(ws.telemetry.query_text("requests", query), language="sql")
 
 
 dashboard()

@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from lib.ui import ago, workspace
-from lib.workspace import WorkspaceError, endpoint_name_for
+from lib.workspace import WorkspaceError
 
 ws = workspace()
 st.title("Models")
@@ -51,7 +51,7 @@ if ws.endpoints is not None and st.button(
     help="Creates (or moves) the endpoint named after the model; URI and keys stay the same.",
 ):
     try:
-        ep = ws.endpoints.deploy(model.name, model.version, endpoint_name_for(model.name))
+        ep = ws.deploy_model(model.name, model.version)
     except WorkspaceError as exc:
         st.error(str(exc))
     else:

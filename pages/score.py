@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from lib.scoring import ScoringError, build_payload, score, score_frame
+from lib.scoring import ScoringError, build_payload, post_json, score, score_frame
 from lib.tabular import TableError, parse_table
 from lib.ui import workspace
 from lib.workspace import WorkspaceError
@@ -94,19 +94,18 @@ with tab_json:
         except json.JSONDecodeError as exc:
             st.error(f"Not valid JSON: {exc}")
         else:
-            import requests
-
-            resp = requests.post(
-                ep.scoring_uri,
-                data=json.dumps(body),
-                headers={"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
-                timeout=30,
-            )
-            (st.success if resp.ok else st.error)(f"HTTP {resp.status_code}")
             try:
-                st.json(resp.json())
-            except ValueError:
-                st.code(resp.text)
+                resp = post_json(ep.scoring_uri, key, body)
+            except ScoringError as exc:
+                st.error(exc.message)
+            else:
+                (st.success if resp.ok else st.error)(
+                    f"HTTP {resp.status_code} · {resp.latency_ms:.1f} ms"
+                )
+                if resp.body is not None:
+                    st.json(resp.body)
+                else:
+                    st.code(resp.text, language=None)
 with tab_batch:
     upload = st.file_uploader(
         "CSV or Parquet with the model's input columns", key="score_batch_file"

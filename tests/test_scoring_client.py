@@ -12,7 +12,9 @@ from lib.scoring import (
     ScoringError,
     build_payload,
     curl_snippet,
+    fetch_swagger,
     parse_predictions,
+    post_json,
     python_snippet,
     score,
     score_frame,
@@ -145,3 +147,24 @@ def test_python_snippet_runs_with_the_key_from_the_environment(endpoint, data):
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.replace("'", '"'))[1] == expected[1]
+
+
+def test_post_json_returns_any_answer_unchanged(endpoint, data):
+    frame, expected = data
+    good = post_json(endpoint.url + "/score", endpoint.primary, {"data": records(frame, 2)})
+    assert good.ok and good.status_code == 200 and good.latency_ms > 0
+    assert good.body == {"result": expected[:2]}
+    bad = post_json(endpoint.url + "/score", endpoint.primary, {"rows": []})
+    assert not bad.ok and 400 <= bad.status_code < 500
+    assert "message" in bad.body and bad.text
+    denied = post_json(endpoint.url + "/score", None, {"data": records(frame, 1)})
+    assert denied.status_code == 401
+    with pytest.raises(ScoringError, match="could not reach"):
+        post_json("http://127.0.0.1:9/score", endpoint.primary, {"data": []}, timeout=2)
+
+
+def test_fetch_swagger_or_none(endpoint):
+    document = fetch_swagger(endpoint.url + "/swagger.json")
+    assert document is not None and "/score" in document["paths"]
+    assert fetch_swagger("http://127.0.0.1:9/swagger.json") is None
+    assert fetch_swagger(endpoint.url + "/no-such-document.json") is None

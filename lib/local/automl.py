@@ -9,79 +9,11 @@ from typing import Any
 
 import pandas as pd
 
+from lib.automl_rules import TRIAL_COLUMNS, validate_request
 from lib.local.datasets import LocalDatasets
 from lib.local.jobs import JobManager
-from lib.workspace import (
-    CLASSIFICATION_METRICS,
-    LOWER_IS_BETTER,
-    REGRESSION_METRICS,
-    AutoMLRequest,
-    Job,
-    WorkspaceError,
-)
-
-MIN_ROWS = 50
-MIN_BUDGET_S = 10
-TRIAL_COLUMNS = [
-    "trial",
-    "estimator",
-    "primary_metric",
-    "best_so_far",
-    "duration_s",
-    "wall_time_s",
-    "status",
-    "config",
-    "run_id",
-]
-
-
-def validate_request(request: AutoMLRequest, frame: pd.DataFrame) -> list[str]:
-    """Everything wrong with a request for this data, in the user's terms."""
-    problems: list[str] = []
-    if request.task not in ("classification", "regression"):
-        problems.append(f"Task must be classification or regression, not {request.task!r}.")
-        return problems
-    allowed = CLASSIFICATION_METRICS if request.task == "classification" else REGRESSION_METRICS
-    if request.primary_metric not in allowed:
-        problems.append(
-            f"{request.primary_metric} is not a {request.task} metric (choose from {', '.join(allowed)})."
-        )
-    if request.target not in frame.columns:
-        problems.append(f"Target column {request.target!r} is not in the dataset.")
-        return problems
-    target = frame[request.target].dropna()
-    if len(target) < MIN_ROWS:
-        problems.append(
-            f"Only {len(target)} rows have a target value; at least {MIN_ROWS} are needed."
-        )
-    if frame.shape[1] < 2:
-        problems.append("The dataset needs at least one feature column besides the target.")
-    if request.task == "classification":
-        counts = target.value_counts()
-        if len(counts) < 2:
-            problems.append(f"The target {request.target!r} has only one class; two are needed.")
-        elif len(counts) > 100:
-            problems.append(
-                f"The target has {len(counts)} distinct values: is this a regression target?"
-            )
-        else:
-            need = request.n_folds if request.validation == "cv" else 2
-            rare = counts[counts < need]
-            if not rare.empty:
-                problems.append(
-                    f"Class(es) {', '.join(map(str, rare.index))} have fewer than {need} rows."
-                )
-    elif not pd.api.types.is_numeric_dtype(target):
-        problems.append(f"Regression needs a numeric target; {request.target!r} is {target.dtype}.")
-    if request.time_budget_s < MIN_BUDGET_S:
-        problems.append(f"The time budget must be at least {MIN_BUDGET_S} s.")
-    if request.max_trials is not None and request.max_trials < 1:
-        problems.append("Max trials must be at least 1.")
-    if request.validation == "holdout" and not 0.05 <= request.holdout_fraction <= 0.5:
-        problems.append("The holdout fraction must be between 0.05 and 0.5.")
-    if request.validation == "cv" and not 2 <= request.n_folds <= 20:
-        problems.append("Cross-validation needs between 2 and 20 folds.")
-    return problems
+from lib.metrics import LOWER_IS_BETTER
+from lib.workspace import AutoMLRequest, Job, WorkspaceError
 
 
 class LocalAutoML:

@@ -2,17 +2,22 @@
 
 An endpoint keeps its port and keys for life: redeploying a new model version restarts the
 process on the same port with the same keys file, so clients keep working unchanged.
+
+Operations on one endpoint are serialized across threads and processes by a lock file per
+endpoint name. Server processes are started held by the supervisor and run only once their
+identity is recorded, so a crash at any step leaves no server that nothing knows about; a
+deleted endpoint's keys file is removed first, and a server without keys rejects every request.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
-import re
-import signal
-import socket
-import subprocess
+import shutil
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,65 +26,71 @@ import psutil
 import requests
 
 from lib.files import tail_file
-from lib.local import tracking
+from lib.local import supervisor, tracking
 from lib.local.jobs import now_iso
 from lib.local.store import Store
-from lib.settings import REPO_ROOT
+from lib.local.supervisor import ProcessRef
+from lib.names import validate_endpoint_name
 from lib.workspace import Endpoint, WorkspaceError
 
-# Azure's rule for online endpoint names.
-ENDPOINT_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{1,30}[a-zA-Z0-9]$")
 TELEMETRY_FILE = "telemetry.db"
 STOP_GRACE_S = 10.0
-_children: dict[int, subprocess.Popen] = {}
+# How long an operation waits for another one on the same endpoint to finish.
+LOCK_WAIT_S = 120.0
+# Lock files live outside the endpoint folders, which a delete removes.
+LOCKS_DIR = ".locks"
 
 
-def validate_endpoint_name(name: str) -> str:
-    name = (name or "").strip()
-    if not ENDPOINT_NAME.match(name):
-        raise WorkspaceError(
-            "Endpoint name must be 3-32 characters, start with a letter, use only letters, digits "
-            "and '-', and not end with '-'."
-        )
-    return name
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _alive(pid: int | None, created: float | None) -> bool:
-    if not pid:
-        return False
+def _try_lock(fd: int) -> bool:
     try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return created is None or abs(proc.create_time() - created) < 1.0
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         return False
+    return True
+
+
+def _server(row: Any) -> ProcessRef | None:
+    return ProcessRef.of(row["pid"], row["pid_started"])
 
 
 class LocalEndpoints:
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.root = store.artifacts("endpoints")
+        # Absolute: the paths are handed to server processes and matched against their argv.
+        self.root = store.artifacts("endpoints").resolve()
         self.telemetry_db = store.home / TELEMETRY_FILE
+        self._orphans_reaped = False
 
     # --- paths -------------------------------------------------------------------------
 
     def folder(self, name: str) -> Path:
-        path = self.root / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return self.root / name
 
     def keys_file(self, name: str) -> Path:
         return self.folder(name) / "keys.json"
 
     def log_file(self, name: str) -> Path:
         return self.folder(name) / "server.log"
+
+    @contextmanager
+    def _locked(self, name: str, wait: bool = True) -> Iterator[bool]:
+        """Hold the endpoint's lock (yields False at once if busy and `wait` is False)."""
+        path = self.root / LOCKS_DIR / f"{name}.lock"
+        path.parent.mkdir(exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + LOCK_WAIT_S
+            acquired = _try_lock(fd)
+            while wait and not acquired:
+                if time.monotonic() > deadline:
+                    raise WorkspaceError(
+                        f"Another operation on endpoint {name} is still running; try again."
+                    )
+                time.sleep(0.05)
+                acquired = _try_lock(fd)
+            yield acquired
+        finally:
+            os.close(fd)  # releases the lock
 
     # --- queries -----------------------------------------------------------------------
 
@@ -118,7 +129,10 @@ class LocalEndpoints:
         from lib.local.scoring_app import read_keys_file
 
         self._row(name)
-        return read_keys_file(self.keys_file(name))
+        try:
+            return read_keys_file(self.keys_file(name))
+        except (OSError, ValueError) as exc:
+            raise WorkspaceError(f"Endpoint {name} has no keys; redeploy it.") from exc
 
     def regenerate_key(self, name: str, which: str = "primary") -> tuple[str, str]:
         """New value for one key; the server re-reads the file, the other key keeps working."""
@@ -126,10 +140,11 @@ class LocalEndpoints:
 
         if which not in ("primary", "secondary"):
             raise WorkspaceError("Key must be 'primary' or 'secondary'.")
-        primary, secondary = self.keys(name)
-        if which == "primary":
-            return write_keys_file(self.keys_file(name), secondary=secondary)
-        return write_keys_file(self.keys_file(name), primary=primary)
+        with self._locked(name):
+            primary, secondary = self.keys(name)
+            if which == "primary":
+                return write_keys_file(self.keys_file(name), secondary=secondary)
+            return write_keys_file(self.keys_file(name), primary=primary)
 
     def logs(self, name: str, lines: int = 80) -> str:
         return tail_file(self.log_file(name), lines)
@@ -149,35 +164,38 @@ class LocalEndpoints:
         from lib.local.scoring_app import write_keys_file
 
         name = validate_endpoint_name(endpoint_name)
-        now = now_iso()
-        with self.store.transaction() as tx:
-            row = tx.execute("SELECT * FROM endpoints WHERE name=?", (name,)).fetchone()
-            if row is None:
-                port = _free_port()
-                tx.execute(
-                    """INSERT INTO endpoints(name, model_name, model_version, port, state, desired,
-                       created, updated) VALUES (?, ?, ?, ?, 'Creating', 'running', ?, ?)""",
-                    (name, model_name, int(model_version), port, now, now),
-                )
-            else:
-                tx.execute(
-                    """UPDATE endpoints SET model_name=?, model_version=?, state='Creating',
-                       desired='running', error=NULL, updated=? WHERE name=?""",
-                    (model_name, int(model_version), now, name),
-                )
-        if not self.keys_file(name).exists():
-            write_keys_file(self.keys_file(name))
-        self._stop_process(name)
-        self._start_process(name)
+        with self._locked(name):
+            now = now_iso()
+            with self.store.transaction() as tx:
+                row = tx.execute("SELECT * FROM endpoints WHERE name=?", (name,)).fetchone()
+                if row is None:
+                    tx.execute(
+                        """INSERT INTO endpoints(name, model_name, model_version, port, state,
+                           desired, created, updated)
+                           VALUES (?, ?, ?, ?, 'Creating', 'running', ?, ?)""",
+                        (name, model_name, int(model_version), supervisor.free_port(), now, now),
+                    )
+                else:
+                    # The model changes when its server is recorded: until then the row
+                    # describes the process that is actually running.
+                    tx.execute(
+                        """UPDATE endpoints SET state='Creating', desired='running', error=NULL,
+                           updated=? WHERE name=?""",
+                        (now, name),
+                    )
+            self.folder(name).mkdir(parents=True, exist_ok=True)
+            if row is None or not self.keys_file(name).exists():
+                # A new endpoint never inherits keys left behind by a deleted one.
+                write_keys_file(self.keys_file(name))
+            self._stop_process(name)
+            self._start_process(name, model_name, int(model_version))
         return self._to_endpoint(self._row(name))
 
-    def _start_process(self, name: str) -> None:
-        row = self._row(name)
-        log = self.log_file(name).open("ab")
-        log.write(
-            f"--- {now_iso()} starting {row['model_name']} v{row['model_version']}\n".encode()
-        )
-        log.flush()
+    def _start_process(self, name: str, model_name: str, model_version: int) -> None:
+        """Spawn the server held, record it with the model it serves, then let it start."""
+        row = dict(self._row(name)) | {"model_name": model_name, "model_version": model_version}
+        with self.log_file(name).open("ab") as log:
+            log.write(f"--- {now_iso()} starting {model_name} v{model_version}\n".encode())
         cmd = [
             sys.executable,
             "-m",
@@ -204,46 +222,17 @@ class LocalEndpoints:
         )
         if (compiled / "verification.json").exists():
             cmd += ["--fastpath-dir", str(compiled)]
-        proc = subprocess.Popen(
-            cmd,
-            cwd=REPO_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # outlives a dashboard restart
-        )
-        log.close()
-        _children[proc.pid] = proc
-        created = psutil.Process(proc.pid).create_time()
+        ref = supervisor.spawn(cmd, self.log_file(name), hold=True)
         with self.store.transaction() as tx:
             tx.execute(
-                "UPDATE endpoints SET pid=?, pid_started=?, state='Creating', updated=? WHERE name=?",
-                (proc.pid, created, now_iso(), name),
+                """UPDATE endpoints SET pid=?, pid_started=?, model_name=?, model_version=?,
+                   state='Creating', updated=? WHERE name=?""",
+                (ref.pid, ref.create_time, model_name, model_version, now_iso(), name),
             )
+        supervisor.release(ref)
 
     def _stop_process(self, name: str) -> None:
-        row = self._row(name)
-        pid = row["pid"]
-        if not _alive(pid, row["pid_started"]):
-            return
-        try:
-            os.killpg(os.getpgid(pid), signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + STOP_GRACE_S
-        while time.monotonic() < deadline and _alive(pid, row["pid_started"]):
-            proc = _children.get(pid)
-            if proc is not None:
-                proc.poll()
-            time.sleep(0.05)
-        if _alive(pid, row["pid_started"]):
-            try:
-                os.killpg(os.getpgid(pid), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        proc = _children.pop(pid, None)
-        if proc is not None:
-            proc.wait(timeout=5)
+        supervisor.stop(_server(self._row(name)), grace_s=STOP_GRACE_S)
 
     def wait_until_ready(self, name: str, timeout: float = 60.0) -> Endpoint:
         """Block until the endpoint leaves Creating (for scripts and tests; pages poll instead)."""
@@ -256,65 +245,120 @@ class LocalEndpoints:
         return self.get(name)
 
     def stop(self, name: str) -> Endpoint:
-        self._stop_process(name)
-        with self.store.transaction() as tx:
-            tx.execute(
-                "UPDATE endpoints SET state='Stopped', desired='stopped', pid=NULL, updated=? WHERE name=?",
-                (now_iso(), name),
-            )
+        with self._locked(name):
+            self._stop_process(name)
+            with self.store.transaction() as tx:
+                tx.execute(
+                    """UPDATE endpoints SET state='Stopped', desired='stopped', pid=NULL,
+                       pid_started=NULL, updated=? WHERE name=?""",
+                    (now_iso(), name),
+                )
         return self._to_endpoint(self._row(name))
 
     def restart(self, name: str) -> Endpoint:
-        self._stop_process(name)
-        with self.store.transaction() as tx:
-            tx.execute(
-                "UPDATE endpoints SET desired='running', error=NULL, updated=? WHERE name=?",
-                (now_iso(), name),
-            )
-        self._start_process(name)
+        with self._locked(name):
+            self._stop_process(name)
+            with self.store.transaction() as tx:
+                tx.execute(
+                    """UPDATE endpoints SET desired='running', error=NULL, updated=?
+                       WHERE name=?""",
+                    (now_iso(), name),
+                )
+            row = self._row(name)
+            self._start_process(name, row["model_name"], int(row["model_version"]))
         return self._to_endpoint(self._row(name))
 
     def delete(self, name: str) -> None:
-        self._row(name)
-        self._stop_process(name)
-        with self.store.transaction() as tx:
-            tx.execute("DELETE FROM endpoints WHERE name=?", (name,))
-        import shutil
+        with self._locked(name):
+            self._row(name)
+            self._stop_process(name)
+            # Keys first: whatever might still listen (an older opsdeck's orphan) then rejects
+            # every request, and a crash from here on leaves no usable keys behind.
+            self.keys_file(name).unlink(missing_ok=True)
+            with self.store.transaction() as tx:
+                tx.execute("DELETE FROM endpoints WHERE name=?", (name,))
+            shutil.rmtree(self.folder(name), ignore_errors=True)
 
-        shutil.rmtree(self.root / name, ignore_errors=True)
+    def reap_orphans(self) -> int:
+        """Stop this workspace's server processes that no endpoint records; returns how many."""
+        found: dict[str, list[ProcessRef]] = {}
+        for proc in psutil.process_iter(["cmdline"]):
+            cmd = proc.info["cmdline"] or []
+            try:
+                keys, name = cmd[cmd.index("--keys-file") + 1], cmd[cmd.index("--endpoint") + 1]
+            except (ValueError, IndexError):
+                continue
+            ref = supervisor.identify(proc.pid)
+            if Path(keys).parent.parent == self.root and ref is not None:
+                found.setdefault(name, []).append(ref)
+        stopped = 0
+        for name, refs in found.items():
+            # Under the endpoint's lock: a server being started is recorded before it is seen.
+            with self._locked(name, wait=False) as held:
+                if not held:
+                    continue
+                row = (
+                    self.store.connect()
+                    .execute("SELECT pid, pid_started FROM endpoints WHERE name=?", (name,))
+                    .fetchone()
+                )
+                recorded = _server(row) if row else None
+                for ref in refs:
+                    if (
+                        recorded is None
+                        or recorded.pid != ref.pid
+                        or not supervisor.is_alive(recorded)
+                    ):
+                        stopped += supervisor.stop(ref, grace_s=STOP_GRACE_S)
+        return stopped
 
     def reconcile(self, name: str | None = None) -> None:
         """Creating → Succeeded when healthy, → Failed if the process died; Succeeded → Unhealthy if dead."""
-        for pid in [p for p, proc in _children.items() if proc.poll() is not None]:
-            _children.pop(pid, None)
-        sql = "SELECT * FROM endpoints" + (" WHERE name=?" if name else "")
-        rows = self.store.connect().execute(sql, (name,) if name else ()).fetchall()
-        for row in rows:
-            state, error = row["state"], row["error"]
-            alive = _alive(row["pid"], row["pid_started"])
-            if row["desired"] == "stopped":
-                new_state, new_error = "Stopped", None
-            elif state == "Creating":
-                if not alive:
-                    tail = self.logs(row["name"], lines=15)
-                    new_state, new_error = "Failed", f"The server exited during start-up.\n{tail}"
-                elif self._healthy(row["port"]):
-                    new_state, new_error = "Succeeded", None
-                else:
-                    continue
-            elif not alive:
-                new_state = "Unhealthy"
-                new_error = f"The server process (PID {row['pid']}) is not running; restart it."
-            elif state == "Unhealthy" and self._healthy(row["port"]):
+        if not self._orphans_reaped:
+            # Once per dashboard process: servers an older opsdeck or a crash left unrecorded.
+            self._orphans_reaped = True
+            self.reap_orphans()
+        sql = "SELECT name FROM endpoints" + (" WHERE name=?" if name else "")
+        names = [r[0] for r in self.store.connect().execute(sql, (name,) if name else ())]
+        for endpoint in names:
+            # An endpoint in the middle of an operation is looked at next time.
+            with self._locked(endpoint, wait=False) as held:
+                if held:
+                    self._reconcile_one(endpoint)
+
+    def _reconcile_one(self, name: str) -> None:
+        row = (
+            self.store.connect().execute("SELECT * FROM endpoints WHERE name=?", (name,)).fetchone()
+        )
+        if row is None:
+            return
+        state, error = row["state"], row["error"]
+        alive = supervisor.is_alive(_server(row))
+        if row["desired"] == "stopped":
+            if alive:  # a stop that crashed half-way
+                supervisor.stop(_server(row), grace_s=STOP_GRACE_S)
+            new_state, new_error = "Stopped", None
+        elif state == "Creating":
+            if not alive:
+                tail = self.logs(row["name"], lines=15)
+                new_state, new_error = "Failed", f"The server exited during start-up.\n{tail}"
+            elif self._healthy(row["port"]):
                 new_state, new_error = "Succeeded", None
             else:
-                continue
-            if (new_state, new_error) != (state, error):
-                with self.store.transaction() as tx:
-                    tx.execute(
-                        "UPDATE endpoints SET state=?, error=?, updated=? WHERE name=?",
-                        (new_state, new_error, now_iso(), row["name"]),
-                    )
+                return
+        elif not alive:
+            new_state = "Unhealthy"
+            new_error = f"The server process (PID {row['pid']}) is not running; restart it."
+        elif state == "Unhealthy" and self._healthy(row["port"]):
+            new_state, new_error = "Succeeded", None
+        else:
+            return
+        if (new_state, new_error) != (state, error):
+            with self.store.transaction() as tx:
+                tx.execute(
+                    "UPDATE endpoints SET state=?, error=?, updated=? WHERE name=?",
+                    (new_state, new_error, now_iso(), row["name"]),
+                )
 
     @staticmethod
     def _healthy(port: int) -> bool:
@@ -328,10 +372,11 @@ class LocalEndpoints:
 
     def requests(self, name: str | None = None, limit: int = 20):  # noqa: ANN201
         """The last requests recorded by the endpoints' servers (App Insights columns)."""
+        from lib.appinsights import TelemetryQuery
         from lib.local.telemetry import read_requests
 
         if not self.telemetry_db.exists():
             import pandas as pd
 
             return pd.DataFrame()
-        return read_requests(self.telemetry_db, endpoint=name, limit=limit)
+        return read_requests(self.telemetry_db, TelemetryQuery(endpoint=name, limit=limit))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,9 +12,8 @@ from lib.files import atomic_write
 from lib.local import tracking
 from lib.local.jobs import JobManager
 from lib.local.store import Store
+from lib.names import validate_model_name
 from lib.workspace import Model, WorkspaceError
-
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 class LocalModels:
@@ -29,11 +27,7 @@ class LocalModels:
 
     def register(self, job_id: str, name: str, description: str = "") -> Model:
         """Register a completed job's best model as the next version of `name`."""
-        if not MODEL_NAME.match(name or ""):
-            raise WorkspaceError(
-                "Model name must start with a letter or digit and use only letters, digits, "
-                "'-', '_' or '.'."
-            )
+        name = validate_model_name(name)
         job = self.jobs.get(job_id)
         if job.state != "Completed":
             raise WorkspaceError(f"Job {job_id} is {job.state}; only completed jobs have a model.")

@@ -13,24 +13,19 @@ import threading
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+from lib.appinsights import (
+    COLUMNS,
+    REQUEST_COLUMNS,
+    TABLES,
+    TRACE_COLUMNS,
+    TelemetryQuery,
+    check_kind,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
-
-REQUEST_COLUMNS = [
-    "TimeGenerated",
-    "OperationId",
-    "Name",
-    "Url",
-    "ResultCode",
-    "DurationMs",
-    "Success",
-    "Endpoint",
-    "ModelVersion",
-    "Rows",
-]
-TRACE_COLUMNS = ["TimeGenerated", "Message", "SeverityLevel", "Endpoint"]
 
 # App Insights severity levels: Verbose 0, Information 1, Warning 2, Error 3, Critical 4.
 SEVERITY = {
@@ -206,52 +201,37 @@ class TraceHandler(logging.Handler):
 # ----------------------------------------------------------------------------- queries
 
 
-def _where(endpoint: str | None, since: Any, until: Any) -> tuple[str, list]:
+def _where(query: TelemetryQuery) -> tuple[str, list]:
     clauses, params = [], []
-    if endpoint is not None:
+    if query.endpoint is not None:
         clauses.append("Endpoint = ?")
-        params.append(endpoint)
-    if since is not None:
+        params.append(query.endpoint)
+    if query.since is not None:
         clauses.append("TimeGenerated >= ?")
-        params.append(iso_utc(since))
-    if until is not None:
+        params.append(iso_utc(query.since))
+    if query.until is not None:
         clauses.append("TimeGenerated < ?")
-        params.append(iso_utc(until))
+        params.append(iso_utc(query.until))
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-def build_query(
-    table: str,
-    columns: list[str],
-    endpoint: str | None = None,
-    since: datetime | str | None = None,
-    until: datetime | str | None = None,
-    limit: int | None = None,
-) -> tuple[str, list]:
-    """SQL and parameters for rows in [since, until), oldest first; `limit` keeps the newest."""
-    if table not in ("AppRequests", "AppTraces"):
-        raise ValueError(f"unknown telemetry table {table!r}")
-    where, params = _where(endpoint, since, until)
+def build_query(kind: str, query: TelemetryQuery | None = None) -> tuple[str, list]:
+    """SQL and parameters for `kind` rows in [since, until), oldest first; `limit` keeps the newest."""
+    table, columns = TABLES[check_kind(kind)], COLUMNS[kind]
+    query = query or TelemetryQuery()
+    where, params = _where(query)
     cols = ", ".join(columns)
-    if limit is None:
+    if query.limit is None:
         return f"SELECT {cols} FROM {table}{where} ORDER BY TimeGenerated", params
-    if int(limit) < 0:
-        raise ValueError("limit must be >= 0")
     inner = f"SELECT rowid AS _r, {cols} FROM {table}{where} ORDER BY TimeGenerated DESC, _r DESC LIMIT ?"
-    return f"SELECT {cols} FROM ({inner}) ORDER BY TimeGenerated, _r", [*params, int(limit)]
+    return f"SELECT {cols} FROM ({inner}) ORDER BY TimeGenerated, _r", [*params, query.limit]
 
 
-def build_requests_query(endpoint=None, since=None, until=None, limit=None) -> tuple[str, list]:
-    return build_query("AppRequests", REQUEST_COLUMNS, endpoint, since, until, limit)
-
-
-def build_traces_query(endpoint=None, since=None, until=None, limit=None) -> tuple[str, list]:
-    return build_query("AppTraces", TRACE_COLUMNS, endpoint, since, until, limit)
-
-
-def _read(db_path: Path | str, sql: str, params: list, columns: list[str]) -> pd.DataFrame:
+def _read(db_path: Path | str, kind: str, query: TelemetryQuery | None) -> pd.DataFrame:
     import pandas as pd
 
+    sql, params = build_query(kind, query)
+    columns = COLUMNS[kind]
     if not Path(db_path).exists():
         frame = pd.DataFrame({c: [] for c in columns})
     else:
@@ -268,16 +248,9 @@ def _read(db_path: Path | str, sql: str, params: list, columns: list[str]) -> pd
     return frame
 
 
-def read_requests(
-    db_path: Path | str,
-    endpoint: str | None = None,
-    since: datetime | str | None = None,
-    until: datetime | str | None = None,
-    limit: int | None = None,
-) -> pd.DataFrame:
+def read_requests(db_path: Path | str, query: TelemetryQuery | None = None) -> pd.DataFrame:
     """Request rows (AppRequests columns) oldest first; `Success` as bool, `ResultCode` as text."""
-    sql, params = build_requests_query(endpoint, since, until, limit)
-    frame = _read(db_path, sql, params, REQUEST_COLUMNS)
+    frame = _read(db_path, "requests", query)
     frame["Success"] = frame["Success"].astype(bool)
     frame["ResultCode"] = frame["ResultCode"].astype(str)
     frame["DurationMs"] = frame["DurationMs"].astype(float)
@@ -285,15 +258,8 @@ def read_requests(
     return frame
 
 
-def read_traces(
-    db_path: Path | str,
-    endpoint: str | None = None,
-    since: datetime | str | None = None,
-    until: datetime | str | None = None,
-    limit: int | None = None,
-) -> pd.DataFrame:
+def read_traces(db_path: Path | str, query: TelemetryQuery | None = None) -> pd.DataFrame:
     """Trace rows (AppTraces columns) oldest first."""
-    sql, params = build_traces_query(endpoint, since, until, limit)
-    frame = _read(db_path, sql, params, TRACE_COLUMNS)
+    frame = _read(db_path, "traces", query)
     frame["SeverityLevel"] = frame["SeverityLevel"].astype("Int64")
     return frame

@@ -2,47 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
-from lib.local.telemetry import build_requests_query, build_traces_query, read_requests, read_traces
+from lib.appinsights import TelemetryQuery
+from lib.local.telemetry import build_query, read_requests, read_traces
 
 
 class LocalTelemetry:
     def __init__(self, db_path: Path) -> None:
         self.db_path = Path(db_path)
 
-    def requests(
-        self,
-        endpoint: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int | None = None,
-    ) -> pd.DataFrame:
-        return read_requests(self.db_path, endpoint, since, until, limit)
+    def requests(self, query: TelemetryQuery | None = None) -> pd.DataFrame:
+        return read_requests(self.db_path, query)
 
-    def traces(
-        self,
-        endpoint: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int | None = None,
-    ) -> pd.DataFrame:
-        return read_traces(self.db_path, endpoint, since, until, limit)
+    def traces(self, query: TelemetryQuery | None = None) -> pd.DataFrame:
+        return read_traces(self.db_path, query)
 
-    def query_text(
-        self,
-        kind: str,
-        endpoint: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int | None = None,
-    ) -> str:
+    def query_text(self, kind: str, query: TelemetryQuery | None = None) -> str:
         """The SQL behind a table, parameters shown inline (for display only)."""
-        builder = build_requests_query if kind == "requests" else build_traces_query
-        sql, params = builder(endpoint, since, until, limit)
+        sql, params = build_query(kind, query)
         for value in params:
             sql = sql.replace("?", repr(value), 1)
         return sql

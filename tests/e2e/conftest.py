@@ -73,10 +73,10 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         proc.wait(timeout=20)
         log.close()
         # Endpoint servers outlive the dashboard by design: stop the ones this test made.
+        from lib.backend import open_workspace
         from lib.settings import load_settings
-        from lib.workspace import get_workspace
 
-        ws = get_workspace(load_settings({**env}))
+        ws = open_workspace(load_settings({**env}))
         for ep in ws.endpoints.list():
             ws.endpoints.delete(ep.name)
 

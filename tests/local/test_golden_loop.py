@@ -21,10 +21,10 @@ def trained(tmp_path_factory, bank_csv_path):
     """One AutoML run on a Bank Marketing sample, shared by the tests of this module."""
     home = tmp_path_factory.mktemp("loop-home")
     os.environ["OPSDECK_HOME"] = str(home)
+    from lib.backend import open_workspace
     from lib.settings import load_settings
-    from lib.workspace import get_workspace
 
-    ws = get_workspace(load_settings())
+    ws = open_workspace(load_settings())
     frame = pd.read_csv(bank_csv_path).sample(4000, random_state=1)
     ws.datasets.upload("bank", frame.to_csv(index=False).encode(), "bank.csv")
     job = ws.automl.submit(

@@ -9,6 +9,7 @@ import pytest
 import requests
 from openapi_spec_validator import validate
 
+from lib.appinsights import TelemetryQuery
 from lib.local.scoring_app import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_ROWS,
@@ -506,7 +507,7 @@ def test_every_request_lands_in_telemetry(fast_endpoint, models):
     requests.get(fast_endpoint.url + "/", headers={"x-request-id": marker + "-health"})
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        df = read_requests(fast_endpoint.telemetry_db, endpoint=fast_endpoint.name)
+        df = read_requests(fast_endpoint.telemetry_db, TelemetryQuery(fast_endpoint.name))
         mine = df[df["OperationId"].str.startswith(marker)].set_index("OperationId")
         if len(mine) >= 4:
             break

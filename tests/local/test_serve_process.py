@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from lib.appinsights import TelemetryQuery
 from lib.local.scoring_app import write_keys_file
 from lib.local.telemetry import read_requests, read_traces
 from tests.local.scoring_models import records
@@ -64,9 +65,9 @@ def test_serve_process_starts_answers_and_stops_cleanly(tmp_path, models):
         log.close()
     output = (tmp_path / "serve.log").read_text()
     assert primary not in output
-    df = read_requests(db, endpoint="proc-ep")
+    df = read_requests(db, TelemetryQuery("proc-ep"))
     assert list(df["ResultCode"]) == ["200", "413", "401"]  # flushed on SIGTERM
-    traces = read_traces(db, endpoint="proc-ep")
+    traces = read_traces(db, TelemetryQuery("proc-ep"))
     messages = "\n".join(traces["Message"])
     assert "ready" in messages and "fast path agrees" in messages and "stopped" in messages
     assert primary not in messages

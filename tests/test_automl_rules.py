@@ -2,7 +2,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib.local.automl import validate_request
+from lib.automl_rules import (
+    ESTIMATORS,
+    TRIAL_COLUMNS,
+    suggest_target,
+    suggest_task,
+    validate_request,
+)
+from lib.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from lib.workspace import AutoMLRequest
 
 
@@ -61,14 +68,37 @@ def test_rare_class_blocks_cross_validation() -> None:
     assert any("maybe" in p and "fewer than 5" in p for p in problems)
 
 
-def test_service_refuses_bad_request_and_queues_nothing(local_workspace) -> None:
-    csv = frame().to_csv(index=False).encode()
-    local_workspace.datasets.upload("d", csv, "d.csv")
-    from lib.workspace import WorkspaceError
+def test_every_offered_metric_is_accepted_for_its_task() -> None:
+    for metric in CLASSIFICATION_METRICS:
+        assert validate_request(req(primary_metric=metric), frame()) == []
+    for metric in REGRESSION_METRICS:
+        regression = req(target="amount", task="regression", primary_metric=metric)
+        assert validate_request(regression, frame()) == []
 
-    with pytest.raises(WorkspaceError, match="not in the dataset"):
-        local_workspace.automl.submit(req(target="missing"))
-    assert local_workspace.automl.jobs() == []
-    assert local_workspace.automl.validate(req(dataset="ghost")) == [
-        "Dataset ghost v1 does not exist."
-    ]
+
+def profile(rows: list[tuple[str, int, float | None]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["column", "distinct", "mean"])
+
+
+def test_suggested_target_prefers_a_conventional_name() -> None:
+    prof = profile([("age", 60, 40.0), ("y", 2, None), ("job", 12, None)])
+    assert suggest_target(["age", "y", "job"], prof) == "y"
+
+
+def test_suggested_target_else_the_last_low_cardinality_column() -> None:
+    prof = profile([("grade", 5, None), ("age", 60, 40.0), ("churned", 2, None), ("id", 900, 4.0)])
+    assert suggest_target(["grade", "age", "churned", "id"], prof) == "churned"
+    assert suggest_target(["id"], profile([("id", 900, 4.0)])) == "id"
+
+
+def test_suggested_task_follows_the_target_profile() -> None:
+    prof = profile([("price", 500, 12.5), ("rating", 5, 3.1), ("label", 3, None)])
+    assert suggest_task(prof, "price") == "regression"
+    assert suggest_task(prof, "rating") == "classification"  # numeric but few values
+    assert suggest_task(prof, "label") == "classification"
+    assert suggest_task(prof, "absent") == "classification"
+
+
+def test_shared_names_are_the_forms_and_trials_vocabulary() -> None:
+    assert ESTIMATORS[0] == "lgbm" and len(set(ESTIMATORS)) == len(ESTIMATORS)
+    assert TRIAL_COLUMNS[:3] == ["trial", "estimator", "primary_metric"]

@@ -1,0 +1,158 @@
+"""Score, Endpoints and Models pages against a stub scoring endpoint (real HTTP, fake services)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pandas as pd
+import pytest
+
+from lib.workspace import Endpoint, Model
+from tests.pages.conftest import button, open_page
+from tests.support.ports import free_port
+
+NOW = datetime(2026, 1, 31, tzinfo=UTC)
+KEY = "primary-key-123"
+SPEC = [{"name": "age", "kind": "numeric", "dtype": "int64", "min": 18, "max": 90, "example": 30}]
+SWAGGER = {"swagger": "2.0", "paths": {"/score": {}}}
+
+
+class StubScoring(BaseHTTPRequestHandler):
+    """Answers like a scoring server: 200 for a `data` body with the right key, else 4xx."""
+
+    def _send(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path == "/swagger.json":
+            self._send(200, SWAGGER)
+        else:
+            self._send(404, {"message": "not found"})
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.headers.get("Authorization") != f"Bearer {KEY}":
+            self._send(401, {"message": "Invalid or missing key"})
+        elif "data" not in body:
+            self._send(400, {"message": "Expected 'data', 'Inputs' or 'input_data'"})
+        else:
+            self._send(200, {"result": ["yes" for _ in body["data"]]})
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def stub_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StubScoring)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+class FakeModels:
+    def list(self) -> list[Model]:
+        return [Model("churn", 1, "job-1", "run", "models:/churn/1", NOW)]
+
+    def feature_spec(self, name: str, version: int) -> list[dict]:
+        return SPEC
+
+
+class FakeEndpoints:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.deployed: list[tuple[str, int, str]] = []
+
+    def _endpoint(self, name: str = "churn") -> Endpoint:
+        return Endpoint(
+            name,
+            "Succeeded",
+            f"{self.base_url}/score",
+            f"{self.base_url}/swagger.json",
+            "churn",
+            1,
+            NOW,
+            NOW,
+        )
+
+    def list(self) -> list[Endpoint]:
+        return [self._endpoint()]
+
+    def get(self, name: str) -> Endpoint:
+        return self._endpoint(name)
+
+    def keys(self, name: str) -> tuple[str, str]:
+        return KEY, "secondary-key-456"
+
+    def deploy(self, model_name: str, model_version: int, endpoint_name: str) -> Endpoint:
+        self.deployed.append((model_name, model_version, endpoint_name))
+        return self._endpoint(endpoint_name)
+
+    def requests(self, name: str | None = None, limit: int = 20) -> pd.DataFrame:
+        return pd.DataFrame()
+
+    def logs(self, name: str, lines: int = 80) -> str:
+        return ""
+
+
+def use_fakes(ws, base_url: str) -> FakeEndpoints:  # noqa: ANN001
+    endpoints = FakeEndpoints(base_url)
+    ws.models, ws.endpoints = FakeModels(), endpoints
+    return endpoints
+
+
+def test_score_page_sends_the_raw_json_body_and_shows_the_answer(local_workspace, stub_url):
+    use_fakes(local_workspace, stub_url)
+    at = open_page("score.py")
+    assert json.loads(at.text_area(key="score_json").value) == {"data": [{"age": 30}]}
+    button(at, "Send").click().run()
+    assert not at.exception, at.exception
+    assert any(s.value.startswith("HTTP 200") for s in at.success)
+    assert any(j.value == json.dumps({"result": ["yes"]}) for j in at.json)
+    at.text_area(key="score_json").set_value('{"rows": [1]}').run()
+    button(at, "Send").click().run()
+    assert any(e.value.startswith("HTTP 400") for e in at.error)
+    at.text_area(key="score_json").set_value("{not json").run()
+    button(at, "Send").click().run()
+    assert any("Not valid JSON" in e.value for e in at.error)
+
+
+def test_score_page_says_when_the_endpoint_cannot_be_reached(local_workspace):
+    use_fakes(local_workspace, f"http://127.0.0.1:{free_port()}")
+    at = open_page("score.py")
+    button(at, "Send").click().run()
+    assert not at.exception, at.exception
+    assert any("could not reach" in e.value for e in at.error)
+
+
+def test_endpoints_page_shows_the_swagger_document(local_workspace, stub_url):
+    use_fakes(local_workspace, stub_url)
+    at = open_page("endpoints.py")
+    assert not at.exception, at.exception
+    assert not [w for w in at.warning if "not answering" in w.value]
+    at.radio(key="endpoints_swagger_view_churn").set_value("JSON").run()
+    assert any(json.loads(j.value) == SWAGGER for j in at.json)
+
+
+def test_endpoints_page_when_the_endpoint_is_down(local_workspace):
+    use_fakes(local_workspace, f"http://127.0.0.1:{free_port()}")
+    at = open_page("endpoints.py")
+    assert any("not answering" in w.value for w in at.warning)
+
+
+def test_models_page_deploys_to_the_endpoint_named_after_the_model(local_workspace, stub_url):
+    endpoints = use_fakes(local_workspace, stub_url)
+    at = open_page("models.py")
+    button(at, "Deploy churn v1").click().run()
+    assert not at.exception, at.exception
+    assert endpoints.deployed == [("churn", 1, "churn")]
