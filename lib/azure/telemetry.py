@@ -3,8 +3,8 @@
 Managed online endpoints created with `app_insights_enabled=True` send their telemetry to the
 workspace's Application Insights. Workspace-based App Insights stores it in a Log Analytics
 workspace as `AppRequests` / `AppTraces`, which `LogsQueryClient.query_workspace` reads by the
-workspace GUID (`log_analytics_workspace_id`). The KQL projects onto the local store's column
-names, so pages and charts take either backend's frames unchanged.
+workspace GUID (`log_analytics_workspace_id`). The KQL projects onto the `lib.appinsights`
+columns, so pages and charts take either backend's frames unchanged.
 
 Which endpoint a row belongs to: the inference server sets its OpenTelemetry resource
 `service.name` to its service name, which App Insights stores as `AppRoleName` on every request
@@ -23,13 +23,12 @@ from typing import Any, Protocol
 import pandas as pd
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
+from lib.appinsights import COLUMNS, TABLES, TelemetryQuery, check_kind, to_utc
 from lib.azure.client import azure_call, default_credential, describe_azure_error
-from lib.local.telemetry import REQUEST_COLUMNS, TRACE_COLUMNS
+from lib.errors import WorkspaceError
 from lib.settings import AzureConfig
-from lib.workspace import WorkspaceError
 
 DEFAULT_WINDOW = timedelta(hours=24)
-KINDS = ("requests", "traces")
 ENDPOINT_EXPR = 'coalesce(AppRoleName, tostring(Properties["Service Name"]))'
 # The server also records the outcome as span attributes; depending on the exporter version they
 # land in the typed columns or only in `Properties`, so read both.
@@ -53,6 +52,7 @@ TRACE_PROJECTION = {
     "SeverityLevel": "SeverityLevel",
     "Endpoint": "Endpoint",
 }
+PROJECTIONS = {"requests": REQUEST_PROJECTION, "traces": TRACE_PROJECTION}
 STRING_COLUMNS = ("OperationId", "Name", "Url", "ResultCode", "Endpoint", "ModelVersion", "Message")
 MISSING_WORKSPACE_ID = (
     "Endpoint telemetry needs the Log Analytics workspace behind the endpoints' Application "
@@ -73,6 +73,9 @@ class LogsClient(Protocol):
     def query_workspace(self, workspace_id: str, query: str, *, timespan: Any) -> Any: ...
 
 
+LogsClientFactory = Callable[[AzureConfig], LogsClient]
+
+
 def kql_string(value: str) -> str:
     """`value` as a double-quoted KQL string literal."""
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
@@ -80,28 +83,23 @@ def kql_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _kql(table: str, projection: dict[str, str], endpoint: str | None, limit: int | None) -> str:
-    lines = [table, f"| extend Endpoint = {ENDPOINT_EXPR}"]
-    if endpoint is not None:
-        lines.append(f"| where Endpoint == {kql_string(endpoint)}")
-    if limit is not None:
-        if int(limit) < 0:
-            raise ValueError("limit must be >= 0")
-        lines.append(f"| top {int(limit)} by TimeGenerated desc")
+def kql(kind: str, query: TelemetryQuery | None = None) -> str:
+    """KQL for `AppRequests` or `AppTraces` rows in our columns, oldest first.
+
+    The query's endpoint filters rows and its `limit` keeps the newest; its time window is not
+    in the text but passed to `query_workspace` as the timespan.
+    """
+    query = query or TelemetryQuery()
+    projection = PROJECTIONS[check_kind(kind)]
+    lines = [TABLES[kind], f"| extend Endpoint = {ENDPOINT_EXPR}"]
+    if query.endpoint is not None:
+        lines.append(f"| where Endpoint == {kql_string(query.endpoint)}")
+    if query.limit is not None:
+        lines.append(f"| top {query.limit} by TimeGenerated desc")
     lines.append("| order by TimeGenerated asc")
     columns = [name if expr == name else f"{name} = {expr}" for name, expr in projection.items()]
     lines.append("| project " + ", ".join(columns))
     return "\n".join(lines)
-
-
-def requests_kql(endpoint: str | None = None, limit: int | None = None) -> str:
-    """KQL for `AppRequests` rows in our columns, oldest first; `limit` keeps the newest."""
-    return _kql("AppRequests", REQUEST_PROJECTION, endpoint, limit)
-
-
-def traces_kql(endpoint: str | None = None, limit: int | None = None) -> str:
-    """KQL for `AppTraces` rows in our columns, oldest first; `limit` keeps the newest."""
-    return _kql("AppTraces", TRACE_PROJECTION, endpoint, limit)
 
 
 def build_logs_client(config: AzureConfig) -> LogsClient:
@@ -111,20 +109,13 @@ def build_logs_client(config: AzureConfig) -> LogsClient:
     return LogsQueryClient(default_credential(config))
 
 
-def _utc(value: datetime | str) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
 def timespan(
-    since: datetime | str | None, until: datetime | str | None, now: datetime | None = None
+    query: TelemetryQuery | None, now: datetime | None = None
 ) -> tuple[datetime, datetime]:
     """The (start, end) pair for `query_workspace`: missing ends default to the last 24 hours."""
-    end = _utc(until) if until is not None else _utc(now or datetime.now(UTC))
-    start = _utc(since) if since is not None else end - DEFAULT_WINDOW
+    query = query or TelemetryQuery()
+    end = query.until or to_utc(now or datetime.now(UTC))
+    start = query.since or end - DEFAULT_WINDOW
     return start, end
 
 
@@ -182,7 +173,7 @@ class AzureTelemetry:
     def __init__(
         self,
         config: AzureConfig | None,
-        client_factory: Callable[[AzureConfig], LogsClient] | None = None,
+        client_factory: LogsClientFactory | None = None,
     ) -> None:
         self.config = config
         self._factory = client_factory or build_logs_client
@@ -207,32 +198,21 @@ class AzureTelemetry:
             raise WorkspaceError(MISSING_WORKSPACE_ID)
         return self.config, workspace_id
 
-    def query_text(self, kind: str, endpoint: str | None = None, limit: int | None = None) -> str:
+    def query_text(self, kind: str, query: TelemetryQuery | None = None) -> str:
         """The KQL behind `requests` or `traces`, for display next to the data."""
-        if kind == "requests":
-            return requests_kql(endpoint, limit)
-        if kind == "traces":
-            return traces_kql(endpoint, limit)
-        raise ValueError(f"unknown telemetry kind {kind!r}; expected one of {KINDS}")
+        return kql(kind, query)
 
-    def _run(
-        self,
-        kind: str,
-        columns: list[str],
-        endpoint: str | None,
-        since: datetime | str | None,
-        until: datetime | str | None,
-        limit: int | None,
-    ) -> pd.DataFrame:
+    def _run(self, kind: str, query: TelemetryQuery | None) -> pd.DataFrame:
+        columns = COLUMNS[check_kind(kind)]
         config, workspace_id = self._require_workspace()
-        query = self.query_text(kind, endpoint, limit)
-        start, end = timespan(since, until)
+        text = kql(kind, query)
+        start, end = timespan(query)
         if start >= end:
             return _frame(None, columns)
         client = self._logs_client(config)
         with azure_call(f"read endpoint {kind} from Log Analytics"):
             try:
-                result = client.query_workspace(workspace_id, query, timespan=(start, end))
+                result = client.query_workspace(workspace_id, text, timespan=(start, end))
             except HttpResponseError as exc:
                 raise WorkspaceError(_query_error(exc, workspace_id)) from exc
         from azure.monitor.query import LogsQueryStatus
@@ -245,22 +225,10 @@ class AzureTelemetry:
             return frame
         return _frame(result.tables, columns)
 
-    def requests(
-        self,
-        endpoint: str | None = None,
-        since: datetime | str | None = None,
-        until: datetime | str | None = None,
-        limit: int | None = None,
-    ) -> pd.DataFrame:
-        """Request rows (local `REQUEST_COLUMNS`) in [since, until), oldest first."""
-        return self._run("requests", REQUEST_COLUMNS, endpoint, since, until, limit)
+    def requests(self, query: TelemetryQuery | None = None) -> pd.DataFrame:
+        """Request rows (`lib.appinsights.REQUEST_COLUMNS`) of the query's window, oldest first."""
+        return self._run("requests", query)
 
-    def traces(
-        self,
-        endpoint: str | None = None,
-        since: datetime | str | None = None,
-        until: datetime | str | None = None,
-        limit: int | None = None,
-    ) -> pd.DataFrame:
-        """Trace rows (local `TRACE_COLUMNS`) in [since, until), oldest first."""
-        return self._run("traces", TRACE_COLUMNS, endpoint, since, until, limit)
+    def traces(self, query: TelemetryQuery | None = None) -> pd.DataFrame:
+        """Trace rows (`lib.appinsights.TRACE_COLUMNS`) of the query's window, oldest first."""
+        return self._run("traces", query)

@@ -8,7 +8,7 @@ from lib.azure.compute import AzureCompute
 from lib.azure.datasets import AzureDatasets, FetchBytes
 from lib.azure.endpoints import AzureEndpoints
 from lib.azure.models import AzureModels, FetchMLmodel
-from lib.azure.telemetry import AzureTelemetry
+from lib.azure.telemetry import AzureTelemetry, LogsClientFactory
 from lib.local.benchmarks import LocalBenchmarks
 from lib.local.jobs import JobManager
 from lib.local.store import Store
@@ -22,6 +22,7 @@ def open_azure_workspace(
     fetch_bytes: FetchBytes | None = None,
     mlflow_client: MlflowClientSource | None = None,
     fetch_mlmodel: FetchMLmodel | None = None,
+    logs_client: LogsClientFactory | None = None,
 ) -> Workspace:
     """Services over one MLClient that is built, and signs in, on the first call a page makes."""
     config = settings.azure
@@ -47,7 +48,7 @@ def open_azure_workspace(
         automl=automl,
         models=AzureModels(client, automl, datasets, fetch_mlmodel=fetch_mlmodel),
         endpoints=AzureEndpoints(client),
-        telemetry=AzureTelemetry(config),
+        telemetry=AzureTelemetry(config, client_factory=logs_client),
         # Load tests run from this machine whatever the backend; runs are kept locally.
         benchmarks=LocalBenchmarks(
             JobManager(Store(settings.home), settings.worker_slots), datasets

@@ -7,6 +7,7 @@ the SDK itself parses the service's JSON answers and error bodies (fakes in test
 
 from __future__ import annotations
 
+import inspect
 import json
 import socket
 import time
@@ -27,18 +28,17 @@ from azure.monitor.query import (
     LogsQueryStatus,
 )
 
+from lib.appinsights import REQUEST_COLUMNS, TRACE_COLUMNS, TelemetryQuery
 from lib.azure import telemetry as tm
-from lib.azure.telemetry import AzureTelemetry, kql_string, requests_kql, traces_kql
+from lib.azure.telemetry import AzureTelemetry, kql, kql_string
 from lib.local.telemetry import (
-    REQUEST_COLUMNS,
-    TRACE_COLUMNS,
     RequestRecord,
     TelemetryWriter,
     read_requests,
     read_traces,
 )
 from lib.settings import AzureConfig
-from lib.workspace import WorkspaceError
+from lib.workspace import TelemetryService, WorkspaceError
 from tests.support.azure_fakes_logs import (
     FakeCredential,
     FakeLogsClient,
@@ -120,7 +120,7 @@ def local_frames(tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def test_requests_kql_all_rows() -> None:
-    assert requests_kql() == (
+    assert kql("requests") == (
         "AppRequests\n"
         '| extend Endpoint = coalesce(AppRoleName, tostring(Properties["Service Name"]))\n'
         "| order by TimeGenerated asc\n"
@@ -132,14 +132,16 @@ def test_requests_kql_all_rows() -> None:
 
 
 def test_requests_kql_endpoint_and_limit() -> None:
-    lines = requests_kql("ep-bank", 50).splitlines()
+    lines = kql("requests", TelemetryQuery("ep-bank", limit=50)).splitlines()
     assert lines[0] == "AppRequests"
     assert lines[2:5] == [
         '| where Endpoint == "ep-bank"',
         "| top 50 by TimeGenerated desc",
         "| order by TimeGenerated asc",
     ]
-    assert projected_columns(requests_kql("ep-bank", 50)) == REQUEST_COLUMNS
+    assert (
+        projected_columns(kql("requests", TelemetryQuery("ep-bank", limit=50))) == REQUEST_COLUMNS
+    )
 
 
 @pytest.mark.parametrize(
@@ -154,7 +156,7 @@ def test_requests_kql_endpoint_and_limit() -> None:
 def test_traces_kql_combinations(
     endpoint: str | None, limit: int | None, where: bool, top: bool
 ) -> None:
-    query = traces_kql(endpoint, limit)
+    query = kql("traces", TelemetryQuery(endpoint, limit=limit))
     assert query.startswith("AppTraces\n| extend Endpoint = coalesce(AppRoleName, ")
     assert ("| where Endpoint == " in query) is where
     assert (f"| top {limit} by TimeGenerated desc" in query) is top
@@ -164,9 +166,9 @@ def test_traces_kql_combinations(
     assert query.endswith("| project TimeGenerated, Message, SeverityLevel, Endpoint")
 
 
-def test_negative_limit_is_refused() -> None:
-    with pytest.raises(ValueError, match="limit"):
-        requests_kql(None, -1)
+def test_unknown_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown telemetry kind"):
+        kql("metrics")
 
 
 @pytest.mark.parametrize(
@@ -181,7 +183,7 @@ def test_negative_limit_is_refused() -> None:
 )
 def test_kql_string_escapes(name: str, literal: str) -> None:
     assert kql_string(name) == literal
-    assert f"| where Endpoint == {literal}\n" in requests_kql(name)
+    assert f"| where Endpoint == {literal}\n" in kql("requests", TelemetryQuery(name))
 
 
 def kql_unquote(literal: str) -> str:
@@ -208,15 +210,23 @@ def test_kql_string_round_trips(name: str) -> None:
 @pytest.mark.parametrize("name", ["ep\nAppTraces", "ep\r", "a\tb", "nul\x00", "del\x7f"])
 def test_kql_string_refuses_control_characters(name: str) -> None:
     with pytest.raises(ValueError, match="control characters"):
-        requests_kql(name)
+        kql("requests", TelemetryQuery(name))
 
 
 def test_query_text_matches_builders() -> None:
     telemetry = AzureTelemetry(CONFIG, client_factory=lambda _c: FakeLogsClient())
-    assert telemetry.query_text("requests", "ep", 20) == requests_kql("ep", 20)
-    assert telemetry.query_text("traces", None, None) == traces_kql()
+    query = TelemetryQuery("ep", since=datetime(2025, 3, 1, tzinfo=UTC), limit=20)
+    assert telemetry.query_text("requests", query) == kql("requests", query)
+    assert telemetry.query_text("traces") == kql("traces")
     with pytest.raises(ValueError, match="unknown telemetry kind"):
-        telemetry.query_text("metrics", None, None)
+        telemetry.query_text("metrics")
+
+
+@pytest.mark.parametrize("method", ["requests", "traces", "query_text"])
+def test_methods_take_what_the_protocol_declares(method: str) -> None:
+    declared = inspect.signature(getattr(TelemetryService, method)).parameters
+    implemented = inspect.signature(getattr(AzureTelemetry, method)).parameters
+    assert list(implemented) == list(declared)
 
 
 # ----------------------------------------------------------------------------- frames
@@ -224,8 +234,9 @@ def test_query_text_matches_builders() -> None:
 
 def test_requests_frame_columns_and_dtypes(local_frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     fake = FakeLogsClient(REQUEST_ROWS)
-    frame = service(fake).requests("ep-bank", limit=100)
-    assert fake.last_query == requests_kql("ep-bank", 100)
+    query = TelemetryQuery("ep-bank", limit=100)
+    frame = service(fake).requests(query)
+    assert fake.last_query == kql("requests", query)
     assert list(frame.columns) == REQUEST_COLUMNS
     pd.testing.assert_series_equal(frame.dtypes, local_frames[0].dtypes)
     assert frame["TimeGenerated"].iloc[0] == pd.Timestamp("2025-03-01T10:00:00.123456Z")
@@ -241,8 +252,8 @@ def test_requests_frame_columns_and_dtypes(local_frames: tuple[pd.DataFrame, pd.
 
 def test_traces_frame_columns_and_dtypes(local_frames: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     fake = FakeLogsClient(TRACE_ROWS)
-    frame = service(fake).traces("ep-bank")
-    assert fake.last_query == traces_kql("ep-bank", None)
+    frame = service(fake).traces(TelemetryQuery("ep-bank"))
+    assert fake.last_query == kql("traces", TelemetryQuery("ep-bank"))
     assert list(frame.columns) == TRACE_COLUMNS
     pd.testing.assert_series_equal(frame.dtypes, local_frames[1].dtypes)
     assert frame["SeverityLevel"].tolist() == [1, 3]
@@ -275,7 +286,7 @@ def test_partial_result_returns_data_and_warning() -> None:
         code="PartialError",
         message="Query result set has exceeded the internal data size limit of 64 MB",
     )
-    result = fake.query_workspace(LA_WORKSPACE, requests_kql(), timespan=timedelta(hours=1))
+    result = fake.query_workspace(LA_WORKSPACE, kql("requests"), timespan=timedelta(hours=1))
     assert result.status == LogsQueryStatus.PARTIAL
 
     frame = service(fake).requests()
@@ -303,7 +314,7 @@ def test_timespan_passed_through() -> None:
     fake = FakeLogsClient()
     since = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
     until = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-    service(fake).requests(since=since, until=until)
+    service(fake).requests(TelemetryQuery(since=since, until=until))
     workspace_id, _, span = fake.calls[-1]
     assert workspace_id == LA_WORKSPACE
     assert span == (since, until)
@@ -320,18 +331,20 @@ def test_timespan_defaults_to_last_24_hours() -> None:
 
 def test_timespan_normalises_to_utc() -> None:
     fake = FakeLogsClient()
-    service(fake).requests(since="2025-03-01T09:00:00+01:00", until=datetime(2025, 3, 1, 9, 30))
+    service(fake).requests(
+        TelemetryQuery(since="2025-03-01T09:00:00+01:00", until=datetime(2025, 3, 1, 9, 30))
+    )
     start, end = fake.calls[-1][2]
     assert start == datetime(2025, 3, 1, 8, 0, tzinfo=UTC) and start.tzinfo == UTC
     assert end == datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
-    service(fake).requests(until=datetime(2025, 3, 2, tzinfo=UTC))
+    service(fake).requests(TelemetryQuery(until=datetime(2025, 3, 2, tzinfo=UTC)))
     assert fake.calls[-1][2] == (datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 3, 2, tzinfo=UTC))
 
 
 def test_empty_range_does_not_query() -> None:
     fake = FakeLogsClient(REQUEST_ROWS)
     when = datetime(2025, 3, 1, tzinfo=UTC)
-    frame = service(fake).requests(since=when, until=when)
+    frame = service(fake).requests(TelemetryQuery(since=when, until=when))
     assert frame.empty and fake.calls == []
 
 
@@ -352,7 +365,7 @@ def test_missing_workspace_id_explains_configuration(workspace_id: str | None) -
         assert "AZURE_LOG_ANALYTICS_WORKSPACE_ID" in message
     assert built == []
     # The KQL can still be shown.
-    assert telemetry.query_text("requests", None, None) == requests_kql()
+    assert telemetry.query_text("requests") == kql("requests")
 
 
 def test_no_config_at_all() -> None:
@@ -430,7 +443,7 @@ def test_construction_touches_no_network(monkeypatch: pytest.MonkeyPatch) -> Non
     real_build = tm.build_logs_client
     monkeypatch.setattr(tm, "build_logs_client", lambda c: built.append(c) or real_build(c))
     telemetry = AzureTelemetry(CONFIG)
-    assert telemetry.query_text("traces", "ep", 5)
+    assert telemetry.query_text("traces", TelemetryQuery("ep", limit=5))
     assert built == []
     # Even building the real client and credential stays off the network.
     assert isinstance(real_build(CONFIG), LogsQueryClient)
@@ -450,11 +463,11 @@ def real_client(adapter: LogAnalyticsAdapter) -> AzureTelemetry:
 
 
 def test_real_sdk_success_and_request_body() -> None:
-    query = requests_kql("ep-bank", 10)
+    query = kql("requests", TelemetryQuery("ep-bank", limit=10))
     adapter = LogAnalyticsAdapter(200, {"tables": [wire_table(query, REQUEST_ROWS)]})
     since = datetime(2025, 3, 1, 8, tzinfo=UTC)
     frame = real_client(adapter).requests(
-        "ep-bank", since=since, until=since + timedelta(hours=4), limit=10
+        TelemetryQuery("ep-bank", since=since, until=since + timedelta(hours=4), limit=10)
     )
     assert frame["OperationId"].tolist() == ["a1", "a2"]
     assert str(frame["TimeGenerated"].dtype) == "datetime64[us, UTC]"
@@ -467,7 +480,7 @@ def test_real_sdk_success_and_request_body() -> None:
 
 
 def test_real_sdk_partial_error() -> None:
-    query = traces_kql()
+    query = kql("traces")
     adapter = LogAnalyticsAdapter(
         200,
         {

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from azure.ai.ml.entities import AmlCompute
 
 import lib.azure.workspace as azure_workspace
 from tests.pages.conftest import button, open_page
 from tests.support.azure_fakes import new_fake_client
+from tests.support.azure_fakes_logs import FakeLogsClient
+
+LA_WORKSPACE = "11111111-2222-3333-4444-555555555555"
+LOGGED_REQUESTS = [
+    {
+        "TimeGenerated": "2025-03-01T10:00:00Z",
+        "OperationId": f"op{i}",
+        "Name": "/score",
+        "Url": "https://ep-bank.westeurope.inference.ml.azure.com/score",
+        "ResultCode": "500" if i == 0 else "200",
+        "DurationMs": 10.0 + i,
+        "Success": i != 0,
+        "Endpoint": "ep-bank",
+    }
+    for i in range(4)
+]
 
 
 @pytest.fixture
@@ -18,12 +36,17 @@ def azure_backend(monkeypatch):
     monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000")
     monkeypatch.setenv("AZURE_RESOURCE_GROUP", "rg")
     monkeypatch.setenv("AZURE_ML_WORKSPACE", "ws")
+    monkeypatch.setenv("AZURE_LOG_ANALYTICS_WORKSPACE_ID", LA_WORKSPACE)
+    fake_client.logs = FakeLogsClient(LOGGED_REQUESTS)
     real = azure_workspace.open_azure_workspace
     monkeypatch.setattr(
         azure_workspace,
         "open_azure_workspace",
         lambda settings: real(
-            settings, ml_client=fake_client, fetch_bytes=fake_client.datastore.fetch
+            settings,
+            ml_client=fake_client,
+            fetch_bytes=fake_client.datastore.fetch,
+            logs_client=lambda _config: fake_client.logs,
         ),
     )
     from lib.ui import _open_workspace
@@ -105,3 +128,18 @@ def test_home_says_when_azure_cannot_be_reached(azure_backend, monkeypatch) -> N
     at = open_page()
     assert not at.exception
     assert any("cannot be reached" in e.value for e in at.error)
+
+
+def test_logs_page_on_azure_reads_log_analytics(azure_backend) -> None:
+    at = open_page("logs.py")
+    assert not at.exception, at.exception
+    assert [w.value for w in at.warning] == []
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Requests"] == "4" and metrics["Failed"] == "1"
+    queries = [q for _, q, _ in azure_backend.logs.calls]
+    assert [q.splitlines()[0] for q in queries] == ["AppRequests", "AppTraces"]
+    assert "| top 200 by TimeGenerated desc" in queries[1]
+    # The Query tab shows the KQL that was sent.
+    assert queries[0] in [c.value for c in at.code]
+    start, end = azure_backend.logs.calls[0][2]
+    assert end - start == timedelta(hours=1)
