@@ -1,0 +1,306 @@
+"""AutoML charts: the search over time, the best score per algorithm, and the best model's
+curves (ROC, precision-recall, calibration), confusion matrix and feature importance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from lib.charts.common import (
+    DIAGONAL_LINE,
+    HEIGHT,
+    PALETTE,
+    color,
+    empty,
+    has_rows,
+    numeric,
+    runs,
+    style,
+)
+from lib.metrics import higher_is_better as metric_higher_is_better
+
+
+def best_so_far(values: pd.Series, higher_is_better: bool) -> pd.Series:
+    """Running best of a metric series; NaN entries carry the previous best forward."""
+    numbers = numeric(values)
+    running = numbers.cummax() if higher_is_better else numbers.cummin()
+    # cummax/cummin leave NaN where the input is NaN; the best so far has not changed there.
+    return running.ffill()
+
+
+def best_score_over_time(
+    trials: pd.DataFrame, metric: str, higher_is_better: bool = True
+) -> go.Figure:
+    """Every trial coloured by estimator, with the best-so-far step line."""
+    title = f"Best {metric} over time"
+    if not has_rows(trials, ("wall_time_s", "primary_metric", "estimator")):
+        return empty(title, "Wall time (s)", metric)
+    frame = trials.assign(
+        wall_time_s=numeric(trials["wall_time_s"]),
+        primary_metric=numeric(trials["primary_metric"]),
+        estimator=trials["estimator"].fillna("unknown").astype(str),
+    )
+    frame = frame.dropna(subset=["wall_time_s"]).sort_values("wall_time_s", kind="stable")
+    frame = frame.assign(best=best_so_far(frame["primary_metric"], higher_is_better))
+    scored = frame.dropna(subset=["primary_metric"])
+    if scored.empty:
+        return empty(title, "Wall time (s)", metric)
+
+    fig = go.Figure()
+    trial_numbers = (
+        scored["trial"]
+        if "trial" in scored.columns
+        else pd.Series(scored.index, index=scored.index)
+    )
+    for i, (estimator, group) in enumerate(runs(scored, "estimator")):
+        fig.add_trace(
+            go.Scatter(
+                x=group["wall_time_s"],
+                y=group["primary_metric"],
+                mode="markers",
+                name=estimator,
+                marker={"color": color(i), "size": 7, "opacity": 0.75},
+                customdata=trial_numbers.loc[group.index],
+                hovertemplate=(
+                    f"<b>{estimator}</b><br>trial %{{customdata}}<br>"
+                    f"{metric} %{{y:.4f}}<br>%{{x:,.1f}} s<extra></extra>"
+                ),
+            )
+        )
+    line = frame.dropna(subset=["best"])
+    fig.add_trace(
+        go.Scatter(
+            x=line["wall_time_s"],
+            y=line["best"],
+            mode="lines",
+            line={"shape": "hv", "color": "#222222", "width": 2},
+            name="Best so far",
+            hovertemplate=f"best {metric} %{{y:.4f}}<br>%{{x:,.1f}} s<extra></extra>",
+        )
+    )
+    return style(fig, title, "Wall time (s)", metric)
+
+
+def _ranked_bars(
+    fig: go.Figure, title: str, x_title: str, y_title: str, rows: int, row_px: int
+) -> go.Figure:
+    """Horizontal bars, first row at the top, tall enough for every label."""
+    fig.update_yaxes(autorange="reversed", type="category")
+    height = max(HEIGHT, row_px * rows + 110)
+    return style(fig, title, x_title, y_title, height=height, legend=False)
+
+
+def estimator_comparison(
+    rows: pd.DataFrame, metric: str, higher_is_better: bool | None = None
+) -> go.Figure:
+    """Best score per estimator as horizontal bars, best at the top.
+
+    ``higher_is_better=None`` takes the metric's direction from the metric catalog.
+    """
+    title = f"Best {metric} by algorithm"
+    if not has_rows(rows, ("estimator", metric)):
+        return empty(title, metric)
+    higher = metric_higher_is_better(metric) if higher_is_better is None else higher_is_better
+    frame = pd.DataFrame(
+        {
+            "estimator": rows["estimator"].fillna("unknown").astype(str),
+            "score": numeric(rows[metric]),
+        }
+    ).dropna()
+    if frame.empty:
+        return empty(title, metric)
+    grouped = frame.groupby("estimator", sort=False)["score"]
+    best = (grouped.max() if higher else grouped.min()).sort_values(
+        ascending=not higher, kind="stable"
+    )
+    fig = go.Figure(
+        go.Bar(
+            x=best.to_numpy(),
+            y=best.index.tolist(),
+            orientation="h",
+            marker={"color": [PALETTE[2]] + [PALETTE[0]] * (len(best) - 1)},
+            text=[f"{v:.4f}" for v in best],
+            textposition="auto",
+            hovertemplate=f"<b>%{{y}}</b><br>{metric} %{{x:.4f}}<extra></extra>",
+        )
+    )
+    return _ranked_bars(fig, title, metric, "Algorithm", len(best), row_px=40)
+
+
+def _reference_line(x: list[float], y: list[float], name: str) -> go.Scatter:
+    """A dashed grey line to read a curve against (chance, base rate, perfect calibration)."""
+    return go.Scatter(x=x, y=y, mode="lines", name=name, line=DIAGONAL_LINE, hoverinfo="skip")
+
+
+def _model_curve(
+    x: pd.Series, y: pd.Series, name: str, hover: str, mode: str = "lines", **extra: object
+) -> go.Scatter:
+    return go.Scatter(
+        x=x,
+        y=y,
+        mode=mode,
+        name=name,
+        line={"color": PALETTE[0], "width": 2},
+        hovertemplate=hover + "<extra></extra>",
+        **extra,
+    )
+
+
+def _unit_square(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.Figure:
+    """Both axes span 0..1 (a little headroom above 1 so a curve at 1 stays visible)."""
+    fig.update_xaxes(range=[0, 1])
+    fig.update_yaxes(range=[0, 1.02])
+    return style(fig, title, x_title, y_title)
+
+
+def roc_curve(points: pd.DataFrame, auc: float | None = None) -> go.Figure:
+    """ROC curve with the chance diagonal; AUC in the title and legend."""
+    title = "ROC curve" if auc is None else f"ROC curve (AUC {auc:.3f})"
+    x_title, y_title = "False positive rate", "True positive rate"
+    if not has_rows(points, ("fpr", "tpr")):
+        return empty(title, x_title, y_title)
+    frame = pd.DataFrame({"fpr": numeric(points["fpr"]), "tpr": numeric(points["tpr"])})
+    frame = frame.dropna().sort_values(["fpr", "tpr"], kind="stable")
+    if frame.empty:
+        return empty(title, x_title, y_title)
+    name = "ROC" if auc is None else f"ROC (AUC = {auc:.3f})"
+    fig = go.Figure()
+    fig.add_trace(_model_curve(frame["fpr"], frame["tpr"], name, "FPR %{x:.3f}<br>TPR %{y:.3f}"))
+    fig.add_trace(_reference_line([0, 1], [0, 1], "Chance"))
+    return _unit_square(fig, title, x_title, y_title)
+
+
+def pr_curve(
+    points: pd.DataFrame,
+    average_precision: float | None = None,
+    base_rate: float | None = None,
+) -> go.Figure:
+    """Precision-recall curve, with the positive base rate as a dashed line when given."""
+    ap = "" if average_precision is None else f" (AP {average_precision:.3f})"
+    title = f"Precision-recall curve{ap}"
+    x_title, y_title = "Recall", "Precision"
+    if not has_rows(points, ("recall", "precision")):
+        return empty(title, x_title, y_title)
+    frame = pd.DataFrame(
+        {"recall": numeric(points["recall"]), "precision": numeric(points["precision"])}
+    )
+    frame = frame.dropna().sort_values("recall", kind="stable")
+    if frame.empty:
+        return empty(title, x_title, y_title)
+    name = "PR" if average_precision is None else f"PR (AP = {average_precision:.3f})"
+    hover = "recall %{x:.3f}<br>precision %{y:.3f}"
+    fig = go.Figure()
+    fig.add_trace(_model_curve(frame["recall"], frame["precision"], name, hover))
+    if base_rate is not None:
+        fig.add_trace(
+            _reference_line([0, 1], [base_rate, base_rate], f"Base rate ({base_rate:.3f})")
+        )
+    return _unit_square(fig, title, x_title, y_title)
+
+
+def confusion_matrix(
+    matrix: list[list[int]], labels: list[str], normalize: bool = False
+) -> go.Figure:
+    """Heatmap of actual (rows) against predicted (columns); row percentages when normalize."""
+    title = "Confusion matrix" + (" (row %)" if normalize else "")
+    x_title, y_title = "Predicted label", "Actual label"
+    counts = np.asarray(matrix if matrix is not None else [], dtype=float)
+    if counts.ndim != 2 or counts.size == 0:
+        return empty(title, x_title, y_title)
+    n_rows, n_cols = counts.shape
+    names = [str(label) for label in (labels or [])]
+    y_labels = names[:n_rows] if len(names) >= n_rows else [str(i) for i in range(n_rows)]
+    x_labels = names[:n_cols] if len(names) >= n_cols else [str(i) for i in range(n_cols)]
+    totals = counts.sum(axis=1, keepdims=True)
+    row_pct = np.divide(100 * counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    if normalize:
+        z = row_pct.round(1)
+        text = [
+            [f"{int(c):,}<br>({p:.1f}%)" for c, p in zip(crow, prow, strict=True)]
+            for crow, prow in zip(counts, row_pct, strict=True)
+        ]
+    else:
+        z = counts.astype(int)
+        text = [[f"{int(c):,}" for c in crow] for crow in counts]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z.tolist(),
+            x=x_labels,
+            y=y_labels,
+            text=text,
+            texttemplate="%{text}",
+            colorscale="Blues",
+            showscale=False,
+            customdata=np.dstack([counts, row_pct]).tolist(),
+            hovertemplate=(
+                "actual %{y}<br>predicted %{x}<br>"
+                "%{customdata[0]:,.0f} rows (%{customdata[1]:.1f}% of actual)<extra></extra>"
+            ),
+        )
+    )
+    fig.update_xaxes(type="category", side="bottom")
+    fig.update_yaxes(type="category", autorange="reversed")
+    return style(fig, title, x_title, y_title)
+
+
+def calibration_curve(points: pd.DataFrame) -> go.Figure:
+    """Reliability diagram with the perfect-calibration diagonal."""
+    title = "Calibration"
+    x_title, y_title = "Mean predicted probability", "Fraction of positives"
+    if not has_rows(points, ("mean_predicted", "fraction_positive")):
+        return empty(title, x_title, y_title)
+    has_count = "count" in points.columns
+    frame = pd.DataFrame(
+        {
+            "x": numeric(points["mean_predicted"]),
+            "y": numeric(points["fraction_positive"]),
+            "count": numeric(points["count"]) if has_count else np.nan,
+        }
+    )
+    frame = frame.dropna(subset=["x", "y"]).sort_values("x", kind="stable")
+    if frame.empty:
+        return empty(title, x_title, y_title)
+    hover = "predicted %{x:.3f}<br>observed %{y:.3f}" + (
+        "<br>%{customdata:,.0f} rows" if has_count else ""
+    )
+    fig = go.Figure()
+    fig.add_trace(_reference_line([0, 1], [0, 1], "Perfectly calibrated"))
+    fig.add_trace(
+        _model_curve(
+            frame["x"],
+            frame["y"],
+            "Model",
+            hover,
+            mode="lines+markers",
+            marker={"size": 7},
+            customdata=frame["count"] if has_count else None,
+        )
+    )
+    return _unit_square(fig, title, x_title, y_title)
+
+
+def feature_importance(importance: pd.DataFrame, top: int = 20) -> go.Figure:
+    """The ``top`` features as horizontal bars, largest at the top."""
+    title = "Feature importance"
+    if not has_rows(importance, ("feature", "importance")):
+        return empty(title, "Importance", "Feature")
+    frame = pd.DataFrame(
+        {
+            "feature": importance["feature"].astype(str),
+            "importance": numeric(importance["importance"]),
+        }
+    ).dropna()
+    frame = frame.sort_values("importance", ascending=False, kind="stable").head(max(top, 0))
+    if frame.empty:
+        return empty(title, "Importance", "Feature")
+    fig = go.Figure(
+        go.Bar(
+            x=frame["importance"],
+            y=frame["feature"],
+            orientation="h",
+            marker={"color": PALETTE[0]},
+            hovertemplate="<b>%{y}</b><br>importance %{x:.4g}<extra></extra>",
+        )
+    )
+    return _ranked_bars(fig, title, "Importance", "Feature", len(frame), row_px=16)
