@@ -32,6 +32,7 @@ def _load_handlers() -> None:
     # Imported lazily: the AutoML handler pulls in FLAML and MLflow.
     import lib.local.automl_job  # noqa: F401
     import lib.local.benchmarks  # noqa: F401
+    import lib.local.pipelines.run  # noqa: F401
 
 
 def main(job_id: str) -> int:

@@ -89,6 +89,90 @@ MIGRATIONS: list[str] = [
         check_message TEXT
     );
     """,
+    # Retrain pipelines: versioned definitions, REST publications (keys live in mode-600 files),
+    # runs with their steps, schedules and data triggers, and the one agent process.
+    """
+    CREATE TABLE pipelines (
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        spec TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        created TEXT NOT NULL,
+        PRIMARY KEY (name, version)
+    );
+    CREATE TABLE pipeline_publications (
+        pipeline TEXT PRIMARY KEY,
+        version INTEGER NOT NULL,
+        published TEXT NOT NULL
+    );
+    CREATE TABLE pipeline_runs (
+        id TEXT PRIMARY KEY,
+        pipeline TEXT NOT NULL,
+        pipeline_version INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        experiment TEXT NOT NULL DEFAULT '',
+        parameters TEXT NOT NULL DEFAULT '{}',
+        spec TEXT NOT NULL,
+        job_id TEXT,
+        error TEXT,
+        created TEXT NOT NULL,
+        started TEXT,
+        ended TEXT
+    );
+    CREATE INDEX pipeline_runs_created ON pipeline_runs(pipeline, created);
+    CREATE TABLE pipeline_steps (
+        run_id TEXT NOT NULL REFERENCES pipeline_runs(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'NotStarted',
+        job_id TEXT,
+        outputs TEXT NOT NULL DEFAULT '{}',
+        error TEXT,
+        started TEXT,
+        ended TEXT,
+        PRIMARY KEY (run_id, position)
+    );
+    CREATE TABLE pipeline_schedules (
+        name TEXT PRIMARY KEY,
+        pipeline TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        config TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        parameters TEXT NOT NULL DEFAULT '{}',
+        next_run TEXT,
+        last_fired TEXT,
+        last_run_id TEXT,
+        last_error TEXT,
+        last_version INTEGER,
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL
+    );
+    CREATE TABLE pipeline_agent (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        port INTEGER NOT NULL,
+        pid INTEGER,
+        pid_started REAL,
+        started TEXT,
+        heartbeat TEXT,
+        restarts INTEGER NOT NULL DEFAULT 0,
+        error TEXT
+    );
+    """,
+    # A job process's identity is (pid, start time): a PID alone can be reused after a crash.
+    """
+    ALTER TABLE jobs ADD COLUMN pid_started REAL;
+    """,
+    # The highest version each dataset name ever had: deleting a name must not let a later
+    # upload reuse v1 (a bookmark or a pipeline pinned to v1 would silently see other data).
+    """
+    CREATE TABLE dataset_high_water (
+        name TEXT PRIMARY KEY,
+        version INTEGER NOT NULL
+    );
+    INSERT INTO dataset_high_water(name, version)
+        SELECT name, MAX(version) FROM dataset_versions GROUP BY name;
+    """,
 ]
 
 

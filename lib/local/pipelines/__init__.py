@@ -1,0 +1,1 @@
+"""Local retrain pipelines: store, run (job kind), gate, schedules, agent and the service."""

@@ -1,0 +1,199 @@
+"""The deploy gate: champion (the endpoint's live model) against challenger (the new model).
+
+Both are judged on the same rows: the validation rows of the new AutoML run. The challenger's
+number is the run's own validation score, measured by models fitted without those rows (the
+registered model is refitted on every row, so scoring it there would flatter it). The champion
+is scored on the very same rows. If the champion was trained on an earlier version of the same
+data it may have seen some of them, which can only favour keeping it: the gate errs on the side
+of not deploying.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lib.errors import WorkspaceError
+from lib.metrics import higher_is_better
+
+DEFAULT_SEED = 42
+
+
+class GateError(WorkspaceError):
+    """The gate could not compare the two models (the reason is shown on the step)."""
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    decision: str  # "deploy" or "keep"
+    reason: str
+    metric: str
+    challenger: float | None
+    champion: float | None
+    margin: float
+    champion_model: str = ""  # "name vN" of the live model, "" when there is none
+    rows: int = 0
+    rows_kind: str = ""  # "holdout 20%" or "5-fold out-of-fold"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def decide(
+    metric: str, challenger: float, champion: float | None, margin: float
+) -> tuple[str, str]:
+    """("deploy" | "keep", why): deploy when the challenger beats the champion by more than margin."""
+    if champion is None:
+        return "deploy", "no live model on the endpoint: the new model is deployed"
+    if challenger is None or not math.isfinite(challenger):
+        return "keep", f"the new model has no {metric} value"
+    gain = challenger - champion if higher_is_better(metric) else champion - challenger
+    compared = f"new {challenger:.4f} vs live {champion:.4f} ({metric}, gain {gain:+.4f})"
+    if gain > margin:
+        return "deploy", f"{compared} beats the margin {margin:g}"
+    return "keep", f"{compared} does not beat the margin {margin:g}: the live model stays"
+
+
+def validation_rows(
+    frame: pd.DataFrame,
+    target: str,
+    task: str,
+    validation: str,
+    holdout_fraction: float,
+    seed: int = DEFAULT_SEED,
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The rows an AutoML run validated on, split exactly as the local engine splits them."""
+    from sklearn.model_selection import train_test_split
+
+    data = frame[frame[target].notna()].reset_index(drop=True)
+    if validation != "holdout":
+        # Cross-validation scores every row out of fold.
+        return data.drop(columns=[target]), data[target]
+    labels = data[target]
+    stratify = None
+    if task == "classification":
+        classes = sorted(labels.unique().tolist(), key=lambda v: (str(type(v)), v))
+        code = {c: i for i, c in enumerate(classes)}
+        stratify = np.array([code[v] for v in labels.tolist()], dtype=np.int64)
+    _, rows = train_test_split(
+        np.arange(len(data)),
+        test_size=holdout_fraction,
+        random_state=seed,
+        stratify=stratify,
+    )
+    rows = np.sort(rows)
+    part = data.iloc[rows]
+    return part.drop(columns=[target]), part[target]
+
+
+def score_model(
+    model_uri: str, tracking_uri: str, X: pd.DataFrame, y: pd.Series, task: str, metric: str
+) -> float:
+    """One metric of a registered model on the given rows."""
+    import mlflow.pyfunc
+
+    from lib.local.automl_engine import compute_metrics
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    try:
+        loaded = mlflow.pyfunc.load_model(model_uri, suppress_warnings=True)
+    except Exception as exc:  # noqa: BLE001 - any load failure is a gate failure with its reason
+        raise GateError(f"the live model {model_uri} could not be loaded: {exc}") from exc
+    inner = loaded.unwrap_python_model()
+    missing = [c for c in getattr(inner, "feature_names", []) if c not in X.columns]
+    if missing:
+        raise GateError(f"the live model needs columns the new data lacks: {', '.join(missing)}")
+    if task == "classification":
+        if not hasattr(inner, "predict_proba_frame"):
+            raise GateError(f"the live model {model_uri} gives no class probabilities")
+        classes = list(inner.classes_)
+        code = {c: i for i, c in enumerate(classes)}
+        unknown = sorted({str(v) for v in y.tolist() if v not in code})
+        if unknown:
+            raise GateError(f"the live model does not know the class(es) {', '.join(unknown)}")
+        y_codes = np.array([code[v] for v in y.tolist()], dtype=np.int64)
+        scores = inner.predict_proba_frame(X)
+        values = compute_metrics(task, y_codes, scores, getattr(inner, "threshold", None))
+    else:
+        prediction = np.asarray(loaded.predict(X), dtype=np.float64)
+        values = compute_metrics(task, y.to_numpy(dtype=np.float64), prediction)
+    value = values.get(metric)
+    if value is None or not math.isfinite(value):
+        raise GateError(f"{metric} of the live model is undefined on these rows")
+    return float(value)
+
+
+def run_params(home: Path, parent_run_id: str) -> dict[str, str]:
+    """The parameters the AutoML run logged (seed, validation, holdout fraction, rows)."""
+    from lib.local import tracking
+
+    if not parent_run_id:
+        return {}
+    return dict(tracking.client(home).get_run(parent_run_id).data.params)
+
+
+def evaluate(
+    *,
+    home: Path,
+    frame: pd.DataFrame,
+    request: dict[str, Any],
+    result: dict[str, Any],
+    champion: tuple[str, int] | None,
+    margin: float,
+) -> GateDecision:
+    """Compare the AutoML job's model (request + result) with the champion model version."""
+    from lib.local import tracking
+
+    metric = request["primary_metric"]
+    challenger = (result.get("best_metrics") or {}).get(metric)
+    if champion is None:
+        decision, reason = decide(metric, challenger, None, margin)
+        return GateDecision(decision, reason, metric, challenger, None, float(margin))
+    params = run_params(home, result.get("parent_run_id", ""))
+    validation = params.get("validation", request.get("validation", "holdout"))
+    fraction = float(params.get("holdout_fraction", request.get("holdout_fraction", 0.2)))
+    X, y = validation_rows(
+        frame,
+        request["target"],
+        request["task"],
+        validation,
+        fraction,
+        int(params.get("seed", DEFAULT_SEED)),
+    )
+    rows_kind = f"holdout {fraction:.0%}" if validation == "holdout" else "every row, out of fold"
+    if "rows" in params and validation == "holdout":
+        # The split is only the run's own if it started from the same rows.
+        expected = int(params["rows"])
+        seen = int(frame[request["target"]].notna().sum())
+        if expected != seen:
+            raise GateError(
+                f"the AutoML run trained on {expected} rows but the dataset has {seen}: "
+                "its validation rows cannot be rebuilt"
+            )
+    name, version = champion
+    champion_value = score_model(
+        f"models:/{name}/{version}",
+        tracking.tracking_uri(home),
+        X,
+        y,
+        request["task"],
+        metric,
+    )
+    decision, reason = decide(metric, challenger, champion_value, margin)
+    return GateDecision(
+        decision=decision,
+        reason=reason,
+        metric=metric,
+        challenger=None if challenger is None else float(challenger),
+        champion=champion_value,
+        margin=float(margin),
+        champion_model=f"{name} v{version}",
+        rows=len(X),
+        rows_kind=rows_kind,
+    )

@@ -1,0 +1,61 @@
+"""The deploy gate: the decision rule and the rows both models are judged on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib.local.pipelines.gate import decide, validation_rows
+
+
+@pytest.mark.parametrize(
+    ("metric", "challenger", "champion", "margin", "decision"),
+    [
+        ("AUC_weighted", 0.93, 0.91, 0.0, "deploy"),
+        ("AUC_weighted", 0.91, 0.91, 0.0, "keep"),  # a tie does not beat the champion
+        ("AUC_weighted", 0.92, 0.91, 0.02, "keep"),  # better, but not by the margin
+        ("AUC_weighted", 0.94, 0.91, 0.02, "deploy"),
+        ("AUC_weighted", 0.90, 0.91, -0.02, "deploy"),  # a negative margin tolerates a dip
+        ("log_loss", 0.20, 0.25, 0.0, "deploy"),  # lower is better
+        ("log_loss", 0.30, 0.25, 0.0, "keep"),
+        ("rmse", 9.0, 10.0, 0.5, "deploy"),
+        ("accuracy", float("nan"), 0.8, 0.0, "keep"),
+    ],
+)
+def test_decision_rule(metric, challenger, champion, margin, decision) -> None:
+    got, reason = decide(metric, challenger, champion, margin)
+    assert got == decision
+    if champion is not None and challenger == challenger:
+        assert f"{challenger:.4f}" in reason and f"{champion:.4f}" in reason
+
+
+def test_no_live_model_deploys() -> None:
+    assert decide("AUC_weighted", 0.7, None, 0.5)[0] == "deploy"
+
+
+def frame(n: int = 1000) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    y = np.where(rng.random(n) < 0.11, "yes", "no").astype(object)
+    y[::97] = None  # rows without a label are not part of the split
+    return pd.DataFrame({"age": rng.integers(18, 90, n), "y": y})
+
+
+def test_holdout_rows_are_stratified_deterministic_and_labelled() -> None:
+    df = frame()
+    X, y = validation_rows(df, "y", "classification", "holdout", 0.2)
+    labelled = df["y"].notna().sum()
+    assert len(X) == len(y) == round(labelled * 0.2)
+    assert y.notna().all() and "y" not in X.columns
+    share = (y == "yes").mean()
+    assert abs(share - (df["y"] == "yes").sum() / labelled) < 0.01
+    X2, _ = validation_rows(df, "y", "classification", "holdout", 0.2)
+    assert X.equals(X2)
+    X3, _ = validation_rows(df, "y", "classification", "holdout", 0.2, seed=7)
+    assert not X.index.equals(X3.index)
+
+
+def test_cross_validation_scores_every_labelled_row() -> None:
+    df = frame()
+    X, y = validation_rows(df, "y", "classification", "cv", 0.2)
+    assert len(X) == df["y"].notna().sum()
