@@ -32,10 +32,11 @@ import pandas as pd  # noqa: E402
 import psutil  # noqa: E402
 import requests  # noqa: E402
 
-from lib.ab import parse_ab_output  # noqa: E402
+from lib.backend import open_workspace  # noqa: E402
+from lib.benchmark import parse_ab_output  # noqa: E402
 from lib.local import tracking  # noqa: E402
 from lib.settings import find_sample_data, load_settings  # noqa: E402
-from lib.workspace import AutoMLRequest, get_workspace  # noqa: E402
+from lib.workspace import AutoMLRequest  # noqa: E402
 
 HELLO_APP = """
 from fastapi import FastAPI
@@ -88,7 +89,7 @@ def run_ab(url: str, body_path: Path, key: str | None, n: int, c: int) -> dict:
 
 def train_and_deploy(home: Path, budget: int, data: Path):  # noqa: ANN201
     os.environ["OPSDECK_HOME"] = str(home)
-    ws = get_workspace(load_settings())
+    ws = open_workspace(load_settings())
     models = [m for m in ws.models.list() if m.name == "bank-bench"]
     if not models:
         ws.datasets.upload("bank", data.read_bytes(), data.name)
