@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import queue
-import shutil
 import tempfile
 import threading
 import time
@@ -48,7 +47,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 from sklearn.preprocessing import label_binarize
 
 from lib.local import guardrails as gr
-from lib.local.tabular_model import Encoder, Member, TabularModel
+from lib.local.tabular_model import Encoder, Member, TabularModel, write_model_code
 
 CLASSIFICATION_METRICS: dict[str, bool] = {  # name -> greater is better
     "accuracy": True,
@@ -582,16 +581,8 @@ def _pip_requirements() -> list[str]:
 
 
 def _model_code_dir(tmp: Path) -> Path:
-    """A ``lib/local/tabular_model.py`` tree for ``code_paths``.
-
-    NB: deliberately without ``__init__.py`` files, so the copy is only a namespace-package
-    fallback: when the repository's regular ``lib`` package is importable it always wins
-    and the saved copy never shadows it.
-    """
-    target = tmp / "lib" / "local"
-    target.mkdir(parents=True)
-    shutil.copy2(Path(__file__).with_name("tabular_model.py"), target / "tabular_model.py")
-    return tmp / "lib"
+    """The modules a saved model imports (``tabular_model`` and its encoder), for ``code_paths``."""
+    return write_model_code(tmp)
 
 
 def _input_example(X_df: pd.DataFrame) -> pd.DataFrame:

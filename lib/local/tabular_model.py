@@ -2,25 +2,52 @@
 
 Two ways in, one computation: ``predict`` (pandas, the reference behaviour) and
 ``fast_predict`` (plain Python records, no pandas) both encode to the same float64
-matrix and call the same native scoring code, so their results are identical.
+matrix with the one record encoder (``lib.local.fastpath.encoder``) and call the same
+native scoring code, so their results are identical.
 
-This module must stay importable on its own (no imports from the rest of ``lib``): it is
-shipped inside every saved model.
+Saved models are pickled with a reference to this module; ``write_model_code`` ships it and
+the encoder inside every saved model, so it imports nothing else from ``lib``.
 """
 
 from __future__ import annotations
 
-import math
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-NUMERIC = "numeric"
-CATEGORICAL = "categorical"
+from lib.local.fastpath.encoder import (
+    CATEGORICAL,
+    NUMERIC,
+    RecordEncoder,
+    category_code,
+    to_float,
+)
+
+__all__ = ["CATEGORICAL", "NUMERIC", "Encoder", "Member", "TabularModel", "write_model_code"]
+
+# What a saved model imports when it is unpickled, relative to the repository root.
+MODEL_CODE = ("lib/local/tabular_model.py", "lib/local/fastpath/encoder.py")
+
+
+def write_model_code(target: Path) -> Path:
+    """Copy the modules a saved model needs under ``target/lib``; return that for ``code_paths``.
+
+    NB: deliberately without ``__init__.py`` files, so the copy is only a namespace-package
+    fallback: when the repository's regular ``lib`` package is importable it always wins
+    and the saved copy never shadows it.
+    """
+    root = Path(__file__).resolve().parents[2]
+    for rel in MODEL_CODE:
+        dest = Path(target) / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / rel, dest)
+    return Path(target) / "lib"
 
 
 @dataclass
@@ -34,28 +61,6 @@ class Member:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-def _is_missing(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return value is pd.NA or value is pd.NaT
-
-
-def _to_float(value: Any) -> float:
-    if _is_missing(value):
-        return math.nan
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def _plain(value: Any) -> Any:
     """Numpy scalars to Python scalars (for JSON, MLflow params and category lookup)."""
     if isinstance(value, np.generic):
@@ -63,24 +68,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class Encoder:
-    """Turns raw feature values into a float64 matrix: numerics as floats, categoricals as codes."""
+class Encoder(RecordEncoder):
+    """The record encoder plus what needs pandas: learning the spec, encoding whole frames."""
 
+    # NB: registered models pickle this object's __dict__ (feature_spec, columns, kinds,
+    # _lookups, categorical_indices): keep those names so they still unpickle.
     def __init__(self, feature_spec: list[dict[str, Any]]):
-        self.feature_spec = feature_spec
-        self.columns = [f["name"] for f in feature_spec]
+        super().__init__(feature_spec)
         self.kinds = [f["kind"] for f in feature_spec]
-        # Values and their str() form both map to the code: JSON clients send "1" or 1.
-        self._lookups: list[dict[Any, float] | None] = []
-        for f in feature_spec:
-            if f["kind"] == CATEGORICAL:
-                table: dict[Any, float] = {}
-                for code, cat in enumerate(f["categories"]):
-                    table.setdefault(str(cat), float(code))
-                    table[cat] = float(code)
-                self._lookups.append(table)
-            else:
-                self._lookups.append(None)
         self.categorical_indices = [i for i, k in enumerate(self.kinds) if k == CATEGORICAL]
 
     @staticmethod
@@ -126,38 +121,17 @@ class Encoder:
                 if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
                     out[:, i] = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy()
                 else:
-                    out[:, i] = [_to_float(v) for v in col.tolist()]
+                    out[:, i] = [to_float(v) for v in col.tolist()]
             else:
-                out[:, i] = [
-                    math.nan if _is_missing(v) else lookup.get(v, lookup.get(str(v), math.nan))
-                    for v in col.tolist()
-                ]
+                out[:, i] = [category_code(lookup, v) for v in col.tolist()]
         return out
 
     def encode_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Encoding of plain dict records with no pandas on the path."""
-        rows = []
-        for rec in records:
-            row = []
-            for name, lookup in zip(self.columns, self._lookups, strict=True):
-                v = rec.get(name)
-                if lookup is None:
-                    row.append(_to_float(v))
-                elif _is_missing(v):
-                    row.append(math.nan)
-                else:
-                    try:
-                        code = lookup.get(v)
-                    except TypeError:  # unhashable value
-                        code = None
-                    if code is None:
-                        code = lookup.get(str(v), math.nan)
-                    row.append(code)
-            rows.append(row)
-        return np.array(rows, dtype=np.float64).reshape(len(rows), len(self.columns))
+        return self.encode(records)
 
 
-def _member_scores(member: Member, X: np.ndarray, task: str, n_classes: int) -> np.ndarray:
+def member_scores(member: Member, X: np.ndarray, task: str, n_classes: int) -> np.ndarray:
     """Class probabilities (n x k) for classification, predictions (n,) for regression."""
     single = X.shape[0] == 1
     est = member.estimator
@@ -225,7 +199,7 @@ class TabularModel(mlflow.pyfunc.PythonModel):
         n_classes = len(self.classes_)
         out = None
         for w, m in zip(self._weights, self.members, strict=True):
-            s = _member_scores(m, X, self.task, n_classes)
+            s = member_scores(m, X, self.task, n_classes)
             out = s * w if out is None else out + s * w
         return out
 

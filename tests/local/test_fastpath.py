@@ -21,6 +21,7 @@ from flaml.automl.model import (
 from sklearn.neighbors import KNeighborsClassifier
 
 from lib.local import fastpath
+from lib.local.fastpath import model as compiled_model
 from lib.local.automl_engine import _fit_member
 from lib.local.tabular_model import Encoder, Member, TabularModel
 
@@ -166,7 +167,7 @@ def test_compiled_matches_native(task: str, names: list[str], tmp_path: Path) ->
     _assert_same(model, compiled, _odd_rows(df.iloc[1800:]))
     if "lgbm" in names:
         lgbm = compiled.members[names.index("lgbm")]
-        arrays = compiled._member_arrays[names.index("lgbm")]
+        arrays = compiled.member_arrays[names.index("lgbm")]
         assert lgbm["kind"] == "lgbm" and "cat_table" in arrays  # categorical splits exercised
 
 
@@ -271,7 +272,7 @@ def test_bank_marketing_ensemble_matches_and_is_fast(tmp_path: Path) -> None:
     n = 200
     t_native = min(timeit.repeat(lambda: model.fast_predict(record), number=n, repeat=5)) / n
     t_fast = min(timeit.repeat(lambda: compiled.predict_records(record), number=n, repeat=5)) / n
-    trees = sum(int(compiled._member_arrays[i]["roots"].size) for i in range(len(names)))
+    trees = sum(int(compiled.member_arrays[i]["roots"].size) for i in range(len(names)))
     print(
         f"\nbank ensemble ({trees} trees, {len(names)} members): one row "
         f"compiled {t_fast * 1e3:.3f} ms, TabularModel.fast_predict {t_native * 1e3:.3f} ms"
@@ -320,7 +321,7 @@ def test_single_rows_chunks_and_batches_agree_exactly(
     rows = _odd_rows(df.iloc[1800:])
     # Values sitting exactly on split thresholds: XGBoost's strict test against LightGBM's
     # and sklearn's inclusive ones, in float32 and double.
-    forest = compiled._forest
+    forest = compiled.forest
     amount = forest.slot_thr[
         (forest.slot_col % len(compiled.feature_names)) == compiled.feature_names.index("amount")
     ]
@@ -344,8 +345,8 @@ def test_single_rows_chunks_and_batches_agree_exactly(
     batch = compiled.encoded_scores(x)
     single = np.concatenate([compiled.encoded_scores(x[i : i + 1]) for i in range(len(x))])
     assert np.array_equal(batch, single)
-    monkeypatch.setattr(fastpath, "_CHUNK_CELLS", 7 * forest.n_trees)  # 7-row chunks
-    assert compiled._chunk_rows == 7
+    monkeypatch.setattr(compiled_model, "CHUNK_CELLS", 7 * forest.n_trees)  # 7-row chunks
+    assert compiled.chunk_rows == 7
     assert np.array_equal(compiled.encoded_scores(x), batch)
     pair = compiled.encoded_scores(x[:2])  # the smallest batch takes the many-rows path
     assert np.array_equal(pair, batch[:2])
@@ -354,7 +355,7 @@ def test_single_rows_chunks_and_batches_agree_exactly(
 def test_forest_leaves_match_a_plain_walk_from_the_roots(tmp_path: Path) -> None:
     df, y = _synthetic("multiclass")
     model = _model("multiclass", ["lgbm", "xgboost", "rf"], df.iloc[:1800], y[:1800])
-    forest = _roundtrip(model, tmp_path)._forest
+    forest = _roundtrip(model, tmp_path).forest
     records = json.loads(_odd_rows(df.iloc[1800:]).to_json(orient="records"))
     x = fastpath.RecordEncoder(forest_spec := model.encoder.feature_spec).encode(records)
     assert len(forest_spec) == forest.n_features

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,14 @@ import pytest
 import xgboost as xgb
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
-from lib.local.tabular_model import CATEGORICAL, NUMERIC, Encoder, Member, TabularModel
+from lib.local.tabular_model import (
+    CATEGORICAL,
+    NUMERIC,
+    Encoder,
+    Member,
+    TabularModel,
+    write_model_code,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -145,14 +153,14 @@ def test_regression_model() -> None:
         model.fast_predict_proba(_records(X_df.head(1)))
 
 
-def test_saved_model_loads_in_a_fresh_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["repository", "elsewhere"])
+def test_saved_model_loads_in_a_fresh_process(tmp_path: Path, where: str) -> None:
+    """In the repository its own ``lib`` wins; elsewhere only the code shipped in the model."""
     model = _binary_model(("lgbm", "xgboost"))
     X_df, _ = _frame(30, seed=9)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     exp = mlflow.create_experiment("t", artifact_location=(tmp_path / "art").as_uri())
-    code = tmp_path / "code" / "lib" / "local"
-    code.mkdir(parents=True)
-    (code / "tabular_model.py").write_text((REPO / "lib/local/tabular_model.py").read_text())
+    code_dir = write_model_code(tmp_path / "code")
     example = X_df.head(3).astype({"colour": object})
     with mlflow.start_run(experiment_id=exp) as run:
         mlflow.pyfunc.log_model(
@@ -160,13 +168,13 @@ def test_saved_model_loads_in_a_fresh_process(tmp_path: Path) -> None:
             python_model=model,
             input_example=example,
             signature=mlflow.models.infer_signature(example, model.predict(None, example)),
-            code_paths=[str(tmp_path / "code" / "lib")],
+            code_paths=[str(code_dir)],
             pip_requirements=["lightgbm", "xgboost"],
         )
     uri = f"runs:/{run.info.run_id}/model"
     X_df.to_json(tmp_path / "rows.json", orient="records")
     script = f"""
-import json, mlflow, pandas as pd
+import json, sys, mlflow, pandas as pd
 mlflow.set_tracking_uri("sqlite:///{tmp_path}/mlflow.db")
 m = mlflow.pyfunc.load_model("{uri}")
 raw = m.unwrap_python_model()
@@ -176,10 +184,12 @@ print(json.dumps({{"pyfunc": [str(v) for v in m.predict(df)],
                   "fast": raw.fast_predict(records),
                   "proba": raw.fast_predict_proba(records),
                   "classes": raw.classes_, "threshold": raw.threshold,
-                  "module": type(raw).__module__}}))
+                  "module": type(raw).__module__,
+                  "encoder": sys.modules[type(raw.encoder).__mro__[1].__module__].__file__}}))
 """
+    cwd = REPO if where == "repository" else tmp_path
     done = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-2000:]
     got = json.loads(done.stdout.strip().splitlines()[-1])
@@ -187,3 +197,25 @@ print(json.dumps({{"pyfunc": [str(v) for v in m.predict(df)],
     np.testing.assert_allclose(got["proba"], model.predict_proba_frame(X_df), rtol=1e-12)
     assert got["classes"] == ["no", "yes"] and got["threshold"] == 0.5
     assert got["module"] == "lib.local.tabular_model"
+    shipped = not got["encoder"].startswith(str(REPO / "lib"))
+    assert shipped == (where == "elsewhere"), got["encoder"]
+
+
+def test_encoder_state_of_registered_models_still_unpickles() -> None:
+    """Registered models pickle the encoder's attributes: they must keep working as they are."""
+    enc = Encoder.from_frame(_frame()[0])
+    # What models registered before the shared record encoder carry in their pickles.
+    assert set(enc.__dict__) == {
+        "feature_spec",
+        "columns",
+        "kinds",
+        "_lookups",
+        "categorical_indices",
+    }
+    state = pickle.loads(pickle.dumps(dict(enc.__dict__)))
+    restored = Encoder.__new__(Encoder)
+    restored.__dict__.update(state)  # what unpickling does
+    records = [{"amount": 1.5, "count": 2, "colour": "red", "flag": True}, {"colour": None}]
+    np.testing.assert_array_equal(restored.encode_records(records), enc.encode_records(records))
+    frame = pd.DataFrame(records)
+    np.testing.assert_array_equal(restored.encode_frame(frame), enc.encode_frame(frame))
