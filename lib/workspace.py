@@ -16,22 +16,10 @@ from typing import Any, Protocol, runtime_checkable
 import pandas as pd
 
 from lib.appinsights import TelemetryQuery
-from lib.errors import WorkspaceError
-from lib.metrics import CLASSIFICATION_METRICS, LOWER_IS_BETTER, REGRESSION_METRICS
+from lib.errors import WorkspaceError  # defined apart so lib.names can raise it without a cycle
 from lib.names import endpoint_name_for, validate_dataset_name
 from lib.settings import Settings, UploadLimits
 from lib.tabular import ParsedTable, TableError, parse_table
-
-# Re-exported for modules that still import them from here; the owning modules are
-# `lib.errors`, `lib.metrics` and `lib.names`.
-__all__ = [
-    "CLASSIFICATION_METRICS",
-    "LOWER_IS_BETTER",
-    "REGRESSION_METRICS",
-    "WorkspaceError",
-    "endpoint_name_for",
-]
-
 
 # --- domain types -------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from lib.files import atomic_write
 from lib.local import tracking
 from lib.local.datasets import LocalDatasets
 from lib.local.jobs import JobContext, handler, log
-from lib.workspace import LOWER_IS_BETTER
+from lib.metrics import LOWER_IS_BETTER
 
 
 def _clean(value: Any) -> Any:

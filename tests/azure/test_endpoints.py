@@ -6,7 +6,8 @@ from azure.ai.ml.entities import Model as AzureModel
 
 from lib.appinsights import REQUEST_COLUMNS
 from lib.azure.endpoints import AzureEndpoints, parse_model_ref
-from lib.workspace import EndpointService, WorkspaceError, endpoint_name_for
+from lib.names import endpoint_name_for
+from lib.workspace import EndpointService, WorkspaceError
 from tests.support.azure_fakes import LOCATION, FakeMLClient, http_error
 
 SCORING_URI = f"https://bank-ep.{LOCATION}.inference.ml.azure.com/score"
