@@ -24,8 +24,8 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
+from lib.errors import WorkspaceError
 from lib.settings import AzureConfig
-from lib.workspace import WorkspaceError
 
 CONFIGURE_HINT = (
     "Configure the workspace in the [azure] section of .streamlit/secrets.toml "

@@ -15,7 +15,8 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from lib import names
 from lib.azure.client import MLClientSource, azure_call
 from lib.azure.values import created_at, parse_time, wire_text
-from lib.workspace import ComputeTarget, Job, WorkspaceError
+from lib.errors import WorkspaceError
+from lib.workspace import ComputeTarget, Job
 
 BUSY_NODE_STATES = frozenset({"running"})
 STARTING_NODE_STATES = frozenset({"preparing"})

@@ -23,8 +23,9 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from lib.azure.client import MLClientSource, azure_call
 from lib.azure.values import created_at
+from lib.errors import WorkspaceError
 from lib.tabular import TableError, parse_table, profile_frame
-from lib.workspace import Dataset, DatasetVersion, WorkspaceError, check_upload
+from lib.workspace import Dataset, DatasetVersion, check_upload
 
 FetchBytes = Callable[[str], bytes]
 

@@ -29,8 +29,9 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from lib.appinsights import REQUEST_COLUMNS
 from lib.azure.client import MLClientSource, azure_call, describe_azure_error
 from lib.azure.values import parse_time, wire_text
+from lib.errors import WorkspaceError
 from lib.names import validate_endpoint_name
-from lib.workspace import Endpoint, WorkspaceError
+from lib.workspace import Endpoint
 
 COLOURS = ("blue", "green")
 INSTANCE_TYPE = "Standard_DS3_v2"

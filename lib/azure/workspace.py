@@ -9,11 +9,12 @@ from lib.azure.datasets import AzureDatasets, FetchBytes
 from lib.azure.endpoints import AzureEndpoints
 from lib.azure.models import AzureModels, FetchMLmodel
 from lib.azure.telemetry import AzureTelemetry, LogsClientFactory
+from lib.errors import WorkspaceError
 from lib.local.benchmarks import LocalBenchmarks
 from lib.local.jobs import JobManager
 from lib.local.store import Store
 from lib.settings import Settings
-from lib.workspace import Workspace, WorkspaceError
+from lib.workspace import Workspace
 
 
 def open_azure_workspace(
