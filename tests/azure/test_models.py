@@ -8,8 +8,8 @@ from lib.azure.datasets import AzureDatasets
 from lib.azure.models import AzureModels
 from lib.model_signature import signature_columns
 from lib.workspace import ModelService, WorkspaceError
-from tests.azure.test_automl import add_trials, bank_csv, request
 from tests.support.azure_fakes import FakeMLClient, FakeMlflowClient
+from tests.support.azure_fakes_automl import add_trials, bank_csv, request
 
 MLMODEL = """\
 artifact_path: outputs/mlflow-model
