@@ -9,6 +9,7 @@ from lib.local.datasets import LocalDatasets
 from lib.local.endpoints import LocalEndpoints
 from lib.local.jobs import JobManager
 from lib.local.models import LocalModels
+from lib.local.pipelines.service import LocalPipelines
 from lib.local.store import Store
 from lib.local.telemetry_service import LocalTelemetry
 from lib.settings import Settings
@@ -32,5 +33,6 @@ def open_local_workspace(settings: Settings) -> Workspace:
         endpoints=endpoints,
         telemetry=LocalTelemetry(endpoints.telemetry_db),
         benchmarks=LocalBenchmarks(jobs, datasets),
+        pipelines=LocalPipelines(store, jobs, datasets),
         extras={"store": store, "jobs": jobs},
     )
