@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from azure.ai.ml.entities import AmlCompute, CommandJob, ComputeInstance
+from azure.ai.ml.entities import CommandJob
 
 from lib.azure.automl import AzureAutoML, default_mlflow_client, timeout_minutes
 from lib.azure.datasets import AzureDatasets
@@ -28,27 +28,7 @@ from tests.support.azure_fakes import (
     FakeMlflowClient,
     mlflow_run,
 )
-from tests.support.azure_fakes_automl import T0, add_trials, bank_csv, request
-
-
-@pytest.fixture
-def datasets(fake_client: FakeMLClient) -> AzureDatasets:
-    ds = AzureDatasets(
-        fake_client, max_upload_bytes=1024 * 1024, fetch_bytes=fake_client.datastore.fetch
-    )
-    ds.upload("bank", bank_csv(), "bank.csv", "Bank marketing sample")
-    return ds
-
-
-@pytest.fixture
-def automl(
-    fake_client: FakeMLClient, datasets: AzureDatasets, fake_mlflow: FakeMlflowClient
-) -> AzureAutoML:
-    fake_client.compute.add(
-        AmlCompute(name="cpu-cluster", size="STANDARD_DS3_V2", max_instances=4), nodes=[]
-    )
-    fake_client.compute.add(ComputeInstance(name="ci-alice", size="STANDARD_DS11_V2"))
-    return AzureAutoML(fake_client, datasets, mlflow_client=lambda: fake_mlflow)
+from tests.support.azure_fakes_automl import T0, add_trials, request, submit_with_trials
 
 
 def job_creates(client: FakeMLClient) -> list[tuple]:
@@ -238,11 +218,9 @@ def test_unknown_job_is_a_workspace_error(automl: AzureAutoML) -> None:
 def test_trials_and_progress_from_mlflow_child_runs(
     automl: AzureAutoML, fake_client: FakeMLClient, fake_mlflow: FakeMlflowClient
 ) -> None:
-    job = automl.submit(request())
-    fake_client.jobs.set_status(job.id, "Running")
-    add_trials(fake_mlflow, job.id)
+    job_id = submit_with_trials(automl, fake_client, fake_mlflow, "Running")
 
-    trials = automl.trials(job.id)
+    trials = automl.trials(job_id)
     assert list(trials["trial"]) == [0, 1, 2, 3, 4]  # the setup run is not a trial
     assert list(trials["estimator"]) == [
         "LightGBM",
@@ -258,14 +236,14 @@ def test_trials_and_progress_from_mlflow_child_runs(
     assert trials.loc[0, "wall_time_s"] == 105.0
     assert trials.loc[0, "config"]["run_preprocessor"] == "MaxAbsScaler"
     assert {"accuracy", "log_loss", "run_id"} <= set(trials.columns)
-    assert ("search_runs", ("7",), f"tags.mlflow.parentRunId = '{job.id}'") in fake_mlflow.calls
+    assert ("search_runs", ("7",), f"tags.mlflow.parentRunId = '{job_id}'") in fake_mlflow.calls
 
-    progress = automl.get(job.id).progress
+    progress = automl.get(job_id).progress
     assert progress["trials"] == 5
     assert progress["best_score"] == 0.95
     assert progress["current_estimator"] == "XGBoostClassifier"
 
-    tail = automl.log_tail(job.id)
+    tail = automl.log_tail(job_id)
     assert "ml.azure.com/runs/" in tail
     assert "trial 3 VotingEnsemble: Completed AUC_weighted=0.9500" in tail
 
@@ -273,16 +251,14 @@ def test_trials_and_progress_from_mlflow_child_runs(
 def test_leaderboard_sorted_with_per_algorithm_best(
     automl: AzureAutoML, fake_client: FakeMLClient, fake_mlflow: FakeMlflowClient
 ) -> None:
-    job = automl.submit(request())
-    fake_client.jobs.set_status(job.id, "Completed")
-    add_trials(fake_mlflow, job.id)
+    job_id = submit_with_trials(automl, fake_client, fake_mlflow)
 
-    board = automl.leaderboard(job.id)
+    board = automl.leaderboard(job_id)
     assert list(board["AUC_weighted"].dropna()) == [0.95, 0.94, 0.93, 0.91]
     assert pd.isna(board["AUC_weighted"].iloc[-1])  # the unscored trial goes last
     assert "primary_metric" not in board.columns
 
-    best = automl.leaderboard(job.id, per_estimator=True)
+    best = automl.leaderboard(job_id, per_estimator=True)
     assert list(best["estimator"]) == ["VotingEnsemble", "LightGBM", "XGBoostClassifier"]
     assert list(best["AUC_weighted"]) == [0.95, 0.94, 0.93]
 
@@ -333,10 +309,8 @@ def test_trials_under_a_sweep_child_are_found(
 def test_details_from_the_best_child_and_its_artifacts(
     automl: AzureAutoML, fake_client: FakeMLClient, fake_mlflow: FakeMlflowClient
 ) -> None:
-    job = automl.submit(request())
-    fake_client.jobs.set_status(job.id, "Completed")
-    add_trials(fake_mlflow, job.id)
-    best = f"{job.id}_3"
+    job_id = submit_with_trials(automl, fake_client, fake_mlflow)
+    best = f"{job_id}_3"
     fake_mlflow.artifacts[(best, "confusion_matrix")] = {
         "schema_type": "confusion_matrix",
         "data": {"class_labels": ["no", "yes"], "matrix": [[80, 10], [5, 25]]},
@@ -353,7 +327,7 @@ def test_details_from_the_best_child_and_its_artifacts(
         },
     }
 
-    details = automl.details(job.id)
+    details = automl.details(job_id)
     assert details["best_estimator"] == "VotingEnsemble"
     assert details["run_id"] == best
     assert details["metrics"]["AUC_weighted"] == 0.95
@@ -362,7 +336,7 @@ def test_details_from_the_best_child_and_its_artifacts(
     assert [(p["fpr"], p["tpr"]) for p in yes] == [(1.0, 1.0), (10 / 90, 25 / 30), (0.0, 0.0)]
     assert {"recall", "precision", "threshold"} <= set(details["pr"][0])
     assert details["calibration"] == [] and details["feature_importance"] == []
-    assert automl.guardrails(job.id) == []
+    assert automl.guardrails(job_id) == []
 
 
 def test_details_without_artifacts_or_best_tag_pick_the_best_metric(

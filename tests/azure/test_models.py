@@ -1,15 +1,13 @@
 import pytest
-from azure.ai.ml.entities import AmlCompute
 from azure.ai.ml.entities import Model as AzureModel
 from azure.core.exceptions import ResourceNotFoundError
 
 from lib.azure.automl import AzureAutoML
-from lib.azure.datasets import AzureDatasets
 from lib.azure.models import AzureModels
 from lib.model_signature import signature_columns
 from lib.workspace import ModelService, WorkspaceError
 from tests.support.azure_fakes import FakeMLClient, FakeMlflowClient
-from tests.support.azure_fakes_automl import add_trials, bank_csv, request
+from tests.support.azure_fakes_automl import request, submit_with_trials
 
 MLMODEL = """\
 artifact_path: outputs/mlflow-model
@@ -22,23 +20,6 @@ signature:
     {"type": "string", "name": "contact", "required": true}]'
   outputs: '[{"type": "tensor", "tensor-spec": {"dtype": "object", "shape": [-1]}}]'
 """
-
-
-@pytest.fixture
-def datasets(fake_client: FakeMLClient) -> AzureDatasets:
-    ds = AzureDatasets(
-        fake_client, max_upload_bytes=1024 * 1024, fetch_bytes=fake_client.datastore.fetch
-    )
-    ds.upload("bank", bank_csv(), "bank.csv")
-    return ds
-
-
-@pytest.fixture
-def automl(
-    fake_client: FakeMLClient, datasets: AzureDatasets, fake_mlflow: FakeMlflowClient
-) -> AzureAutoML:
-    fake_client.compute.add(AmlCompute(name="cpu-cluster", max_instances=2))
-    return AzureAutoML(fake_client, datasets, mlflow_client=lambda: fake_mlflow)
 
 
 @pytest.fixture
@@ -59,10 +40,7 @@ def models(fake_client: FakeMLClient, automl: AzureAutoML, fetched: list) -> Azu
 def completed_job(
     automl: AzureAutoML, fake_client: FakeMLClient, fake_mlflow: FakeMlflowClient
 ) -> str:
-    job = automl.submit(request())
-    fake_client.jobs.set_status(job.id, "Completed")
-    add_trials(fake_mlflow, job.id)
-    return job.id
+    return submit_with_trials(automl, fake_client, fake_mlflow)
 
 
 def test_implements_the_protocol(models: AzureModels) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
+from lib.azure.automl import AzureAutoML
 from lib.workspace import AutoMLRequest
+from tests.support.azure_fakes import FakeMLClient
 from tests.support.azure_fakes_mlflow import FakeMlflowClient, mlflow_run
 
 T0 = 1_700_000_000_000
@@ -74,3 +76,17 @@ def add_trials(mlflow: FakeMlflowClient, job: str, best_tag: bool = True) -> Non
                 tags={"run_algorithm": algo, "run_preprocessor": pre, "iteration": str(i)},
             )
         )
+
+
+def submit_with_trials(
+    automl: AzureAutoML,
+    client: FakeMLClient,
+    mlflow: FakeMlflowClient,
+    status: str = "Completed",
+    best_tag: bool = True,
+) -> str:
+    """Submit `request()`, move the job to `status` and record its trials; the job's name."""
+    job = automl.submit(request())
+    client.jobs.set_status(job.id, status)
+    add_trials(mlflow, job.id, best_tag=best_tag)
+    return job.id
