@@ -30,7 +30,6 @@ from lib.azure.client import MLClientSource, azure_call
 from lib.azure.compute import MAX_JOBS
 from lib.azure.datasets import AzureDatasets
 from lib.errors import WorkspaceError
-from lib.metrics import CLASSIFICATION
 from lib.tabular import ParsedTable, TableError, parse_table
 from lib.workspace import AutoMLRequest, DatasetVersion, Job
 
@@ -158,10 +157,9 @@ class AzureAutoML:
 
     # --- trials ---------------------------------------------------------------------------
 
-    def _metric(self, job_id: str) -> tuple[str, str]:
-        """Our primary metric name and the job's task."""
-        request = self.get_request(job_id)
-        return request.get("primary_metric") or "", request.get("task") or CLASSIFICATION
+    def _metric(self, job_id: str) -> str:
+        """The job's primary metric, by our name."""
+        return self.get_request(job_id).get("primary_metric") or ""
 
     def _frame(self, job_id: str, metric: str) -> pd.DataFrame:
         parent, runs = parent_and_trials(self.mlflow(), job_id)
@@ -169,17 +167,17 @@ class AzureAutoML:
 
     def trials(self, job_id: str) -> pd.DataFrame:
         """One row per child run (trial order), with every metric Azure logged on it."""
-        metric, _ = self._metric(job_id)
+        metric = self._metric(job_id)
         return self._frame(job_id, metric)
 
     def leaderboard(self, job_id: str, per_estimator: bool = False) -> pd.DataFrame:
         """Trials sorted best first; with `per_estimator`, each algorithm's best trial."""
-        metric, _ = self._metric(job_id)
+        metric = self._metric(job_id)
         return leaderboard_frame(self._frame(job_id, metric), metric, per_estimator)
 
     def best_trial(self, job_id: str) -> dict[str, Any]:
         """The best child run: run_id, estimator and metrics (Azure's pick when it names one)."""
-        metric, _ = self._metric(job_id)
+        metric = self._metric(job_id)
         client = self.mlflow()
         parent, runs = parent_and_trials(client, job_id)
         best = best_run(parent, runs, metric, lambda run_id: get_run(client, run_id))
