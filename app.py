@@ -35,6 +35,7 @@ pages = {
     "Operate": [
         st.Page("pages/logs.py", title="Logs", icon=":material/monitoring:"),
         st.Page("pages/benchmarks.py", title="Benchmarks", icon=":material/speed:"),
+        st.Page("pages/pipelines.py", title="Pipelines", icon=":material/account_tree:"),
     ],
 }
 st.navigation(pages).run()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from lib.pipeline_view import next_scheduled
 from lib.ui import ago, workspace
 from lib.workspace import WorkspaceError
 
@@ -50,6 +51,18 @@ if ws.endpoints is not None:
                 f"**{e.name}** · {e.state} · {e.model_name} v{e.model_version} · "
                 f"`{e.scoring_uri}` · updated {ago(e.updated)}"
             )
+if ws.pipelines is not None:
+    # Looking is also what restarts a needed pipeline agent that died.
+    ws.pipelines.agent()
+    upcoming = next_scheduled(ws.pipelines.schedules())
+    if upcoming is not None:
+        st.subheader("Next scheduled run")
+        st.page_link(
+            "pages/pipelines.py",
+            label=f"{upcoming.pipeline} · {upcoming.name} ({upcoming.trigger}) · "
+            f"{upcoming.next_run:%Y-%m-%d %H:%M} UTC",
+            icon=":material/schedule:",
+        )
 if ws.automl is not None:
     recent = ws.automl.jobs()[:5]
     if recent:
