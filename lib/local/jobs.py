@@ -1,19 +1,21 @@
 """Local jobs: SQLite-backed queue, N worker slots, one OS process per running job.
 
-A job runs as `python -m lib.local.runner JOB_ID`, never inside the dashboard. Its state, PID,
-heartbeat and log path live in SQLite. Every look at the table (`tick`) reaps finished
-children, fails Running jobs whose process is gone, and starts Queued jobs while slots are free.
+A job runs as `python -m lib.local.runner JOB_ID`, never inside the dashboard. Its state, process
+identity (PID and start time), heartbeat and log path live in SQLite. Every look at the table
+(`tick`) fails Running jobs whose process is gone and starts Queued jobs while slots are free.
+
+Starting a job is claim → commit → spawn (held) → record identity → release: the process runs
+only once its identity is committed, so a crash at any step runs a job at most once, and a job
+process refuses to run a job recorded under another identity. A job whose process is alive stays
+Running even when its heartbeat is late (a laptop that slept): only a dead process fails it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,19 +25,25 @@ from typing import Any
 import psutil
 
 from lib.files import tail_file
+from lib.local import supervisor
 from lib.local.store import Store
-from lib.settings import REPO_ROOT
+from lib.local.supervisor import ProcessRef
 from lib.workspace import Job, WorkspaceError
 
 HEARTBEAT_S = 2.0
-# A live PID that has not beaten for this long is treated as hung or reused.
-STALE_HEARTBEAT_S = 120.0
+# A job claimed this long ago with no process recorded lost its starter to a crash.
+START_GRACE_S = 30.0
 CANCEL_GRACE_S = 5.0
-
-_children: dict[int, subprocess.Popen] = {}
+# Jobs that only orchestrate others (a pipeline run waits on its AutoML job) take no worker
+# slot: holding one could leave the job they wait on queued behind them forever.
+UNSLOTTED_KINDS = frozenset({"pipeline"})
 
 # Job kinds: kind -> handler(ctx, spec, settings) -> result dict, run by lib.local.runner.
 HANDLERS: dict[str, Callable[[JobContext, dict[str, Any], Any], dict[str, Any]]] = {}
+
+
+class NotThisProcessJob(WorkspaceError):
+    """The job is not Running under this process's identity (canceled, or run by another)."""
 
 
 def handler(kind: str) -> Callable:
@@ -54,15 +62,17 @@ def log(message: str) -> None:
     sys.stdout.flush()
 
 
-_children_lock = threading.Lock()
-
-
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def _parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+def _age_s(value: str | None) -> float:
+    when = _parse_time(value)
+    return (datetime.now(UTC) - when).total_seconds() if when else float("inf")
 
 
 def row_to_job(row: Any) -> Job:
@@ -80,21 +90,19 @@ def row_to_job(row: Any) -> Job:
     )
 
 
-def pid_alive(pid: int | None, started: str | None = None) -> bool:
-    """True if `pid` is a live (non-zombie) process that started no later than the job."""
-    if not pid:
-        return False
+def job_process(row: Any) -> ProcessRef | None:
+    """The recorded identity of a job's process (older rows: a PID no younger than the job)."""
+    ref = ProcessRef.of(row["pid"], row["pid_started"])
+    if ref is not None or not row["pid"] or not row["started"]:
+        return ref
     try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        if started:
-            # PID reuse: a process created after the job started is not the job.
-            if proc.create_time() > datetime.fromisoformat(started).timestamp() + 5:
-                return False
-        return True
+        created = psutil.Process(row["pid"]).create_time()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
+        return None
+    # A process created after the job started is not the job: the PID was reused.
+    if created > datetime.fromisoformat(row["started"]).timestamp() + 5:
+        return None
+    return supervisor.identify(row["pid"])
 
 
 class JobManager:
@@ -175,73 +183,90 @@ class JobManager:
     # --- supervision --------------------------------------------------------------------
 
     def tick(self) -> None:
-        """Reap children, fail orphans, start queued jobs while slots are free."""
-        self._reap()
+        """Fail Running jobs whose process is gone, then start queued jobs while slots are free."""
+        for job_id in self._claim():
+            self._launch(job_id)
+
+    def _claim(self) -> list[str]:
+        """Mark as many Queued jobs Running as slots are free; nothing is spawned in here."""
+        now = now_iso()
         with self.store.transaction() as tx:
             running = tx.execute(
-                "SELECT id, pid, started, heartbeat FROM jobs WHERE state='Running'"
+                "SELECT id, kind, pid, pid_started, started, heartbeat FROM jobs "
+                "WHERE state='Running'"
             ).fetchall()
             busy = 0
             for row in running:
-                reason = self._orphan_reason(row)
-                if reason:
+                if row["pid"] is None and _age_s(row["started"]) > START_GRACE_S:
+                    # Its starter died before recording a process; the held process exits
+                    # with its starter, so the job never ran: queue it again.
+                    tx.execute(
+                        """UPDATE jobs SET state='Queued', started=NULL, heartbeat=NULL
+                           WHERE id=? AND state='Running' AND pid IS NULL""",
+                        (row["id"],),
+                    )
+                elif row["pid"] is None or supervisor.is_alive(job_process(row)):
+                    busy += row["kind"] not in UNSLOTTED_KINDS
+                else:
+                    # The job process beats from its first step, so no beat means it never began.
+                    reason = (
+                        f"The job process (PID {row['pid']}) ended without reporting a result "
+                        "(killed, crashed or the machine restarted)."
+                        if row["heartbeat"]
+                        else f"The job process (PID {row['pid']}) exited before it began the job; "
+                        "see the job log."
+                    )
                     tx.execute(
                         "UPDATE jobs SET state='Failed', error=?, ended=? WHERE id=? AND state='Running'",
-                        (reason, now_iso(), row["id"]),
+                        (reason, now, row["id"]),
                     )
-                else:
-                    busy += 1
             free = self.slots - busy
-            if free <= 0:
-                return
-            queued = tx.execute(
-                "SELECT id FROM jobs WHERE state='Queued' ORDER BY created LIMIT ?", (free,)
+            waiting = tx.execute(
+                "SELECT id, kind FROM jobs WHERE state='Queued' ORDER BY created"
             ).fetchall()
+            queued = [r for r in waiting if r["kind"] in UNSLOTTED_KINDS]
+            queued += [r for r in waiting if r["kind"] not in UNSLOTTED_KINDS][: max(0, free)]
             for row in queued:
-                pid = self._spawn(row["id"])
                 tx.execute(
-                    "UPDATE jobs SET state='Running', pid=?, started=?, heartbeat=? WHERE id=?",
-                    (pid, now_iso(), now_iso(), row["id"]),
+                    """UPDATE jobs SET state='Running', pid=NULL, pid_started=NULL, started=?,
+                       heartbeat=NULL WHERE id=?""",
+                    (now, row["id"]),
                 )
+        return [row["id"] for row in queued]
 
-    @staticmethod
-    def _orphan_reason(row: Any) -> str | None:
-        if not pid_alive(row["pid"], row["started"]):
-            return (
-                f"The job process (PID {row['pid']}) ended without reporting a result "
-                "(killed, crashed or the machine restarted)."
-            )
-        beat = _parse_time(row["heartbeat"])
-        if beat and (datetime.now(UTC) - beat).total_seconds() > STALE_HEARTBEAT_S:
-            return f"No heartbeat from PID {row['pid']} for over {STALE_HEARTBEAT_S:.0f} s."
-        return None
+    def _launch(self, job_id: str) -> None:
+        """Spawn a claimed job's process held, record its identity, then let it run."""
+        try:
+            ref = self._spawn(job_id)
+        except OSError as exc:
+            with self.store.transaction() as tx:
+                tx.execute(
+                    "UPDATE jobs SET state='Failed', error=?, ended=? WHERE id=? AND state='Running'",
+                    (f"Could not start the job process: {exc}", now_iso(), job_id),
+                )
+            return
+        with self.store.transaction() as tx:
+            recorded = tx.execute(
+                """UPDATE jobs SET pid=?, pid_started=? WHERE id=? AND state='Running'
+                   AND pid IS NULL""",
+                (ref.pid, ref.create_time, job_id),
+            ).rowcount
+        if recorded:
+            supervisor.release(ref)
+        else:  # canceled or queued again meanwhile: this process must not run it
+            supervisor.stop(ref, grace_s=1.0)
 
-    def _spawn(self, job_id: str) -> int:
-        log = (self.job_dir(job_id) / "job.log").open("ab")
+    def _spawn(self, job_id: str) -> ProcessRef:
         env = dict(os.environ, OPSDECK_HOME=str(self.store.home), PYTHONUNBUFFERED="1")
         # Idle OpenMP workers must sleep, not spin: on a busy small machine spinning threads of
         # LightGBM/XGBoost turn a 0.1 s fit into tens of seconds.
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        proc = subprocess.Popen(
+        return supervisor.spawn(
             [sys.executable, "-m", "lib.local.runner", job_id],
-            cwd=REPO_ROOT,
+            self.job_dir(job_id) / "job.log",
             env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # survives a dashboard restart; own process group
+            hold=True,
         )
-        log.close()
-        with _children_lock:
-            _children[proc.pid] = proc
-        return proc.pid
-
-    @staticmethod
-    def _reap() -> None:
-        with _children_lock:
-            for pid, proc in list(_children.items()):
-                if proc.poll() is not None:
-                    del _children[pid]
 
     def cancel(self, job_id: str) -> Job:
         """Queued → Canceled at once; Running → SIGTERM, then SIGKILL after a grace period."""
@@ -255,9 +280,12 @@ class JobManager:
                 (now_iso(), job_id),
             )
             tx.execute("UPDATE jobs SET cancel_requested=1 WHERE id=?", (job_id,))
-            row = tx.execute("SELECT state, pid FROM jobs WHERE id=?", (job_id,)).fetchone()
-        if row["state"] == "Running" and row["pid"]:
-            self._terminate(row["pid"])
+            row = tx.execute(
+                "SELECT state, pid, pid_started, started FROM jobs WHERE id=?", (job_id,)
+            ).fetchone()
+        if row["state"] == "Running":
+            # Only the recorded process is signalled: a reused PID belongs to someone else.
+            supervisor.stop(job_process(row), grace_s=CANCEL_GRACE_S)
             with self.store.transaction() as tx:
                 tx.execute(
                     """UPDATE jobs SET state='Canceled', ended=COALESCE(ended, ?),
@@ -266,23 +294,6 @@ class JobManager:
                 )
         self.tick()
         return self.get(job_id)
-
-    @staticmethod
-    def _terminate(pid: int) -> None:
-        try:
-            os.killpg(os.getpgid(pid), signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + CANCEL_GRACE_S
-        while time.monotonic() < deadline:
-            JobManager._reap()
-            if not pid_alive(pid):
-                return
-            time.sleep(0.1)
-        try:
-            os.killpg(os.getpgid(pid), signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 class JobContext:
@@ -293,15 +304,28 @@ class JobContext:
         self.job_id = job_id
         self._stop = threading.Event()
         self._beat = threading.Thread(target=self._heartbeat, daemon=True)
+        self._pid = os.getpid()
 
     def start(self) -> dict[str, Any]:
+        """The job's spec, once the job is confirmed Running under this process's identity."""
+        me = supervisor.identify(os.getpid())
+        assert me is not None
         with self.store.transaction() as tx:
             row = tx.execute("SELECT * FROM jobs WHERE id=?", (self.job_id,)).fetchone()
             if row is None:
                 raise WorkspaceError(f"Job {self.job_id} does not exist.")
+            recorded = ProcessRef.of(row["pid"], row["pid_started"])
+            # A job started by hand (no process recorded yet) is claimed by recording ourselves.
+            mine = recorded == me or row["pid"] is None
+            if row["state"] != "Running" or not mine:
+                raise NotThisProcessJob(
+                    f"Job {self.job_id} is {row['state']} under PID {row['pid']}; "
+                    f"PID {me.pid} does not run it."
+                )
             tx.execute(
-                "UPDATE jobs SET pid=?, heartbeat=?, started=COALESCE(started, ?) WHERE id=?",
-                (os.getpid(), now_iso(), now_iso(), self.job_id),
+                """UPDATE jobs SET pid=?, pid_started=?, heartbeat=?, started=COALESCE(started, ?)
+                   WHERE id=?""",
+                (me.pid, me.create_time, now_iso(), now_iso(), self.job_id),
             )
         self._beat.start()
         return json.loads(row["spec"])
@@ -337,14 +361,16 @@ class JobContext:
     ) -> None:
         self._stop.set()
         with self.store.transaction() as tx:
+            # Only the recorded process reports the outcome (a canceled job stays Canceled).
             tx.execute(
                 """UPDATE jobs SET state=?, result=?, error=?, ended=?
-                   WHERE id=? AND state IN ('Running', 'Queued')""",
+                   WHERE id=? AND state='Running' AND pid=?""",
                 (
                     state,
                     json.dumps(result, default=str) if result is not None else None,
                     error,
                     now_iso(),
                     self.job_id,
+                    self._pid,
                 ),
             )

@@ -8,7 +8,7 @@ import time
 import traceback
 from typing import Any
 
-from lib.local.jobs import HANDLERS, JobContext, JobManager, handler, log
+from lib.local.jobs import HANDLERS, JobContext, JobManager, NotThisProcessJob, handler, log
 from lib.local.store import Store
 from lib.settings import load_settings
 
@@ -46,6 +46,10 @@ def main(job_id: str) -> int:
     signal.signal(signal.SIGTERM, on_term)
     try:
         spec = ctx.start()
+    except NotThisProcessJob as exc:
+        log(f"not running job {job_id}: {exc}")
+        return 3
+    try:
         kind = (
             spec.get("_kind")
             or store.connect().execute("SELECT kind FROM jobs WHERE id=?", (job_id,)).fetchone()[0]
