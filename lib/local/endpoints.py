@@ -126,7 +126,7 @@ class LocalEndpoints:
         return self._to_endpoint(self._row(name))
 
     def keys(self, name: str) -> tuple[str, str]:
-        from lib.local.scoring_app import read_keys_file
+        from lib.local.scoring import read_keys_file
 
         self._row(name)
         try:
@@ -136,7 +136,7 @@ class LocalEndpoints:
 
     def regenerate_key(self, name: str, which: str = "primary") -> tuple[str, str]:
         """New value for one key; the server re-reads the file, the other key keeps working."""
-        from lib.local.scoring_app import write_keys_file
+        from lib.local.scoring import write_keys_file
 
         if which not in ("primary", "secondary"):
             raise WorkspaceError("Key must be 'primary' or 'secondary'.")
@@ -161,7 +161,7 @@ class LocalEndpoints:
 
     def deploy(self, model_name: str, model_version: int, endpoint_name: str) -> Endpoint:
         """Create the endpoint, or move an existing one to a new model version (same URI and keys)."""
-        from lib.local.scoring_app import write_keys_file
+        from lib.local.scoring import write_keys_file
 
         name = validate_endpoint_name(endpoint_name)
         with self._locked(name):
@@ -199,7 +199,7 @@ class LocalEndpoints:
         cmd = [
             sys.executable,
             "-m",
-            "lib.local.serve",
+            "lib.local.scoring.serve",
             "--model-uri",
             f"models:/{row['model_name']}/{row['model_version']}",
             "--tracking-uri",

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.local.scoring_app import ScoringSettings, create_app, write_keys_file
+from lib.local.scoring import ScoringSettings, create_app, write_keys_file
 from lib.local.telemetry import TelemetryWriter
 from tests.local.scoring_models import LiveServer, loaded, registered
 

@@ -10,7 +10,7 @@ import requests
 from openapi_spec_validator import validate
 
 from lib.appinsights import TelemetryQuery
-from lib.local.scoring_app import (
+from lib.local.scoring import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_ROWS,
     Column,

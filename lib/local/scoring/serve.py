@@ -1,6 +1,6 @@
 """Process entry point of a local endpoint: load the model once, serve it on uvicorn.
 
-    python -m lib.local.serve --model-uri models:/name/1 --tracking-uri sqlite:////abs/mlflow.db \\
+    python -m lib.local.scoring.serve --model-uri models:/name/1 --tracking-uri sqlite:////abs/mlflow.db \\
         --port 5001 --keys-file keys.json --telemetry-db telemetry.db --endpoint name --model-version 1
 
 Console lines go to stderr and, as traces, to the telemetry store. SIGTERM/SIGINT shut the
@@ -28,13 +28,9 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from lib.local.scoring_app import (  # noqa: E402
-    DEFAULT_MAX_BYTES,
-    DEFAULT_MAX_ROWS,
-    ScoringSettings,
-    create_app,
-    prepare_compiled,
-)
+from lib.local.scoring.app import ScoringSettings, create_app  # noqa: E402
+from lib.local.scoring.payloads import DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS  # noqa: E402
+from lib.local.scoring.served_model import prepare_compiled  # noqa: E402
 from lib.local.telemetry import TelemetryWriter, TraceHandler  # noqa: E402
 
 log = logging.getLogger("opsdeck.serve")
@@ -42,7 +38,7 @@ log = logging.getLogger("opsdeck.serve")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m lib.local.serve", description=__doc__.splitlines()[0]
+        prog="python -m lib.local.scoring.serve", description=__doc__.splitlines()[0]
     )
     p.add_argument(
         "--model-uri", required=True, help="models:/name/version, runs:/..., or a local path"

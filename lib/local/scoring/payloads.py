@@ -1,0 +1,302 @@
+"""Request bodies: the three Azure request shapes parsed and validated, responses shaped to match.
+
+Pure functions over parsed JSON, no pandas and no per-request schema objects:
+
+- `{"data": [{record}, ...]}` -> `{"result": [...]}`
+- `{"Inputs": {"data": [...]}, "GlobalParameters": {"method": "predict"}}` -> `{"Results": [...]}`
+- `{"input_data": {"columns": [...], "index": [...], "data": [[...]]}}` -> `[...]`
+
+Probabilities: `GlobalParameters.method = "predict_proba"` for the `Inputs` shape, a top-level
+`"method": "predict_proba"` for the `data` shape, `"params": {"method": "predict_proba"}` for the
+`input_data` shape, or `?method=predict_proba` on the URL for any shape.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_MAX_ROWS = 10_000
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+METHODS = ("predict", "predict_proba")
+
+
+class InputError(Exception):
+    """A client error: answered with `status` and `{"message": str(self)}`."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# ----------------------------------------------------------------------------- columns
+
+
+@dataclass(frozen=True)
+class Column:
+    """One input column: kind is "number", "integer", "string" or "boolean"."""
+
+    name: str
+    kind: str
+    required: bool = True
+    nullable: bool = True
+    categories: tuple | None = None
+    example: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    dtype: str = ""
+
+
+@dataclass
+class ParsedRequest:
+    """The records of one request, its shape (to answer in) and the method asked for."""
+
+    shape: str  # "data", "inputs" or "input_data"
+    records: list[dict]
+    method: str = "predict"
+
+
+def describe(value: Any) -> str:
+    """A value as JSON, cut to 40 characters, for error messages."""
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse a request body; anything that is not strict JSON is an `InputError`."""
+    if not body.strip():
+        raise InputError("Request body is empty; expected a JSON object")
+    try:
+        return json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise InputError("Request body is nested too deeply") from None
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"Request body is not valid JSON: {exc}") from None
+
+
+def _check_method(value: Any, where: str) -> str:
+    if value not in METHODS:
+        raise InputError(f"{where} must be 'predict' or 'predict_proba', got {describe(value)}")
+    return value
+
+
+def _check_keys(obj: dict, allowed: tuple[str, ...], where: str) -> None:
+    extra = [k for k in obj if k not in allowed]
+    if extra:
+        raise InputError(
+            f"Unknown field {where}{extra[0]!r}; allowed here: {', '.join(repr(a) for a in allowed)}"
+        )
+
+
+def _records_list(value: Any, where: str) -> list:
+    if not isinstance(value, list):
+        raise InputError(f"'{where}' must be a list of records, got {_json_type(value)}")
+    return value
+
+
+def _split_to_records(split: Any) -> list:
+    if isinstance(split, list):  # records orientation
+        return split
+    if not isinstance(split, dict):
+        raise InputError(f"'input_data' must be an object, got {_json_type(split)}")
+    _check_keys(split, ("columns", "index", "data"), "input_data.")
+    columns, rows = split.get("columns"), split.get("data")
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise InputError("'input_data.columns' must be a list of column names")
+    if len(set(columns)) != len(columns):
+        dup = next(c for c in columns if columns.count(c) > 1)
+        raise InputError(f"'input_data.columns' names column {dup!r} twice")
+    if not isinstance(rows, list):
+        raise InputError(f"'input_data.data' must be a list of rows, got {_json_type(rows)}")
+    index = split.get("index")
+    if index is not None and (not isinstance(index, list) or len(index) != len(rows)):
+        raise InputError("'input_data.index' must be a list with one entry per row of 'data'")
+    n = len(columns)
+    records = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, list):
+            raise InputError(
+                f"'input_data.data[{i}]' must be a list of values, got {_json_type(row)}"
+            )
+        if len(row) != n:
+            raise InputError(f"'input_data.data[{i}]' has {len(row)} values; 'columns' names {n}")
+        records.append(dict(zip(columns, row, strict=True)))
+    return records
+
+
+def parse_payload(payload: Any, query_method: str | None = None) -> ParsedRequest:
+    """Recognise one of the three request shapes; return its records and the method asked for."""
+    if query_method is not None:
+        _check_method(query_method, "Query parameter 'method'")
+    if not isinstance(payload, dict):
+        raise InputError(
+            f"Request body must be a JSON object with 'data', 'Inputs' or 'input_data', "
+            f"got {_json_type(payload)}"
+        )
+    method = None
+    if "Inputs" in payload:
+        _check_keys(payload, ("Inputs", "GlobalParameters"), "")
+        inputs = payload["Inputs"]
+        if not isinstance(inputs, dict):
+            raise InputError(f"'Inputs' must be an object, got {_json_type(inputs)}")
+        _check_keys(inputs, ("data",), "Inputs.")
+        if "data" not in inputs:
+            raise InputError("'Inputs.data' is missing")
+        records = _records_list(inputs["data"], "Inputs.data")
+        params = payload.get("GlobalParameters")
+        if params is not None:
+            if not isinstance(params, dict):
+                raise InputError(f"'GlobalParameters' must be an object, got {_json_type(params)}")
+            _check_keys(params, ("method",), "GlobalParameters.")
+            if "method" in params:
+                method = _check_method(params["method"], "'GlobalParameters.method'")
+        shape = "inputs"
+    elif "data" in payload:
+        _check_keys(payload, ("data", "method"), "")
+        records = _records_list(payload["data"], "data")
+        if "method" in payload:
+            method = _check_method(payload["method"], "'method'")
+        shape = "data"
+    elif "input_data" in payload:
+        _check_keys(payload, ("input_data", "params"), "")
+        records = _split_to_records(payload["input_data"])
+        params = payload.get("params")
+        if params is not None:
+            if not isinstance(params, dict):
+                raise InputError(f"'params' must be an object, got {_json_type(params)}")
+            _check_keys(params, ("method",), "params.")
+            if "method" in params:
+                method = _check_method(params["method"], "'params.method'")
+        shape = "input_data"
+    else:
+        keys = ", ".join(repr(k) for k in list(payload)[:5]) or "none"
+        raise InputError(
+            f"Request body must have one of the fields 'data', 'Inputs' or 'input_data' (got {keys})"
+        )
+    if method is not None and query_method is not None and method != query_method:
+        raise InputError(f"The body asks for {method!r} but the query string for {query_method!r}")
+    return ParsedRequest(shape, records, method or query_method or "predict")
+
+
+def _coerce_number(value: str) -> float | int | None:
+    text = value.strip()
+    try:
+        number = int(text)
+    except ValueError:
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+    if isinstance(number, float) and not math.isfinite(number):
+        return None
+    return number
+
+
+def validate_records(
+    records: list, columns: list[Column], max_rows: int, allow_null_integers: bool = True
+) -> None:
+    """Check records against the columns, in place: numeric strings become numbers."""
+    n = len(records)
+    if n == 0:
+        raise InputError("No rows to score: send at least one record")
+    if n > max_rows:
+        raise InputError(f"Too many rows: {n} (the limit is {max_rows} per request)", 413)
+    names = frozenset(c.name for c in columns)
+    required = frozenset(c.name for c in columns if c.required)
+    all_required = required == names
+    for i, rec in enumerate(records):
+        if type(rec) is not dict:
+            raise InputError(f"Row {i}: expected a JSON object (record), got {_json_type(rec)}")
+        if not (all_required and rec.keys() == names):
+            unknown = [k for k in rec if k not in names]
+            if unknown:
+                raise InputError(f"Row {i}: unknown column {unknown[0]!r}")
+            missing = [c for c in columns if c.required and c.name not in rec]
+            if missing:
+                raise InputError(f"Row {i}: missing column {missing[0].name!r}")
+        for col in columns:
+            name = col.name
+            if name not in rec:
+                rec[name] = None
+                continue
+            v = rec[name]
+            t = type(v)
+            if v is None:
+                if col.kind == "integer" and not allow_null_integers:
+                    raise InputError(
+                        f"Row {i}, column {name!r}: this model's signature types it as an "
+                        f"integer, which cannot be null"
+                    )
+                continue
+            kind = col.kind
+            if kind == "number":
+                if t is float or t is int:
+                    if t is int and abs(v) > 1e308:
+                        raise InputError(f"Row {i}, column {name!r}: number out of range")
+                    continue
+                if t is str:
+                    num = _coerce_number(v)
+                    if num is not None:
+                        rec[name] = num
+                        continue
+                raise InputError(f"Row {i}, column {name!r}: expected a number, got {describe(v)}")
+            if kind == "string":
+                if t is str:
+                    continue
+                raise InputError(f"Row {i}, column {name!r}: expected a string, got {describe(v)}")
+            if kind == "integer":
+                if t is int:
+                    continue
+                num = _coerce_number(v) if t is str else v if t is float else None
+                if num is not None and (type(num) is int or num.is_integer()):
+                    rec[name] = int(num)
+                    continue
+                raise InputError(
+                    f"Row {i}, column {name!r}: expected an integer, got {describe(v)}"
+                )
+            if t is not bool:  # boolean
+                raise InputError(
+                    f"Row {i}, column {name!r}: expected true or false, got {describe(v)}"
+                )
+
+
+def render_response(shape: str, values: list) -> Any:
+    """Wrap predictions in the response shape that matches the request shape."""
+    if shape == "data":
+        return {"result": values}
+    if shape == "inputs":
+        return {"Results": values}
+    return values
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalar
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact JSON bytes; numpy scalars and arrays become plain numbers and lists."""
+    return json.dumps(obj, separators=(",", ":"), default=_json_default).encode()
