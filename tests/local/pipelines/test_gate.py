@@ -59,3 +59,17 @@ def test_cross_validation_scores_every_labelled_row() -> None:
     df = frame()
     X, y = validation_rows(df, "y", "classification", "cv", 0.2)
     assert len(X) == df["y"].notna().sum()
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.2, 0.35])
+def test_holdout_rows_are_the_engines_own(fraction: float) -> None:
+    from lib.local.automl_engine.data import _validation_split
+    from lib.local.automl_engine.spec import AutoMLSpec
+
+    df = frame()
+    X, _ = validation_rows(df, "y", "classification", "holdout", fraction)
+    data = df[df["y"].notna()].reset_index(drop=True)
+    codes = (data["y"] == "yes").to_numpy().astype(int)  # classes sorted: no=0, yes=1
+    spec = AutoMLSpec(target="y", holdout_fraction=fraction)
+    _, _, engine_rows = _validation_split(spec, data[["age"]].to_numpy(), codes, True)
+    assert X.index.tolist() == engine_rows.tolist()
