@@ -442,16 +442,15 @@ class PipelineStore:
             raise WorkspaceError(f"Schedule {name} does not exist.")
         return self._to_schedule(row)
 
-    def schedule_fingerprints(self) -> dict[str, tuple[str, bool, str]]:
-        """name -> (kind + config + updated, enabled, pipeline) for the agent's reconciliation."""
+    def schedule_fingerprints(self) -> dict[str, tuple[str, datetime]]:
+        """name -> (what defines its trigger, when that last changed), for the agent's sync."""
         rows = self.store.connect().execute(
-            "SELECT name, kind, config, enabled, pipeline, created FROM pipeline_schedules"
+            "SELECT name, kind, config, created, updated FROM pipeline_schedules"
         )
         return {
             r["name"]: (
                 f"{r['kind']}|{r['config']}|{r['created']}",
-                bool(r["enabled"]),
-                r["pipeline"],
+                datetime.fromisoformat(r["updated"]),
             )
             for r in rows.fetchall()
         }
