@@ -27,11 +27,11 @@ from fastapi.responses import JSONResponse
 
 from lib.errors import WorkspaceError
 from lib.local import supervisor
-from lib.local.pipelines.schedules import build_trigger
 from lib.local.pipelines.service import TRIGGER_POLL_S, LocalPipelines
 from lib.local.pipelines.store import now_iso
 from lib.local.store import Store
 from lib.pipeline_rules import ParameterError, trigger_label
+from lib.pipeline_schedules import build_trigger
 from lib.workspace import PipelineRun
 
 MAX_BODY_BYTES = 64 * 1024

@@ -20,11 +20,11 @@ from lib.files import tail_file
 from lib.local import supervisor
 from lib.local.datasets import LocalDatasets
 from lib.local.jobs import JobManager
-from lib.local.pipelines.schedules import next_fire
 from lib.local.pipelines.store import PipelineStore, now_iso
 from lib.local.store import Store
 from lib.names import validate_pipeline_name
 from lib.pipeline_rules import ParameterError, apply_parameters, check_schedule, check_spec
+from lib.pipeline_schedules import next_fire
 from lib.workspace import (
     PIPELINE_STEPS,
     Pipeline,

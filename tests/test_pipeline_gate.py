@@ -1,4 +1,4 @@
-"""The deploy gate: the decision rule and the rows both models are judged on."""
+"""The deploy gate rules: the decision and the rows both models are judged on."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib.local.pipelines.gate import decide, validation_rows
+from lib.pipeline_gate import decide, validation_rows
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,7 @@
-"""Schedules as APScheduler triggers: cron (standard crontab days) or an anchored recurrence."""
+"""Schedules as APScheduler triggers (cron with crontab day numbering, or an anchored recurrence).
+
+Shared by both backends: the local agent fires them; both show the next fire time with them.
+"""
 
 from __future__ import annotations
 
