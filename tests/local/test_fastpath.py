@@ -22,7 +22,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from lib.local import fastpath
 from lib.local.fastpath import model as compiled_model
-from lib.local.automl_engine import _fit_member
+from lib.local.automl_engine import fit_member
 from lib.local.tabular_model import Encoder, Member, TabularModel
 
 REPO = Path(__file__).resolve().parents[2]
@@ -104,7 +104,7 @@ def _model(
         warnings.simplefilter("ignore")
         for i, name in enumerate(names):
             cls, cfg = LEARNERS[name]
-            m = _fit_member(cls, name, cfg, X, y, flaml_task, enc.categorical_indices, 1)
+            m = fit_member(cls, name, cfg, X, y, flaml_task, enc.categorical_indices, 1)
             m.weight = weights[i] if weights else 1.0
             members.append(m)
     classes = [] if task == "regression" else sorted(set(y.tolist()))

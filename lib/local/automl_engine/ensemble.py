@@ -1,0 +1,176 @@
+"""The served model's choice: validation scores of the strongest configs, a greedy weighted
+ensemble over them (boosters and bagged trees), the decision threshold and its metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from flaml import AutoML
+
+from lib.local.automl_engine import evaluation as ev
+from lib.local.automl_engine.data import Prepared
+from lib.local.automl_engine.members import BOOSTERS, fit_member, learner_class, plain_config
+from lib.local.automl_engine.search import SearchOutcome
+from lib.local.automl_engine.spec import AutoMLSpec
+from lib.local.tabular_model import Encoder, TabularModel
+
+ENSEMBLE_ROUNDS = 25
+# Bagged trees are weaker alone than the boosters, but their errors differ: the greedy
+# selection on out-of-fold scores takes them when they help.
+DIVERSE_MEMBERS = ("rf", "extra_tree")
+MAX_ENSEMBLE_CANDIDATES = 8
+
+Config = tuple[str, dict[str, Any]]  # (estimator name, FLAML config)
+
+
+@dataclass
+class Selection:
+    """The configs the served model averages, and what they score on the validation rows."""
+
+    chosen: list[tuple[Config, int]]  # (config, count in the greedy selection)
+    val_scores: np.ndarray  # the weighted average's scores on the validation rows
+    threshold: float | None
+    metrics: dict[str, float]  # full metric set of the average on the validation rows
+    name: str  # "VotingEnsemble" or the single estimator's name
+
+    @property
+    def is_ensemble(self) -> bool:
+        return len(self.chosen) > 1
+
+    @property
+    def weights(self) -> list[float]:
+        total = sum(c for _cfg, c in self.chosen)
+        return [c / total for _cfg, c in self.chosen]
+
+    def leaderboard_row(self, task: str) -> dict[str, Any]:
+        """The ensemble's row beside the per-estimator rows."""
+        return {
+            "estimator": self.name,
+            "trial": None,
+            "trials": None,
+            **{m: self.metrics.get(m) for m in ev.metric_names(task)},
+            "config": {f"{n}#{k}": c for k, ((n, _), c) in enumerate(self.chosen)},
+        }
+
+
+def candidates(search: SearchOutcome, metric: str, ensemble: bool) -> list[Config]:
+    """The best config first, then (for an ensemble) each estimator's best and booster runners-up."""
+    automl = search.automl
+    best_name = automl.best_estimator
+    out: list[Config] = [(best_name, plain_config(automl.best_config_per_estimator[best_name]))]
+    if not ensemble:
+        return out
+    for name in (*BOOSTERS, *DIVERSE_MEMBERS):
+        cfg = automl.best_config_per_estimator.get(name)
+        if cfg and name != best_name:
+            out.append((name, plain_config(cfg)))
+    # Runners-up of the boosters at full sample size add diversity cheaply.
+    trials_df = search.trials_frame
+    full = trials_df[
+        trials_df["estimator"].isin(BOOSTERS)
+        & (trials_df["sample_size"] >= trials_df["sample_size"].max())
+        & trials_df[metric].notna()
+    ].sort_values(metric, ascending=not ev.greater_is_better(metric))
+    for _, row in full.iterrows():
+        if len(out) >= MAX_ENSEMBLE_CANDIDATES:
+            break
+        key = (row["estimator"], row["config"])
+        if key not in out:
+            out.append(key)
+    return out
+
+
+def validation_scores(automl: AutoML, config: Config, data: Prepared, task: str) -> np.ndarray:
+    """Scores of one config on the validation rows (holdout) or out-of-fold (cv)."""
+    name, cfg = config
+    n_classes = len(data.classes)
+    width = (len(data.y), n_classes) if task == "classification" else (len(data.y),)
+    out = np.full(width, np.nan)
+    for tr, va in data.folds:
+        member = fit_member(
+            learner_class(automl, name),
+            name,
+            cfg,
+            data.X[tr],
+            data.y[tr],
+            task,
+            data.cat_idx,
+            data.n_jobs,
+        )
+        part = TabularModel(
+            task=task, encoder=Encoder([]), members=[member], classes=list(range(n_classes))
+        )
+        scores = part.encoded_scores(data.X[va])
+        if task == "classification" and scores.shape[1] != n_classes:
+            raise ValueError("a validation fold is missing a class; use fewer folds")
+        out[va] = scores
+    return out[data.val_rows]
+
+
+def greedy_ensemble(
+    task: str, y: np.ndarray, candidate_scores: list[np.ndarray], metric: str
+) -> list[int]:
+    """Caruana-style forward selection with replacement; returns counts per candidate."""
+    counts = [0] * len(candidate_scores)
+    total = None
+    best_value = None
+    for _ in range(ENSEMBLE_ROUNDS):
+        round_best = None
+        for i, s in enumerate(candidate_scores):
+            n = sum(counts) + 1
+            trial = s if total is None else (total * (n - 1) + s) / n
+            loss = ev.loss(metric, ev.metric_value(task, y, trial, metric))
+            if round_best is None or loss < round_best[0]:
+                round_best = (loss, i, trial)
+        if best_value is not None and round_best[0] > best_value + 1e-12:
+            break
+        best_value = round_best[0]
+        counts[round_best[1]] += 1
+        total = round_best[2]
+    return counts
+
+
+def select_model(
+    search: SearchOutcome,
+    data: Prepared,
+    spec: AutoMLSpec,
+    metric: str,
+    may_continue: Callable[[int], bool],
+    log: Callable[[str], None],
+) -> Selection:
+    """Score the candidates while ``may_continue(i)`` allows, pick the ensemble and threshold."""
+    cand_scores: list[np.ndarray] = []
+    kept: list[Config] = []
+    for i, config in enumerate(candidates(search, metric, spec.ensemble)):
+        if i > 0 and not may_continue(i):
+            log(f"ensemble: time is up after {i} candidates")
+            break
+        cand_scores.append(validation_scores(search.automl, config, data, spec.task))
+        kept.append(config)
+    y_val = data.y_val
+    if spec.ensemble and len(kept) > 1:
+        select_metric = "log_loss" if metric in ev.THRESHOLD_METRICS else metric
+        if spec.task == "regression":
+            select_metric = metric
+        counts = greedy_ensemble(spec.task, y_val, cand_scores, select_metric)
+    else:
+        counts = [1] + [0] * (len(kept) - 1)
+    chosen = [(kept[i], c) for i, c in enumerate(counts) if c > 0]
+    val_scores = sum(cand_scores[i] * c for i, c in enumerate(counts)) / sum(counts)
+
+    threshold = None
+    if data.is_clf and len(data.classes) == 2:
+        threshold = (
+            ev.best_accuracy_threshold(y_val, val_scores[:, 1]) if data.tune_threshold else 0.5
+        )
+    metrics = ev.compute_metrics(spec.task, y_val, val_scores, threshold)
+    name = "VotingEnsemble" if len(chosen) > 1 else chosen[0][0][0]
+    log(
+        f"model: {name} ({', '.join(f'{n} x{c}' for (n, _), c in chosen)}), "
+        f"validation {metric} = {metrics.get(metric):.4f}"
+        + (f", threshold {threshold:.2f}" if threshold is not None else "")
+    )
+    return Selection(chosen, val_scores, threshold, metrics, name)

@@ -1,0 +1,281 @@
+"""The FLAML search on the encoded matrix; every finished trial becomes an MLflow child run.
+
+FLAML is fed the encoded numpy matrix rather than a DataFrame so that its own pandas
+preprocessing is never part of the model: training and serving see the very same floats.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from flaml import AutoML
+
+from lib.local.automl_engine import evaluation as ev
+from lib.local.automl_engine.data import Prepared
+from lib.local.automl_engine.members import plain_config
+from lib.local.automl_engine.spec import AutoMLCanceled, AutoMLSpec, TrialEvent
+from lib.local.automl_engine.tracking import TrialLogger
+
+# Extra first points for the search besides FLAML's cheap initial configs: the libraries'
+# own defaults (a strong tabular baseline) and a slower-learning variant of each, so the
+# search never ends below what an untuned booster would give.
+STARTING_POINTS: dict[str, list[dict[str, Any]]] = {
+    "lgbm": [
+        {
+            "n_estimators": 100,
+            "num_leaves": 31,
+            "min_child_samples": 20,
+            "learning_rate": 0.1,
+            "log_max_bin": 8,
+            "colsample_bytree": 1.0,
+            "reg_alpha": 1 / 1024,
+            "reg_lambda": 1 / 1024,
+        },
+        {
+            "n_estimators": 500,
+            "num_leaves": 15,
+            "min_child_samples": 30,
+            "learning_rate": 0.03,
+            "log_max_bin": 8,
+            "colsample_bytree": 0.7,
+            "reg_alpha": 1 / 1024,
+            "reg_lambda": 1.0,
+        },
+    ],
+    "xgb_limitdepth": [
+        {
+            "n_estimators": 300,
+            "max_depth": 5,
+            "min_child_weight": 1.0,
+            "learning_rate": 0.05,
+            "subsample": 0.8,
+            "colsample_bylevel": 1.0,
+            "colsample_bytree": 0.8,
+            "reg_alpha": 1 / 1024,
+            "reg_lambda": 1.0,
+        }
+    ],
+}
+STARTING_POINTS_MIN_ROWS = 1000
+
+
+class _TrackedAutoML(AutoML):
+    """FLAML AutoML that reports every finished trial to a callback, on the search thread."""
+
+    def __init__(self, on_logged_trial: Callable[[AutoML, Any, str], None], **kwargs: Any):
+        super().__init__(**kwargs)
+        self._on_logged_trial = on_logged_trial
+
+    def _log_trial(self, search_state: Any, estimator: str) -> None:
+        super()._log_trial(search_state, estimator)
+        self._on_logged_trial(self, search_state, estimator)
+
+    def stop_search(self) -> None:
+        # The search loop ends once the time used reaches the budget.
+        self._state.time_budget = 0
+
+
+@dataclass
+class SearchOutcome:
+    automl: AutoML
+    trials: list[dict[str, Any]]  # one row per finished trial, as reported
+    per_estimator: list[dict[str, Any]]  # each estimator's best trial
+    seconds: float
+
+    @property
+    def trials_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.trials)
+
+
+def run_search(
+    data: Prepared,
+    spec: AutoMLSpec,
+    metric: str,
+    *,
+    parent_id: str,
+    trial_logger: TrialLogger,
+    artifact_dir: Path,
+    on_trial: Callable[[TrialEvent], None] | None,
+    should_stop: Callable[[], bool] | None,
+    log: Callable[[str], None],
+) -> SearchOutcome:
+    """Search within the spec's budget; raise ``AutoMLCanceled`` if the caller stopped it."""
+    trial_rows: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"value": None}
+    t_search = time.time()
+
+    def trial_done(automl: AutoML, state: Any, estimator: str) -> None:
+        logged = dict(state.metric_for_logging or {})
+        values = {k: float(v) for k, v in logged.items() if ev.is_metric(k)}
+        value = values.get(metric)
+        if value is None and state.val_loss is not None:
+            value = ev.value_from_loss(metric, float(state.val_loss))
+        better = best["value"] is None or (
+            value is not None and ev.loss(metric, value) < ev.loss(metric, best["value"])
+        )
+        if better and value is not None:
+            best["value"] = value
+        event = TrialEvent(
+            trial=len(trial_rows),
+            estimator=estimator,
+            config=plain_config(state.config or {}),
+            primary_metric=value,
+            best_so_far=best["value"],
+            wall_time_s=round(time.time() - t_search, 3),
+            duration_s=round(float(state.trial_time or 0.0), 3),
+            sample_size=int(state.sample_size or 0),
+            metrics=values,
+        )
+        trial_rows.append(
+            {
+                "trial": event.trial,
+                "estimator": estimator,
+                "config": event.config,
+                metric: value,
+                **{k: v for k, v in values.items() if k != metric},
+                "best_so_far": event.best_so_far,
+                "sample_size": event.sample_size,
+                "duration_s": event.duration_s,
+                "wall_time_s": event.wall_time_s,
+                "status": "Completed",
+            }
+        )
+        trial_logger.submit(event)
+        if on_trial is not None:
+            try:
+                on_trial(event)
+            except Exception as exc:  # noqa: BLE001 - a UI callback must not end the search
+                log(f"on_trial callback failed: {exc}")
+        if should_stop is not None and should_stop():
+            log("stop requested: ending the search after this trial")
+            automl.stop_search()
+
+    automl = _TrackedAutoML(trial_done)
+    fit_args = _fit_args(data, spec, metric, _flaml_metric(data, metric), artifact_dir, parent_id)
+    log(
+        f"search: {len(data.y)} rows x {data.X.shape[1]} features, {spec.validation}, "
+        f"metric {metric}, budget {spec.time_budget_s:g}s, estimators {data.estimators}"
+    )
+    flaml_logger = logging.getLogger("flaml.automl.logger")
+    previous_level = flaml_logger.level
+    flaml_logger.setLevel(logging.ERROR)
+    t_search = time.time()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            automl.fit(**fit_args)
+    finally:
+        flaml_logger.setLevel(previous_level)
+        trial_logger.close()
+    seconds = time.time() - t_search
+    stopped = should_stop is not None and should_stop()
+    if stopped or not automl.best_config_per_estimator or automl.best_estimator is None:
+        mlflow.set_tag("automl.status", "Canceled" if stopped else "NoTrial")
+        mlflow.end_run("KILLED" if stopped else "FAILED")
+        if stopped:
+            raise AutoMLCanceled(
+                f"canceled after {len(trial_rows)} trials", parent_id, len(trial_rows)
+            )
+        raise RuntimeError("the search ended before any trial finished")
+    log(f"search done: {len(trial_rows)} trials in {seconds:.1f}s, best {automl.best_estimator}")
+    return SearchOutcome(
+        automl=automl,
+        trials=trial_rows,
+        per_estimator=_per_estimator_rows(trial_rows, data.estimators, metric, spec.task),
+        seconds=seconds,
+    )
+
+
+def _flaml_metric(data: Prepared, metric: str) -> Callable[..., tuple[float, dict[str, float]]]:
+    """FLAML's custom-metric hook: the loss to minimise plus the full metric set to log."""
+    n_classes = len(data.classes)
+
+    def flaml_metric(X_v, y_v, estimator, labels, *args: Any, **kwargs: Any):  # noqa: ANN001
+        t = time.time()
+        if data.is_clf:
+            proba = np.asarray(estimator.predict_proba(X_v), dtype=np.float64)
+            if proba.shape[1] != n_classes:  # a sample lacked some class
+                full = np.zeros((len(y_v), n_classes))
+                full[:, list(labels)] = proba
+                proba = full
+            values = ev.classification_metrics(np.asarray(y_v), proba)
+        else:
+            values = ev.regression_metrics(np.asarray(y_v), np.asarray(estimator.predict(X_v)))
+        values["pred_time"] = (time.time() - t) / max(1, len(y_v))
+        return ev.loss(metric, values[metric]), values
+
+    return flaml_metric
+
+
+def _fit_args(
+    data: Prepared,
+    spec: AutoMLSpec,
+    metric: str,
+    flaml_metric: Callable[..., Any],
+    artifact_dir: Path,
+    parent_id: str,
+) -> dict[str, Any]:
+    estimators = data.estimators
+    fit_args: dict[str, Any] = {
+        "task": spec.task,
+        "metric": flaml_metric,
+        "time_budget": spec.time_budget_s,
+        "estimator_list": estimators,
+        "seed": spec.seed,
+        "n_jobs": data.n_jobs,
+        "verbose": 0,
+        "log_type": "all",
+        "log_file_name": str(artifact_dir / f"flaml_trials_{parent_id}.jsonl"),
+        "mlflow_logging": False,
+        "retrain_full": False,
+        "model_history": False,
+        "auto_augment": False,
+    }
+    if spec.max_trials:
+        fit_args["max_iter"] = int(spec.max_trials)
+    starting = {k: v for k, v in STARTING_POINTS.items() if k in estimators}
+    if starting and len(data.y) >= STARTING_POINTS_MIN_ROWS:
+        fit_args["starting_points"] = starting
+    if data.cat_idx and "lgbm" in estimators:
+        fit_args["fit_kwargs_by_estimator"] = {"lgbm": {"categorical_feature": data.cat_idx}}
+    X, y = data.X, data.y
+    if spec.validation == "holdout":
+        tr, va = data.folds[0]
+        fit_args.update(X_train=X[tr], y_train=y[tr], X_val=X[va], y_val=y[va])
+    else:
+        fit_args.update(X_train=X, y_train=y, eval_method="cv", split_type=data.splitter)
+    return fit_args
+
+
+def _per_estimator_rows(
+    trial_rows: list[dict[str, Any]], estimators: list[str], metric: str, task: str
+) -> list[dict[str, Any]]:
+    """Each estimator's best trial, as measured in the search."""
+    trials_df = pd.DataFrame(trial_rows)
+    rows_out = []
+    for name in estimators:
+        rows = trials_df[(trials_df["estimator"] == name) & trials_df[metric].notna()]
+        if rows.empty:
+            continue
+        pick = rows.loc[
+            rows[metric].idxmax() if ev.greater_is_better(metric) else rows[metric].idxmin()
+        ]
+        rows_out.append(
+            {
+                "estimator": name,
+                "trial": int(pick["trial"]),
+                "trials": len(rows),
+                **{m: pick.get(m) for m in ev.metric_names(task)},
+                "config": pick["config"],
+            }
+        )
+    return rows_out
