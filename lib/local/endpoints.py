@@ -339,7 +339,10 @@ class LocalEndpoints:
                 supervisor.stop(_server(row), grace_s=STOP_GRACE_S)
             new_state, new_error = "Stopped", None
         elif state == "Creating":
-            if not alive:
+            if not alive and row["pid"] is None:
+                new_state = "Failed"
+                new_error = "The deploy was interrupted before the server started; deploy again."
+            elif not alive:
                 tail = self.logs(row["name"], lines=15)
                 new_state, new_error = "Failed", f"The server exited during start-up.\n{tail}"
             elif self._healthy(row["port"]):
