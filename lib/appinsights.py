@@ -24,6 +24,21 @@ REQUEST_COLUMNS: list[str] = [
 ]
 # `AppTraces`, in this order.
 TRACE_COLUMNS: list[str] = ["TimeGenerated", "Message", "SeverityLevel", "Endpoint"]
+# The Logs page's aggregates (`TelemetryService.summary`, `.result_codes`, `.status_codes`).
+# `TimeGenerated` there is a bin's start; p50/p95/p99/MeanMs are request durations in ms.
+SUMMARY_COLUMNS: list[str] = [
+    "TimeGenerated",
+    "Endpoint",
+    "Deployment",
+    "Requests",
+    "Failed",
+    "p50",
+    "p95",
+    "p99",
+    "MeanMs",
+]
+CODE_COLUMNS: list[str] = ["TimeGenerated", "ResultCode", "Requests"]
+STATUS_COLUMNS: list[str] = ["ResultCode", "Requests"]
 KINDS = ("requests", "traces")
 TABLES = {"requests": "AppRequests", "traces": "AppTraces"}
 COLUMNS = {"requests": REQUEST_COLUMNS, "traces": TRACE_COLUMNS}
@@ -76,6 +91,28 @@ class TelemetryQuery:
 
     def with_limit(self, limit: int | None) -> TelemetryQuery:
         return replace(self, limit=limit)
+
+
+@dataclass(frozen=True)
+class RequestKpis:
+    """The Logs page's tiles for one window; durations in ms (None without requests).
+
+    `percentile_error` is the largest relative error of p50/p95/p99 (0.0 when exact);
+    `warning` carries partial results or throttling reported by the backend.
+    """
+
+    requests: int = 0
+    failed: int = 0
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    mean_ms: float | None = None
+    percentile_error: float = 0.0
+    warning: str = ""
+
+    @property
+    def failure_rate(self) -> float | None:
+        return self.failed / self.requests if self.requests else None
 
 
 def check_kind(kind: str) -> str:

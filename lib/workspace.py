@@ -8,14 +8,15 @@ pandas DataFrame, never an SDK object.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
-from lib.appinsights import TelemetryQuery
+from lib.appinsights import RequestKpis, TelemetryQuery
+from lib.drift import DriftReport
 from lib.errors import WorkspaceError  # defined apart so lib.names can raise it without a cycle
 from lib.names import endpoint_name_for, validate_dataset_name
 from lib.settings import Settings, UploadLimits
@@ -460,6 +461,73 @@ class TelemetryService(Protocol):
         """The SQL or KQL behind the `kind` ("requests" or "traces") table, for display."""
         ...
 
+    # Aggregates are computed where the data lives (local roll-ups, KQL `summarize` on Azure):
+    # their size depends on the window and bin, never on the number of requests. They ignore
+    # `query.limit`. A backend may put a partial-result or throttling message in
+    # `frame.attrs["warning"]` (and `RequestKpis.warning`).
+
+    def summary(self, query: TelemetryQuery, bin_s: int) -> pd.DataFrame:
+        """Per time bin (`bin_s` seconds, UTC-aligned), endpoint and deployment: `SUMMARY_COLUMNS`.
+
+        Only bins with requests have rows; p50/p95/p99 are over every request of the row.
+        """
+        ...
+
+    def result_codes(self, query: TelemetryQuery, bin_s: int) -> pd.DataFrame:
+        """Requests per time bin and result code: `CODE_COLUMNS`."""
+        ...
+
+    def kpis(self, query: TelemetryQuery) -> RequestKpis:
+        """Requests, failures, p50/p95/p99 and mean duration over the whole window."""
+        ...
+
+    def status_codes(self, query: TelemetryQuery) -> pd.DataFrame:
+        """Requests per result code over the window: `STATUS_COLUMNS`, most frequent first."""
+        ...
+
+    # Raw rows (`REQUEST_COLUMNS` / `TRACE_COLUMNS`), always limited; newest first unless stated.
+
+    def slowest(self, query: TelemetryQuery, limit: int = 50) -> pd.DataFrame:
+        """The `limit` slowest requests of the window, slowest first."""
+        ...
+
+    def failed(self, query: TelemetryQuery, limit: int = 50, offset: int = 0) -> pd.DataFrame:
+        """Failed requests (`Success` false) of the window, a page of `limit` after `offset`."""
+        ...
+
+    def recent(self, query: TelemetryQuery, limit: int = 100, offset: int = 0) -> pd.DataFrame:
+        """Requests of the window, a page of `limit` after `offset`."""
+        ...
+
+    def recent_traces(
+        self, query: TelemetryQuery, text: str = "", limit: int = 100, offset: int = 0
+    ) -> pd.DataFrame:
+        """Traces of the window whose message contains `text` (case-insensitive), paginated."""
+        ...
+
+    def export_csv(self, query: TelemetryQuery) -> Iterator[bytes]:
+        """The window's requests as CSV (header first, oldest row first), streamed in chunks."""
+        ...
+
+
+@runtime_checkable
+class MonitoringService(Protocol):
+    """Model drift: an endpoint's sampled live inputs and predictions against its training profile."""
+
+    def report(
+        self, endpoint: str, since: datetime, until: datetime | None = None, bin_s: int = 3600
+    ) -> DriftReport:
+        """Per-feature drift over [since, until), ranked by drift; predictions per `bin_s` bin."""
+        ...
+
+    def states(self, since: datetime | None = None) -> dict[str, str]:
+        """Drift state ("OK", "watch", "drift" or "no data") per endpoint (default: last 24 h)."""
+        ...
+
+    def prediction_shares(self, query: TelemetryQuery) -> pd.DataFrame:
+        """Sampled predictions per deployment: Endpoint, Deployment, Prediction, Rows, Share."""
+        ...
+
 
 @dataclass
 class Workspace:
@@ -477,6 +545,7 @@ class Workspace:
     benchmarks: BenchmarkService | None = None
     telemetry: TelemetryService | None = None
     pipelines: PipelineService | None = None
+    monitoring: MonitoringService | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, int]:
