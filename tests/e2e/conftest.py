@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
-from tests.conftest import REPO_ROOT, free_port
+from tests.support.servers import ServerProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -29,49 +26,18 @@ CHROMIUM_ARGS = [
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start the dashboard on 127.0.0.1 with its own workspace home; yield its URL."""
-    port = free_port()
     home = tmp_path_factory.mktemp("e2e-home")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "OPSDECK_"))}
     env.update(OPSDECK_HOME=str(home), OPSDECK_BACKEND="local")
-    log = (home / "streamlit.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    argv = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", "{port}"]
+    argv += ["--server.address", "127.0.0.1", "--server.headless", "true"]
+    server = ServerProcess(
+        argv, home / "streamlit.log", ready_path="/_stcore/health", env=env, timeout=60
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/_stcore/health", timeout=1).text == "ok":
-                    break
-            except requests.ConnectionError:
-                pass
-            if proc.poll() is not None:
-                raise RuntimeError((home / "streamlit.log").read_text())
-            time.sleep(0.3)
-        else:
-            raise RuntimeError("dashboard did not become healthy in 60 s")
-        yield url
+        yield server.url
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
+        server.stop(grace_s=20)
         # Endpoint servers outlive the dashboard by design: stop the ones this test made.
         from lib.backend import open_workspace
         from lib.settings import load_settings

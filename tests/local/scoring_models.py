@@ -13,6 +13,8 @@ import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.pyfunc import PythonModel
 
+from tests.support.servers import LiveServer  # noqa: F401 - re-exported for the scoring tests
+
 NUMERIC = ["age", "balance"]
 CATEGORICAL = ["job", "contact"]
 FEATURES = NUMERIC + CATEGORICAL
@@ -245,43 +247,6 @@ def loaded(root: Path, which: str):
         ]
         _CACHE[key] = mlflow.pyfunc.load_model(uri, suppress_warnings=True)
     return _CACHE[key]
-
-
-class LiveServer:
-    """A real uvicorn server for an ASGI app, on 127.0.0.1 and a free port, in a thread."""
-
-    def __init__(self, app) -> None:
-        import socket
-        import threading
-
-        import uvicorn
-
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-        self.thread.start()
-        import time
-
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("test server did not start")
-            time.sleep(0.01)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
 
 
 def records(frame: pd.DataFrame, n: int | None = None) -> list[dict]:
