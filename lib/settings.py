@@ -14,7 +14,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+MB = 1024 * 1024
+# Streamlit's `server.maxUploadSize` in `.streamlit/config.toml` is this same number (a test
+# keeps them equal): the uploader's front door and the services' check agree.
 DEFAULT_MAX_UPLOAD_MB = 200
+DEFAULT_MAX_ROWS = 10_000_000
+DEFAULT_MAX_COLUMNS = 30_000
+# Decoded size of one table in memory: a 200 MB CSV is about 300 MB typed; a Parquet file can
+# decode to 100x its size, so this, not the upload size, is what keeps a bomb out.
+DEFAULT_MAX_UNCOMPRESSED_MB = 1024
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """What one uploaded table may be: file size, rows, columns, decoded size in memory."""
+
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * MB
+    max_rows: int = DEFAULT_MAX_ROWS
+    max_columns: int = DEFAULT_MAX_COLUMNS
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_MB * MB
+
+    @property
+    def max_upload_mb(self) -> int:
+        return max(1, self.max_upload_bytes // MB)
 
 
 @dataclass(frozen=True)
@@ -33,9 +55,14 @@ class Settings:
     backend: str  # "local" or "azure"
     backend_reason: str
     azure: AzureConfig | None = None
-    max_upload_mb: int = DEFAULT_MAX_UPLOAD_MB
+    limits: UploadLimits = field(default_factory=UploadLimits)
     worker_slots: int = field(default_factory=lambda: os.cpu_count() or 1)
     sample_data_path: Path | None = None
+
+    @property
+    def max_upload_mb(self) -> int:
+        """The upload size limit in MB (1024 * 1024 bytes, as Streamlit counts them)."""
+        return self.limits.max_upload_mb
 
 
 def _read_toml(path: Path) -> dict:
@@ -96,13 +123,43 @@ def _azure_from_config_json(path: Path) -> AzureConfig | None:
         raise ValueError(f"{path} is missing {exc.args[0]}") from exc
 
 
-def find_sample_data(env: os._Environ[str] | dict[str, str] | None = None) -> Path | None:
+def find_sample_data(
+    env: os._Environ[str] | dict[str, str] | None = None, root: Path | None = None
+) -> Path | None:
     """Locate the Bank Marketing CSV shipped beside the repo (never inside it)."""
     env = os.environ if env is None else env
-    explicit = env.get("OPSDECK_SAMPLE_DATA")
-    candidates = [Path(explicit)] if explicit else []
-    candidates.append(REPO_ROOT.parent / "shared" / "data" / "bankmarketing_train.csv")
+    # An empty or blank variable means "not set": the default lookup still applies.
+    explicit = (env.get("OPSDECK_SAMPLE_DATA") or "").strip()
+    candidates = [Path(explicit).expanduser()] if explicit else []
+    candidates.append((root or REPO_ROOT).parent / "shared" / "data" / "bankmarketing_train.csv")
     return next((p for p in candidates if p.is_file()), None)
+
+
+def _positive_int(name: str, *values: object) -> int:
+    """The first value that is set, as a positive int; a clear error names the setting."""
+    value = next(v for v in values if v not in (None, ""))
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
+    if number < 1:
+        raise ValueError(f"{name} must be at least 1, got {number}")
+    return number
+
+
+def _limits(env: os._Environ[str] | dict[str, str], opsdeck: dict) -> UploadLimits:
+    def pick(env_name: str, key: str, default: int) -> int:
+        return _positive_int(env_name, env.get(env_name), opsdeck.get(key), default)
+
+    return UploadLimits(
+        max_upload_bytes=pick("OPSDECK_MAX_UPLOAD_MB", "max_upload_mb", DEFAULT_MAX_UPLOAD_MB) * MB,
+        max_rows=pick("OPSDECK_MAX_ROWS", "max_rows", DEFAULT_MAX_ROWS),
+        max_columns=pick("OPSDECK_MAX_COLUMNS", "max_columns", DEFAULT_MAX_COLUMNS),
+        max_uncompressed_bytes=pick(
+            "OPSDECK_MAX_UNCOMPRESSED_MB", "max_uncompressed_mb", DEFAULT_MAX_UNCOMPRESSED_MB
+        )
+        * MB,
+    )
 
 
 def load_settings(
@@ -117,9 +174,7 @@ def load_settings(
     home = Path(env.get("OPSDECK_HOME") or opsdeck.get("home") or root / ".opsdeck")
     if not home.is_absolute():
         home = (root / home).resolve()
-    max_upload = int(
-        env.get("OPSDECK_MAX_UPLOAD_MB") or opsdeck.get("max_upload_mb") or DEFAULT_MAX_UPLOAD_MB
-    )
+    limits = _limits(env, opsdeck)
     slots = int(
         env.get("OPSDECK_WORKER_SLOTS") or opsdeck.get("worker_slots") or (os.cpu_count() or 1)
     )
@@ -147,9 +202,9 @@ def load_settings(
         backend=backend,
         backend_reason=reason,
         azure=azure,
-        max_upload_mb=max_upload,
+        limits=limits,
         worker_slots=max(1, slots),
-        sample_data_path=find_sample_data(env),
+        sample_data_path=find_sample_data(env, root),
     )
 
 

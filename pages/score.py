@@ -107,13 +107,17 @@ with tab_json:
                 else:
                     st.code(resp.text, language=None)
 with tab_batch:
+    limits = ws.settings.limits
+    upload_mb = min(limits.max_upload_mb, int(st.get_option("server.maxUploadSize")))
     upload = st.file_uploader(
-        "CSV or Parquet with the model's input columns", key="score_batch_file"
+        f"CSV or Parquet with the model's input columns, up to {upload_mb} MB",
+        key="score_batch_file",
+        max_upload_size=upload_mb,
     )
     chunk = st.number_input("Rows per request", 1, 10_000, 1000, key="score_batch_chunk")
     if upload is not None and st.button("Score file", key="score_batch_go"):
         try:
-            frame = parse_table(upload.name, upload.getvalue()).frame
+            frame = parse_table(upload.name, upload.getvalue(), limits=limits).frame
         except TableError as exc:
             st.error(str(exc))
         else:

@@ -1,9 +1,18 @@
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from lib.settings import load_settings, mask_secret
+from lib.settings import (
+    DEFAULT_MAX_UPLOAD_MB,
+    MB,
+    REPO_ROOT,
+    UploadLimits,
+    find_sample_data,
+    load_settings,
+    mask_secret,
+)
 
 
 def test_local_by_default_with_reason(tmp_path: Path) -> None:
@@ -60,3 +69,49 @@ def test_mask_secret_never_shows_whole_key() -> None:
     masked = mask_secret(key)
     assert key not in masked and masked.endswith("mnop")
     assert mask_secret("short") == "•" * 8
+
+
+def test_upload_limits_default_and_override(tmp_path: Path) -> None:
+    s = load_settings(env={}, root=tmp_path)
+    assert s.limits == UploadLimits()
+    assert s.limits.max_upload_bytes == DEFAULT_MAX_UPLOAD_MB * MB
+    env = {
+        "OPSDECK_MAX_UPLOAD_MB": "5",
+        "OPSDECK_MAX_ROWS": "1000",
+        "OPSDECK_MAX_COLUMNS": "20",
+        "OPSDECK_MAX_UNCOMPRESSED_MB": "64",
+    }
+    s = load_settings(env=env, root=tmp_path)
+    assert s.limits == UploadLimits(
+        max_upload_bytes=5 * MB, max_rows=1000, max_columns=20, max_uncompressed_bytes=64 * MB
+    )
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text("[opsdeck]\nmax_rows = 77\n")
+    assert load_settings(env={}, root=tmp_path).limits.max_rows == 77
+    with pytest.raises(ValueError, match="OPSDECK_MAX_ROWS must be a whole number"):
+        load_settings(env={"OPSDECK_MAX_ROWS": "lots"}, root=tmp_path)
+    with pytest.raises(ValueError, match="OPSDECK_MAX_COLUMNS must be at least 1"):
+        load_settings(env={"OPSDECK_MAX_COLUMNS": "0"}, root=tmp_path)
+
+
+def test_streamlit_upload_cap_is_the_default_limit() -> None:
+    """Streamlit's own uploader cap and the services' check are one number."""
+    config = tomllib.loads((REPO_ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == DEFAULT_MAX_UPLOAD_MB
+    assert UploadLimits().max_upload_mb == DEFAULT_MAX_UPLOAD_MB
+
+
+def test_empty_sample_variable_falls_back_to_the_default_copy(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    default = tmp_path / "shared" / "data" / "bankmarketing_train.csv"
+    default.parent.mkdir(parents=True)
+    default.write_text("age,y\n1,no\n")
+    for value in ("", "   "):
+        assert find_sample_data({"OPSDECK_SAMPLE_DATA": value}, repo) == default
+        assert load_settings(env={"OPSDECK_SAMPLE_DATA": value}, root=repo).sample_data_path == (
+            default
+        )
+    own = tmp_path / "mine.csv"
+    own.write_text("a\n1\n")
+    assert find_sample_data({"OPSDECK_SAMPLE_DATA": str(own)}, repo) == own

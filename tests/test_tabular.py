@@ -1,9 +1,21 @@
 import io
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from lib.tabular import TableError, detect_format, parse_table, profile_frame, to_parquet_bytes
+from lib.settings import UploadLimits
+from lib.tabular import (
+    SNIFF_MAX_BYTES,
+    TableError,
+    detect_format,
+    parse_table,
+    profile_frame,
+    profile_records,
+    to_parquet_bytes,
+)
 
 
 def test_sniffs_semicolon_and_tab_delimiters() -> None:
@@ -49,7 +61,7 @@ def test_bad_csv_is_rejected_with_reason(data: bytes, message: str) -> None:
 
 
 def test_size_limit() -> None:
-    with pytest.raises(TableError, match="over the 0 MB limit"):
+    with pytest.raises(TableError, match="over the 100 bytes limit"):
         parse_table("big.csv", b"a\n" + b"1\n" * 1000, max_bytes=100)
 
 
@@ -89,3 +101,199 @@ def test_bank_marketing_parses(bank_csv) -> None:
     assert "y" in parsed.frame.columns
     assert set(parsed.frame["y"].unique()) == {"yes", "no"}
     assert isinstance(io.BytesIO(to_parquet_bytes(parsed.frame)).getvalue(), bytes)
+
+
+# --- missing-value tokens and column types --------------------------------------------------
+
+TITANIC = (
+    b"name,age,fare,boat,embarked\n"
+    b"Allen,29,211.3375,2,S\n"
+    b"Allison,?,151.55,?,S\n"
+    b"Andrews, 39 ,0,-,S\n"
+    b"Appleton,NA,?,D,?\n"
+    b"Artagaveytia,71,49.5042,,C\n"
+)
+
+
+def test_titanic_question_marks_are_missing_numbers() -> None:
+    parsed = parse_table("titanic.csv", TITANIC)
+    frame = parsed.frame
+    assert str(frame["age"].dtype) == "float64"
+    assert frame["age"].isna().tolist() == [False, True, False, True, False]
+    assert frame["age"].iloc[2] == 39.0  # padded number still read as a number
+    assert str(frame["fare"].dtype) == "float64" and frame["fare"].isna().sum() == 1
+    assert parsed.missing["age"] == {"?": 1, "NA": 1}
+    assert parsed.missing["fare"] == {"?": 1}
+    # Text columns keep their tokens as values; only empty cells are missing there.
+    assert frame["embarked"].tolist() == ["S", "S", "S", "?", "C"]
+    assert frame["boat"].tolist()[:4] == ["2", "?", "-", "D"]
+    assert pd.isna(frame["boat"].iloc[4]) and parsed.missing["boat"] == {"": 1}
+    assert "embarked" not in parsed.missing
+
+
+def test_missing_tokens_are_the_operators_choice() -> None:
+    without_question_mark = parse_table(
+        "t.csv", TITANIC, missing_tokens=["", "NA"]
+    ).frame  # "?" is a value now: age and fare are text
+    assert str(without_question_mark["age"].dtype) == "str"
+    data = b"score,grade\n1.5,a\nunknown,b\n3,c\n"
+    assert str(parse_table("u.csv", data).frame["score"].dtype) == "str"
+    custom = parse_table("u.csv", data, missing_tokens=["", "Unknown"])
+    assert custom.frame["score"].isna().tolist() == [False, True, False]
+    assert custom.missing == {"score": {"unknown": 1}}
+
+
+def test_datetime_columns_are_detected() -> None:
+    data = (
+        b"when,us_date,stamp,label\n"
+        b"2024-01-05,01/31/2024,2024-01-05 10:00:00,a\n"
+        b"2024-02-29,12/01/2023,N/A,b\n"
+        b",02/02/2024,2024-03-01T08:30:00,c\n"
+    )
+    parsed = parse_table("d.csv", data)
+    frame = parsed.frame
+    assert all(str(frame[c].dtype).startswith("datetime64") for c in ("when", "us_date", "stamp"))
+    assert frame["us_date"].iloc[0] == pd.Timestamp("2024-01-31")
+    assert frame["when"].isna().tolist() == [False, False, True]
+    assert parsed.missing["stamp"] == {"N/A": 1}
+    prof = profile_records(parsed.table, parsed.missing)
+    kinds = {r["column"]: r["kind"] for r in prof}
+    assert kinds == {
+        "when": "datetime",
+        "us_date": "datetime",
+        "stamp": "datetime",
+        "label": "text",
+    }
+    when = next(r for r in prof if r["column"] == "when")
+    assert when["top_values"] == "2024-01-05 … 2024-02-29" and when["missing_pct"] == 33.33
+
+
+def test_booleans_integers_and_all_empty_columns() -> None:
+    data = b"flag,n,nothing,big\nTrue,1,,1e3\nfalse,2,,2.5\nTRUE,3,,-1\n"
+    frame = parse_table("b.csv", data).frame
+    assert frame["flag"].tolist() == [True, False, True]
+    assert str(frame["n"].dtype) == "int64"
+    assert str(frame["nothing"].dtype) == "float64" and frame["nothing"].isna().all()
+    assert frame["big"].tolist() == [1000.0, 2.5, -1.0]
+
+
+def test_types_learned_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token, a decimal or a word far into the file changes the column correctly."""
+    import lib.tabular.reading as reading
+
+    monkeypatch.setattr(reading, "_block_size", lambda header_bytes: 256)  # many chunks
+    n = 400
+    rows = [f"{i},{i},{i},01/0{1 + i % 9}/2024" for i in range(n)]
+    rows[300] = "?,?,?,N/A"
+    rows[350] = "7.5,word,8,13/01/2024"  # 13 is no month: the dates are day first
+    data = ("ints,late_word,late_missing,day_first\n" + "\n".join(rows) + "\n").encode()
+    parsed = parse_table("c.csv", data)
+    assert parsed.table.column("ints").num_chunks > 3
+    frame = parsed.frame
+    assert str(frame["ints"].dtype) == "float64" and frame["ints"].iloc[350] == 7.5
+    assert pd.isna(frame["ints"].iloc[300])
+    # Numbers then a word: the column is text and its "?" is a value again.
+    assert str(frame["late_word"].dtype) == "str"
+    assert frame["late_word"].iloc[300] == "?" and frame["late_word"].iloc[350] == "word"
+    assert "late_word" not in parsed.missing
+    assert str(frame["late_missing"].dtype) == "float64"
+    assert frame["day_first"].iloc[350] == pd.Timestamp("2024-01-13")
+    assert frame["day_first"].iloc[2] == pd.Timestamp("2024-03-01")
+    assert parsed.missing["day_first"] == {"N/A": 1}
+
+
+def test_short_rows_and_quoted_newlines() -> None:
+    ragged = parse_table("r.csv", b"a,b,c\n1,2\n3,4,5\n").frame
+    assert ragged["a"].tolist() == [1, 3] and pd.isna(ragged["c"].iloc[0])
+    quoted = parse_table("q.csv", b'note,n\n"two\nlines",1\n"plain",2\n').frame
+    assert quoted["note"].tolist() == ["two\nlines", "plain"]
+    with pytest.raises(TableError, match="could not be parsed"):
+        parse_table("x.csv", b"a,b\n1,2\n1,2,3,4\n")
+
+
+def test_semicolon_file_with_decimal_commas() -> None:
+    parsed = parse_table("eu.csv", b"city;price\nLyon;1,5\nNice;2,25\n")
+    assert parsed.delimiter == ";" and parsed.frame["price"].tolist() == ["1,5", "2,25"]
+
+
+# --- hostile and huge files -----------------------------------------------------------------
+
+
+def test_delimiter_choice_reads_a_bounded_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    """csv.Sniffer is quadratic on lines like this one (23 s for 64 KB): it is not used, and
+    the delimiter is chosen from at most the header line plus SNIFF_MAX_BYTES."""
+    import csv
+
+    import lib.tabular.csv_text as csv_text
+
+    def no_sniffer(*args, **kwargs):
+        raise AssertionError("csv.Sniffer must not run on uploaded bytes")
+
+    monkeypatch.setattr(csv.Sniffer, "sniff", no_sniffer)
+    samples: list[int] = []
+    real_choose = csv_text.choose_delimiter
+    monkeypatch.setattr(
+        csv_text, "choose_delimiter", lambda s: samples.append(len(s)) or real_choose(s)
+    )
+    hostile = ('a,"' * 21_846).encode()[:65_536]  # quotes and delimiters that never close
+    body = b"x,y\n" + b"1,2\n" * 10 + hostile + b"\n" + b"3,4\n" * 50_000
+    with pytest.raises(TableError):
+        parse_table("hostile.csv", body)
+    assert samples and max(samples) <= len("x,y\n") + SNIFF_MAX_BYTES
+    header_attack = hostile + b"\n1,2\n"
+    try:
+        parse_table("header.csv", header_attack)
+    except TableError:
+        pass
+    assert max(samples) <= len(header_attack)
+
+
+def test_csv_row_and_column_limits() -> None:
+    wide = (",".join(f"c{i}" for i in range(50)) + "\n" + ",".join("1" * 50) + "\n").encode()
+    with pytest.raises(TableError, match="50 columns, over the limit of 40"):
+        parse_table("wide.csv", wide, limits=UploadLimits(max_columns=40))
+    long = b"a\n" + b"1\n" * 5000
+    with pytest.raises(TableError, match="more than 1,000 rows.*OPSDECK_MAX_ROWS"):
+        parse_table("long.csv", long, limits=UploadLimits(max_rows=1000))
+
+
+def _parquet(table: pa.Table, **kwargs) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **kwargs)
+    return sink.getvalue().to_pybytes()
+
+
+def test_parquet_bomb_is_refused_from_its_footer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many rows of one constant compress to almost nothing; the footer says how many."""
+    bomb = _parquet(pa.table({"x": pa.array(np.zeros(2_000_000))}))
+    assert len(bomb) < 64_000  # ~2 KB on disk for 16 MB of doubles
+    decoded: list[int] = []
+    real_iter = pq.ParquetFile.iter_batches
+    monkeypatch.setattr(
+        pq.ParquetFile,
+        "iter_batches",
+        lambda self, *a, **k: decoded.append(1) or real_iter(self, *a, **k),
+    )
+    with pytest.raises(TableError, match="2,000,000 rows, over the limit of 100,000"):
+        parse_table("bomb.parquet", bomb, limits=UploadLimits(max_rows=100_000))
+    assert decoded == []  # refused before decoding anything
+
+
+def test_parquet_string_bomb_stops_at_the_byte_budget() -> None:
+    """A dictionary of one 1 KB string repeated: the footer cannot size it, decoding stops."""
+    rows = 100_000
+    values = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(rows, dtype=np.int32)), pa.array(["x" * 1024])
+    )
+    bomb = _parquet(pa.table({"s": values}), store_schema=False)
+    assert len(bomb) < 64_000  # ~100 MB once decoded
+    limits = UploadLimits(max_uncompressed_bytes=8 << 20)
+    with pytest.raises(TableError, match="decodes to more than 8 MB"):
+        parse_table("strings.parquet", bomb, limits=limits)
+
+
+def test_parquet_text_columns_learn_their_type() -> None:
+    data = _parquet(pa.table({"age": ["22", "?", "41"], "ints": pa.array([1, None, 3])}))
+    parsed = parse_table("t.parquet", data)
+    assert str(parsed.frame["age"].dtype) == "float64" and parsed.missing == {"age": {"?": 1}}
+    assert str(parsed.frame["ints"].dtype) == "float64"

@@ -1,0 +1,52 @@
+"""Reading uploaded tables (CSV, Parquet) within the upload limits, typing columns, profiling.
+
+Pure functions of bytes and Arrow tables, shared by both backends and the Score page.
+"""
+
+from lib.tabular.columns import MISSING_TOKENS, normalize_tokens, pandas_dtypes
+from lib.tabular.csv_text import CSV_DELIMITERS, SNIFF_MAX_BYTES, choose_delimiter
+from lib.tabular.limits import TableError
+from lib.tabular.profile import (
+    HISTOGRAM_BINS,
+    PROFILE_COLUMNS,
+    format_tokens,
+    profile_frame,
+    profile_from_records,
+    profile_records,
+)
+from lib.tabular.reading import (
+    ParsedTable,
+    detect_format,
+    frame_to_table,
+    parse_csv,
+    parse_parquet,
+    parse_table,
+    table_to_frame,
+    to_parquet_bytes,
+    write_parquet,
+)
+
+__all__ = [
+    "CSV_DELIMITERS",
+    "HISTOGRAM_BINS",
+    "MISSING_TOKENS",
+    "PROFILE_COLUMNS",
+    "SNIFF_MAX_BYTES",
+    "ParsedTable",
+    "TableError",
+    "choose_delimiter",
+    "detect_format",
+    "format_tokens",
+    "frame_to_table",
+    "normalize_tokens",
+    "pandas_dtypes",
+    "parse_csv",
+    "parse_parquet",
+    "parse_table",
+    "profile_frame",
+    "profile_from_records",
+    "profile_records",
+    "table_to_frame",
+    "to_parquet_bytes",
+    "write_parquet",
+]

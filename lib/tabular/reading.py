@@ -1,0 +1,346 @@
+"""Reading an uploaded file into a typed Arrow table, within the upload limits.
+
+CSV is read twice, streaming, as strings: the first pass learns each column's type (and counts
+rows, so an over-long file stops early), the second converts chunk by chunk. Peak memory is the
+file's bytes plus the typed table plus one chunk, never a decoded copy of the whole text.
+Parquet is checked from its footer (rows, columns, uncompressed size) before anything is decoded,
+then decoded in batches under the same byte budget.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from lib.settings import UploadLimits
+from lib.tabular.columns import (
+    ColumnBuilder,
+    is_textual,
+    normalize_column,
+    normalize_tokens,
+    to_storage,
+)
+from lib.tabular.csv_text import check_duplicates, check_header, read_layout
+from lib.tabular.limits import (
+    TableError,
+    check_columns,
+    check_decoded_size,
+    check_file_size,
+    check_rows,
+)
+
+PARQUET_MAGIC = b"PAR1"
+PARQUET_BATCH_ROWS = 65_536
+PARQUET_BATCH_BYTES = 16 << 20
+PARQUET_PROBE_ROWS = 64
+WRITE_ROW_GROUP = 131_072
+MIN_BLOCK_BYTES = 1 << 20
+MAX_BLOCK_BYTES = 64 << 20
+PANDAS_INDEX = re.compile(r"__index_level_\d+__")
+
+
+@dataclass(frozen=True)
+class ParsedTable:
+    """A typed table read from an upload, with what was learned while reading it."""
+
+    table: pa.Table
+    file_format: str  # "csv" or "parquet"
+    encoding: str | None = None
+    delimiter: str | None = None
+    # Column -> {token as written in the file: count} for the cells read as missing.
+    missing: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return self.table.num_rows
+
+    @property
+    def columns(self) -> list[str]:
+        return [str(c) for c in self.table.column_names]
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The table as pandas, with the dtypes the stored copy loads with."""
+        return table_to_frame(self.table)
+
+
+def table_to_frame(table: pa.Table) -> pd.DataFrame:
+    """Arrow to pandas the way a stored version loads (text as `str`, not categorical)."""
+    return to_storage(table).to_pandas()
+
+
+def detect_format(file_name: str, data: bytes) -> str:
+    """Parquet by magic bytes or extension, everything else CSV."""
+    lower = file_name.lower()
+    if lower.endswith((".parquet", ".pq")):
+        return "parquet"
+    if data[:4] == PARQUET_MAGIC:
+        return "parquet"
+    return "csv"
+
+
+# --- CSV ----------------------------------------------------------------------------------
+
+
+def _csv_batches(
+    buffer: pa.Buffer,
+    names: list[str],
+    delimiter: str,
+    encoding: str,
+    block_size: int,
+    only: list[str] | None = None,
+) -> Iterator[pa.RecordBatch]:
+    reader = pacsv.open_csv(
+        pa.BufferReader(buffer),
+        read_options=pacsv.ReadOptions(
+            column_names=names, skip_rows=1, block_size=block_size, encoding=encoding
+        ),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names},
+            include_columns=only or [],
+            null_values=[],
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+    yield from reader
+
+
+def _pandas_batches(
+    data: memoryview,
+    names: list[str],
+    delimiter: str,
+    encoding: str,
+    only: list[str] | None = None,
+) -> Iterator[pa.RecordBatch]:
+    """The forgiving reader for rows Arrow refuses (short rows, values across block ends)."""
+    try:
+        chunks = pd.read_csv(
+            io.BytesIO(data),
+            sep=delimiter,
+            encoding=encoding,
+            header=0,
+            names=names,
+            usecols=only,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            chunksize=PARQUET_BATCH_ROWS,
+        )
+        for chunk in chunks:
+            yield pa.RecordBatch.from_pandas(chunk, preserve_index=False)
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise TableError(f"The CSV could not be parsed: {exc}".strip()) from exc
+
+
+BatchSource = Callable[[list[str] | None], Iterable[pa.RecordBatch]]
+
+
+def _build(
+    batches: BatchSource, names: list[str], limits: UploadLimits, tokens: tuple[str, ...]
+) -> tuple[pa.Table, dict[str, dict[str, int]]]:
+    """Type every column while reading once; read again only the columns that need it."""
+    builders = [ColumnBuilder(n, tokens) for n in names]
+    rows = decoded = 0
+    for batch in batches(None):
+        rows += batch.num_rows
+        check_rows(rows, limits, at_least=True)
+        for builder, column in zip(builders, batch.columns, strict=True):
+            kept = len(builder.chunks)
+            builder.add(column)
+            decoded += sum(c.nbytes for c in builder.chunks[kept:])
+        check_decoded_size(decoded, limits, at_least=True)
+    if rows == 0:
+        raise TableError("The file has a header but no data rows.")
+    again = [b for b in builders if b.unresolved]
+    if again:
+        position = {b.name: i for i, b in enumerate(again)}
+        parts: list[list[pa.Array]] = [[] for _ in again]
+        for batch in batches([b.name for b in again]):
+            for name, column in zip(batch.schema.names, batch.columns, strict=True):
+                parts[position[name]].append(column)
+        for builder, chunks in zip(again, parts, strict=True):
+            builder.reread(chunks)
+    columns = [b.finish() for b in builders]
+    table = pa.table(columns, names=names)
+    check_decoded_size(table.nbytes, limits)
+    missing = {b.name: b.recognised() for b in builders if b.recognised()}
+    return table, missing
+
+
+def _block_size(header_bytes: int) -> int:
+    """Bytes per chunk: whole rows, and bigger for wide files so each chunk has many rows."""
+    return min(MAX_BLOCK_BYTES, max(MIN_BLOCK_BYTES, header_bytes * 512))
+
+
+def parse_csv(
+    data: bytes,
+    limits: UploadLimits | None = None,
+    missing_tokens: Iterable[str] | None = None,
+) -> ParsedTable:
+    """Parse CSV bytes (UTF-8 or Latin-1, delimiter chosen from a bounded sample)."""
+    limits = limits or UploadLimits()
+    if not data or data.isspace():
+        raise TableError("The file is empty.")
+    layout = read_layout(data)
+    check_header(layout.header)
+    check_columns(len(layout.header), limits)
+    names = [h.strip() for h in layout.header]
+    tokens = normalize_tokens(missing_tokens)
+    buffer = pa.py_buffer(data)
+    if layout.body_offset:
+        buffer = buffer.slice(layout.body_offset)
+    block = _block_size(layout.header_bytes)
+    try:
+        table, missing = _build(
+            lambda only: _csv_batches(
+                buffer, names, layout.delimiter, layout.encoding, block, only
+            ),
+            names,
+            limits,
+            tokens,
+        )
+    except pa.ArrowInvalid:
+        view = memoryview(data)[layout.body_offset :]
+        table, missing = _build(
+            lambda only: _pandas_batches(view, names, layout.delimiter, layout.encoding, only),
+            names,
+            limits,
+            tokens,
+        )
+    return ParsedTable(
+        table=table,
+        file_format="csv",
+        encoding=layout.encoding,
+        delimiter=layout.delimiter,
+        missing=missing,
+    )
+
+
+# --- Parquet ------------------------------------------------------------------------------
+
+
+def _open_parquet(data: bytes) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as exc:
+        raise TableError(f"The file is not a valid Parquet file ({exc}).") from exc
+
+
+def check_parquet_footer(parquet: pq.ParquetFile, limits: UploadLimits) -> None:
+    """Refuse from the footer alone: rows, columns and uncompressed size before decoding."""
+    meta = parquet.metadata
+    check_columns(meta.num_columns, limits)
+    check_rows(meta.num_rows, limits)
+    uncompressed = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    check_decoded_size(uncompressed, limits)
+
+
+def parse_parquet(
+    data: bytes,
+    limits: UploadLimits | None = None,
+    missing_tokens: Iterable[str] | None = None,
+) -> ParsedTable:
+    """Parse Parquet bytes within the limits; text columns learn their type like CSV's."""
+    limits = limits or UploadLimits()
+    if not data:
+        raise TableError("The file is empty.")
+    parquet = _open_parquet(data)
+    check_parquet_footer(parquet, limits)
+    names = [n for n in parquet.schema_arrow.names if not PANDAS_INDEX.fullmatch(str(n))]
+    check_duplicates([str(n) for n in names])
+    batches: list[pa.RecordBatch] = []
+    decoded = 0
+    try:
+        # Dictionary-encoded values are the one thing the footer cannot size: decode a few
+        # rows to learn the row width, then batches of about PARQUET_BATCH_BYTES, stopping at
+        # the byte budget.
+        probe = next(parquet.iter_batches(batch_size=PARQUET_PROBE_ROWS, columns=names), None)
+        width = max(1, probe.nbytes // max(1, probe.num_rows)) if probe is not None else 1
+        rows = max(PARQUET_PROBE_ROWS, min(PARQUET_BATCH_ROWS, PARQUET_BATCH_BYTES // width))
+        for batch in parquet.iter_batches(batch_size=rows, columns=names):
+            decoded += batch.nbytes
+            check_decoded_size(decoded, limits, at_least=True)
+            batches.append(batch)
+    except (pa.ArrowException, OSError) as exc:
+        raise TableError(f"The file is not a valid Parquet file ({exc}).") from exc
+    schema = pa.schema([parquet.schema_arrow.field(n) for n in names])
+    table = pa.Table.from_batches(batches, schema=schema)
+    if table.num_rows == 0:
+        raise TableError("The Parquet file has no rows.")
+    tokens = normalize_tokens(missing_tokens)
+    missing: dict[str, dict[str, int]] = {}
+    columns = []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if is_textual(column.type):
+            builder = ColumnBuilder(str(name), tokens)
+            for chunk in column.chunks:
+                builder.add(chunk)
+            if builder.unresolved:
+                builder.reread(column.chunks)
+            column = builder.finish()
+            if builder.recognised():
+                missing[str(name)] = builder.recognised()
+        columns.append(normalize_column(column))
+    table = pa.table(columns, names=[str(n) for n in table.column_names])
+    return ParsedTable(table=table, file_format="parquet", missing=missing)
+
+
+# --- both -----------------------------------------------------------------------------------
+
+
+def parse_table(
+    file_name: str,
+    data: bytes,
+    max_bytes: int | None = None,
+    *,
+    limits: UploadLimits | None = None,
+    missing_tokens: Iterable[str] | None = None,
+) -> ParsedTable:
+    """Validate and parse an uploaded file; raises TableError with a user-facing message."""
+    limits = limits or UploadLimits()
+    if max_bytes is not None:
+        limits = UploadLimits(
+            max_upload_bytes=max_bytes,
+            max_rows=limits.max_rows,
+            max_columns=limits.max_columns,
+            max_uncompressed_bytes=limits.max_uncompressed_bytes,
+        )
+    check_file_size(len(data), limits)
+    if not data:
+        raise TableError("The file is empty.")
+    if detect_format(file_name, data) == "parquet":
+        return parse_parquet(data, limits, missing_tokens)
+    return parse_csv(data, limits, missing_tokens)
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Write the stored copy in row groups (the writer's buffers stay small).
+
+    Without the Arrow schema in the file, dictionary-encoded text is stored as Parquet's own
+    dictionary pages and loads back as plain strings, not as pandas categoricals.
+    """
+    table = table.replace_schema_metadata(None)
+    pq.write_table(table, path, row_group_size=WRITE_ROW_GROUP, store_schema=False)
+
+
+def frame_to_table(frame: pd.DataFrame) -> pa.Table:
+    """A pandas frame as an Arrow table without its index or pandas metadata."""
+    return pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+
+
+def to_parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """Serialize a frame to Parquet bytes (index dropped)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(frame_to_table(frame), sink)
+    return sink.getvalue().to_pybytes()
