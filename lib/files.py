@@ -25,7 +25,22 @@ def atomic_write(path: Path, data: bytes | Callable[[Path], None]) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
     return path
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in `path` durable: a crash after it must not bring back the old entry."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return  # platforms without directory fds (Windows) have no such step
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def tail_file(path: Path, lines: int = 60, max_bytes: int = 64_000) -> str:

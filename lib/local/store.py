@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -181,7 +182,10 @@ class Store:
 
     def __init__(self, home: Path) -> None:
         self.home = Path(home)
-        self.home.mkdir(parents=True, exist_ok=True)
+        # Owner-only: the home holds pickled models that endpoint processes execute.
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.home.stat().st_uid == os.getuid() and self.home.stat().st_mode & 0o077:
+            self.home.chmod(0o700)
         self.db_path = self.home / METADATA_FILE
         self._local = threading.local()
         self.connect().execute("PRAGMA journal_mode=WAL")

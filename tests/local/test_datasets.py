@@ -1,3 +1,4 @@
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -8,6 +9,7 @@ import pytest
 from lib.files import atomic_write
 from lib.local.datasets import LocalDatasets
 from lib.local.store import MIGRATIONS, Store
+from lib.settings import UploadLimits
 from lib.tabular import to_parquet_bytes
 from lib.workspace import WorkspaceError
 
@@ -144,3 +146,199 @@ def test_failed_metadata_write_leaves_no_version(datasets: LocalDatasets, store:
         datasets.upload("keep", CSV, "k.csv")
     assert [v.version for v in datasets.versions("keep")] == [1]
     assert sorted(p.name for p in (store.home / "datasets" / "keep").iterdir()) == ["v1"]
+
+
+# --- stored preview and profile, dtypes, missing tokens ---------------------------------------
+
+MIXED = (
+    b"age,fare,name,joined,vip\n"
+    b"22,7.25,Ann,2024-01-02,True\n"
+    b"?,71.5,Bob,2024-02-03,False\n"
+    b"40,?,?,,True\n"
+)
+
+
+def test_profile_and_preview_are_computed_once_at_registration(
+    datasets: LocalDatasets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lib.local.datasets as module
+
+    dv = datasets.upload("mixed", MIXED, "mixed.csv")
+    folder = Path(dv.uri)
+    assert {"profile.json", "preview.parquet", "data.parquet"} <= {p.name for p in folder.iterdir()}
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the stored profile/preview must be read, not recomputed")
+
+    monkeypatch.setattr(module, "profile_records", no_reading)
+    monkeypatch.setattr(module, "write_parquet", no_reading)
+    monkeypatch.setattr(LocalDatasets, "load", no_reading)
+    fresh = LocalDatasets(datasets.store, limits=datasets.limits)  # no in-process cache
+    prof = fresh.profile("mixed").set_index("column")
+    assert prof.loc["age", "kind"] == "numeric" and prof.loc["age", "missing_pct"] == 33.33
+    assert prof.loc["age", "missing_tokens"] == '"?" (1)'
+    assert prof.loc["name", "kind"] == "text" and prof.loc["name", "missing_pct"] == 0.0
+    assert prof.loc["joined", "kind"] == "datetime"
+    assert fresh.preview("mixed", rows=2)["name"].tolist() == ["Ann", "Bob"]
+
+
+def test_stored_data_loads_with_the_profiles_dtypes(datasets: LocalDatasets) -> None:
+    datasets.upload("mixed", MIXED, "mixed.csv")
+    frame = pd.DataFrame(
+        {
+            "n": [1, 2, 3],
+            "x": [0.5, None, 2.0],
+            "s": ["a", None, "?"],
+            "t": pd.to_datetime(["2024-01-01", None, "2024-01-03"]),
+            "b": [True, False, True],
+            "code": ["1", "?", "3"],
+        }
+    )
+    datasets.upload("pq", to_parquet_bytes(frame), "f.parquet")
+    for name in ("mixed", "pq"):
+        loaded = datasets.load(name)
+        prof = datasets.profile(name).set_index("column")
+        assert {c: str(t) for c, t in loaded.dtypes.items()} == prof["dtype"].to_dict()
+        assert loaded.dtypes.equals(datasets.preview(name).dtypes)
+    mixed = datasets.load("mixed")
+    assert str(mixed["age"].dtype) == "float64" and mixed["age"].isna().sum() == 1
+    assert mixed["name"].tolist() == ["Ann", "Bob", "?"]
+    assert str(datasets.load("pq")["code"].dtype) == "float64"
+
+
+def test_upload_takes_the_operators_missing_tokens(datasets: LocalDatasets) -> None:
+    datasets.upload("strict", MIXED, "m.csv", missing_tokens=[""])
+    prof = datasets.profile("strict").set_index("column")
+    assert prof.loc["age", "kind"] == "text" and prof.loc["age", "missing_tokens"] == ""
+    assert prof.loc["joined", "missing_tokens"] == "(empty) (1)"
+
+
+def test_older_versions_get_their_profile_once(datasets: LocalDatasets) -> None:
+    dv = datasets.upload("old", CSV, "old.csv")
+    for stored in ("profile.json", "preview.parquet"):
+        (Path(dv.uri) / stored).unlink()
+    assert datasets.profile("old").set_index("column").loc["age", "max"] == 51
+    assert len(datasets.preview("old")) == 3
+    assert (Path(dv.uri) / "profile.json").is_file()
+    assert (Path(dv.uri) / "preview.parquet").is_file()
+
+
+# --- limits ---------------------------------------------------------------------------------
+
+
+def test_hostile_parquet_is_refused_and_nothing_written(store: Store) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({"x": pa.array(np.zeros(500_000))}), sink)
+    bomb = sink.getvalue().to_pybytes()
+    datasets = LocalDatasets(store, limits=UploadLimits(max_rows=100_000))
+    with pytest.raises(WorkspaceError, match="500,000 rows, over the limit of 100,000"):
+        datasets.upload("bomb", bomb, "bomb.parquet")
+    assert datasets.list() == []
+    assert [p.name for p in (store.home / "datasets").iterdir() if not p.name.startswith(".")] == []
+    assert not any((store.home / "datasets" / ".staging").glob("*"))
+
+
+# --- version numbers, races, crash leftovers, permissions --------------------------------------
+
+
+def test_a_deleted_name_does_not_reuse_its_version_numbers(datasets: LocalDatasets) -> None:
+    datasets.upload("gone", CSV, "g.csv")
+    datasets.upload("gone", CSV, "g.csv")
+    datasets.delete("gone")
+    again = datasets.upload("gone", CSV.replace(b"51", b"52"), "g.csv")
+    assert again.version == 3
+    assert [v.version for v in datasets.versions("gone")] == [3]
+
+
+def test_delete_racing_an_upload_keeps_the_committed_version(
+    datasets: LocalDatasets, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upload that commits while a delete is still removing files keeps its folder."""
+    import shutil
+
+    import lib.local.datasets as module
+
+    datasets.upload("race", CSV, "r.csv")
+    delete_committed, upload_committed = threading.Event(), threading.Event()
+    real_rmtree = shutil.rmtree
+
+    def rmtree_after_the_upload(path, *args, **kwargs):
+        if threading.current_thread().name == "deleter":
+            delete_committed.set()
+            upload_committed.wait(10)
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(module.shutil, "rmtree", rmtree_after_the_upload)
+    errors: list[BaseException] = []
+
+    def delete() -> None:
+        try:
+            LocalDatasets(Store(store.home), 1 << 20).delete("race")
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    deleter = threading.Thread(target=delete, name="deleter")
+    deleter.start()
+    assert delete_committed.wait(10)
+    dv = LocalDatasets(Store(store.home), 1 << 20).upload("race", CSV, "r.csv")
+    upload_committed.set()
+    deleter.join()
+    assert errors == []
+    assert dv.version == 2  # the deleted v1's number is not reused
+    assert [v.version for v in datasets.versions("race")] == [2]
+    assert len(datasets.load("race", 2)) == 3  # its folder survived the delete
+
+
+def test_leftovers_of_a_crash_are_cleaned_on_the_next_open(
+    datasets: LocalDatasets, store: Store
+) -> None:
+    import subprocess
+    import sys
+
+    datasets.upload("keep", CSV, "k.csv")
+    root = store.home / "datasets"
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    crashed = root / ".staging" / f"{dead}-abc"
+    crashed.mkdir(parents=True)
+    (crashed / "data.parquet").write_bytes(b"half")
+    in_flight = root / ".staging" / f"{os.getpid()}-def"  # an upload of a live process
+    in_flight.mkdir()
+    legacy = root / "keep" / ".staging-0123-1.0"
+    legacy.mkdir()
+    orphan = root / "keep" / "v9"  # renamed into place, the row never committed
+    orphan.mkdir()
+    (root / ".trash" / "x").mkdir(parents=True)
+    LocalDatasets(Store(store.home), 1 << 20)
+    assert not crashed.exists() and not legacy.exists() and not orphan.exists()
+    assert not any((root / ".trash").iterdir())
+    assert in_flight.exists()
+    assert len(datasets.load("keep", 1)) == 3
+
+
+def test_workspace_home_is_owner_only(tmp_path: Path) -> None:
+    fresh = Store(tmp_path / "new-home")
+    assert fresh.home.stat().st_mode & 0o777 == 0o700
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o755)
+    loose.chmod(0o755)
+    assert Store(loose).home.stat().st_mode & 0o777 == 0o700
+
+
+def test_the_version_folder_rename_is_made_durable(
+    datasets: LocalDatasets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lib.local.datasets as module
+
+    synced: list[Path] = []
+    monkeypatch.setattr(module, "fsync_dir", lambda path: synced.append(Path(path)))
+    dv = datasets.upload("durable", CSV, "d.csv")
+    assert Path(dv.uri).parent in synced
