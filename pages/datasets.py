@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import streamlit as st
 
 from lib.sample_data import (
@@ -14,49 +11,119 @@ from lib.sample_data import (
     fetch_bank_marketing,
 )
 from lib.ui import ago, human_bytes, workspace
+from lib.upload_form import (
+    default_dataset_name,
+    default_token_text,
+    has_digest,
+    identical_version,
+    recognised_summary,
+    tokens_from_form,
+)
 from lib.workspace import WorkspaceError
 
 ws = workspace()
 datasets = ws.datasets
+limits = ws.settings.limits
+# Streamlit's own cap (config.toml) stops bigger files before our check can say why.
+upload_mb = min(limits.max_upload_mb, int(st.get_option("server.maxUploadSize")))
 st.title("Datasets")
 
-
-def _default_name(file_name: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(file_name).stem).strip("-._")
-    return stem[:100] or "dataset"
+listing = datasets.list()
+names = [d.name for d in listing]
 
 
-def _register(name: str, data: bytes, file_name: str, description: str) -> None:
+def _show(dv_name: str, version: int) -> None:
+    """Point the detail area at a dataset version (before its widgets are drawn)."""
+    st.session_state["datasets_pick"] = dv_name
+    st.session_state[f"datasets_version_{dv_name}"] = version
+
+
+def _register(name: str, data: bytes, file_name: str, description: str, tokens: list[str]):
     try:
         with st.spinner(f"Registering {file_name} …"):
-            dv = datasets.upload(name, data, file_name, description)
+            dv = datasets.upload(name, data, file_name, description, missing_tokens=tokens)
     except WorkspaceError as exc:
         st.error(f"Not registered: {exc}", icon=":material/error:")
         return
-    st.session_state["datasets_selected"] = dv.name
+    _show(dv.name, dv.version)
     st.success(
         f"Registered **{dv.name} v{dv.version}**: {dv.rows:,} rows × {dv.columns} columns "
         f"({human_bytes(dv.size_bytes)})."
     )
+    read_as_missing = recognised_summary(datasets.profile(dv.name, dv.version).to_dict("records"))
+    if read_as_missing:
+        st.info(f"Read as missing values: {read_as_missing}", icon=":material/help:")
 
 
-with st.expander("Add a dataset", expanded=not datasets.list(), icon=":material/upload:"):
-    limit_mb = ws.settings.max_upload_mb
+def _submit(source: str, name: str, data: bytes, file_name: str, description: str) -> None:
+    """Register, unless the same bytes are already a version of `name`: then ask first."""
+    tokens = tokens_from_form(
+        st.session_state.get("datasets_tokens", default_token_text()),
+        st.session_state.get("datasets_empty_missing", True),
+    )
+    same = identical_version(datasets.versions(name) if name in names else [], data)
+    if same is not None:
+        st.session_state["datasets_pending"] = {
+            "source": source,
+            "name": name,
+            "file_name": file_name,
+            "description": description,
+            "tokens": tokens,
+            "version": same.version,
+            "sha256": same.sha256,
+        }
+        return
+    _register(name, data, file_name, description, tokens)
+
+
+def _confirm_identical(pending: dict) -> None:
+    data = _pending_bytes(pending)
+    if data is None or not has_digest(data, pending["sha256"]):
+        st.error("The file is no longer the one that was checked: choose it again.")
+        return
+    _register(
+        pending["name"], data, pending["file_name"], pending["description"], pending["tokens"]
+    )
+
+
+def _pending_bytes(pending: dict) -> bytes | None:
+    if pending["source"] == "sample":
+        try:
+            return fetch_bank_marketing(local_copy=ws.settings.sample_data_path)[0]
+        except SampleUnavailable:
+            return None
+    upload = st.session_state.get("datasets_upload")
+    return upload.getvalue() if upload is not None else None
+
+
+def _add_section() -> None:
     with st.form("datasets_upload_form", clear_on_submit=False):
         upload = st.file_uploader(
-            f"CSV (any delimiter, UTF-8 or Latin-1) or Parquet, up to {limit_mb} MB",
+            f"CSV (any delimiter, UTF-8 or Latin-1) or Parquet, up to {upload_mb} MB",
             type=["csv", "tsv", "txt", "parquet", "pq"],
             key="datasets_upload",
+            max_upload_size=upload_mb,
         )
-        name = st.text_input("Name", key="datasets_name", placeholder="defaults to the file name")
-        description = st.text_input("Description", key="datasets_description")
+        c1, c2 = st.columns(2)
+        name = c1.text_input("Name", key="datasets_name", placeholder="defaults to the file name")
+        description = c2.text_input("Description", key="datasets_description")
+        c1, c2 = st.columns([3, 1])
+        c1.text_input(
+            "Missing-value tokens",
+            value=default_token_text(),
+            key="datasets_tokens",
+            help="Comma-separated; read as missing (case-insensitive) in columns that are "
+            "otherwise numeric or datetime. In text columns they stay values.",
+        )
+        c2.checkbox("Empty cells are missing", value=True, key="datasets_empty_missing")
         submitted = st.form_submit_button("Register dataset", type="primary")
     if submitted:
         if upload is None:
             st.error("Choose a file first.")
         else:
-            _register(
-                name.strip() or _default_name(upload.name),
+            _submit(
+                "upload",
+                name.strip() or default_dataset_name(upload.name),
                 upload.getvalue(),
                 upload.name,
                 description,
@@ -71,14 +138,51 @@ with st.expander("Add a dataset", expanded=not datasets.list(), icon=":material/
             st.warning(str(exc), icon=":material/cloud_off:")
         else:
             st.caption(f"Source: {source}")
-            _register(
-                BANK_MARKETING_NAME, data, "bankmarketing_train.csv", BANK_MARKETING_DESCRIPTION
+            _submit(
+                "sample",
+                BANK_MARKETING_NAME,
+                data,
+                "bankmarketing_train.csv",
+                BANK_MARKETING_DESCRIPTION,
             )
+    pending = st.session_state.get("datasets_pending")
+    if pending:
+        st.warning(
+            f"**{pending['file_name']}** is byte-identical to **{pending['name']} "
+            f"v{pending['version']}**. Register it again as a new version?",
+            icon=":material/content_copy:",
+        )
+        c1, c2 = st.columns(2)
+        if c1.button("Register as a new version", key="datasets_confirm_identical"):
+            st.session_state.pop("datasets_pending", None)
+            _confirm_identical(pending)
+        if c2.button("Keep the existing version", key="datasets_cancel_identical"):
+            st.session_state.pop("datasets_pending", None)
+            _show(pending["name"], pending["version"])
+            st.rerun()
+
+
+# The section's open state is a widget of its own: it stays open across reruns (and shows
+# its messages) until the operator closes it; it starts open on an empty workspace.
+if not listing and "datasets_add" not in st.session_state:
+    st.session_state["datasets_add"] = True
+if st.session_state.get("datasets_pending"):
+    st.session_state["datasets_add"] = True
+with st.expander("Add a dataset", key="datasets_add", on_change="rerun", icon=":material/upload:"):
+    _add_section()
 
 listing = datasets.list()
+names = [d.name for d in listing]
 if not listing:
     st.info("No datasets yet: upload one above.")
     st.stop()
+
+
+def _on_table_select() -> None:
+    rows = st.session_state["datasets_table"]["selection"]["rows"]
+    if rows:
+        st.session_state["datasets_pick"] = st.session_state["datasets_table_names"][rows[0]]
+
 
 table = [
     {
@@ -93,30 +197,26 @@ table = [
     }
     for d in listing
 ]
-selection = st.dataframe(
+st.session_state["datasets_table_names"] = names
+st.dataframe(
     table,
     key="datasets_table",
     hide_index=True,
-    on_select="rerun",
+    on_select=_on_table_select,
     selection_mode="single-row",
     column_config={"rows": st.column_config.NumberColumn(format="localized")},
 )
-names = [d.name for d in listing]
-picked_rows = selection.selection.rows if selection else []
-if picked_rows:
-    st.session_state["datasets_selected"] = names[picked_rows[0]]
-current = st.session_state.get("datasets_selected")
-if current not in names:
-    current = names[0]
+if st.session_state.get("datasets_pick") not in names:
+    st.session_state["datasets_pick"] = names[0]
 
 left, right = st.columns([2, 1])
-chosen = left.selectbox("Dataset", names, index=names.index(current), key="datasets_pick")
+chosen = left.selectbox("Dataset", names, key="datasets_pick")
 versions = datasets.versions(chosen)
+version_key = f"datasets_version_{chosen}"
+if st.session_state.get(version_key) not in [v.version for v in versions]:
+    st.session_state[version_key] = versions[0].version
 version = right.selectbox(
-    "Version",
-    [v.version for v in versions],
-    format_func=lambda v: f"v{v}",
-    key=f"datasets_version_{chosen}",
+    "Version", [v.version for v in versions], format_func=lambda v: f"v{v}", key=version_key
 )
 dv = next(v for v in versions if v.version == version)
 
@@ -142,6 +242,9 @@ with tab_profile:
             "missing_pct": st.column_config.ProgressColumn(
                 "missing %", min_value=0, max_value=100, format="%.1f%%"
             ),
+            "missing_tokens": st.column_config.TextColumn(
+                "read as missing", help="Cells read as missing values, and how many"
+            ),
             "min": st.column_config.NumberColumn(format="%.4g"),
             "max": st.column_config.NumberColumn(format="%.4g"),
             "mean": st.column_config.NumberColumn(format="%.4g"),
@@ -149,11 +252,11 @@ with tab_profile:
         },
     )
 with tab_manage:
-    file_name, payload = datasets.download(dv.name, dv.version)
+    # Read only when clicked: the original can be hundreds of MB.
     st.download_button(
-        f"Download v{dv.version} ({file_name})",
-        data=payload,
-        file_name=file_name,
+        f"Download v{dv.version} ({dv.file_name})",
+        data=lambda: datasets.download(dv.name, dv.version)[1],
+        file_name=dv.file_name,
         key="datasets_download",
         icon=":material/download:",
     )
@@ -168,5 +271,5 @@ with tab_manage:
         except WorkspaceError as exc:
             st.error(str(exc))
         else:
-            st.session_state.pop("datasets_selected", None)
+            st.session_state.pop("datasets_pick", None)
             st.rerun()

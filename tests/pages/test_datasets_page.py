@@ -1,3 +1,5 @@
+import pytest
+
 from tests.pages.conftest import button, open_page
 
 CSV = b"age;job;y\n30;admin;no\n45;technician;yes\n51;admin;no\n"
@@ -50,3 +52,83 @@ def test_bank_marketing_sample_button(local_workspace, bank_csv) -> None:
     button(at, "Add the Bank Marketing sample").click().run()
     assert not at.exception
     assert any("bankmarketing v1**: 32,950 rows × 21 columns" in s.value for s in at.success)
+
+
+TITANIC = b"name,age,fare\nAllen,29,211.3\nAllison,?,151.5\nAndrews,NA,?\n"
+
+
+def _register(at, file_name: str, data: bytes):
+    at.file_uploader(key="datasets_upload").set_value((file_name, data, "text/csv"))
+    return button(at, "Register dataset").click().run()
+
+
+def test_the_new_dataset_is_shown_after_registering(local_workspace) -> None:
+    local_workspace.datasets.upload("first", CSV, "first.csv")
+    at = open_page("datasets.py")
+    assert at.selectbox(key="datasets_pick").value == "first"
+    at.session_state["datasets_add"] = True  # the operator opens the section
+    _register(at, "second.csv", CSV + b"70;retired;no\n")
+    assert not at.exception
+    assert at.selectbox(key="datasets_pick").value == "second"
+    assert any(h.value == "second v1" for h in at.subheader)
+    assert [m.value for m in at.metric][:2] == ["4", "3"]
+
+
+def test_the_add_section_stays_open_with_its_messages(local_workspace) -> None:
+    at = open_page("datasets.py")
+    assert at.expander[0].proto.expanded  # empty workspace: open
+    _register(at, "people.csv", CSV)
+    at.run()  # any later rerun
+    assert at.expander[0].proto.expanded
+    local_workspace.datasets.upload("other", CSV, "other.csv")
+    at = open_page("datasets.py")
+    assert not at.expander[0].proto.expanded  # datasets exist: closed until opened
+    at.session_state["datasets_add"] = True
+    _register(at, "bad.csv", b"a,a\n1,2\n")
+    assert at.expander[0].proto.expanded
+    assert any("Duplicate column names" in e.value for e in at.error)
+
+
+def test_a_byte_identical_file_asks_before_a_new_version(local_workspace) -> None:
+    at = open_page("datasets.py")
+    _register(at, "people.csv", CSV)
+    _register(at, "people.csv", CSV)
+    assert any("byte-identical to **people v1**" in w.value for w in at.warning)
+    assert [v.version for v in local_workspace.datasets.versions("people")] == [1]
+    button(at, "Keep the existing version").click().run()
+    assert not at.warning
+    assert [v.version for v in local_workspace.datasets.versions("people")] == [1]
+    _register(at, "people.csv", CSV)
+    button(at, "Register as a new version").click().run()
+    assert not at.exception
+    assert any("Registered **people v2**" in s.value for s in at.success)
+    assert [v.version for v in local_workspace.datasets.versions("people")] == [2, 1]
+
+
+def test_recognised_missing_tokens_are_shown_after_upload(local_workspace) -> None:
+    at = open_page("datasets.py")
+    _register(at, "titanic.csv", TITANIC)
+    shown = " ".join(i.value for i in at.info)
+    assert '**age**: "?" (1), "NA" (1)' in shown and '**fare**: "?" (1)' in shown
+    profile = next(d.value for d in at.dataframe if "missing_tokens" in d.value.columns)
+    assert profile.set_index("column").loc["age", "dtype"] == "float64"
+    # The operator's own list: without "?", age is text.
+    at.text_input(key="datasets_tokens").set_value("NA")
+    at.text_input(key="datasets_name").set_value("titanic_strict")
+    _register(at, "titanic.csv", TITANIC)
+    strict = local_workspace.datasets.profile("titanic_strict").set_index("column")
+    assert strict.loc["age", "kind"] == "text"
+
+
+def test_empty_sample_variable_keeps_the_sample(
+    local_workspace, bank_csv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lib.settings import find_sample_data
+
+    if find_sample_data({}) is None:
+        pytest.skip("no default copy of the sample beside the repository")
+    monkeypatch.setenv("OPSDECK_SAMPLE_DATA", "")
+    at = open_page("datasets.py")
+    button(at, "Add the Bank Marketing sample").click().run()
+    assert not at.exception
+    assert any("bankmarketing v1**" in s.value for s in at.success)

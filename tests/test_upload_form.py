@@ -1,0 +1,53 @@
+from dataclasses import dataclass
+
+from lib.upload_form import (
+    default_dataset_name,
+    default_token_text,
+    has_digest,
+    identical_version,
+    recognised_summary,
+    tokens_from_form,
+)
+
+
+@dataclass
+class Version:
+    version: int
+    sha256: str
+
+
+def test_default_dataset_name() -> None:
+    assert default_dataset_name("Titanic 3 (final).csv") == "Titanic-3-final"
+    assert default_dataset_name("...csv") == "dataset"
+
+
+def test_tokens_from_the_form() -> None:
+    assert tokens_from_form(default_token_text()) == [
+        "",
+        "NA",
+        "N/A",
+        "NaN",
+        "null",
+        "None",
+        "?",
+        "-",
+    ]
+    assert tokens_from_form(" ?, unknown ,,", empty_is_missing=False) == ["?", "unknown"]
+
+
+def test_identical_version_is_the_newest_with_the_same_bytes() -> None:
+    import hashlib
+
+    digest = hashlib.sha256(b"abc").hexdigest()
+    versions = [Version(1, digest), Version(2, "other"), Version(3, digest)]
+    assert identical_version(versions, b"abc") == Version(3, digest)
+    assert identical_version(versions, b"abd") is None
+    assert has_digest(b"abc", digest) and not has_digest(b"abd", digest)
+
+
+def test_recognised_summary_lists_columns_with_missing_cells() -> None:
+    rows = [{"column": f"c{i}", "missing_tokens": '"?" (1)'} for i in range(14)]
+    rows.append({"column": "clean", "missing_tokens": ""})
+    text = recognised_summary(rows)
+    assert text.startswith('**c0**: "?" (1) · **c1**')
+    assert text.endswith("and 2 more columns") and "clean" not in text
