@@ -20,7 +20,7 @@ def open_local_workspace(settings: Settings) -> Workspace:
     store = Store(settings.home)
     endpoints = LocalEndpoints(store)
     jobs = JobManager(store, slots=settings.worker_slots)
-    datasets = LocalDatasets(store, max_upload_bytes=settings.max_upload_mb * 1024 * 1024)
+    datasets = LocalDatasets(store, limits=settings.limits)
     return Workspace(
         kind="local",
         description=f"Local workspace at {settings.home}",
