@@ -8,6 +8,7 @@ from lib.azure.compute import AzureCompute
 from lib.azure.datasets import AzureDatasets, FetchBytes
 from lib.azure.endpoints import AzureEndpoints
 from lib.azure.models import AzureModels, FetchMLmodel
+from lib.azure.pipelines import AzurePipelines
 from lib.azure.telemetry import AzureTelemetry, LogsClientFactory
 from lib.errors import WorkspaceError
 from lib.local.benchmarks import LocalBenchmarks
@@ -49,6 +50,7 @@ def open_azure_workspace(
         automl=automl,
         models=AzureModels(client, automl, datasets, fetch_mlmodel=fetch_mlmodel),
         endpoints=AzureEndpoints(client),
+        pipelines=AzurePipelines(client, datasets),
         telemetry=AzureTelemetry(config, client_factory=logs_client),
         # Load tests run from this machine whatever the backend; runs are kept locally.
         benchmarks=LocalBenchmarks(
