@@ -42,9 +42,13 @@ def python_snippet(url: str, key: str, experiment: str, parameters: dict[str, An
     )
 
 
-def azure_snippet(endpoint: str, experiment: str, parameters: dict[str, Any] | None) -> str:
-    """Invoking a pipeline published on an Azure ML batch endpoint (AAD sign-in, SDK v2)."""
-    inputs = pprint.pformat(dict(parameters or {}), indent=4, width=80).replace("\n", "\n    ")
+def azure_snippet(url: str, experiment: str, dataset: str, gate_margin: float) -> str:
+    """Invoking a pipeline published on an Azure ML batch endpoint (Azure AD sign-in, SDK v2).
+
+    The published pipeline's inputs are the dataset (the newest version here), the model name
+    and the gate margin; other settings are fixed by the published version.
+    """
+    endpoint = url.split("//", 1)[-1].split(".", 1)[0]
     return (
         "from azure.ai.ml import Input, MLClient\n"
         "from azure.identity import DefaultAzureCredential\n\n"
@@ -52,7 +56,10 @@ def azure_snippet(endpoint: str, experiment: str, parameters: dict[str, Any] | N
         "job = ml_client.batch_endpoints.invoke(\n"
         f"    endpoint_name={endpoint!r},\n"
         f"    experiment_name={experiment!r},\n"
-        f"    inputs={{k: Input(type='string', default=str(v)) for k, v in {inputs}.items()}},\n"
+        "    inputs={\n"
+        f"        'dataset': Input(type='uri_file', path={f'azureml:{dataset}@latest'!r}),\n"
+        f"        'gate_margin': Input(type='number', default={float(gate_margin)!r}),\n"
+        "    },\n"
         ")\n"
         "print(job.name, job.status, job.studio_url)\n"
     )

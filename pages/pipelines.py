@@ -296,7 +296,8 @@ with tab_publish:
         )
         if st.button("Publish", type="primary", key="pipelines_publish", icon=":material/public:"):
             try:
-                pipelines.publish(current)
+                with st.spinner("Publishing (on Azure this creates a batch endpoint) …"):
+                    pipelines.publish(current)
             except WorkspaceError as exc:
                 st.error(str(exc))
             else:
@@ -324,7 +325,9 @@ with tab_publish:
         if ws.kind == "azure":
             st.caption("Azure: sign in with Azure AD (no key), then run:")
             st.code(
-                azure_snippet(pipeline.rest_endpoint or current, spec.experiment_name, example),
+                azure_snippet(
+                    pipeline.rest_endpoint, spec.experiment_name, spec.dataset, spec.gate_margin
+                ),
                 language="python",
             )
         else:
