@@ -16,7 +16,7 @@ from tests.local.scoring_models import records
 from tests.support.ports import free_port
 from tests.support.waiting import wait_for
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.slow

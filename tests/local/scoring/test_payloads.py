@@ -1,0 +1,142 @@
+"""The three request shapes parsed, records validated against the columns, the limits."""
+
+from __future__ import annotations
+
+import pytest
+
+from lib.local.scoring.app import ScoringSettings
+from lib.local.scoring.payloads import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_ROWS,
+    Column,
+    InputError,
+    parse_json,
+    parse_payload,
+    validate_records,
+)
+
+COLUMNS = [
+    Column("age", "integer"),
+    Column("balance", "number"),
+    Column("job", "string"),
+    Column("flag", "boolean", required=False),
+]
+
+
+GOOD = {"age": 41, "balance": 10.5, "job": "admin.", "flag": True}
+
+
+def test_parse_payload_recognises_the_three_shapes():
+    p = parse_payload({"data": [GOOD]})
+    assert (p.shape, p.method, p.records) == ("data", "predict", [GOOD])
+    p = parse_payload({"Inputs": {"data": [GOOD]}, "GlobalParameters": {"method": "predict_proba"}})
+    assert (p.shape, p.method) == ("inputs", "predict_proba")
+    p = parse_payload({"input_data": {"columns": ["age", "job"], "index": [7], "data": [[3, "x"]]}})
+    assert (p.shape, p.records) == ("input_data", [{"age": 3, "job": "x"}])
+    assert parse_payload({"data": [GOOD]}, query_method="predict_proba").method == "predict_proba"
+    assert (
+        parse_payload({"input_data": [GOOD], "params": {"method": "predict_proba"}}).method
+        == "predict_proba"
+    )
+
+
+@pytest.mark.parametrize(
+    ("payload", "query", "needle"),
+    [
+        ([1, 2], None, "JSON object"),
+        ({"rows": []}, None, "'data', 'Inputs' or 'input_data'"),
+        ({"data": [], "extra": 1}, None, "'extra'"),
+        ({"data": {"a": 1}}, None, "'data' must be a list"),
+        ({"Inputs": [GOOD]}, None, "'Inputs' must be an object"),
+        ({"Inputs": {}}, None, "Inputs.data"),
+        (
+            {"Inputs": {"data": [GOOD]}, "GlobalParameters": {"method": "explain"}},
+            None,
+            "GlobalParameters.method",
+        ),
+        (
+            {"Inputs": {"data": [GOOD]}, "GlobalParameters": {"foo": 1}},
+            None,
+            "GlobalParameters.'foo'",
+        ),
+        ({"input_data": {"columns": ["a"], "data": [[1, 2]]}}, None, "input_data.data[0]"),
+        ({"input_data": {"columns": ["a", "a"], "data": [[1, 2]]}}, None, "twice"),
+        (
+            {"input_data": {"columns": ["a"], "index": [0, 1], "data": [[1]]}},
+            None,
+            "input_data.index",
+        ),
+        ({"input_data": {"columns": "a", "data": []}}, None, "input_data.columns"),
+        ({"data": [GOOD]}, "explain", "Query parameter 'method'"),
+        ({"data": [GOOD], "method": "predict"}, "predict_proba", "query string"),
+    ],
+)
+def test_parse_payload_rejects_with_the_field_named(payload, query, needle):
+    with pytest.raises(InputError) as err:
+        parse_payload(payload, query)
+    assert needle in str(err.value)
+    assert err.value.status == 400
+
+
+@pytest.mark.parametrize(
+    "body", [b"", b"  ", b"{", b"NaN", b'{"data": [{"a": NaN}]}', b"\xff\xfe\x00", b"[" * 100_000]
+)
+def test_parse_json_rejects_non_json(body):
+    with pytest.raises(InputError):
+        parse_json(body)
+
+
+@pytest.mark.parametrize(
+    ("record", "needle"),
+    [
+        ({"balance": 1.0, "job": "x"}, "missing column 'age'"),
+        ({**GOOD, "zip": 1}, "unknown column 'zip'"),
+        ({**GOOD, "age": "forty"}, "column 'age': expected an integer"),
+        ({**GOOD, "age": 41.5}, "column 'age': expected an integer"),
+        ({**GOOD, "balance": "abc"}, "column 'balance': expected a number"),
+        ({**GOOD, "balance": "nan"}, "column 'balance': expected a number"),
+        ({**GOOD, "balance": True}, "column 'balance': expected a number"),
+        ({**GOOD, "balance": [1]}, "column 'balance': expected a number"),
+        ({**GOOD, "job": 3}, "column 'job': expected a string"),
+        ({**GOOD, "flag": "yes"}, "column 'flag': expected true or false"),
+        ({**GOOD, "balance": 10**400}, "column 'balance': number out of range"),
+    ],
+)
+def test_validate_records_names_row_and_column(record, needle):
+    with pytest.raises(InputError) as err:
+        validate_records([dict(GOOD), record], COLUMNS, 10)
+    assert "Row 1" in str(err.value)
+    assert needle in str(err.value)
+
+
+def test_validate_records_accepts_and_normalises():
+    rows = [
+        {"age": 41, "balance": 3, "job": "x"},  # int for a float, optional column absent
+        {"age": "42", "balance": " 1.5 ", "job": None, "flag": None},  # numeric strings, nulls
+        {"age": 43.0, "balance": None, "job": "y", "flag": False},  # integral float for an int
+    ]
+    validate_records(rows, COLUMNS, 10)
+    assert rows[0]["flag"] is None
+    assert rows[1]["age"] == 42 and rows[1]["balance"] == 1.5
+    assert rows[2]["age"] == 43 and type(rows[2]["age"]) is int
+
+
+def test_validate_records_limits_and_null_integers():
+    with pytest.raises(InputError, match="Too many rows: 3") as err:
+        validate_records([dict(GOOD) for _ in range(3)], COLUMNS, 2)
+    assert err.value.status == 413
+    with pytest.raises(InputError, match="No rows"):
+        validate_records([], COLUMNS, 2)
+    with pytest.raises(InputError, match="Row 0, column 'age'.*cannot be null"):
+        validate_records([{**GOOD, "age": None}], COLUMNS, 2, allow_null_integers=False)
+    with pytest.raises(InputError, match="Row 0: expected a JSON object"):
+        validate_records([[1, 2]], COLUMNS, 2)
+
+
+def test_default_limits():
+    s = ScoringSettings()
+    assert (
+        (s.max_rows, s.max_bytes)
+        == (DEFAULT_MAX_ROWS, DEFAULT_MAX_BYTES)
+        == (10_000, 10 * 1024 * 1024)
+    )
