@@ -1,3 +1,6 @@
+"""Compiled models against the native members they reproduce: each family, ensembles,
+numpy-only loading, chunked and single-row scoring, the merged forest's descent."""
+
 from __future__ import annotations
 
 import json
@@ -21,11 +24,11 @@ from flaml.automl.model import (
 from sklearn.neighbors import KNeighborsClassifier
 
 from lib.local import fastpath
-from lib.local.fastpath import model as compiled_model
 from lib.local.automl_engine import fit_member
+from lib.local.fastpath import model as compiled_model
 from lib.local.tabular_model import Encoder, Member, TabularModel
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BANK = Path("/work/shared/data/bankmarketing_train.csv")
 HEAVY = ("pandas", "sklearn", "lightgbm", "xgboost", "mlflow", "scipy")
 
