@@ -21,6 +21,8 @@ from lib.upload_form import (
 )
 from lib.workspace import WorkspaceError
 
+PREVIEW_COLUMNS = 200
+
 ws = workspace()
 datasets = ws.datasets
 limits = ws.settings.limits
@@ -230,8 +232,12 @@ st.caption(f"{dv.file_name} · {dv.file_format} · sha256 {dv.sha256[:12]} · {d
 
 tab_preview, tab_profile, tab_manage = st.tabs(["Preview", "Profile", "Download / delete"])
 with tab_preview:
-    st.dataframe(datasets.preview(dv.name, dv.version, rows=100), key="datasets_preview")
-    st.caption("First 100 rows.")
+    preview = datasets.preview(dv.name, dv.version, rows=100)
+    # A browser table of 20,000 columns costs seconds per rerun and shows nobody anything.
+    st.dataframe(preview.iloc[:, :PREVIEW_COLUMNS], key="datasets_preview")
+    shown = min(PREVIEW_COLUMNS, preview.shape[1])
+    more = f", first {shown} of {preview.shape[1]:,} columns" if shown < preview.shape[1] else ""
+    st.caption(f"First 100 rows{more}; the Profile tab lists every column.")
 with tab_profile:
     profile = datasets.profile(dv.name, dv.version)
     st.dataframe(

@@ -1,7 +1,7 @@
 """Local datasets: immutable numbered versions, each a folder with the original file, a typed
 Parquet copy, and the preview and profile computed once at registration.
 
-Layout under `<home>/datasets/`: `<name>/v<N>/` (original.*, data.parquet, preview.parquet,
+Layout under `<home>/datasets/`: `<name>/v<N>/` (original.*, data.parquet, preview.arrow,
 profile.json, meta.json), `.staging/<pid>-<id>/` while an upload is written, `.trash/` while a
 delete removes files. Version numbers come from a per-name high-water mark, so a deleted name
 starts again above its old versions and a bookmark never points to different data.
@@ -33,12 +33,14 @@ from lib.tabular import (
     normalize_tokens,
     profile_from_records,
     profile_records,
+    read_preview,
     write_parquet,
+    write_preview,
 )
 from lib.workspace import Dataset, DatasetVersion, WorkspaceError, check_upload
 
 DATA_FILE = "data.parquet"
-PREVIEW_FILE = "preview.parquet"
+PREVIEW_FILE = "preview.arrow"
 PROFILE_FILE = "profile.json"
 META_FILE = "meta.json"
 PREVIEW_ROWS = 100
@@ -70,7 +72,7 @@ def _write_version_files(
     table = parsed.table
     atomic_write(folder / DATA_FILE, lambda tmp: write_parquet(table, tmp))
     preview = table.slice(0, PREVIEW_ROWS)
-    atomic_write(folder / PREVIEW_FILE, lambda tmp: write_parquet(preview, tmp))
+    atomic_write(folder / PREVIEW_FILE, lambda tmp: write_preview(preview, tmp))
     profile = {
         "rows": table.num_rows,
         "missing_tokens": list(tokens),
@@ -357,8 +359,8 @@ class LocalDatasets:
                 if head is not None
                 else parquet.schema_arrow.empty_table()
             )
-            atomic_write(path, lambda tmp: write_parquet(table, tmp))
-        return pd.read_parquet(path)
+            atomic_write(path, lambda tmp: write_preview(table, tmp))
+        return read_preview(path)
 
     def _stored_profile(self, folder: Path) -> dict:
         path = folder / PROFILE_FILE

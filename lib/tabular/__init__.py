@@ -21,9 +21,11 @@ from lib.tabular.reading import (
     parse_csv,
     parse_parquet,
     parse_table,
+    read_preview,
     table_to_frame,
     to_parquet_bytes,
     write_parquet,
+    write_preview,
 )
 
 __all__ = [
@@ -46,7 +48,9 @@ __all__ = [
     "profile_frame",
     "profile_from_records",
     "profile_records",
+    "read_preview",
     "table_to_frame",
     "to_parquet_bytes",
     "write_parquet",
+    "write_preview",
 ]

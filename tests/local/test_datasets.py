@@ -165,13 +165,13 @@ def test_profile_and_preview_are_computed_once_at_registration(
 
     dv = datasets.upload("mixed", MIXED, "mixed.csv")
     folder = Path(dv.uri)
-    assert {"profile.json", "preview.parquet", "data.parquet"} <= {p.name for p in folder.iterdir()}
+    assert {"profile.json", "preview.arrow", "data.parquet"} <= {p.name for p in folder.iterdir()}
 
     def no_reading(*args, **kwargs):
         raise AssertionError("the stored profile/preview must be read, not recomputed")
 
     monkeypatch.setattr(module, "profile_records", no_reading)
-    monkeypatch.setattr(module, "write_parquet", no_reading)
+    monkeypatch.setattr(module, "write_preview", no_reading)
     monkeypatch.setattr(LocalDatasets, "load", no_reading)
     fresh = LocalDatasets(datasets.store, limits=datasets.limits)  # no in-process cache
     prof = fresh.profile("mixed").set_index("column")
@@ -215,12 +215,12 @@ def test_upload_takes_the_operators_missing_tokens(datasets: LocalDatasets) -> N
 
 def test_older_versions_get_their_profile_once(datasets: LocalDatasets) -> None:
     dv = datasets.upload("old", CSV, "old.csv")
-    for stored in ("profile.json", "preview.parquet"):
+    for stored in ("profile.json", "preview.arrow"):
         (Path(dv.uri) / stored).unlink()
     assert datasets.profile("old").set_index("column").loc["age", "max"] == 51
     assert len(datasets.preview("old")) == 3
     assert (Path(dv.uri) / "profile.json").is_file()
-    assert (Path(dv.uri) / "preview.parquet").is_file()
+    assert (Path(dv.uri) / "preview.arrow").is_file()
 
 
 # --- limits ---------------------------------------------------------------------------------
