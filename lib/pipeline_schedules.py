@@ -19,7 +19,8 @@ _UNITS = {"minute": "minutes", "hour": "hours", "day": "days", "week": "weeks"}
 
 
 def anchor(schedule: Schedule) -> datetime:
-    """The first slot of a recurrence: its start (or creation) moved to the `at_time` if set.
+    """The first slot of a recurrence: its start, else one interval after its creation, moved
+    to the `at_time` if one is set.
 
     Recurrences are anchored to a stored instant, never to "now", so a restarted agent keeps
     the same slots.
@@ -27,7 +28,9 @@ def anchor(schedule: Schedule) -> datetime:
     zone = ZoneInfo(schedule.time_zone)
     base = (schedule.start or schedule.created or datetime.now(UTC)).astimezone(zone)
     if not schedule.at_time:
-        return base
+        # Without a start the first run is one interval after creation, not at once.
+        step = timedelta(**{_UNITS[schedule.frequency]: schedule.interval})
+        return base if schedule.start else base + step
     hour, minute = (int(x) for x in schedule.at_time.split(":"))
     if schedule.frequency == "hour":
         slot, step = base.replace(minute=minute, second=0, microsecond=0), timedelta(hours=1)

@@ -18,6 +18,7 @@ def schedule(**kw: object) -> Schedule:
 
 def test_recurrence_slots_are_anchored_to_the_schedule_not_to_now() -> None:
     every5 = schedule(frequency="minute", interval=5)
+    assert next_fire(every5, CREATED) == CREATED + timedelta(minutes=5)  # not at once
     assert next_fire(every5, CREATED + timedelta(minutes=7)) == CREATED + timedelta(minutes=10)
     assert next_fire(every5, CREATED + timedelta(days=3, seconds=1)) == CREATED + timedelta(
         days=3, minutes=5
