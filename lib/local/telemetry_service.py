@@ -1,18 +1,15 @@
-"""Local telemetry service: request and trace tables of the endpoints' servers."""
+"""Local telemetry service: the endpoints' request and trace tables and the Logs page's aggregates."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pandas as pd
 
 from lib.appinsights import TelemetryQuery
-from lib.local.telemetry import build_query, read_requests, read_traces
+from lib.local.telemetry import TelemetryReader, build_query, read_requests, read_traces
 
 
-class LocalTelemetry:
-    def __init__(self, db_path: Path) -> None:
-        self.db_path = Path(db_path)
+class LocalTelemetry(TelemetryReader):
+    """`TelemetryService` over the workspace's telemetry database."""
 
     def requests(self, query: TelemetryQuery | None = None) -> pd.DataFrame:
         return read_requests(self.db_path, query)

@@ -19,7 +19,9 @@ from lib.local.telemetry import (
 from lib.local.telemetry_service import LocalTelemetry
 from tests.support.waiting import wait_for
 
-T0 = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
+FIXED = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
+# Recent enough to be inside the default 30-day retention the writer prunes to.
+T0 = (datetime.now(UTC) - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
 
 
 def rec(i: int, endpoint: str = "a", code: int = 200, at: datetime | None = None) -> RequestRecord:
@@ -30,11 +32,11 @@ def rec(i: int, endpoint: str = "a", code: int = 200, at: datetime | None = None
 
 
 def test_iso_utc_is_one_sortable_form():
-    assert iso_utc(T0) == "2026-01-31T12:00:00.000000+00:00"
-    assert iso_utc("2026-01-31T13:00:00+01:00") == iso_utc(T0)
-    assert iso_utc("2026-01-31T12:00:00Z") == iso_utc(T0)
-    assert iso_utc(datetime(2026, 1, 31, 12)) == iso_utc(T0)  # naive means UTC
-    assert iso_utc(T0.timestamp()) == iso_utc(T0)
+    assert iso_utc(FIXED) == "2026-01-31T12:00:00.000000+00:00"
+    assert iso_utc("2026-01-31T13:00:00+01:00") == iso_utc(FIXED)
+    assert iso_utc("2026-01-31T12:00:00Z") == iso_utc(FIXED)
+    assert iso_utc(datetime(2026, 1, 31, 12)) == iso_utc(FIXED)  # naive means UTC
+    assert iso_utc(FIXED.timestamp()) == iso_utc(FIXED)
 
 
 def test_query_builder():
@@ -49,7 +51,7 @@ def test_query_builder():
     assert "ORDER BY TimeGenerated DESC, _r DESC LIMIT ?" in sql and sql.endswith(
         "ORDER BY TimeGenerated, _r"
     )
-    assert params == [iso_utc(T0), 5]
+    assert params == [iso_utc(FIXED), 5]
     with pytest.raises(ValueError, match="unknown telemetry kind"):
         build_query("Users; DROP TABLE x")
 
