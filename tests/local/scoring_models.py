@@ -157,6 +157,10 @@ def train_booster(X: pd.DataFrame, y: pd.Series) -> str:
     return lgb.train(params, ds, num_boost_round=30).model_to_string()
 
 
+# Explicit requirements: inferring them loads each model in a subprocess, tens of seconds.
+REQUIREMENTS = ["lightgbm", "scikit-learn"]
+
+
 def register_models(root: Path) -> RegisteredModels:
     """Log and register three models into a fresh SQLite-backed MLflow store under `root`."""
     from sklearn.compose import ColumnTransformer
@@ -183,6 +187,7 @@ def register_models(root: Path) -> RegisteredModels:
             signature=sig,
             input_example=example,
             registered_model_name="fast-lgbm",
+            pip_requirements=REQUIREMENTS,
         )
         mlflow.pyfunc.log_model(
             name="broken",
@@ -190,6 +195,7 @@ def register_models(root: Path) -> RegisteredModels:
             signature=sig,
             input_example=example,
             registered_model_name="broken-fast",
+            pip_requirements=REQUIREMENTS,
         )
         pipe = Pipeline(
             [
@@ -211,6 +217,7 @@ def register_models(root: Path) -> RegisteredModels:
             signature=infer_signature(X, pipe.predict(X)),
             input_example=example,
             registered_model_name="plain-sklearn",
+            pip_requirements=REQUIREMENTS,
             skops_trusted_types=["numpy.dtype"],
         )
     return RegisteredModels(

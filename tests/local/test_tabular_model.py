@@ -153,6 +153,7 @@ def test_regression_model() -> None:
         model.fast_predict_proba(_records(X_df.head(1)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["repository", "elsewhere"])
 def test_saved_model_loads_in_a_fresh_process(tmp_path: Path, where: str) -> None:
     """In the repository its own ``lib`` wins; elsewhere only the code shipped in the model."""

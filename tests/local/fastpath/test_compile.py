@@ -251,6 +251,7 @@ print(json.dumps(out))
     assert np.abs(np.asarray(out["proba"]) - ref).max() <= 1e-9
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not BANK.exists(), reason=f"{BANK} is not present on this machine")
 def test_bank_marketing_ensemble_matches_and_is_fast(tmp_path: Path) -> None:
     data = pd.read_csv(BANK).sample(3000, random_state=0).reset_index(drop=True)

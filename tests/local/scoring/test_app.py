@@ -259,6 +259,7 @@ def _junk(rng: random.Random, row: dict) -> bytes:
     return json.dumps({"data": [{k: value() for k in row}]}).encode()
 
 
+@pytest.mark.slow
 def test_fuzzed_bodies_never_get_a_5xx(fast_endpoint, models):
     rng = random.Random(1234)
     row = records(models.frame, 1)[0]

@@ -69,6 +69,7 @@ def test_serve_process_starts_answers_and_stops_cleanly(tmp_path, models):
     assert primary not in messages
 
 
+@pytest.mark.slow
 def test_serve_fails_fast_on_a_bad_model_uri(tmp_path, models):
     keys = tmp_path / "keys.json"
     write_keys_file(keys)
