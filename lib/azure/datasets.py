@@ -13,7 +13,7 @@ import re
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
@@ -24,7 +24,16 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from lib.azure.client import MLClientSource, azure_call
 from lib.azure.values import created_at
 from lib.errors import WorkspaceError
-from lib.tabular import TableError, parse_table, profile_frame
+from lib.settings import UploadLimits
+from lib.tabular import (
+    ParsedTable,
+    TableError,
+    normalize_tokens,
+    parse_table,
+    profile_from_records,
+    profile_records,
+    table_to_frame,
+)
 from lib.workspace import Dataset, DatasetVersion, check_upload
 
 FetchBytes = Callable[[str], bytes]
@@ -32,6 +41,8 @@ FetchBytes = Callable[[str], bytes]
 CACHE_MAX_FILES = 4
 CACHE_MAX_BYTES = 256 * 1024 * 1024
 UPLOAD_ATTEMPTS = 3
+PREVIEW_ROWS = 100
+MISSING_TOKENS_TAG = "missing_tokens"
 SAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -111,33 +122,54 @@ class AzureDatasets:
     def __init__(
         self,
         ml_client: MLClientSource,
-        max_upload_bytes: int,
+        max_upload_bytes: int | None = None,
         fetch_bytes: FetchBytes | None = None,
+        *,
+        limits: UploadLimits | None = None,
     ) -> None:
         self.ml_client = ml_client
-        self.max_upload_bytes = max_upload_bytes
+        if limits is None:
+            limits = (
+                UploadLimits(max_upload_bytes=max_upload_bytes)
+                if max_upload_bytes is not None
+                else UploadLimits()
+            )
+        self.limits = limits
+        self.max_upload_bytes = limits.max_upload_bytes
         self.fetch_bytes = fetch_bytes or (lambda uri: fetch_datastore_file(ml_client, uri))
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._cache_lock = threading.Lock()
+        # Versions are immutable: what was learned reading one (tokens, preview, profile)
+        # stays true, so it is computed once per process.
+        self._learned: OrderedDict[tuple[str, int, str], dict] = OrderedDict()
 
     # --- writing ------------------------------------------------------------------------
 
     def upload(
-        self, name: str, data: bytes, file_name: str, description: str = ""
+        self,
+        name: str,
+        data: bytes,
+        file_name: str,
+        description: str = "",
+        missing_tokens: Sequence[str] | None = None,
     ) -> DatasetVersion:
-        name, parsed = check_upload(name, file_name, data, self.max_upload_bytes)
-        frame = parsed.frame
+        tokens = normalize_tokens(missing_tokens)
+        name, parsed = check_upload(name, file_name, data, self.limits, tokens)
         tags = {
-            "rows": str(len(frame)),
-            "columns": str(frame.shape[1]),
-            "column_names": json.dumps([str(c) for c in frame.columns]),
+            "rows": str(parsed.rows),
+            "columns": str(len(parsed.columns)),
+            "column_names": json.dumps(parsed.columns),
             "sha256": hashlib.sha256(data).hexdigest(),
             "file_name": file_name,
             "format": parsed.file_format,
             "size_bytes": str(len(data)),
+            # Read back with the same tokens, the file loads with the same dtypes.
+            MISSING_TOKENS_TAG: json.dumps(list(tokens)),
         }
+        file_format = parsed.file_format
+        del parsed  # only the summary goes to Azure; free the table before the upload
         with tempfile.TemporaryDirectory(prefix="opsdeck-upload-") as tmp:
-            staged = Path(tmp) / _staged_file_name(file_name, parsed.file_format)
+            staged = Path(tmp) / _staged_file_name(file_name, file_format)
             staged.write_bytes(data)
             # Another upload of the same name may take our version number between the listing
             # and the create; data versions are immutable, so the service answers 409 and we
@@ -278,18 +310,53 @@ class AzureDatasets:
                     self._cache.popitem(last=False)
         return data
 
-    def load(self, name: str, version: int | None = None) -> pd.DataFrame:
-        dv = self.get(name, version)
+    def _tokens(self, dv: DatasetVersion) -> list[str] | None:
+        """The missing-value tokens the version was registered with (None: the defaults)."""
+        with azure_call(f"get dataset {dv.name} v{dv.version}"):
+            asset = self.ml_client().data.get(name=dv.name, version=str(dv.version))
         try:
-            return parse_table(dv.file_name, self._read(dv)).frame
+            tokens = json.loads((asset.tags or {}).get(MISSING_TOKENS_TAG, "null"))
+        except ValueError:
+            return None
+        return [str(t) for t in tokens] if isinstance(tokens, list) else None
+
+    def _parse(self, dv: DatasetVersion) -> ParsedTable:
+        try:
+            return parse_table(
+                dv.file_name, self._read(dv), limits=self.limits, missing_tokens=self._tokens(dv)
+            )
         except TableError as exc:
             raise WorkspaceError(f"Dataset {dv.name} v{dv.version} cannot be read: {exc}") from exc
 
+    def _learn(self, dv: DatasetVersion) -> dict:
+        key = (dv.name, dv.version, dv.sha256)
+        with self._cache_lock:
+            if key in self._learned:
+                self._learned.move_to_end(key)
+                return self._learned[key]
+        parsed = self._parse(dv)
+        learned = {
+            "preview": table_to_frame(parsed.table.slice(0, PREVIEW_ROWS)),
+            "profile": profile_records(parsed.table, parsed.missing),
+        }
+        with self._cache_lock:
+            self._learned[key] = learned
+            while len(self._learned) > CACHE_MAX_FILES * 4:
+                self._learned.popitem(last=False)
+        return learned
+
+    def load(self, name: str, version: int | None = None) -> pd.DataFrame:
+        return self._parse(self.get(name, version)).frame
+
     def preview(self, name: str, version: int | None = None, rows: int = 100) -> pd.DataFrame:
-        return self.load(name, version).head(rows)
+        dv = self.get(name, version)
+        if rows > PREVIEW_ROWS:
+            return self.load(name, dv.version).head(rows)
+        return self._learn(dv)["preview"].head(rows).copy()
 
     def profile(self, name: str, version: int | None = None) -> pd.DataFrame:
-        return profile_frame(self.load(name, version))
+        """The column profile, with the missing-value tokens read at registration."""
+        return profile_from_records(self._learn(self.get(name, version))["profile"])
 
     def download(self, name: str, version: int | None = None) -> tuple[str, bytes]:
         dv = self.get(name, version)

@@ -31,11 +31,7 @@ def open_azure_workspace(
     if config is None:
         raise WorkspaceError(f"No Azure ML workspace is configured. {CONFIGURE_HINT}")
     client = ml_client or LazyMLClient(config)
-    datasets = AzureDatasets(
-        client,
-        max_upload_bytes=settings.max_upload_mb * 1024 * 1024,
-        fetch_bytes=fetch_bytes,
-    )
+    datasets = AzureDatasets(client, fetch_bytes=fetch_bytes, limits=settings.limits)
     automl = AzureAutoML(client, datasets, mlflow_client=mlflow_client)
     return Workspace(
         kind="azure",

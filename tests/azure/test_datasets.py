@@ -53,6 +53,7 @@ def test_upload_registers_a_uri_file_asset_with_summary_tags(
         "file_name": "bank.csv",
         "format": "csv",
         "size_bytes": str(len(CSV)),
+        "missing_tokens": json.dumps(["", "NA", "N/A", "NaN", "null", "None", "?", "-"]),
     }
     assert (dv.name, dv.version, dv.rows, dv.columns) == ("bank", 1, 3, 3)
     assert dv.column_names == ["age", "job", "y"]
@@ -191,12 +192,18 @@ def test_missing_datasets_raise_the_local_messages(tmp_path: Path, datasets: Azu
 def test_same_answers_as_the_local_backend(tmp_path: Path, datasets: AzureDatasets) -> None:
     local = LocalDatasets(Store(tmp_path / "home"), max_upload_bytes=1024 * 1024)
     semi = b"age;job;y\n30;admin;no\n45;technician;yes\n"
+    tokens = b"age;job;y\n30;admin;?\n?;N/A;yes\n"
     for service in (local, datasets):
         service.upload("bank", CSV, "bank.csv", "first")
         service.upload("bank", semi, "bank-semicolon.csv")
+        service.upload("bank", tokens, "bank-tokens.csv", missing_tokens=["?"])
     fields = ("name", "version", "description", "file_name", "file_format", "rows", "columns")
     fields += ("size_bytes", "sha256", "column_names")
-    for version in (1, 2):
+    assert str(datasets.load("bank", 3)["age"].dtype) == "float64"
+    assert datasets.profile("bank", 3).set_index("column").loc["age", "missing_tokens"] == (
+        '"?" (1)'
+    )
+    for version in (1, 2, 3):
         a, b = local.get("bank", version), datasets.get("bank", version)
         assert {f: getattr(a, f) for f in fields} == {f: getattr(b, f) for f in fields}
         pd.testing.assert_frame_equal(
