@@ -40,6 +40,17 @@ class UploadLimits:
 
 
 @dataclass(frozen=True)
+class MonitoringSettings:
+    """Telemetry retention and drift sampling of local endpoints."""
+
+    raw_days: float = 30.0  # raw request/trace rows, minute roll-ups, 5-minute drift counts
+    rollup_days: float = 400.0  # hour and day roll-ups and drift counts
+    drift_sampling: bool = True
+    drift_rate: float = 1.0  # share of scored requests whose rows are recorded
+    drift_cap_per_minute: int = 10_000  # recorded rows per minute per endpoint server
+
+
+@dataclass(frozen=True)
 class AzureConfig:
     subscription_id: str
     resource_group: str
@@ -58,6 +69,7 @@ class Settings:
     limits: UploadLimits = field(default_factory=UploadLimits)
     worker_slots: int = field(default_factory=lambda: os.cpu_count() or 1)
     sample_data_path: Path | None = None
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
 
     @property
     def max_upload_mb(self) -> int:
@@ -162,6 +174,49 @@ def _limits(env: os._Environ[str] | dict[str, str], opsdeck: dict) -> UploadLimi
     )
 
 
+def _monitoring(env: os._Environ[str] | dict[str, str], opsdeck: dict) -> MonitoringSettings:
+    def pick(env_name: str, key: str, default: object) -> object:
+        for value in (env.get(env_name), opsdeck.get(key)):
+            if value not in (None, ""):
+                return value
+        return default
+
+    def days(env_name: str, key: str, default: float) -> float:
+        value = pick(env_name, key, default)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{env_name} must be a number of days, got {value!r}") from None
+        if not number > 0:
+            raise ValueError(f"{env_name} must be more than 0 days, got {value!r}")
+        return number
+
+    sampling = str(pick("OPSDECK_DRIFT_SAMPLING", "drift_sampling", "on")).strip().lower()
+    if sampling not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"OPSDECK_DRIFT_SAMPLING must be on or off, got {sampling!r}")
+    rate_text = str(pick("OPSDECK_DRIFT_SAMPLE_RATE", "drift_sample_rate", "1")).strip()
+    try:
+        rate = float(rate_text.rstrip("%")) / (100 if rate_text.endswith("%") else 1)
+    except ValueError:
+        rate = -1.0
+    if not 0 < rate <= 1:
+        raise ValueError(
+            f"OPSDECK_DRIFT_SAMPLE_RATE must be a share in (0, 1] or a percentage, got {rate_text!r}"
+        )
+    return MonitoringSettings(
+        raw_days=days("OPSDECK_TELEMETRY_RAW_DAYS", "telemetry_raw_days", 30.0),
+        rollup_days=days("OPSDECK_TELEMETRY_ROLLUP_DAYS", "telemetry_rollup_days", 400.0),
+        drift_sampling=sampling in ("on", "true", "1", "yes"),
+        drift_rate=rate,
+        drift_cap_per_minute=_positive_int(
+            "OPSDECK_DRIFT_CAP_PER_MINUTE",
+            env.get("OPSDECK_DRIFT_CAP_PER_MINUTE"),
+            opsdeck.get("drift_cap_per_minute"),
+            10_000,
+        ),
+    )
+
+
 def load_settings(
     env: os._Environ[str] | dict[str, str] | None = None, root: Path | None = None
 ) -> Settings:
@@ -205,6 +260,7 @@ def load_settings(
         limits=limits,
         worker_slots=max(1, slots),
         sample_data_path=find_sample_data(env, root),
+        monitoring=_monitoring(env, opsdeck),
     )
 
 

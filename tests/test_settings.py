@@ -115,3 +115,25 @@ def test_empty_sample_variable_falls_back_to_the_default_copy(tmp_path: Path) ->
     own = tmp_path / "mine.csv"
     own.write_text("a\n1\n")
     assert find_sample_data({"OPSDECK_SAMPLE_DATA": str(own)}, repo) == own
+
+
+def test_monitoring_retention_and_drift_sampling(tmp_path: Path) -> None:
+    default = load_settings(env={}, root=tmp_path).monitoring
+    assert (default.raw_days, default.rollup_days) == (30.0, 400.0)
+    assert (default.drift_sampling, default.drift_rate) == (True, 1.0)
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text(
+        "[opsdeck]\ntelemetry_raw_days = 7\ndrift_sample_rate = 0.5\n"
+    )
+    chosen = load_settings(
+        env={"OPSDECK_DRIFT_SAMPLING": "off", "OPSDECK_DRIFT_CAP_PER_MINUTE": "500"}, root=tmp_path
+    ).monitoring
+    assert (chosen.raw_days, chosen.drift_rate, chosen.drift_sampling) == (7.0, 0.5, False)
+    assert chosen.drift_cap_per_minute == 500
+    assert (
+        load_settings({"OPSDECK_DRIFT_SAMPLE_RATE": "25%"}, tmp_path).monitoring.drift_rate == 0.25
+    )
+    with pytest.raises(ValueError, match="OPSDECK_DRIFT_SAMPLE_RATE"):
+        load_settings(env={"OPSDECK_DRIFT_SAMPLE_RATE": "2"}, root=tmp_path)
+    with pytest.raises(ValueError, match="OPSDECK_TELEMETRY_ROLLUP_DAYS"):
+        load_settings(env={"OPSDECK_TELEMETRY_ROLLUP_DAYS": "0"}, root=tmp_path)
