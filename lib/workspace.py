@@ -466,10 +466,17 @@ class TelemetryService(Protocol):
     # `query.limit`. A backend may put a partial-result or throttling message in
     # `frame.attrs["warning"]` (and `RequestKpis.warning`).
 
-    def summary(self, query: TelemetryQuery, bin_s: int) -> pd.DataFrame:
-        """Per time bin (`bin_s` seconds, UTC-aligned), endpoint and deployment: `SUMMARY_COLUMNS`.
+    def summary(
+        self,
+        query: TelemetryQuery,
+        bin_s: int,
+        by: Sequence[str] = ("Endpoint", "Deployment"),
+    ) -> pd.DataFrame:
+        """Per time bin (`bin_s` seconds, UTC-aligned) and `by` columns: `SUMMARY_COLUMNS`.
 
-        Only bins with requests have rows; p50/p95/p99 are over every request of the row.
+        `by` is any of "Endpoint", "Deployment" (`()`: one row per bin; columns not split by
+        hold ""). Only bins with requests have rows; p50/p95/p99 are over every request of the
+        row (never an average of percentiles).
         """
         ...
 

@@ -162,6 +162,17 @@ def test_aggregates_equal_raw_counts_and_percentiles_within_the_bucket_error(sto
         for q in (50, 95, 99):
             exact = nearest_rank(group["DurationMs"], q)
             assert row[f"p{q}"] == pytest.approx(exact, rel=PERCENTILE_ERROR, abs=1e-9)
+    overall = service.summary(query, 3600, by=())
+    assert set(overall["Endpoint"]) <= {""} and set(overall["Deployment"]) <= {""}
+    for t, group in bins.groupby("Bin"):
+        row = overall[overall["TimeGenerated"] == t].iloc[0]
+        assert row["Requests"] == len(group)
+        exact = nearest_rank(group["DurationMs"], 95)
+        assert row["p95"] == pytest.approx(exact, rel=PERCENTILE_ERROR, abs=1e-9)
+    per_endpoint = service.summary(query, 900, by=("Endpoint",))
+    assert per_endpoint.groupby("Endpoint")["Requests"].sum().to_dict() == {
+        k: len(g) for k, g in rows.groupby("Endpoint")
+    }
     codes = service.result_codes(query, 900)
     by_code = rows.groupby([rows["TimeGenerated"].dt.floor("15min"), "ResultCode"]).size()
     assert dict(

@@ -194,13 +194,24 @@ def _times(bins: pd.Series) -> pd.Series:
     return pd.to_datetime(bins.astype("int64"), unit="s", utc=True)
 
 
-def summary(conn: sqlite3.Connection, query: TelemetryQuery, bin_s: int) -> pd.DataFrame:
-    """`SUMMARY_COLUMNS` per bin, endpoint and deployment."""
-    keys = ["Endpoint", "Deployment"]
+def summary(
+    conn: sqlite3.Connection,
+    query: TelemetryQuery,
+    bin_s: int,
+    by: Sequence[str] = ("Endpoint", "Deployment"),
+) -> pd.DataFrame:
+    """`SUMMARY_COLUMNS` per bin and `by` columns (those not split by hold "")."""
+    keys = [k for k in ("Endpoint", "Deployment") if k in by]
+    unknown = set(by) - {"Endpoint", "Deployment"}
+    if unknown:
+        raise ValueError(f"summary splits by Endpoint and/or Deployment, not {sorted(unknown)}")
     counts = count_rows(conn, query, bin_s, keys)
     if counts.empty:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     frame = _clamp(counts.merge(percentile_rows(conn, query, bin_s, keys), on=["Bin", *keys]))
+    for column in ("Endpoint", "Deployment"):
+        if column not in keys:
+            frame[column] = ""
     frame["MeanMs"] = frame["SumMs"] / frame["Requests"]
     frame["TimeGenerated"] = _times(frame["Bin"])
     frame = frame.astype({"Requests": "int64", "Failed": "int64"})

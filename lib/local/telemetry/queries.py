@@ -9,7 +9,7 @@ import csv
 import io
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -152,9 +152,14 @@ class TelemetryReader:
         with self.connection() as conn:
             return compute(conn)
 
-    def summary(self, query: TelemetryQuery, bin_s: int) -> pd.DataFrame:
+    def summary(
+        self,
+        query: TelemetryQuery,
+        bin_s: int,
+        by: Sequence[str] = ("Endpoint", "Deployment"),
+    ) -> pd.DataFrame:
         return self._aggregate(
-            lambda c: aggregates.summary(c, query, bin_s), pd.DataFrame(columns=SUMMARY_COLUMNS)
+            lambda c: aggregates.summary(c, query, bin_s, by), pd.DataFrame(columns=SUMMARY_COLUMNS)
         )
 
     def result_codes(self, query: TelemetryQuery, bin_s: int) -> pd.DataFrame:
