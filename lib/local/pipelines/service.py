@@ -37,6 +37,8 @@ from lib.workspace import (
 # How often the agent looks for new dataset versions (data triggers).
 TRIGGER_POLL_S = float(os.environ.get("OPSDECK_TRIGGER_POLL_S", "10"))
 AGENT_START_GRACE_S = 30.0
+# An agent that died sooner than this after starting is not restarted by the next look.
+RESTART_BACKOFF_S = 10.0
 # A run whose job was never created (the creator died in between) is failed after this long.
 ORPHAN_RUN_S = 60.0
 
@@ -89,6 +91,13 @@ class AgentManager:
         """Start the agent unless a live one is recorded (one agent even with racing callers)."""
         if supervisor.is_alive(self.ref()):
             return self.status(needed=True)
+        row = self._row()
+        if row is not None and row["started"]:
+            age = (datetime.now(UTC) - datetime.fromisoformat(row["started"])).total_seconds()
+            if age < RESTART_BACKOFF_S:
+                # It died right after starting: show why instead of restarting it in a loop.
+                log = tail_file(self.log_path, 8)
+                return PipelineAgent("Failed", self.url(), error=row["error"] or log or None)
         held: supervisor.ProcessRef | None = None
         with self.store.transaction() as tx:
             row = tx.execute("SELECT * FROM pipeline_agent WHERE id=1").fetchone()
