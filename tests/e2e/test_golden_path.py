@@ -28,9 +28,12 @@ def test_upload_bank_marketing_and_see_profile(page, dashboard, bank_csv) -> Non
     page.get_by_role("tab", name="Profile").click()
     expect(page.get_by_test_id("stDataFrame").last).to_be_visible()
 
-    # The same file again becomes v2; the list shows two versions.
+    # The same file again: the page names the version it matches and asks; confirmed, it is v2.
     upload(page, bank_csv)
     page.get_by_role("button", name="Register dataset").click()
+    identical = re.compile(r"byte-identical to bankmarketing_train v1")
+    expect(page.get_by_text(identical)).to_be_visible()
+    page.get_by_role("button", name="Register as a new version").click()
     expect(page.get_by_text("bankmarketing_train v2").first).to_be_visible()
 
 
