@@ -130,6 +130,10 @@ class Endpoint:
     created: datetime
     updated: datetime
     error: str | None = None
+    # What the scoring URI accepts (a `lib.scoring.SHAPES` request shape) and whether it can
+    # answer with class probabilities (Azure's MLflow no-code deployments call predict only).
+    request_shape: str = "inputs"
+    probabilities: bool = True
 
 
 @dataclass(frozen=True)

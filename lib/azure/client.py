@@ -23,6 +23,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.pipeline.transport import HttpTransport
 
 from lib.errors import WorkspaceError
 from lib.settings import AzureConfig
@@ -65,17 +66,25 @@ def build_ml_client(
     *,
     credential_factory: Callable[[AzureConfig], TokenCredential] = default_credential,
     client_factory: Callable[..., MLClient] = MLClient,
+    transport: HttpTransport | None = None,
 ) -> MLClient:
-    """An MLClient for the configured workspace; WorkspaceError says how to fix a bad setup."""
+    """An MLClient for the configured workspace; WorkspaceError says how to fix a bad setup.
+
+    `transport` (azure-core) carries every request of every operation (default: requests).
+    """
     if config is None:
         raise WorkspaceError(f"No Azure ML workspace is configured. {CONFIGURE_HINT}")
     try:
         credential = credential_factory(config)
+        extra: dict[str, object] = {"transport": transport} if transport is not None else {}
         return client_factory(
             credential=credential,
             subscription_id=config.subscription_id,
             resource_group_name=config.resource_group,
             workspace_name=config.workspace_name,
+            # Upload progress bars go to the dashboard server's stderr, not to the page.
+            show_progress=False,
+            **extra,
         )
     except WorkspaceError:
         raise
@@ -87,21 +96,51 @@ def build_ml_client(
 
 
 class LazyMLClient:
-    """Calling it returns the MLClient, built on first use and then reused (thread-safe)."""
+    """Calling it returns the MLClient, built on first use and then reused (thread-safe).
+
+    It also hands out the one credential and transport that the workspace's other Azure clients
+    (MLflow tracking, Log Analytics) use, so the whole backend signs in once.
+    """
 
     def __init__(
         self,
         config: AzureConfig | None,
-        builder: Callable[[AzureConfig | None], MLClient] = build_ml_client,
+        builder: Callable[[AzureConfig | None], MLClient] | None = None,
+        *,
+        credential_factory: Callable[[AzureConfig], TokenCredential] = default_credential,
+        transport: HttpTransport | None = None,
     ) -> None:
         self.config = config
-        self._builder = builder
+        self.transport = transport
+        self._credential_factory = credential_factory
+        self._credential: TokenCredential | None = None
+        self._builder = builder or (
+            lambda cfg: build_ml_client(
+                cfg, credential_factory=lambda _cfg: self.credential(), transport=transport
+            )
+        )
         self._client: MLClient | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     @property
     def built(self) -> bool:
         return self._client is not None
+
+    def credential(self) -> TokenCredential:
+        """The credential of this workspace, built on first use (no sign-in happens yet)."""
+        if self.config is None:
+            raise WorkspaceError(f"No Azure ML workspace is configured. {CONFIGURE_HINT}")
+        if self._credential is None:
+            with self._lock:
+                if self._credential is None:
+                    try:
+                        self._credential = self._credential_factory(self.config)
+                    except Exception as exc:  # azure.identity raises assorted types here
+                        raise WorkspaceError(
+                            f"Could not set up the Azure credential: {_first_line(exc)}. "
+                            f"{CONFIGURE_HINT}"
+                        ) from exc
+        return self._credential
 
     def __call__(self) -> MLClient:
         if self._client is None:
@@ -122,10 +161,23 @@ def _http_detail(exc: HttpResponseError) -> str:
     return (detail or _first_line(exc)).strip()
 
 
+def is_sign_in_failure(exc: BaseException) -> bool:
+    """A failed sign-in, however the client wrapped it.
+
+    Some clients (LogsQueryClient) re-raise every error, the credential's own included, as a
+    plain HttpResponseError: the original is its `__context__`, a rejected token is HTTP 401.
+    """
+    if isinstance(exc, ClientAuthenticationError):
+        return True
+    if isinstance(exc.__context__, ClientAuthenticationError):
+        return True
+    return isinstance(exc, HttpResponseError) and exc.status_code == 401
+
+
 def describe_azure_error(exc: BaseException, action: str, not_found: str | None = None) -> str:
     """A one-paragraph, user-facing message for an exception raised by the Azure SDK."""
     # Order matters: the authentication and not-found errors are HttpResponseError subclasses.
-    if isinstance(exc, ClientAuthenticationError):
+    if is_sign_in_failure(exc):
         return f"Could not sign in to Azure to {action}. {SIGN_IN_HINT}"
     if isinstance(exc, ResourceNotFoundError):
         return not_found or f"Could not {action}: not found ({_http_detail(exc)})."

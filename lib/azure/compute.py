@@ -58,6 +58,17 @@ def to_job(job: AzureJob) -> Job:
     )
 
 
+def list_jobs(ml_client: MLClientSource, limit: int = MAX_JOBS) -> list[AzureJob]:
+    """The newest `limit` jobs the SDK could read.
+
+    `jobs.list()` yields None for a job whose definition the SDK cannot parse (a newer job type,
+    a malformed spec); one such job must not hide the others.
+    """
+    with azure_call("list jobs"):
+        listed = itertools.islice(ml_client().jobs.list(), limit)
+        return [job for job in listed if job is not None]
+
+
 def validate_cluster(
     name: str, vm_size: str, min_nodes: int, max_nodes: int, idle_seconds: int
 ) -> None:
@@ -137,8 +148,7 @@ class AzureCompute:
 
     def jobs(self) -> list[Job]:
         """The workspace's most recent top-level jobs, newest first."""
-        with azure_call("list jobs"):
-            entities = list(itertools.islice(self.ml_client().jobs.list(), MAX_JOBS))
+        entities = list_jobs(self.ml_client)
         return sorted((to_job(j) for j in entities), key=lambda j: j.created, reverse=True)
 
     def _get_entity(self, name: str) -> Compute:

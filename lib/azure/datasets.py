@@ -19,7 +19,8 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 from azure.ai.ml.constants import AssetTypes, ListViewType
 from azure.ai.ml.entities import Data
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.ai.ml.exceptions import AssetPathException
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 from lib.azure.client import MLClientSource, azure_call
 from lib.azure.values import created_at
@@ -43,6 +44,7 @@ CACHE_MAX_BYTES = 256 * 1024 * 1024
 UPLOAD_ATTEMPTS = 3
 PREVIEW_ROWS = 100
 MISSING_TOKENS_TAG = "missing_tokens"
+ASSET_PATH_MESSAGE = "Asset paths cannot be updated"
 SAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -62,6 +64,15 @@ def fetch_datastore_file(ml_client: MLClientSource, uri: str) -> bytes:
         if not target.is_file():
             raise WorkspaceError(f"The datastore has no file at {uri}.")
         return target.read_bytes()
+
+
+def is_version_clash(exc: HttpResponseError) -> bool:
+    """The service refused to change an existing version's files (a racing upload took it).
+
+    The SDK turns this answer into AssetPathException only when the error text is exactly its
+    own constant; with the service's structured error body it stays an HttpResponseError.
+    """
+    return exc.status_code in (400, 409) and ASSET_PATH_MESSAGE in str(exc)
 
 
 def _int_version(value: object) -> int | None:
@@ -172,8 +183,9 @@ class AzureDatasets:
             staged = Path(tmp) / _staged_file_name(file_name, file_format)
             staged.write_bytes(data)
             # Another upload of the same name may take our version number between the listing
-            # and the create; data versions are immutable, so the service answers 409 and we
-            # take the next number.
+            # and the create. Data versions are immutable: the service refuses the second
+            # create (409 → ResourceExistsError, or "Asset paths cannot be updated" →
+            # AssetPathException when the files differ) and we take the next number.
             for _ in range(UPLOAD_ATTEMPTS):
                 version = self._next_version(name)
                 asset = Data(
@@ -187,7 +199,11 @@ class AzureDatasets:
                 with azure_call(f"register dataset {name} v{version}"):
                     try:
                         created = self.ml_client().data.create_or_update(asset)
-                    except ResourceExistsError:
+                    except (ResourceExistsError, AssetPathException):
+                        continue
+                    except HttpResponseError as exc:
+                        if not is_version_clash(exc):
+                            raise
                         continue
                 return to_dataset_version(created)
         raise WorkspaceError(

@@ -14,6 +14,7 @@ import re
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
 from typing import Any
 
 import pandas as pd
@@ -61,6 +62,22 @@ def parse_model_ref(ref: Any) -> tuple[str, int]:
     if not match:
         return "", 0
     return match.group("name"), int(match.group("version"))
+
+
+def scoring_contract(deployment: Any) -> tuple[str, bool]:
+    """(request shape, can return probabilities) of a deployment, from how it serves its model.
+
+    Without a scoring script Azure runs its MLflow scoring script: `input_data` (+ `params`),
+    `predict` only. AutoML's generated `scoring_file_v_2_*` takes `Inputs`/`GlobalParameters`
+    and answers `predict_proba`; other scripts are assumed to take the classic `data` body.
+    """
+    code = getattr(deployment, "code_configuration", None)
+    if code is None:
+        return "input_data", False
+    script = PurePosixPath(str(getattr(code, "scoring_script", "") or "")).name
+    if script.startswith("scoring_file_v_2"):
+        return "inputs", True
+    return "data", False
 
 
 def live_deployment(traffic: dict[str, int] | None) -> str | None:
@@ -116,26 +133,29 @@ class AzureEndpoints:
             except ResourceNotFoundError:
                 return None
 
-    def _deployment_model(self, endpoint: OnlineEndpoint) -> tuple[str, int]:
+    def _live_deployment(self, endpoint: OnlineEndpoint) -> OnlineDeployment | None:
         live = live_deployment(endpoint.traffic)
         if live is None:
-            return "", 0
+            return None
         with azure_call(f"get deployment {live} of endpoint {endpoint.name}"):
             try:
-                deployment = self.ml_client().online_deployments.get(
+                return self.ml_client().online_deployments.get(
                     name=live, endpoint_name=endpoint.name
                 )
             except ResourceNotFoundError:
-                return "", 0
-        return parse_model_ref(deployment.model)
+                return None
 
     def to_endpoint(self, entity: OnlineEndpoint) -> Endpoint:
         """Map an online endpoint to the domain type (the model from our tags, else its deployment)."""
         tags = dict(entity.tags or {})
         if tags.get(MODEL_TAG) and str(tags.get(VERSION_TAG, "")).isdigit():
+            # opsdeck deploys registered MLflow models without a scoring script.
             model_name, model_version = tags[MODEL_TAG], int(tags[VERSION_TAG])
+            shape, probabilities = "input_data", False
         else:
-            model_name, model_version = self._deployment_model(entity)
+            deployment = self._live_deployment(entity)
+            model_name, model_version = parse_model_ref(deployment.model) if deployment else ("", 0)
+            shape, probabilities = scoring_contract(deployment) if deployment else ("data", False)
         props = dict(entity.properties or {})
         created = parse_time(props.get("createdAt")) or datetime.now(UTC)
         provisioning = wire_text(entity.provisioning_state)
@@ -148,6 +168,8 @@ class AzureEndpoints:
             model_version=model_version,
             created=created,
             updated=parse_time(props.get("lastModifiedAt")) or created,
+            request_shape=shape,
+            probabilities=probabilities,
         )
 
     def _merge(self, endpoint: Endpoint | None, rollout: Rollout | None) -> Endpoint | None:
@@ -311,6 +333,9 @@ class AzureEndpoints:
             instance_type=self.instance_type,
             instance_count=self.instance_count,
             app_insights_enabled=True,
+            # The inference server names its App Insights role after SERVICE_NAME: the Logs
+            # page filters requests by endpoint through it (lib.azure.telemetry).
+            environment_variables={"SERVICE_NAME": name},
         )
         ml = self.ml_client()
         if entity is None:

@@ -6,11 +6,24 @@ workspace as `AppRequests` / `AppTraces`, which `LogsQueryClient.query_workspace
 workspace GUID (`log_analytics_workspace_id`). The KQL projects onto the `lib.appinsights`
 columns, so pages and charts take either backend's frames unchanged.
 
-Which endpoint a row belongs to: the inference server sets its OpenTelemetry resource
-`service.name` to its service name, which App Insights stores as `AppRoleName` on every request
-and trace; request spans also carry it as the `Service Name` attribute (`Properties`). `Endpoint`
-is `AppRoleName`, falling back to `Properties["Service Name"]` when the role name is empty.
-The server sends no model version or row count per request, so `ModelVersion` and `Rows` are null.
+What a request row holds depends on the server. Azure's inference server
+(`azureml-inference-server-http`, which runs MLflow no-code deployments and scoring scripts)
+writes one request per call, but as a span it opens after the response was sent, carrying the
+real outcome only as custom properties: `Properties["resultCode"]`, `["success"]`, `["url"]`
+and `["duration"]` (`HH:MM:SS.fff`, `D.HH:MM:SS.fff` past a day). Versions 1.5.0 and later
+(OpenTelemetry, the version Azure's current MLflow images install) leave the standard columns at
+ResultCode "0", Success true, DurationMs ≈ 0 and Url empty; versions up to 1.4.x (OpenCensus)
+back-date the span, so DurationMs is about right there but ResultCode, Success and Url are
+equally empty (upstream report microsoft/azureml-inference-server#111). Other servers (custom
+containers with standard HTTP instrumentation) fill the standard columns and write no such
+properties. The KQL therefore reads the properties and falls back to the standard columns.
+
+Which endpoint a row belongs to: the inference server names its OpenTelemetry resource, which
+App Insights stores as `AppRoleName`, after the `SERVICE_NAME` environment variable (default
+"ML service"), and repeats it in `Properties["Service Name"]`. The deployments opsdeck creates set
+`SERVICE_NAME` to the endpoint name (`lib.azure.endpoints`); `Endpoint` is that role name.
+Deployments made elsewhere keep the default and are listed under "ML service". The server sends
+no model version or row count per request, so `ModelVersion` and `Rows` are null.
 """
 
 from __future__ import annotations
@@ -21,27 +34,38 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import pandas as pd
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import HttpResponseError
+from azure.core.pipeline.transport import HttpTransport
 
 from lib.appinsights import COLUMNS, TABLES, TelemetryQuery, check_kind, to_utc
-from lib.azure.client import azure_call, default_credential, describe_azure_error
+from lib.azure.client import (
+    azure_call,
+    default_credential,
+    describe_azure_error,
+    is_sign_in_failure,
+)
 from lib.errors import WorkspaceError
 from lib.settings import AzureConfig
 
 DEFAULT_WINDOW = timedelta(hours=24)
 ENDPOINT_EXPR = 'coalesce(AppRoleName, tostring(Properties["Service Name"]))'
-# The server also records the outcome as span attributes; depending on the exporter version they
-# land in the typed columns or only in `Properties`, so read both.
-RESULT_CODE_EXPR = 'coalesce(ResultCode, tostring(Properties["http.status_code"]))'
-SUCCESS_EXPR = 'coalesce(Success, tobool(tostring(Properties["success"])))'
+# The inference server's own record of each request (see the module docstring), else the
+# standard columns; KQL's coalesce skips nulls and empty strings.
+REQUEST_FIELDS = {
+    "ResultCode": 'coalesce(tostring(Properties["resultCode"]), ResultCode)',
+    "Success": 'coalesce(tobool(tostring(Properties["success"])), Success)',
+    "Url": 'coalesce(tostring(Properties["url"]), Url)',
+    "DurationMs": 'coalesce(totimespan(tostring(Properties["duration"])) / 1ms, DurationMs)',
+}
 REQUEST_PROJECTION = {
     "TimeGenerated": "TimeGenerated",
     "OperationId": "OperationId",
     "Name": "Name",
     "Url": "Url",
-    "ResultCode": RESULT_CODE_EXPR,
+    "ResultCode": "ResultCode",
     "DurationMs": "DurationMs",
-    "Success": SUCCESS_EXPR,
+    "Success": "Success",
     "Endpoint": "Endpoint",
     "ModelVersion": '""',
     "Rows": "long(null)",
@@ -83,6 +107,18 @@ def kql_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def source_lines(kind: str, query: TelemetryQuery | None = None) -> list[str]:
+    """The table, its `Endpoint`, the endpoint filter and (requests) the server's real outcome."""
+    query = query or TelemetryQuery()
+    lines = [TABLES[check_kind(kind)], f"| extend Endpoint = {ENDPOINT_EXPR}"]
+    if query.endpoint is not None:
+        lines.append(f"| where Endpoint == {kql_string(query.endpoint)}")
+    if kind == "requests":
+        fields = ", ".join(f"{name} = {expr}" for name, expr in REQUEST_FIELDS.items())
+        lines.append(f"| extend {fields}")
+    return lines
+
+
 def kql(kind: str, query: TelemetryQuery | None = None) -> str:
     """KQL for `AppRequests` or `AppTraces` rows in our columns, oldest first.
 
@@ -91,9 +127,7 @@ def kql(kind: str, query: TelemetryQuery | None = None) -> str:
     """
     query = query or TelemetryQuery()
     projection = PROJECTIONS[check_kind(kind)]
-    lines = [TABLES[kind], f"| extend Endpoint = {ENDPOINT_EXPR}"]
-    if query.endpoint is not None:
-        lines.append(f"| where Endpoint == {kql_string(query.endpoint)}")
+    lines = source_lines(kind, query)
     if query.limit is not None:
         lines.append(f"| top {query.limit} by TimeGenerated desc")
     lines.append("| order by TimeGenerated asc")
@@ -102,11 +136,16 @@ def kql(kind: str, query: TelemetryQuery | None = None) -> str:
     return "\n".join(lines)
 
 
-def build_logs_client(config: AzureConfig) -> LogsClient:
+def build_logs_client(
+    config: AzureConfig,
+    credential: TokenCredential | None = None,
+    transport: HttpTransport | None = None,
+) -> LogsClient:
     """A LogsQueryClient signed in like the ML client (neither touches the network yet)."""
     from azure.monitor.query import LogsQueryClient
 
-    return LogsQueryClient(default_credential(config))
+    extra: dict[str, Any] = {"transport": transport} if transport is not None else {}
+    return LogsQueryClient(credential or default_credential(config), **extra)
 
 
 def timespan(
@@ -148,7 +187,7 @@ def _frame(tables: list[Any] | None, columns: list[str]) -> pd.DataFrame:
 
 def _query_error(exc: HttpResponseError, workspace_id: str) -> str:
     """The service's own explanation of a failed query (the innermost error message)."""
-    if isinstance(exc, ClientAuthenticationError):
+    if is_sign_in_failure(exc):
         return describe_azure_error(exc, "query the Log Analytics workspace")
     if exc.status_code == 403:
         return NO_READ_PERMISSION

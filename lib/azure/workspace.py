@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from lib.azure.automl import AzureAutoML, MlflowClientSource
-from lib.azure.client import CONFIGURE_HINT, LazyMLClient, MLClientSource
+from collections.abc import Callable
+
+from azure.core.credentials import TokenCredential
+from azure.core.pipeline.transport import HttpTransport
+
+from lib.azure.automl import AzureAutoML, MlflowClientSource, default_tracking
+from lib.azure.client import CONFIGURE_HINT, LazyMLClient, MLClientSource, default_credential
 from lib.azure.compute import AzureCompute
 from lib.azure.datasets import AzureDatasets, FetchBytes
 from lib.azure.endpoints import AzureEndpoints
 from lib.azure.models import AzureModels, FetchMLmodel
 from lib.azure.pipelines import AzurePipelines
-from lib.azure.telemetry import AzureTelemetry, LogsClientFactory
+from lib.azure.telemetry import AzureTelemetry, LogsClientFactory, build_logs_client
 from lib.errors import WorkspaceError
 from lib.local.benchmarks import LocalBenchmarks
 from lib.local.jobs import JobManager
 from lib.local.store import Store
-from lib.settings import Settings
+from lib.settings import AzureConfig, Settings
 from lib.workspace import Workspace
 
 
@@ -25,14 +30,24 @@ def open_azure_workspace(
     mlflow_client: MlflowClientSource | None = None,
     fetch_mlmodel: FetchMLmodel | None = None,
     logs_client: LogsClientFactory | None = None,
+    *,
+    credential_factory: Callable[[AzureConfig], TokenCredential] = default_credential,
+    transport: HttpTransport | None = None,
 ) -> Workspace:
-    """Services over one MLClient that is built, and signs in, on the first call a page makes."""
+    """Services over one MLClient that is built, and signs in, on the first call a page makes.
+
+    The MLClient, the MLflow tracking client and the Log Analytics client share one credential
+    and one azure-core `transport` (default: requests); any of them can be replaced whole.
+    """
     config = settings.azure
     if config is None:
         raise WorkspaceError(f"No Azure ML workspace is configured. {CONFIGURE_HINT}")
-    client = ml_client or LazyMLClient(config)
+    lazy = LazyMLClient(config, credential_factory=credential_factory, transport=transport)
+    client = ml_client or lazy
     datasets = AzureDatasets(client, fetch_bytes=fetch_bytes, limits=settings.limits)
-    automl = AzureAutoML(client, datasets, mlflow_client=mlflow_client)
+    tracking = mlflow_client or (lambda: default_tracking(client, lazy.credential, transport))
+    automl = AzureAutoML(client, datasets, mlflow_client=tracking)
+    logs = logs_client or (lambda cfg: build_logs_client(cfg, lazy.credential(), transport))
     return Workspace(
         kind="azure",
         description=(
@@ -47,7 +62,7 @@ def open_azure_workspace(
         models=AzureModels(client, automl, datasets, fetch_mlmodel=fetch_mlmodel),
         endpoints=AzureEndpoints(client),
         pipelines=AzurePipelines(client, datasets),
-        telemetry=AzureTelemetry(config, client_factory=logs_client),
+        telemetry=AzureTelemetry(config, client_factory=logs),
         # Load tests run from this machine whatever the backend; runs are kept locally.
         benchmarks=LocalBenchmarks(
             JobManager(Store(settings.home), settings.worker_slots), datasets

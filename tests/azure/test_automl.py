@@ -1,4 +1,3 @@
-import importlib.util
 import socket
 from pathlib import Path
 
@@ -7,7 +6,7 @@ import pytest
 import yaml
 from azure.ai.ml.entities import CommandJob
 
-from lib.azure.automl import AzureAutoML, default_mlflow_client, timeout_minutes
+from lib.azure.automl import AzureAutoML, timeout_minutes
 from lib.azure.datasets import AzureDatasets
 from lib.azure.endpoints import AzureEndpoints
 from lib.azure.models import AzureModels
@@ -361,19 +360,6 @@ def test_missing_tracking_data_is_a_workspace_error_but_get_still_works(
     assert got.state == "Running"
     assert "MLflow tracking" in got.progress["note"]
     assert "MLflow tracking" in automl.log_tail(job.id)
-
-
-def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
-
-
-@pytest.mark.skipif(_installed("azureml.mlflow"), reason="azureml-mlflow is installed")
-def test_default_mlflow_client_says_what_to_install(fake_client: FakeMLClient) -> None:
-    with pytest.raises(WorkspaceError, match="azureml-mlflow"):
-        default_mlflow_client(fake_client)
 
 
 def test_open_azure_workspace_wires_every_service_without_network(

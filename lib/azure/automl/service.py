@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import threading
 from typing import Any
 
@@ -14,7 +13,6 @@ from lib.azure.automl.jobs import is_automl, job_request, to_automl_job
 from lib.azure.automl.submit import azure_problems, build_job, ensure_mltable, mltable_input
 from lib.azure.automl.tracking import (
     MlflowClientSource,
-    default_mlflow_client,
     get_run,
     json_artifact,
     parent_and_trials,
@@ -27,11 +25,15 @@ from lib.azure.automl.trials import (
     trial_progress,
 )
 from lib.azure.client import MLClientSource, azure_call
-from lib.azure.compute import MAX_JOBS
+from lib.azure.compute import list_jobs
 from lib.azure.datasets import AzureDatasets
 from lib.errors import WorkspaceError
 from lib.tabular import ParsedTable, TableError, parse_table
 from lib.workspace import AutoMLRequest, DatasetVersion, Job
+
+
+def _no_tracking() -> Any:
+    raise WorkspaceError("This workspace has no MLflow tracking client to read AutoML trials.")
 
 
 class AzureAutoML:
@@ -43,9 +45,10 @@ class AzureAutoML:
         datasets: AzureDatasets,
         mlflow_client: MlflowClientSource | None = None,
     ) -> None:
+        """`mlflow_client` builds the tracking client (see `tracking.default_tracking`)."""
         self.ml_client = ml_client
         self.datasets = datasets
-        self._mlflow_source = mlflow_client or (lambda: default_mlflow_client(ml_client))
+        self._mlflow_source = mlflow_client or _no_tracking
         self._mlflow: Any = None
         self._lock = threading.Lock()
 
@@ -102,9 +105,7 @@ class AzureAutoML:
 
     def jobs(self) -> list[Job]:
         """The workspace's AutoML jobs, newest first."""
-        with azure_call("list jobs"):
-            entities = list(itertools.islice(self.ml_client().jobs.list(), MAX_JOBS))
-        found = [to_automl_job(e) for e in entities if is_automl(e)]
+        found = [to_automl_job(e) for e in list_jobs(self.ml_client) if is_automl(e)]
         return sorted(found, key=lambda j: j.created, reverse=True)
 
     def get(self, job_id: str) -> Job:
