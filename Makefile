@@ -15,8 +15,9 @@ run: $(VENV)/.runtime ## install (once) and start the dashboard on the local wor
 test: $(VENV)/.dev system-deps ## install (once) and run the whole suite
 	@$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; rc=0; fi; exit $$rc
 
+# The inner loop: no subprocess, FLAML or browser tests; the slowest ten are listed so creep shows.
 test-fast: $(VENV)/.dev
-	$(PY) -m pytest -m "not slow and not e2e"
+	$(PY) -m pytest -m "not slow and not e2e" --durations=10
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
