@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.ports import free_port
-from tests.support.waiting import wait_for
+from tests.support.servers import ServerProcess
 
 # A raw ASGI app: cheap routes plus counters the tests read back over HTTP.
 SERVER_SOURCE = r"""
@@ -90,22 +88,10 @@ def start_server(tmp: Path) -> Server:
     """Start the hello server on a free loopback port; returns once it accepts connections."""
     script = tmp / "hello_server.py"
     script.write_text(SERVER_SOURCE)
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, str(script), str(port)], stderr=subprocess.DEVNULL)
-
-    def accepting() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError("test server exited")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        except OSError:
-            return False
-        return True
-
-    try:
-        wait_for(accepting, timeout=15, what="hello server accepts connections")
-    except BaseException:
-        proc.kill()
-        proc.wait(timeout=5)
-        raise
-    return Server(f"http://127.0.0.1:{port}", proc)
+    server = ServerProcess(
+        [sys.executable, str(script), "{port}"],
+        tmp / "hello_server.log",
+        ready_path=None,
+        timeout=15,
+    )
+    return Server(server.url, server.proc)
