@@ -34,6 +34,7 @@ pages = {
     ],
     "Operate": [
         st.Page("pages/logs.py", title="Logs", icon=":material/monitoring:"),
+        st.Page("pages/monitoring.py", title="Monitoring", icon=":material/query_stats:"),
         st.Page("pages/benchmarks.py", title="Benchmarks", icon=":material/speed:"),
         st.Page("pages/pipelines.py", title="Pipelines", icon=":material/account_tree:"),
     ],

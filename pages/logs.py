@@ -1,14 +1,16 @@
-"""Logs: an endpoint's requests and traces as App Insights-style charts and tables."""
+"""Logs: an endpoint's requests and traces as App Insights-style charts and tables.
+
+Charts and tiles come from the telemetry service's aggregates (computed where the data lives);
+"Live" re-runs only them. Tables are limited pages of raw rows; the CSV is built on click.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime
 
-import pandas as pd
 import streamlit as st
 
-from lib import charts
-from lib.appinsights import TelemetryQuery
+from lib import charts, logs_view
 from lib.ui import workspace
 from lib.workspace import WorkspaceError
 
@@ -17,89 +19,124 @@ st.title("Logs")
 if ws.telemetry is None:
     st.info("This workspace has no telemetry service.")
     st.stop()
-
-RANGES = {
-    "Last 15 minutes": timedelta(minutes=15),
-    "Last hour": timedelta(hours=1),
-    "Last 24 hours": timedelta(days=1),
-    "Last 7 days": timedelta(days=7),
-}
-BINS = {
-    "Last 15 minutes": "30s",
-    "Last hour": "1min",
-    "Last 24 hours": "15min",
-    "Last 7 days": "1h",
-}
+telemetry = ws.telemetry
 
 names = [e.name for e in ws.endpoints.list()] if ws.endpoints else []
 c1, c2, c3 = st.columns([2, 2, 1])
 endpoint = c1.selectbox("Endpoint", ["All endpoints", *names], key="logs_endpoint")
-span = c2.selectbox("Time range", list(RANGES), index=1, key="logs_range")
-live = c3.toggle("Live", value=False, key="logs_live", help="Refresh every 5 s")
+span = c2.selectbox(
+    "Time range",
+    list(logs_view.RANGES),
+    index=list(logs_view.RANGES).index(logs_view.DEFAULT_RANGE),
+    key="logs_range",
+)
+live = c3.toggle(
+    "Live",
+    value=False,
+    key="logs_live",
+    help=f"Refresh the charts every {logs_view.LIVE_EVERY_S} s (tables refresh on any change)",
+)
 chosen = None if endpoint == "All endpoints" else endpoint
+bin_s = logs_view.RANGES[span][1]
 
 
-@st.fragment(run_every=5 if live else None)
+def _warn(*frames) -> None:  # noqa: ANN002
+    for message in {getattr(f, "attrs", {}).get("warning") for f in frames} - {None, ""}:
+        st.warning(message)
+
+
+@st.fragment(run_every=logs_view.LIVE_EVERY_S if live else None)
 def dashboard() -> None:
-    query = TelemetryQuery.last(RANGES[span], endpoint=chosen)
+    query = logs_view.window(span, chosen)
     try:
-        requests = ws.telemetry.requests(query)
-        traces = ws.telemetry.traces(query.with_limit(200))
+        kpis = telemetry.kpis(query)
+        overall = telemetry.summary(query, bin_s, by=())
+        codes = telemetry.result_codes(query, bin_s)
+        status = telemetry.status_codes(query)
+        split = telemetry.summary(query, bin_s, by=("Deployment",)) if chosen else None
     except WorkspaceError as exc:
         st.warning(str(exc))
         return
-    bin_ = BINS[span]
-    total = len(requests)
-    failed = int((~requests["Success"].astype(bool)).sum()) if total else 0
-    c = st.columns(4)
-    c[0].metric("Requests", f"{total:,}", border=True)
-    c[1].metric(
-        "Failed",
-        f"{failed:,}",
-        f"{failed / total:.1%}" if total else None,
-        border=True,
-        delta_color="inverse",
-    )
-    c[2].metric("p50", f"{requests['DurationMs'].median():.1f} ms" if total else "–", border=True)
-    c[3].metric(
-        "p95", f"{requests['DurationMs'].quantile(0.95):.1f} ms" if total else "–", border=True
-    )
+    if kpis.warning:
+        st.warning(kpis.warning)
+    _warn(overall, codes, status)
+    for column, tile in zip(st.columns(5), logs_view.kpi_tiles(kpis), strict=True):
+        column.metric(
+            tile.label,
+            tile.value,
+            tile.delta,
+            border=True,
+            delta_color="inverse",
+            help=tile.help,
+        )
     left, right = st.columns(2)
-    left.plotly_chart(charts.requests_by_result(requests, bin=bin_), key="logs_by_result")
-    right.plotly_chart(charts.request_latency_percentiles(requests, bin=bin_), key="logs_latency")
-    left.plotly_chart(charts.failure_rate(requests, bin=bin_), key="logs_failures")
-    if total:
-        codes = (
-            requests.groupby("ResultCode")
-            .size()
-            .reset_index(name="count")
-            .rename(columns={"ResultCode": "code"})
+    left.plotly_chart(charts.requests_by_result(codes, bin_s), key="logs_by_result")
+    right.plotly_chart(charts.request_latency_percentiles(overall, bin_s), key="logs_latency")
+    left.plotly_chart(charts.failure_rate(overall, bin_s), key="logs_failures")
+    right.plotly_chart(charts.status_codes(logs_view.status_count_frame(status)), key="logs_codes")
+    if split is not None and len(logs_view.deployments(split)) > 1:
+        st.subheader("By deployment")
+        left, right = st.columns(2)
+        left.plotly_chart(charts.deployment_lines(split, "p95", bin_s), key="logs_dep_p95")
+        right.plotly_chart(
+            charts.deployment_lines(split, "FailureRate", bin_s), key="logs_dep_failures"
         )
-        right.plotly_chart(charts.status_codes(codes), key="logs_codes")
-    tab_req, tab_traces, tab_query = st.tabs(["Requests", "Traces", "Query"])
-    with tab_req:
-        st.dataframe(
-            requests.sort_values("TimeGenerated", ascending=False).head(500),
-            hide_index=True,
-            key="logs_requests",
+        left.plotly_chart(
+            charts.deployment_lines(split, "Requests", bin_s), key="logs_dep_requests"
         )
-        st.download_button(
-            "Export requests (CSV)",
-            requests.to_csv(index=False).encode(),
-            file_name="requests.csv",
-            key="logs_export",
-        )
-    with tab_traces:
-        st.dataframe(
-            traces.sort_values("TimeGenerated", ascending=False)
-            if not traces.empty
-            else pd.DataFrame(),
-            hide_index=True,
-            key="logs_traces",
-        )
-    with tab_query:
-        st.caption("The query behind these tables")
-        st.code(ws.telemetry.query_text("requests", query), language="sql")
+        if ws.monitoring is not None:
+            shares = ws.monitoring.prediction_shares(query)
+            right.plotly_chart(charts.prediction_shares(shares), key="logs_dep_predictions")
+    st.caption(
+        f"{span}, bins of {charts.bin_label(bin_s)}; updated "
+        f"{datetime.now(UTC):%H:%M:%S} UTC" + (" (live)" if live else "")
+    )
 
 
 dashboard()
+
+# Tables read the window once per run (not on every live refresh), a page at a time.
+query = logs_view.window(span, chosen)
+rows = logs_view.PAGE_ROWS
+tab_recent, tab_failed, tab_slow, tab_traces, tab_export, tab_query = st.tabs(
+    ["Requests", "Failed", "Slowest", "Traces", "Export", "Query"]
+)
+try:
+    with tab_recent:
+        page = st.number_input("Page", min_value=1, value=1, step=1, key="logs_requests_page")
+        recent = telemetry.recent(query, rows, logs_view.offset(page))
+        st.caption(logs_view.page_caption(page, len(recent)))
+        st.dataframe(recent, hide_index=True, key="logs_requests")
+    with tab_failed:
+        page = st.number_input("Page", min_value=1, value=1, step=1, key="logs_failed_page")
+        failed = telemetry.failed(query, rows, logs_view.offset(page))
+        st.caption(logs_view.page_caption(page, len(failed), what="failed requests"))
+        st.dataframe(failed, hide_index=True, key="logs_failed")
+    with tab_slow:
+        slowest = telemetry.slowest(query, logs_view.SLOWEST_ROWS)
+        st.caption(f"The {logs_view.SLOWEST_ROWS} slowest requests of the range, slowest first.")
+        st.dataframe(slowest, hide_index=True, key="logs_slowest")
+    with tab_traces:
+        text = st.text_input("Message contains", key="logs_traces_text")
+        page = st.number_input("Page", min_value=1, value=1, step=1, key="logs_traces_page")
+        traces = telemetry.recent_traces(query, text, rows, logs_view.offset(page))
+        st.caption(logs_view.page_caption(page, len(traces), what="traces"))
+        st.dataframe(traces, hide_index=True, key="logs_traces")
+except WorkspaceError as exc:
+    st.warning(str(exc))
+with tab_export:
+    st.caption(
+        "Every request of the range as CSV, oldest first. The file is built from the store "
+        "when you click, streamed in chunks, not on every refresh."
+    )
+    st.download_button(
+        "Download requests (CSV)",
+        data=lambda: b"".join(telemetry.export_csv(query)),
+        file_name=logs_view.csv_name(chosen, span),
+        mime="text/csv",
+        on_click="ignore",
+        key="logs_export",
+    )
+with tab_query:
+    st.caption("The query behind the request tables")
+    st.code(telemetry.query_text("requests", query), language="sql" if ws.kind == "local" else None)

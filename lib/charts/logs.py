@@ -1,10 +1,13 @@
-"""Request-log charts over App Insights columns (``TimeGenerated``, ``ResultCode``, ``DurationMs``,
-``Success``): requests by result code, latency percentiles and failure rate per time bin, and
-responses per status code (also drawn for a benchmark run)."""
+"""Request-log charts over the telemetry service's aggregates (never raw rows): requests by
+result code per bin (`CODE_COLUMNS`), latency percentiles and failure rate per bin
+(`SUMMARY_COLUMNS`), the same split by deployment side by side, responses per status code (also
+drawn for a benchmark run) and predicted-class shares per deployment.
+
+Bins without requests have no aggregate row; the time charts show them as gaps (bars of 0,
+lines broken) over the full range between the first and the last bin.
+"""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,67 +19,62 @@ from lib.charts.common import (
     STATUS_COLORS,
     STATUS_SHADES,
     code_text,
+    color,
     datetimes,
     empty,
     has_rows,
     numeric,
-    percentile_name,
     status_class,
     style,
     time_lines,
 )
 
+PERCENTILES = ("p50", "p95", "p99")
 
-def binned_percentiles(
-    df: pd.DataFrame,
-    time_col: str,
-    value_col: str,
-    bin: str,
-    percentiles: Sequence[float] = (50, 95, 99),
-) -> pd.DataFrame:
-    """Percentiles of the raw values in each time bin (empty bins kept as NaN, count 0)."""
-    names = [percentile_name(q) for q in percentiles]
-    columns = [time_col, *names, "count"]
-    if not has_rows(df, (time_col, value_col)):
-        return pd.DataFrame(columns=columns)
-    frame = pd.DataFrame({"t": datetimes(df[time_col]), "v": numeric(df[value_col])}).dropna()
-    if frame.empty:
-        return pd.DataFrame(columns=columns)
-    keys = frame["t"].dt.floor(bin)
-    grouped = frame.groupby(keys)["v"]
-    out = pd.DataFrame(
-        {name: grouped.quantile(q / 100) for name, q in zip(names, percentiles, strict=True)}
+
+def bin_label(bin_s: int) -> str:
+    """'1 min', '15 min', '1 h', '1 day' ..."""
+    if bin_s % 86400 == 0:
+        days = bin_s // 86400
+        return f"{days} day" + ("s" if days > 1 else "")
+    if bin_s % 3600 == 0:
+        return f"{bin_s // 3600} h"
+    if bin_s % 60 == 0:
+        return f"{bin_s // 60} min"
+    return f"{bin_s} s"
+
+
+def _full_range(times: pd.Series, bin_s: int) -> pd.DatetimeIndex:
+    times = datetimes(times)
+    return pd.date_range(times.min(), times.max(), freq=pd.Timedelta(seconds=bin_s))
+
+
+def _per_bin(frame: pd.DataFrame, value: str, bin_s: int) -> pd.Series:
+    """One value per bin over the full range (NaN where a bin has no row)."""
+    series = (
+        frame.assign(TimeGenerated=datetimes(frame["TimeGenerated"]))
+        .groupby("TimeGenerated")[value]
+        .sum(min_count=1)
     )
-    out["count"] = grouped.size()
-    out = out.reindex(pd.date_range(keys.min(), keys.max(), freq=bin))
-    out["count"] = out["count"].fillna(0).astype(int)
-    out.index.name = time_col
-    return out.reset_index()[columns]
+    return series.reindex(_full_range(frame["TimeGenerated"], bin_s))
 
 
-def _binned(df: pd.DataFrame, time_col: str, bin: str) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
-    """Rows with their time bin in ``_bin``, and every bin from the first to the last."""
-    frame = df.assign(**{time_col: datetimes(df[time_col])}).dropna(subset=[time_col])
-    frame = frame.assign(_bin=frame[time_col].dt.floor(bin))
-    if frame.empty:
-        return frame, pd.DatetimeIndex([])
-    return frame, pd.date_range(frame["_bin"].min(), frame["_bin"].max(), freq=bin)
-
-
-def requests_by_result(requests: pd.DataFrame, bin: str = "1min") -> go.Figure:
-    """Stacked request count per time bin, one colour per result code."""
+def requests_by_result(codes: pd.DataFrame, bin_s: int = 60) -> go.Figure:
+    """Stacked request count per time bin, one colour per result code (`CODE_COLUMNS`)."""
     title = "Requests by result code"
-    x_title, y_title = "Time", f"Requests per {bin}"
-    if not has_rows(requests, ("TimeGenerated", "ResultCode")):
+    x_title, y_title = "Time", f"Requests per {bin_label(bin_s)}"
+    if not has_rows(codes, ("TimeGenerated", "ResultCode", "Requests")):
         return empty(title, x_title, y_title)
-    frame, full = _binned(requests, "TimeGenerated", bin)
-    if frame.empty:
-        return empty(title, x_title, y_title)
-    frame = frame.assign(code=[code_text(c) for c in frame["ResultCode"]])
-    table = (
-        frame.groupby(["_bin", "code"]).size().unstack("code", fill_value=0).reindex(full).fillna(0)
+    frame = codes.assign(
+        TimeGenerated=datetimes(codes["TimeGenerated"]),
+        code=[code_text(c) for c in codes["ResultCode"]],
     )
-    width = pd.Timedelta(bin).total_seconds() * 1000
+    table = (
+        frame.pivot_table(index="TimeGenerated", columns="code", values="Requests", aggfunc="sum")
+        .reindex(_full_range(frame["TimeGenerated"], bin_s))
+        .fillna(0)
+    )
+    width = bin_s * 1000
     fig = go.Figure()
     used: dict[str, int] = {}
     for code in sorted(table.columns):
@@ -92,35 +90,34 @@ def requests_by_result(requests: pd.DataFrame, bin: str = "1min") -> go.Figure:
                 # Bars span their bin [start, start + bin) instead of straddling the start.
                 width=0.9 * width,
                 offset=0.05 * width,
-                hovertemplate=f"<b>{code}</b><br>%{{x|%H:%M}}<br>%{{y:,d}} requests<extra></extra>",
+                hovertemplate=f"<b>{code}</b><br>%{{x|%b %d %H:%M}}<br>%{{y:,d}} requests<extra></extra>",
             )
         )
     fig.update_layout(barmode="stack")
     return style(fig, title, x_title, y_title)
 
 
-def request_latency_percentiles(requests: pd.DataFrame, bin: str = "1min") -> go.Figure:
-    """p50/p95/p99 of request duration per time bin, from the raw rows of each bin."""
+def request_latency_percentiles(summary: pd.DataFrame, bin_s: int = 60) -> go.Figure:
+    """p50/p95/p99 of request duration per bin, from a summary with one row per bin."""
     title = "Request latency"
     x_title, y_title = "Time", "Duration (ms)"
-    if not has_rows(requests, ("TimeGenerated", "DurationMs")):
+    if not has_rows(summary, ("TimeGenerated", "Requests", *PERCENTILES)):
         return empty(title, x_title, y_title)
-    table = binned_percentiles(requests, "TimeGenerated", "DurationMs", bin)
-    if table.empty:
-        return empty(title, x_title, y_title)
+    counts = _per_bin(summary, "Requests", bin_s)
     fig = go.Figure()
-    for name in ("p50", "p95", "p99"):
+    for name in PERCENTILES:
+        values = _per_bin(summary, name, bin_s)
         fig.add_trace(
             go.Scatter(
-                x=table["TimeGenerated"],
-                y=table[name],
+                x=values.index,
+                y=values.to_numpy(),
                 mode="lines+markers",
                 name=name,
                 line={"color": PERCENTILE_COLORS[name], "width": 1.8},
                 marker={"size": 4},
-                customdata=table["count"],
+                customdata=counts.fillna(0).astype(int).to_numpy(),
                 hovertemplate=(
-                    f"<b>{name}</b> %{{y:,.1f}} ms<br>%{{x|%H:%M}}"
+                    f"<b>{name}</b> %{{y:,.1f}} ms<br>%{{x|%b %d %H:%M}}"
                     "<br>%{customdata:,d} requests<extra></extra>"
                 ),
             )
@@ -128,28 +125,14 @@ def request_latency_percentiles(requests: pd.DataFrame, bin: str = "1min") -> go
     return time_lines(fig, title, x_title, y_title)
 
 
-def _as_bool(values: pd.Series) -> pd.Series:
-    """Booleans from bool, 'true'/'false' or 1/0 values; anything else missing."""
-    if pd.api.types.is_bool_dtype(values):
-        return values.astype(bool)
-    text = values.astype(str).str.strip().str.lower()
-    mapped = text.map({"true": True, "1": True, "false": False, "0": False})
-    return mapped.astype("boolean")
-
-
-def failure_rate(requests: pd.DataFrame, bin: str = "1min") -> go.Figure:
-    """Share of failed requests per time bin, in percent (bins without requests left blank)."""
+def failure_rate(summary: pd.DataFrame, bin_s: int = 60) -> go.Figure:
+    """Share of failed requests per bin in percent (bins without requests left blank)."""
     title = "Failure rate"
     x_title, y_title = "Time", "Failed requests (%)"
-    if not has_rows(requests, ("TimeGenerated", "Success")):
+    if not has_rows(summary, ("TimeGenerated", "Requests", "Failed")):
         return empty(title, x_title, y_title)
-    frame, full = _binned(requests, "TimeGenerated", bin)
-    frame = frame.assign(ok=_as_bool(frame["Success"])).dropna(subset=["ok"])
-    if frame.empty:
-        return empty(title, x_title, y_title)
-    grouped = frame.groupby("_bin")["ok"]
-    total = grouped.size().reindex(full).fillna(0).astype(int)
-    failed = grouped.apply(lambda s: int((~s.astype(bool)).sum())).reindex(full).fillna(0)
+    total = _per_bin(summary, "Requests", bin_s)
+    failed = _per_bin(summary, "Failed", bin_s)
     rate = (100 * failed / total.where(total > 0)).astype(float)
     fig = go.Figure(
         go.Scatter(
@@ -161,15 +144,60 @@ def failure_rate(requests: pd.DataFrame, bin: str = "1min") -> go.Figure:
             marker={"size": 4},
             fill="tozeroy",
             fillcolor="rgba(214, 39, 40, 0.12)",
-            customdata=np.column_stack([failed.astype(int).to_numpy(), total.to_numpy()]),
+            customdata=np.column_stack(
+                [failed.fillna(0).astype(int).to_numpy(), total.fillna(0).astype(int).to_numpy()]
+            ),
             hovertemplate=(
                 "%{y:.1f}% failed<br>%{customdata[0]:,d} of %{customdata[1]:,d} requests"
-                "<br>%{x|%H:%M}<extra></extra>"
+                "<br>%{x|%b %d %H:%M}<extra></extra>"
             ),
         )
     )
     fig.update_yaxes(rangemode="tozero")
     return style(fig, title, x_title, y_title, legend=False)
+
+
+def _deployments(summary: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    names = summary["Deployment"].fillna("").astype(str)
+    return [(name or "(default)", summary[names == name]) for name in sorted(names.unique())]
+
+
+def deployment_lines(
+    summary: pd.DataFrame, value: str, bin_s: int = 60, title: str = "", y_title: str = ""
+) -> go.Figure:
+    """One line per deployment: `value` is p50/p95/p99, "Requests" or "FailureRate" (%)."""
+    title = title or {
+        "Requests": "Requests by deployment",
+        "FailureRate": "Failure rate by deployment",
+    }.get(value, f"{value} latency by deployment")
+    y_title = y_title or {
+        "Requests": f"Requests per {bin_label(bin_s)}",
+        "FailureRate": "Failed (%)",
+    }.get(value, "Duration (ms)")
+    needed = ("TimeGenerated", "Deployment", "Requests", "Failed", *PERCENTILES)
+    if not has_rows(summary, needed):
+        return empty(title, "Time", y_title)
+    fig = go.Figure()
+    for i, (name, rows) in enumerate(_deployments(summary)):
+        if value == "FailureRate":
+            total, failed = _per_bin(rows, "Requests", bin_s), _per_bin(rows, "Failed", bin_s)
+            y = (100 * failed / total.where(total > 0)).astype(float)
+            unit = "%{y:.1f}% failed"
+        else:
+            y = _per_bin(rows, value, bin_s)
+            unit = "%{y:,d} requests" if value == "Requests" else "%{y:,.1f} ms"
+        fig.add_trace(
+            go.Scatter(
+                x=y.index,
+                y=y.to_numpy(),
+                mode="lines+markers",
+                name=name,
+                line={"color": color(i), "width": 1.8},
+                marker={"size": 4},
+                hovertemplate=f"<b>{name}</b> {unit}<br>%{{x|%b %d %H:%M}}<extra></extra>",
+            )
+        )
+    return time_lines(fig, title, "Time", y_title)
 
 
 def status_codes(counts: pd.DataFrame) -> go.Figure:
@@ -201,3 +229,28 @@ def status_codes(counts: pd.DataFrame) -> go.Figure:
     )
     fig.update_xaxes(type="category")
     return style(fig, title, x_title, y_title, legend=False)
+
+
+def prediction_shares(shares: pd.DataFrame) -> go.Figure:
+    """Share of each predicted class per deployment (sampled predictions), grouped bars."""
+    title = "Predictions by deployment"
+    x_title, y_title = "Prediction", "Share of sampled rows (%)"
+    if not has_rows(shares, ("Deployment", "Prediction", "Rows", "Share")):
+        return empty(title, x_title, y_title)
+    fig = go.Figure()
+    for i, (name, rows) in enumerate(_deployments(shares)):
+        fig.add_trace(
+            go.Bar(
+                x=rows["Prediction"].astype(str).tolist(),
+                y=(100 * rows["Share"]).to_numpy(),
+                name=name,
+                marker={"color": color(i)},
+                customdata=rows["Rows"].to_numpy(),
+                hovertemplate=(
+                    f"<b>{name}</b> %{{x}}: %{{y:.1f}}%<br>%{{customdata:,d}} rows<extra></extra>"
+                ),
+            )
+        )
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(type="category")
+    return style(fig, title, x_title, y_title)

@@ -101,7 +101,8 @@ def ensure_baseline(store: Any, model_name: str, model_version: int) -> Path | N
             return None
         from lib.local.datasets import DATA_FILE
 
-        frame = pd.read_parquet(Path(row["path"]) / DATA_FILE)
+        # Stored relative to the home (an absolute path stays as it is).
+        frame = pd.read_parquet(Path(store.home) / row["path"] / DATA_FILE)
         baseline = build_baseline(
             frame,
             target=source["target"],

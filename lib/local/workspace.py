@@ -6,6 +6,7 @@ from lib.local.automl import LocalAutoML
 from lib.local.benchmarks import LocalBenchmarks
 from lib.local.compute import LocalCompute
 from lib.local.datasets import LocalDatasets
+from lib.local.drift import LocalMonitoring
 from lib.local.endpoints import LocalEndpoints
 from lib.local.jobs import JobManager
 from lib.local.models import LocalModels
@@ -32,6 +33,7 @@ def open_local_workspace(settings: Settings) -> Workspace:
         models=LocalModels(store, jobs),
         endpoints=endpoints,
         telemetry=LocalTelemetry(endpoints.telemetry_db),
+        monitoring=LocalMonitoring(endpoints.telemetry_db),
         benchmarks=LocalBenchmarks(jobs, datasets),
         pipelines=LocalPipelines(store, jobs, datasets),
         extras={"store": store, "jobs": jobs},
