@@ -34,6 +34,11 @@ DRIFT_RANGES: dict[str, tuple[timedelta, int]] = {
 STATE_ICONS = {"OK": "🟢", "watch": "🟠", "drift": "🔴", "no data": "⚪"}
 
 
+def drift_label(state: str) -> str:
+    """'🔴 drift', '⚪ no data' ...: a drift state as shown beside an endpoint."""
+    return f"{STATE_ICONS.get(state, '')} {state}".strip()
+
+
 def window(label: str, endpoint: str | None, now: datetime | None = None) -> TelemetryQuery:
     """The query for a range label ending now."""
     return TelemetryQuery.last(RANGES[label][0], endpoint=endpoint, now=now)

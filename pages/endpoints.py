@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from lib.drift import NO_DATA
+from lib.logs_view import drift_label
 from lib.names import endpoint_name_for
 from lib.scoring import curl_snippet, fetch_swagger, python_snippet
 from lib.settings import mask_secret
@@ -55,11 +57,13 @@ listing = endpoints.list()
 if not listing:
     st.stop()
 
+drift = ws.monitoring.states() if ws.monitoring is not None else {}
 table = pd.DataFrame(
     [
         {
             "endpoint": e.name,
             "state": e.state,
+            "drift (24 h)": drift_label(drift.get(e.name, NO_DATA)),
             "model": f"{e.model_name} v{e.model_version}",
             "scoring URI": e.scoring_uri,
             "created": ago(e.created),

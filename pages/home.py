@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from lib.drift import NO_DATA
+from lib.logs_view import drift_label
 from lib.pipeline_view import next_scheduled
 from lib.ui import ago, workspace
 from lib.workspace import WorkspaceError
@@ -45,11 +47,13 @@ if counts.get("datasets", 0) == 0:
 if ws.endpoints is not None:
     live = ws.endpoints.list()
     if live:
+        drift = ws.monitoring.states() if ws.monitoring is not None else {}
         st.subheader("Endpoints")
         for e in live:
             st.markdown(
                 f"**{e.name}** · {e.state} · {e.model_name} v{e.model_version} · "
-                f"`{e.scoring_uri}` · updated {ago(e.updated)}"
+                f"`{e.scoring_uri}` · updated {ago(e.updated)} · "
+                f"drift {drift_label(drift.get(e.name, NO_DATA))}"
             )
 if ws.pipelines is not None:
     # Looking is also what restarts a needed pipeline agent that died.

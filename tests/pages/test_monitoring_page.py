@@ -21,12 +21,14 @@ TRAINING = pd.DataFrame(
 
 
 def _endpoint(ws, name: str) -> None:
+    """A stopped endpoint row (no server is needed to read its monitoring)."""
     now = datetime.now(UTC).isoformat()
     with ws.extras["store"].transaction() as tx:
+        port = 59000 + tx.execute("SELECT COUNT(*) FROM endpoints").fetchone()[0]
         tx.execute(
             """INSERT INTO endpoints(name, model_name, model_version, port, state, desired,
-               created, updated) VALUES (?, 'm', 1, 59998, 'Stopped', 'stopped', ?, ?)""",
-            (name, now, now),
+               created, updated) VALUES (?, 'm', 1, ?, 'Stopped', 'stopped', ?, ?)""",
+            (name, port, now, now),
         )
 
 
@@ -57,3 +59,23 @@ def test_monitoring_says_when_nothing_was_sampled(local_workspace) -> None:
     at = open_page("monitoring.py")
     assert not at.exception
     assert any("No sampled inputs for quiet-ep" in i.value for i in at.info)
+
+
+def test_home_and_endpoints_show_each_endpoints_drift_state(local_workspace) -> None:
+    _endpoint(local_workspace, "bank-ep")
+    _endpoint(local_workspace, "quiet-ep")
+    writer = TelemetryWriter(local_workspace.telemetry.db_path, endpoint="bank-ep")
+    writer.set_baseline(build_baseline(TRAINING, target="y"))
+    writer.record_inputs(TRAINING.drop(columns="y").assign(job="astronaut").to_dict("records"), [])
+    writer.close()
+    home = open_page("home.py")
+    lines = " ".join(m.value for m in home.markdown)
+    assert "**bank-ep**" in lines and "drift 🔴 drift" in lines
+    assert "drift ⚪ no data" in lines
+    endpoints = open_page("endpoints.py")
+    assert not endpoints.exception
+    table = endpoints.dataframe[0].value
+    assert dict(zip(table["endpoint"], table["drift (24 h)"], strict=True)) == {
+        "bank-ep": "🔴 drift",
+        "quiet-ep": "⚪ no data",
+    }
