@@ -1,4 +1,8 @@
-"""The `automl` job kind: runs the local AutoML engine inside a job process."""
+"""The `automl` job kind: runs the local AutoML engine inside a job process.
+
+The job's time budget counts from the job's recorded start, so start-up (process launch,
+imports, loading the data) is inside the promise the engine keeps.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import json
 import math
 import time
 from dataclasses import asdict, is_dataclass
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 from lib.files import atomic_write
@@ -106,7 +110,7 @@ def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict
         ensemble=bool(request.get("ensemble", True)),
         experiment_name=request.get("experiment_name", "automl"),
     )
-    ctx.progress(phase="Searching")
+    tracking.ensure_store(ctx.store.home)
     try:
         result = run_automl(
             frame,
@@ -116,12 +120,15 @@ def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict
             on_trial=on_trial,
             should_stop=ctx.cancel_requested,
             log=log,
+            started_at=_started_at(ctx),
+            fastpath_dir=job_dir / "fastpath",
+            on_phase=lambda name: ctx.progress(phase=name),
         )
     except AutoMLCanceled as exc:
         raise KeyboardInterrupt from exc
     if ctx.cancel_requested():
         raise KeyboardInterrupt
-    ctx.progress(phase="Done")
+    ctx.progress(phase="Done", budget=_clean(result.budget))
     out = _clean(_as_dict(result))
     details = out.pop("details", {}) or {}
     guardrails = out.pop("guardrails", None) or early
@@ -131,39 +138,14 @@ def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict
     atomic_write(job_dir / "guardrails.json", json.dumps(guardrails, default=str).encode())
     out.pop("trials", None)
     out["task"] = request["task"]
-    model = _load_served_model(result.model_uri, ctx)
-    out["feature_spec"] = _clean(list(getattr(model, "feature_spec", []) or []))
-    sample = frame.drop(columns=[request["target"]]).sample(n=min(len(frame), 2000), random_state=0)
-    out["fastpath"] = _compile_fastpath(model, sample, job_dir / "fastpath")
     return out
 
 
-def _load_served_model(model_uri: str, ctx: JobContext) -> Any:
-    """The saved model as a server will load it (from the store, not the in-memory object)."""
-    import mlflow.pyfunc
-
-    mlflow.set_tracking_uri(tracking.tracking_uri(ctx.store.home))
-    return mlflow.pyfunc.load_model(model_uri, suppress_warnings=True).unwrap_python_model()
-
-
-def _compile_fastpath(model: Any, sample: Any, directory: Path) -> dict[str, Any]:
-    """Compile the model for numpy-only serving, kept only if it predicts exactly as the model."""
-    from lib.local.fastpath import NotCompilable, compile_model, save, verify
-
-    try:
-        compiled = compile_model(model)
-    except NotCompilable as exc:
-        log(f"fast path: not compiled ({exc}); endpoints will serve the MLflow model")
-        return {"ok": False, "reason": str(exc)}
-    reports = [verify(model, compiled, sample)]
-    complete = sample.dropna()
-    if len(complete) and len(complete) < len(sample):
-        reports.append(verify(model, compiled, complete))
-    if not all(r["ok"] for r in reports):
-        log(f"fast path: disagrees with the model ({reports}); not used")
-        return {"ok": False, "reason": "predictions differ", "reports": reports}
-    save(compiled, directory)
-    report = {"ok": True, "rows": sum(r["rows"] for r in reports), "reports": reports}
-    atomic_write(directory / "verification.json", json.dumps(_clean(report)).encode())
-    log(f"fast path: compiled, identical on {report['rows']} rows")
-    return report
+def _started_at(ctx: JobContext) -> float:
+    """The job's recorded start (epoch seconds): where its time budget counts from."""
+    row = (
+        ctx.store.connect().execute("SELECT started FROM jobs WHERE id=?", (ctx.job_id,)).fetchone()
+    )
+    if row is None or not row[0]:
+        return time.time()
+    return datetime.fromisoformat(row[0]).timestamp()

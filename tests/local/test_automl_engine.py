@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from lib.local import tracking
 from lib.local.automl_engine import (
     BAG_SUBSAMPLE,
+    BUDGET_GUARDRAIL,
     AutoMLCanceled,
     AutoMLSpec,
     TrialEvent,
@@ -20,8 +22,10 @@ from lib.local.automl_engine import (
     best_accuracy_threshold,
     classification_metrics,
     normalize_metric,
+    promised_seconds,
     run_automl,
 )
+from lib.local.automl_engine.budget import Clock, CostModel
 
 CLASSIFICATION_KEYS = {
     "accuracy",
@@ -53,7 +57,9 @@ def _synthetic(n: int = 1500, seed: int = 0) -> pd.DataFrame:
 
 
 def _tracking(tmp_path: Path) -> tuple[str, Path]:
-    return f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "artifacts"
+    """A workspace's tracking store, ready before the run as the workspace makes it."""
+    tracking.ensure_store(tmp_path)
+    return tracking.tracking_uri(tmp_path), tmp_path / "artifacts"
 
 
 def _children(uri: str, parent_id: str) -> list:
@@ -96,7 +102,7 @@ def test_synthetic_classification_end_to_end(tmp_path: Path) -> None:
 
     result = run_automl(
         train,
-        AutoMLSpec(target="churn", time_budget_s=20, max_trials=6, experiment_name="synthetic"),
+        AutoMLSpec(target="churn", time_budget_s=60, max_trials=6, experiment_name="synthetic"),
         tracking_uri=uri,
         artifact_dir=artifacts,
         on_trial=on_trial,
@@ -197,7 +203,8 @@ def test_regression_with_cv(tmp_path: Path) -> None:
             target="target",
             task="regression",
             primary_metric="rmse",
-            time_budget_s=3,
+            time_budget_s=12,
+            max_trials=15,
             validation="cv",
             n_folds=3,
             estimators=["lgbm", "rf"],
@@ -283,3 +290,79 @@ def test_bagged_configs_only_when_a_seed_matters() -> None:
     assert bagged_config("xgboost", deterministic, 3) is None
     assert bagged_config("xgboost", {**deterministic, "subsample": 0.7}, 3)["random_state"] == 3
     assert bagged_config("rf", {"n_estimators": 10}, 3) is None
+
+
+@pytest.mark.slow
+def test_no_time_left_trims_every_optional_step_and_still_serves_a_model(tmp_path: Path) -> None:
+    uri, artifacts = _tracking(tmp_path)
+    df = _synthetic(800)
+    budget = 10
+    # The job started so long ago that its promise is already used up.
+    result = run_automl(
+        df,
+        AutoMLSpec(target="churn", time_budget_s=budget, experiment_name="late"),
+        tracking_uri=uri,
+        artifact_dir=artifacts,
+        log=lambda _m: None,
+        started_at=time.time() - promised_seconds(budget),
+        fastpath_dir=tmp_path / "fastpath",
+    )
+    trimmed = {t["step"] for t in result.budget["trimmed"]}
+    assert {"Search", "Refit", "Fast path"} <= trimmed
+    assert len(result.trials) >= 1
+    # not compiled, so endpoints serve the MLflow model; nothing half-written is left
+    assert result.fastpath["ok"] is False and not (tmp_path / "fastpath").exists()
+    # the run says the promise was not kept, and why
+    rail = next(g for g in result.guardrails if g["name"] == BUDGET_GUARDRAIL)
+    assert rail["status"] == "Alerted" and "not kept" in rail["details"]
+    assert "Refit:" in rail["action"] and "Fast path:" in rail["action"]
+    parent = MlflowClient(uri).get_run(result.parent_run_id)
+    assert "Refit:" in parent.data.tags["automl.trimmed"]
+    # the member fitted on the training split is served, and it is consistent
+    raw = mlflow.pyfunc.load_model(result.model_uri).unwrap_python_model()
+    assert [m.name for m in raw.members] == [result.best_estimator]
+    _assert_model_consistent(result.model_uri, df.drop(columns=["churn"]).head(50), result)
+
+
+@pytest.mark.slow
+def test_ample_time_compiles_and_verifies_the_fast_path(tmp_path: Path) -> None:
+    uri, artifacts = _tracking(tmp_path)
+    df = _synthetic(600)
+    result = run_automl(
+        df,
+        AutoMLSpec(target="churn", time_budget_s=30, max_trials=3, estimators=["lgbm"]),
+        tracking_uri=uri,
+        artifact_dir=artifacts,
+        log=lambda _m: None,
+        fastpath_dir=tmp_path / "fastpath",
+    )
+    assert result.fastpath["ok"] and result.fastpath["rows"] == 600
+    assert (tmp_path / "fastpath" / "verification.json").exists()
+    assert [f["name"] for f in result.feature_spec] == ["income", "visits", "plan", "region"]
+    assert result.budget["elapsed_s"] <= promised_seconds(30)
+    rail = next(g for g in result.guardrails if g["name"] == BUDGET_GUARDRAIL)
+    assert rail["status"] in ("Passed", "Done")
+
+
+def test_promise_and_cost_model() -> None:
+    assert promised_seconds(10) == pytest.approx(16.0)
+    assert promised_seconds(300) == pytest.approx(335.0)
+    folds = [(np.arange(80), np.arange(80, 100))]
+    holdout = CostModel.for_folds(100, folds, cv=False)
+    assert holdout.search_rows == 80 and holdout.refit_factor == pytest.approx(1.25)
+    # a trial on half the training rows costs twice as much at full size (padded for safety)
+    half = holdout.validation_s({"duration_s": 1.0, "sample_size": 40})
+    assert half == pytest.approx(2 * holdout.validation_s({"duration_s": 1.0, "sample_size": 80}))
+    cv = CostModel.for_folds(100, [(np.arange(75), np.arange(75, 100))] * 4, cv=True)
+    assert cv.search_rows == 100 and cv.refit_factor == pytest.approx(1 / 3)
+
+
+def test_clock_guardrail_says_what_was_trimmed() -> None:
+    clock = Clock(10, started_at=time.time())
+    assert clock.guardrail().status == "Passed"
+    clock.trim("Ensemble", "2 of 8 candidate models scored", log=lambda _m: None)
+    rail = clock.guardrail()
+    assert rail.status == "Done" and rail.action == "Ensemble: 2 of 8 candidate models scored"
+    late = Clock(10, started_at=time.time() - 60)
+    assert late.guardrail().status == "Alerted"
+    assert late.left() < 0 and late.summary()["promised_s"] == pytest.approx(16.0)

@@ -17,6 +17,7 @@ import os
 # runtime loads (first import of lightgbm/xgboost/sklearn in the process).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from lib.local.automl_engine.budget import BUDGET_GUARDRAIL, promised_seconds  # noqa: E402
 from lib.local.automl_engine.data import SUPPORTED_ESTIMATORS  # noqa: E402
 from lib.local.automl_engine.evaluation import (  # noqa: E402
     best_accuracy_threshold,
@@ -40,6 +41,7 @@ from lib.local.automl_engine.spec import (  # noqa: E402
 
 __all__ = [
     "BAG_SUBSAMPLE",
+    "BUDGET_GUARDRAIL",
     "SUPPORTED_ESTIMATORS",
     "AutoMLCanceled",
     "AutoMLResult",
@@ -54,6 +56,7 @@ __all__ = [
     "fit_member",
     "greater_is_better",
     "normalize_metric",
+    "promised_seconds",
     "regression_metrics",
     "run_automl",
 ]

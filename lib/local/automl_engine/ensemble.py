@@ -3,19 +3,21 @@ ensemble over them (boosters and bagged trees), the decision threshold and its m
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from flaml import AutoML
 
 from lib.local.automl_engine import evaluation as ev
+from lib.local.automl_engine.budget import TAIL_S, Clock, CostModel
 from lib.local.automl_engine.data import Prepared
 from lib.local.automl_engine.members import BOOSTERS, fit_member, learner_class, plain_config
 from lib.local.automl_engine.search import SearchOutcome
 from lib.local.automl_engine.spec import AutoMLSpec
-from lib.local.tabular_model import Encoder, TabularModel
+from lib.local.tabular_model import Encoder, Member, TabularModel
 
 ENSEMBLE_ROUNDS = 25
 # Bagged trees are weaker alone than the boosters, but their errors differ: the greedy
@@ -35,6 +37,10 @@ class Selection:
     threshold: float | None
     metrics: dict[str, float]  # full metric set of the average on the validation rows
     name: str  # "VotingEnsemble" or the single estimator's name
+    # Per chosen config: the member fitted on the first validation split (served when there is
+    # no time to refit it on every row) and the estimated seconds of that refit.
+    split_members: list[Member] = field(default_factory=list)
+    refit_s: list[float] = field(default_factory=list)
 
     @property
     def is_ensemble(self) -> bool:
@@ -83,12 +89,16 @@ def candidates(search: SearchOutcome, metric: str, ensemble: bool) -> list[Confi
     return out
 
 
-def validation_scores(automl: AutoML, config: Config, data: Prepared, task: str) -> np.ndarray:
-    """Scores of one config on the validation rows (holdout) or out-of-fold (cv)."""
+def validation_scores(
+    automl: AutoML, config: Config, data: Prepared, task: str
+) -> tuple[np.ndarray, Member]:
+    """Scores of one config on the validation rows (holdout) or out-of-fold (cv), and the
+    member fitted on the first split."""
     name, cfg = config
     n_classes = len(data.classes)
     width = (len(data.y), n_classes) if task == "classification" else (len(data.y),)
     out = np.full(width, np.nan)
+    first: Member | None = None
     for tr, va in data.folds:
         member = fit_member(
             learner_class(automl, name),
@@ -100,6 +110,7 @@ def validation_scores(automl: AutoML, config: Config, data: Prepared, task: str)
             data.cat_idx,
             data.n_jobs,
         )
+        first = first or member
         part = TabularModel(
             task=task, encoder=Encoder([]), members=[member], classes=list(range(n_classes))
         )
@@ -107,17 +118,37 @@ def validation_scores(automl: AutoML, config: Config, data: Prepared, task: str)
         if task == "classification" and scores.shape[1] != n_classes:
             raise ValueError("a validation fold is missing a class; use fewer folds")
         out[va] = scores
-    return out[data.val_rows]
+    assert first is not None
+    return out[data.val_rows], first
+
+
+def _trial_of(search: SearchOutcome, config: Config) -> dict[str, Any]:
+    """The trial that measured a config, or (not found) its estimator's slowest trial."""
+    name, cfg = config
+    rows = [r for r in search.trials if r["estimator"] == name]
+    same = [r for r in rows if r["config"] == cfg]
+    if same:
+        return same[-1]
+    return max(rows, key=lambda r: r["duration_s"] / max(1, r["sample_size"]), default={})
 
 
 def greedy_ensemble(
-    task: str, y: np.ndarray, candidate_scores: list[np.ndarray], metric: str
+    task: str,
+    y: np.ndarray,
+    candidate_scores: list[np.ndarray],
+    metric: str,
+    until: float = float("inf"),
 ) -> list[int]:
-    """Caruana-style forward selection with replacement; returns counts per candidate."""
+    """Caruana-style forward selection with replacement; returns counts per candidate.
+
+    Rounds stop early at ``until`` (wall clock): the counts so far are an ensemble already.
+    """
     counts = [0] * len(candidate_scores)
     total = None
     best_value = None
     for _ in range(ENSEMBLE_ROUNDS):
+        if total is not None and time.time() > until:
+            break
         round_best = None
         for i, s in enumerate(candidate_scores):
             n = sum(counts) + 1
@@ -133,29 +164,58 @@ def greedy_ensemble(
     return counts
 
 
+def _selection_metric(task: str, metric: str) -> str:
+    """The metric members are weighed by: log loss when the primary metric needs a threshold."""
+    if task == "regression":
+        return metric
+    return "log_loss" if metric in ev.THRESHOLD_METRICS else metric
+
+
 def select_model(
     search: SearchOutcome,
     data: Prepared,
     spec: AutoMLSpec,
     metric: str,
-    may_continue: Callable[[int], bool],
+    clock: Clock,
+    costs: CostModel,
     log: Callable[[str], None],
 ) -> Selection:
-    """Score the candidates while ``may_continue(i)`` allows, pick the ensemble and threshold."""
+    """Score candidates while their refits still fit in the time left; pick the ensemble."""
     cand_scores: list[np.ndarray] = []
     kept: list[Config] = []
-    for i, config in enumerate(candidates(search, metric, spec.ensemble)):
-        if i > 0 and not may_continue(i):
-            log(f"ensemble: time is up after {i} candidates")
-            break
-        cand_scores.append(validation_scores(search.automl, config, data, spec.task))
+    split_members: list[Member] = []
+    refit_s: list[float] = []
+    configs = candidates(search, metric, spec.ensemble)
+    metric_s = 0.0  # one evaluation of the selection metric on the validation rows
+    for i, config in enumerate(configs):
+        if i > 0:
+            scoring = costs.validation_s(_trial_of(search, config))
+            selecting = metric_s * (i + 1) * ENSEMBLE_ROUNDS
+            need = scoring + costs.refit_s(scoring) + sum(refit_s) + selecting + TAIL_S
+            if time.time() + need > clock.end:
+                clock.trim(
+                    "Ensemble",
+                    f"{i} of {len(configs)} candidate models scored; the next would not be "
+                    "scored, refit and saved in time",
+                    log,
+                )
+                break
+        t = time.time()
+        scores, member = validation_scores(search.automl, config, data, spec.task)
+        cand_scores.append(scores)
         kept.append(config)
+        split_members.append(member)
+        refit_s.append(costs.refit_s(time.time() - t))
+        if i == 0 and spec.ensemble:
+            t = time.time()
+            ev.metric_value(spec.task, data.y_val, scores, _selection_metric(spec.task, metric))
+            metric_s = time.time() - t
     y_val = data.y_val
     if spec.ensemble and len(kept) > 1:
-        select_metric = "log_loss" if metric in ev.THRESHOLD_METRICS else metric
-        if spec.task == "regression":
-            select_metric = metric
-        counts = greedy_ensemble(spec.task, y_val, cand_scores, select_metric)
+        select_until = clock.end - sum(refit_s) - TAIL_S
+        counts = greedy_ensemble(
+            spec.task, y_val, cand_scores, _selection_metric(spec.task, metric), select_until
+        )
     else:
         counts = [1] + [0] * (len(kept) - 1)
     chosen = [(kept[i], c) for i, c in enumerate(counts) if c > 0]
@@ -173,4 +233,13 @@ def select_model(
         f"validation {metric} = {metrics.get(metric):.4f}"
         + (f", threshold {threshold:.2f}" if threshold is not None else "")
     )
-    return Selection(chosen, val_scores, threshold, metrics, name)
+    used = [i for i, c in enumerate(counts) if c > 0]
+    return Selection(
+        chosen,
+        val_scores,
+        threshold,
+        metrics,
+        name,
+        split_members=[split_members[i] for i in used],
+        refit_s=[refit_s[i] for i in used],
+    )

@@ -1,21 +1,22 @@
-"""One AutoML run, phase by phase: prepare, search, select, refit, save, record."""
+"""One AutoML run, phase by phase: prepare, search, select, refit, save, compile, record."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
 from lib.local.automl_engine import evaluation as ev
 from lib.local.automl_engine import packaging, tracking
-from lib.local.automl_engine.data import prepare
-from lib.local.automl_engine.ensemble import select_model
-from lib.local.automl_engine.search import run_search
-from lib.local.automl_engine.spec import AutoMLResult, AutoMLSpec, TrialEvent
+from lib.local.automl_engine.budget import Clock, CostModel
+from lib.local.automl_engine.data import Prepared, prepare
+from lib.local.automl_engine.ensemble import Selection, select_model
+from lib.local.automl_engine.search import SearchOutcome, run_search
+from lib.local.automl_engine.spec import AutoMLCanceled, AutoMLResult, AutoMLSpec, TrialEvent
 
 
 def run_automl(
@@ -27,56 +28,72 @@ def run_automl(
     on_trial: Callable[[TrialEvent], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     log: Callable[[str], None] = print,
+    started_at: float | None = None,
+    fastpath_dir: Path | None = None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> AutoMLResult:
     """Search, ensemble, log and save the best model; see the package docstring for the flow.
 
-    ``on_trial`` and ``should_stop`` are called on the calling thread after each trial; once
-    ``should_stop()`` is true the search ends after the current trial and ``AutoMLCanceled``
-    is raised (trials stay logged as child runs, the parent run is marked KILLED).
+    Everything ends within ``budget.promised_seconds(spec.time_budget_s)`` of ``started_at``
+    (the job's start; default now), trimming optional work to fit (``result.budget``).
+    ``fastpath_dir``: also compile the saved model for numpy-only serving there, verified
+    against it. ``on_trial`` and ``should_stop`` are called on the calling thread after each
+    trial; once ``should_stop()`` is true the search ends after the current trial and
+    ``AutoMLCanceled`` is raised (trials stay logged as child runs, the parent run is marked
+    KILLED). ``on_phase`` hears the name of each phase as it starts.
     """
-    t_start = time.time()
+    clock = Clock(spec.time_budget_s, started_at)
+    phase = _Phases(on_phase)
     metric = _check_request(spec, tracking_uri)
     artifact_dir = Path(artifact_dir).resolve()
     artifact_dir.mkdir(parents=True, exist_ok=True)
-    data = prepare(df, spec, metric, log)
 
-    mlflow.set_tracking_uri(tracking_uri)
-    client = MlflowClient(tracking_uri)
-    experiment_id = tracking.experiment_id(client, spec.experiment_name, artifact_dir)
-    with mlflow.start_run(experiment_id=experiment_id, run_name="automl") as parent:
-        parent_id = parent.info.run_id
-        tracking.log_run_inputs(spec, metric, data)
-        trial_logger = tracking.TrialLogger(client, experiment_id, parent_id)
+    phase("Preparing data")
+    data = prepare(df, spec, metric, log)
+    costs = CostModel.for_folds(len(data.y), data.folds, cv=spec.validation == "cv")
+    recorder = tracking.RunRecorder(
+        tracking_uri,
+        spec.experiment_name,
+        artifact_dir,
+        tracking.run_inputs(spec, metric, data),
+        [r.to_dict() for r in data.rails],
+    )
+    try:
+        phase("Searching")
         search = run_search(
             data,
             spec,
             metric,
-            parent_id=parent_id,
-            trial_logger=trial_logger,
+            recorder=recorder,
             artifact_dir=artifact_dir,
+            clock=clock,
+            costs=costs,
             on_trial=on_trial,
             should_stop=should_stop,
             log=log,
         )
-
-        t_post = time.time()
-        post_budget = max(30.0, 0.5 * spec.time_budget_s)
-        # Leave part of the finishing allowance for the refit on every row.
-        candidates_until = t_start + spec.time_budget_s + 0.6 * packaging.finish_allowance(spec)
-
-        def may_continue(_i: int) -> bool:
-            now = time.time()
-            return not (now - t_post > post_budget or now > candidates_until)
-
-        selection = select_model(search, data, spec, metric, may_continue, log)
-        per_estimator = list(search.per_estimator)
-        if selection.is_ensemble:
-            per_estimator.append(selection.leaderboard_row(spec.task))
-
-        refit_until = t_start + spec.time_budget_s + packaging.finish_allowance(spec)
-        members = packaging.refit_members(search.automl, selection, data, spec, refit_until, log)
+        phase("Ensembling")
+        selection = select_model(search, data, spec, metric, clock, costs, log)
+        phase("Refitting")
+        members = packaging.refit_members(search.automl, selection, data, spec, clock, log)
         model = packaging.build_model(data, spec, members, selection)
+    except AutoMLCanceled:
+        raise
+    except BaseException:
+        recorder.end("FAILED", "Failed")
+        raise
+
+    phase("Saving model")
+    parent_id = _resume_parent_run(recorder, search, artifact_dir, tracking_uri)
+    with mlflow.start_run(run_id=parent_id):
         model_uri = packaging.save_model(model, data.X_df, parent_id)
+        fastpath = None
+        if fastpath_dir is not None:
+            phase("Compiling fast path")
+            sample = df.drop(columns=[spec.target])
+            sample = sample.sample(n=min(len(sample), packaging.VERIFY_ROWS), random_state=0)
+            fastpath = packaging.compile_fastpath(model_uri, sample, fastpath_dir, clock, log)
+        phase("Recording")
         details = ev.model_details(
             model,
             spec.task,
@@ -87,45 +104,119 @@ def run_automl(
             _validation_label(spec),
             spec.seed,
         )
-        post_s = time.time() - t_post
-
-        tracking.log_run_summary(
-            selection.metrics,
-            {"trials": len(search.trials), "search_s": search.seconds, "finish_s": post_s},
-            {
-                "automl.best_estimator": selection.name,
-                "automl.members": ",".join(n for (n, _), _c in selection.chosen),
-                "automl.threshold": ""
-                if selection.threshold is None
-                else f"{selection.threshold:.4f}",
-            },
-            per_estimator,
+        result = AutoMLResult(
+            parent_run_id=parent_id,
+            primary_metric=metric,
+            trials=search.trials,
+            per_estimator=_leaderboard(search, selection, spec),
+            best_estimator=selection.name,
+            best_metrics=selection.metrics,
+            model_uri=model_uri,
+            details=details,
+            guardrails=[],
+            classes=data.classes,
+            threshold=selection.threshold,
+            ensemble_members=[
+                {"estimator": n, "weight": w, "config": cfg}
+                for ((n, cfg), _c), w in zip(selection.chosen, selection.weights, strict=True)
+            ],
+            feature_spec=list(model.feature_spec),
+            fastpath=fastpath,
         )
-        if trial_logger.errors:
-            log(f"{len(trial_logger.errors)} trial runs failed to log: {trial_logger.errors[0]}")
+        _record(result, data, search, selection, clock, phase, recorder, log)
+    return result
 
-    return AutoMLResult(
-        parent_run_id=parent_id,
-        primary_metric=metric,
-        trials=search.trials,
-        per_estimator=per_estimator,
-        best_estimator=selection.name,
-        best_metrics=selection.metrics,
-        model_uri=model_uri,
-        details=details,
-        guardrails=[r.to_dict() for r in data.rails],
-        classes=data.classes,
-        threshold=selection.threshold,
-        ensemble_members=[
-            {"estimator": n, "weight": w, "config": cfg}
-            for ((n, cfg), _c), w in zip(selection.chosen, selection.weights, strict=True)
-        ],
-        timings={
+
+def _resume_parent_run(
+    recorder: tracking.RunRecorder, search: SearchOutcome, artifact_dir: Path, uri: str
+) -> str:
+    """Wait until every trial is written and make the parent run the active one again."""
+    recorder.close()
+    _client, parent_id = recorder.parent()
+    if search.trial_log.exists():
+        search.trial_log.replace(artifact_dir / f"flaml_trials_{parent_id}.jsonl")
+    mlflow.set_tracking_uri(uri)
+    return parent_id
+
+
+def _leaderboard(
+    search: SearchOutcome, selection: Selection, spec: AutoMLSpec
+) -> list[dict[str, Any]]:
+    """Each estimator's best trial, and the ensemble's row when the model is one."""
+    rows = list(search.per_estimator)
+    if selection.is_ensemble:
+        rows.append(selection.leaderboard_row(spec.task))
+    return rows
+
+
+def _record(
+    result: AutoMLResult,
+    data: Prepared,
+    search: SearchOutcome,
+    selection: Selection,
+    clock: Clock,
+    phase: _Phases,
+    recorder: tracking.RunRecorder,
+    log: Callable[[str], None],
+) -> None:
+    """Timings, the time budget and its guardrail on the result and on the active parent run."""
+    finish_s = time.time() - phase.started["Ensembling"]
+    guardrails = [*data.rails, clock.guardrail()]
+    tracking.log_run_summary(
+        selection.metrics,
+        {
+            "trials": len(search.trials),
             "search_s": search.seconds,
-            "finish_s": post_s,
-            "total_s": time.time() - t_start,
+            "finish_s": finish_s,
+            "elapsed_s": clock.elapsed(),
         },
+        {
+            "automl.best_estimator": selection.name,
+            "automl.members": ",".join(n for (n, _), _c in selection.chosen),
+            "automl.threshold": "" if selection.threshold is None else f"{selection.threshold:.4f}",
+            "automl.trimmed": "; ".join(f"{t.step}: {t.reason}" for t in clock.trims),
+        },
+        result.per_estimator,
+        [g.to_dict() for g in guardrails],
     )
+    if recorder.errors:
+        log(f"{len(recorder.errors)} trial runs failed to log: {recorder.errors[0]}")
+    phase.done()
+    result.guardrails = [g.to_dict() for g in guardrails]
+    result.budget = clock.summary()
+    result.timings = {
+        **{f"{k.lower().replace(' ', '_')}_s": v for k, v in phase.seconds.items()},
+        "search_s": search.seconds,
+        "finish_s": finish_s,
+        "total_s": clock.elapsed(),
+    }
+    log(
+        f"time budget: {result.budget['elapsed_s']:.1f}s of the promised "
+        f"{result.budget['promised_s']:.1f}s"
+        + (f", {len(clock.trims)} step(s) trimmed" if clock.trims else "")
+    )
+
+
+class _Phases:
+    """Announces each phase and keeps when it started and how long it took."""
+
+    def __init__(self, on_phase: Callable[[str], None] | None):
+        self.started: dict[str, float] = {}
+        self.seconds: dict[str, float] = {}
+        self._on_phase = on_phase
+        self._current: str | None = None
+
+    def __call__(self, name: str) -> None:
+        self.done()
+        self._current = name
+        self.started[name] = time.time()
+        if self._on_phase is not None:
+            self._on_phase(name)
+
+    def done(self) -> None:
+        if self._current is not None:
+            self.seconds[self._current] = time.time() - self.started[self._current]
+            self._current = None
 
 
 def _check_request(spec: AutoMLSpec, tracking_uri: str) -> str:

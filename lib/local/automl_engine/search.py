@@ -8,22 +8,29 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
 from flaml import AutoML
 
 from lib.local.automl_engine import evaluation as ev
+from lib.local.automl_engine.budget import (
+    ENSEMBLE_SHARE,
+    MIN_SEARCH_S,
+    TAIL_S,
+    Clock,
+    CostModel,
+)
 from lib.local.automl_engine.data import Prepared
 from lib.local.automl_engine.members import plain_config
 from lib.local.automl_engine.spec import AutoMLCanceled, AutoMLSpec, TrialEvent
-from lib.local.automl_engine.tracking import TrialLogger
+from lib.local.automl_engine.tracking import RunRecorder
 
 # Extra first points for the search besides FLAML's cheap initial configs: the libraries'
 # own defaults (a strong tabular baseline) and a slower-learning variant of each, so the
@@ -83,10 +90,21 @@ class _TrackedAutoML(AutoML):
         # The search loop ends once the time used reaches the budget.
         self._state.time_budget = 0
 
+    def end_search_by(self, deadline: float) -> None:
+        """Bring the search's end forward to ``deadline`` (never later than it was)."""
+        # NB: FLAML re-reads the budget before every trial and sizes each trial's own time
+        # limit from what is left of it.
+        budget = deadline - self._start_time_flag
+        if 0 <= budget < self._state.time_budget:
+            self._state.time_budget = budget
+        elif budget < 0:
+            self.stop_search()
+
 
 @dataclass
 class SearchOutcome:
     automl: AutoML
+    trial_log: Path  # FLAML's own JSON-lines log of the trials
     trials: list[dict[str, Any]]  # one row per finished trial, as reported
     per_estimator: list[dict[str, Any]]  # each estimator's best trial
     seconds: float
@@ -101,16 +119,28 @@ def run_search(
     spec: AutoMLSpec,
     metric: str,
     *,
-    parent_id: str,
-    trial_logger: TrialLogger,
+    recorder: RunRecorder,
     artifact_dir: Path,
+    clock: Clock,
+    costs: CostModel,
     on_trial: Callable[[TrialEvent], None] | None,
     should_stop: Callable[[], bool] | None,
     log: Callable[[str], None],
 ) -> SearchOutcome:
-    """Search within the spec's budget; raise ``AutoMLCanceled`` if the caller stopped it."""
+    """Search until the time the later phases leave; raise ``AutoMLCanceled`` if stopped.
+
+    The search ends at the budget counted from the job's start, or earlier when scoring,
+    refitting and saving the best model so far (plus a share for ensemble candidates) would
+    not otherwise finish within the promise.
+    """
     trial_rows: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"value": None}
+    best: dict[str, Any] = {"value": None, "row": None}
+    reserve_s = ENSEMBLE_SHARE * clock.budget_s if spec.ensemble else 0.0
+
+    def search_end() -> float:
+        finish = costs.finish_s(best["row"]) if best["row"] else TAIL_S
+        return min(clock.budget_end, clock.end - reserve_s - finish)
+
     t_search = time.time()
 
     def trial_done(automl: AutoML, state: Any, estimator: str) -> None:
@@ -149,7 +179,10 @@ def run_search(
                 "status": "Completed",
             }
         )
-        trial_logger.submit(event)
+        if better and value is not None:
+            best["row"] = trial_rows[-1]
+        automl.end_search_by(search_end())
+        recorder.submit(event)
         if on_trial is not None:
             try:
                 on_trial(event)
@@ -160,10 +193,15 @@ def run_search(
             automl.stop_search()
 
     automl = _TrackedAutoML(trial_done)
-    fit_args = _fit_args(data, spec, metric, _flaml_metric(data, metric), artifact_dir, parent_id)
+    search_s = max(MIN_SEARCH_S, search_end() - time.time())
+    # Named after the parent run once it exists (the run is created while the search runs).
+    trial_log = artifact_dir / f"flaml_trials_{uuid.uuid4().hex}.jsonl"
+    fit_args = _fit_args(data, spec, metric, _flaml_metric(data, metric), trial_log)
+    fit_args["time_budget"] = search_s
     log(
         f"search: {len(data.y)} rows x {data.X.shape[1]} features, {spec.validation}, "
-        f"metric {metric}, budget {spec.time_budget_s:g}s, estimators {data.estimators}"
+        f"metric {metric}, {search_s:.1f}s of the {spec.time_budget_s:g}s budget left "
+        f"{clock.elapsed():.1f}s after the start, estimators {data.estimators}"
     )
     flaml_logger = logging.getLogger("flaml.automl.logger")
     previous_level = flaml_logger.level
@@ -175,20 +213,37 @@ def run_search(
             automl.fit(**fit_args)
     finally:
         flaml_logger.setLevel(previous_level)
-        trial_logger.close()
     seconds = time.time() - t_search
     stopped = should_stop is not None and should_stop()
     if stopped or not automl.best_config_per_estimator or automl.best_estimator is None:
-        mlflow.set_tag("automl.status", "Canceled" if stopped else "NoTrial")
-        mlflow.end_run("KILLED" if stopped else "FAILED")
+        recorder.close()
+        _client, parent_id = recorder.parent()
+        recorder.end("KILLED" if stopped else "FAILED", "Canceled" if stopped else "NoTrial")
         if stopped:
             raise AutoMLCanceled(
                 f"canceled after {len(trial_rows)} trials", parent_id, len(trial_rows)
             )
         raise RuntimeError("the search ended before any trial finished")
     log(f"search done: {len(trial_rows)} trials in {seconds:.1f}s, best {automl.best_estimator}")
+    limit = search_end()
+    capped = bool(spec.max_trials) and len(trial_rows) >= int(spec.max_trials or 0)
+    late_start = search_s <= MIN_SEARCH_S
+    at_limit = time.time() >= min(limit, t_search + search_s) - 1.0
+    if not capped and at_limit and (late_start or limit < clock.budget_end - 1.0):
+        if late_start:
+            reason = (
+                f"cut to its minimum ({len(trial_rows)} trials): it could only start "
+                f"{t_search - clock.started_at:.0f} s into the {clock.budget_s:g} s budget"
+            )
+        else:
+            reason = (
+                f"ended {clock.elapsed():.0f} s after the start instead of at "
+                f"{clock.budget_s:g} s, to leave time to score, refit and save the best model"
+            )
+        clock.trim("Search", reason, log)
     return SearchOutcome(
         automl=automl,
+        trial_log=trial_log,
         trials=trial_rows,
         per_estimator=_per_estimator_rows(trial_rows, data.estimators, metric, spec.task),
         seconds=seconds,
@@ -221,8 +276,7 @@ def _fit_args(
     spec: AutoMLSpec,
     metric: str,
     flaml_metric: Callable[..., Any],
-    artifact_dir: Path,
-    parent_id: str,
+    trial_log: Path,
 ) -> dict[str, Any]:
     estimators = data.estimators
     fit_args: dict[str, Any] = {
@@ -234,7 +288,7 @@ def _fit_args(
         "n_jobs": data.n_jobs,
         "verbose": 0,
         "log_type": "all",
-        "log_file_name": str(artifact_dir / f"flaml_trials_{parent_id}.jsonl"),
+        "log_file_name": str(trial_log),
         "mlflow_logging": False,
         "retrain_full": False,
         "model_history": False,

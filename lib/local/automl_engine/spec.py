@@ -51,7 +51,10 @@ class AutoMLResult:
     classes: list[Any] = field(default_factory=list)
     threshold: float | None = None
     ensemble_members: list[dict[str, Any]] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+    budget: dict[str, Any] = field(default_factory=dict)  # promise, elapsed, what was trimmed
+    feature_spec: list[dict[str, Any]] = field(default_factory=list)  # the model's inputs
+    fastpath: dict[str, Any] | None = None  # compile + verification report, when asked for
 
 
 class AutoMLCanceled(Exception):
