@@ -88,3 +88,14 @@ def test_counts_are_summed_per_grain_and_read_back(tmp_path):
     assert list(over_time["Rows"]) == [30, 10, 20]  # no, yes in the first bin; yes in the second
     shares = monitoring.prediction_shares(TelemetryQuery("ep", NOW, NOW + timedelta(hours=1)))
     assert dict(zip(shares["Prediction"], shares["Rows"], strict=True)) == {"no": 30, "yes": 30}
+
+
+def test_a_writer_takes_sampling_and_retention_from_the_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPSDECK_DRIFT_SAMPLING", "off")
+    monkeypatch.setenv("OPSDECK_TELEMETRY_RAW_DAYS", "3")
+    writer = TelemetryWriter(tmp_path / "t.db", flush_interval=3600)
+    writer.set_baseline(BASELINE)
+    writer.record_inputs(rows(5), ["no"] * 5)
+    assert writer.inputs.drain() == []
+    assert writer.pruner.retention.raw_days == 3.0
+    writer.close()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lib.local.telemetry.schema import DRIFT_GRAINS
+from lib.settings import MonitoringSettings
 
 if TYPE_CHECKING:
     from lib.drift import Baseline
@@ -39,6 +40,14 @@ class SamplingSettings:
     enabled: bool = True
     rate: float = 1.0
     cap_per_minute: int = 10_000
+
+    @classmethod
+    def from_settings(cls, settings: MonitoringSettings) -> SamplingSettings:
+        return cls(
+            enabled=settings.drift_sampling,
+            rate=settings.drift_rate,
+            cap_per_minute=settings.drift_cap_per_minute,
+        )
 
 
 def counts_add(a: bytes | None, b: bytes | None) -> bytes | None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lib.local.telemetry.schema import DRIFT_GRAINS, GRAINS, iso_utc
+from lib.settings import MonitoringSettings
 
 DAY_S = 86400
 ROLLUP_TABLES = ("RequestRollup", "LatencyRollup")
@@ -28,6 +29,10 @@ class Retention:
     rollup_days: float = 400.0
     interval_s: float = 600.0
     batch_rows: int = 5000
+
+    @classmethod
+    def from_settings(cls, settings: MonitoringSettings) -> Retention:
+        return cls(raw_days=settings.raw_days, rollup_days=settings.rollup_days)
 
     def cutoffs(self, now: float) -> tuple[float, float]:
         """(raw, roll-up) cut-off times: rows older than these go."""

@@ -23,6 +23,7 @@ from lib.local.telemetry.inputs import InputSamples, SamplingSettings
 from lib.local.telemetry.retention import Pruner, Retention
 from lib.local.telemetry.rollups import Rollup
 from lib.local.telemetry.schema import SEVERITY, STORED_REQUEST_COLUMNS, connect, iso_utc
+from lib.settings import load_settings
 
 if TYPE_CHECKING:
     from lib.drift import Baseline
@@ -36,6 +37,17 @@ _INSERT_REQUEST = (
 _INSERT_TRACE = (
     "INSERT INTO AppTraces (TimeGenerated, Message, SeverityLevel, Endpoint) VALUES (?, ?, ?, ?)"
 )
+# Rows waiting for a flush, per kind: past this (the store is locked or gone), new rows are
+# dropped and counted, so the server's memory stays bounded.
+MAX_QUEUED = 100_000
+# Request paths and URLs are chosen by the caller (a 404 for a 16 KB path): stored cut.
+MAX_NAME_CHARS = 256
+MAX_URL_CHARS = 1024
+MAX_MESSAGE_CHARS = 8192
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class RequestRecord(NamedTuple):
@@ -62,37 +74,54 @@ class TelemetryWriter:
         endpoint: str = "",
         flush_interval: float = 0.5,
         batch_size: int = 1000,
-        retention: Retention | None = None,
-        sampling: SamplingSettings | None = None,
+        retention: Retention | None = None,  # default: the settings' retention
+        sampling: SamplingSettings | None = None,  # default: the settings' drift sampling
         clock: Callable[[], float] = time.time,
+        max_queued: int = MAX_QUEUED,
     ) -> None:
         self.db_path = Path(db_path)
+        self.max_queued = max_queued
+        self.dropped_requests = 0
+        self.dropped_traces = 0
+        self._reported_drops = (0, 0)
         self.endpoint = endpoint
         self.flush_interval = flush_interval
         self.batch_size = batch_size
         self.clock = clock
         self._requests: deque[RequestRecord] = deque()
         self._traces: deque[tuple] = deque()
-        self.inputs = InputSamples(sampling or SamplingSettings(), clock=clock, rng=random.random)
+        if retention is None or sampling is None:
+            # The server process reads the same settings as the dashboard that started it.
+            monitoring = load_settings().monitoring
+            retention = retention or Retention.from_settings(monitoring)
+            sampling = sampling or SamplingSettings.from_settings(monitoring)
+        self.inputs = InputSamples(sampling, clock=clock, rng=random.random)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._conn = connect(self.db_path)
-        self.pruner = Pruner(self._conn, retention or Retention(), clock=clock)
+        self.pruner = Pruner(self._conn, retention, clock=clock)
         self._thread = threading.Thread(target=self._run, name="telemetry-writer", daemon=True)
         self._thread.start()
 
     def record_request(self, record: RequestRecord) -> None:
+        queued = len(self._requests)
+        if queued >= self.max_queued:
+            self.dropped_requests += 1
+            return
         self._requests.append(record)
-        if len(self._requests) >= self.batch_size:
+        if queued + 1 >= self.batch_size:
             self._wake.set()
 
     def record_trace(self, message: str, severity: int = 1, endpoint: str | None = None) -> None:
         """Queue a console line (severity on the App Insights 0-4 scale)."""
+        if len(self._traces) >= self.max_queued:
+            self.dropped_traces += 1
+            return
         self._traces.append(
             (
                 iso_utc(datetime.fromtimestamp(self.clock(), UTC)),
-                message,
+                _clip(message, MAX_MESSAGE_CHARS),
                 severity,
                 endpoint or self.endpoint,
             )
@@ -123,6 +152,19 @@ class TelemetryWriter:
         with self._lock:
             requests = [self._requests.popleft() for _ in range(len(self._requests))]
             traces = [self._traces.popleft() for _ in range(len(self._traces))]
+            dropped = (self.dropped_requests, self.dropped_traces)
+            if dropped != self._reported_drops:
+                new = [d - r for d, r in zip(dropped, self._reported_drops, strict=True)]
+                self._reported_drops = dropped
+                traces.append(
+                    (
+                        iso_utc(datetime.fromtimestamp(self.clock(), UTC)),
+                        f"telemetry queue full: {new[0]} requests and {new[1]} traces dropped "
+                        f"({dropped[0]} and {dropped[1]} since start)",
+                        2,
+                        self.endpoint,
+                    )
+                )
             samples = self.inputs.drain()
             if not requests and not traces and not samples:
                 return 0
@@ -149,8 +191,8 @@ class TelemetryWriter:
                     (
                         f"{prefix}.{us:06d}+00:00",
                         r.operation_id,
-                        r.name,
-                        r.url,
+                        _clip(r.name, MAX_NAME_CHARS),
+                        _clip(r.url, MAX_URL_CHARS),
                         text_code,
                         ms,
                         int(ok),
