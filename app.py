@@ -7,7 +7,14 @@ import streamlit as st
 from lib.ui import workspace
 from lib.workspace import WorkspaceError
 
-st.set_page_config(page_title="opsdeck", page_icon=":material/hub:", layout="wide")
+# The favicon is inline SVG: a `:material/...:` page icon makes the browser fetch it from a CDN.
+ICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="#ff4b4b">'
+    '<circle cx="12" cy="12" r="4"/><circle cx="4" cy="5" r="2.5"/><circle cx="20" cy="5" r="2.5"/>'
+    '<circle cx="12" cy="21" r="2.5"/><path d="M4 5 12 12 20 5M12 12v9" stroke="#ff4b4b" '
+    'stroke-width="1.6" fill="none"/></svg>'
+)
+st.set_page_config(page_title="opsdeck", page_icon=ICON, layout="wide")
 
 try:
     ws = workspace()

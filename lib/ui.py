@@ -16,8 +16,25 @@ def _open_workspace(home: str, backend: str) -> Workspace:
     return open_workspace(load_settings())
 
 
+def _run_through_navigation() -> None:
+    """Rerun through app.py when Streamlit ran a page file on its own."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    # With a `pages/` folder beside the main script, Streamlit starts in its legacy multipage
+    # mode until a run calls st.navigation: a deep link as the first request after a start
+    # runs the page file alone (raw file names, no groups, no page config). Leaving that mode
+    # and rerunning executes app.py, whose navigation maps the same URL path to the same page.
+    # Once per session: AppTest re-enters the legacy mode on every run, and a rerun would
+    # drop the widget event that started the run.
+    if PagesManager.uses_pages_directory and not st.session_state.get("_ui_navigation_checked"):
+        st.session_state["_ui_navigation_checked"] = True
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def workspace() -> Workspace:
     """The workspace for the current settings (one per home folder and backend)."""
+    _run_through_navigation()
     settings = load_settings()
     return _open_workspace(str(settings.home), settings.backend)
 

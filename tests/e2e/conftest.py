@@ -23,10 +23,8 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start the dashboard on 127.0.0.1 with its own workspace home; yield its URL."""
-    home = tmp_path_factory.mktemp("e2e-home")
+def start_dashboard(home: Path) -> tuple[ServerProcess, dict[str, str]]:
+    """A fresh `streamlit run app.py` on 127.0.0.1 for the local workspace at `home`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "OPSDECK_"))}
     env.update(OPSDECK_HOME=str(home), OPSDECK_BACKEND="local")
     argv = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", "{port}"]
@@ -34,6 +32,13 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = ServerProcess(
         argv, home / "streamlit.log", ready_path="/_stcore/health", env=env, timeout=60
     )
+    return server, env
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start the dashboard on 127.0.0.1 with its own workspace home; yield its URL."""
+    server, env = start_dashboard(tmp_path_factory.mktemp("e2e-home"))
     try:
         yield server.url
     finally:
@@ -60,7 +65,8 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser, dashboard):  # noqa: ANN001
+def new_page(browser):  # noqa: ANN001, ANN201
+    """A browser tab at 1,400 × 1,000 px with generous timeouts for a busy 2-core machine."""
     from playwright.sync_api import expect
 
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -70,3 +76,8 @@ def page(browser, dashboard):  # noqa: ANN001
     expect.set_options(timeout=60_000)
     yield pg
     context.close()
+
+
+@pytest.fixture
+def page(new_page, dashboard):  # noqa: ANN001, ANN201
+    return new_page
