@@ -21,6 +21,23 @@ if TYPE_CHECKING:
 
 SHAPES = ("data", "inputs", "input_data")
 METHODS = ("predict", "predict_proba")
+# Said where an endpoint can only answer labels (see `request_for`).
+LABELS_ONLY = (
+    "This endpoint answers predicted labels only: Azure's MLflow (no-code) deployments call the "
+    "model's predict, never predict_proba. Class probabilities need a deployment with AutoML's "
+    "scoring script (scoring_file_v_2_0_0.py), or the local backend."
+)
+
+
+def request_for(shape: str, probabilities: bool) -> tuple[str, str]:
+    """(shape, method) for an endpoint that accepts `shape`: probabilities when it can give them.
+
+    Azure's MLflow scoring script ignores any `method` (it calls predict), so asking it for
+    `predict_proba` would read labels as probabilities.
+    """
+    if shape not in SHAPES:
+        raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
+    return shape, "predict_proba" if probabilities else "predict"
 
 
 class ScoringError(Exception):
@@ -252,14 +269,15 @@ def score_frame(
 def curl_snippet(
     uri: str, records: Sequence[dict], shape: str = "data", method: str = "predict"
 ) -> str:
-    """A ready-to-copy curl command; the key stays in `$SCORING_KEY`."""
+    """A ready-to-copy curl command; the key comes from `$SCORING_KEY`, exported beforehand."""
     body = json.dumps(build_payload(records, shape, method), indent=2)
     body = body.replace("'", "'\\''")
+    # No placeholder assignment in the snippet: pasted after `export SCORING_KEY=...` it would
+    # overwrite the real key. Unset, the shell stops with this message instead of sending none.
     return (
-        'export SCORING_KEY="<your endpoint key>"\n'
-        f"curl -X POST '{uri}' \\\n"
+        f"curl -sS -X POST '{uri}' \\\n"
         "  -H 'Content-Type: application/json' \\\n"
-        '  -H "Authorization: Bearer $SCORING_KEY" \\\n'
+        '  -H "Authorization: Bearer ${SCORING_KEY:?export an endpoint key first}" \\\n'
         f"  -d '{body}'"
     )
 

@@ -7,7 +7,15 @@ import json
 import pandas as pd
 import streamlit as st
 
-from lib.scoring import ScoringError, build_payload, post_json, score, score_frame
+from lib.scoring import (
+    LABELS_ONLY,
+    ScoringError,
+    build_payload,
+    post_json,
+    request_for,
+    score,
+    score_frame,
+)
 from lib.tabular import TableError, parse_table
 from lib.ui import workspace
 from lib.workspace import WorkspaceError
@@ -33,6 +41,10 @@ except WorkspaceError as exc:
     st.error(str(exc))
     st.stop()
 st.caption(f"{ep.model_name} v{ep.model_version} · {ep.scoring_uri}")
+# The body the endpoint's deployment accepts, with probabilities only where it can return them.
+shape, method = request_for(ep.request_shape, ep.probabilities)
+if not ep.probabilities:
+    st.caption(LABELS_ONLY)
 
 
 def show_result(result, records: list[dict]) -> None:  # noqa: ANN001
@@ -75,18 +87,21 @@ with tab_form:
         submitted = st.form_submit_button("Score", type="primary")
     if submitted:
         try:
-            result = score(ep.scoring_uri, key, [record], shape="inputs", method="predict_proba")
+            result = score(ep.scoring_uri, key, [record], shape=shape, method=method)
         except ScoringError as exc:
             st.error(exc.message)
         else:
             show_result(result, [record])
             with st.expander("Request and response"):
-                st.json(build_payload([record], "inputs", "predict_proba"))
+                st.json(build_payload([record], shape, method))
                 st.json(result.raw)
 with tab_json:
     example = {c["name"]: c.get("example") for c in spec}
     text = st.text_area(
-        "Request body", json.dumps({"data": [example]}, indent=2), height=260, key="score_json"
+        "Request body",
+        json.dumps(build_payload([example], shape, method), indent=2),
+        height=260,
+        key="score_json",
     )
     if st.button("Send", key="score_send"):
         try:
@@ -133,8 +148,8 @@ with tab_batch:
                         key,
                         frame[wanted],
                         chunk_size=int(chunk),
-                        method="predict_proba",
-                        shape="inputs",
+                        method=method,
+                        shape=shape,
                         progress=lambda done, total: bar.progress(
                             done / total, text=f"{done:,} / {total:,} rows"
                         ),

@@ -29,6 +29,7 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 
 from lib.appinsights import REQUEST_COLUMNS
 from lib.azure.client import MLClientSource, azure_call, describe_azure_error
+from lib.azure.kql import service_name
 from lib.azure.values import parse_time, wire_text
 from lib.errors import WorkspaceError
 from lib.names import validate_endpoint_name
@@ -334,8 +335,8 @@ class AzureEndpoints:
             instance_count=self.instance_count,
             app_insights_enabled=True,
             # The inference server names its App Insights role after SERVICE_NAME: the Logs
-            # page filters requests by endpoint through it (lib.azure.telemetry).
-            environment_variables={"SERVICE_NAME": name},
+            # page splits requests by endpoint and deployment through it (lib.azure.kql).
+            environment_variables={"SERVICE_NAME": service_name(name, colour)},
         )
         ml = self.ml_client()
         if entity is None:

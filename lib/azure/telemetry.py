@@ -3,33 +3,16 @@
 Managed online endpoints created with `app_insights_enabled=True` send their telemetry to the
 workspace's Application Insights. Workspace-based App Insights stores it in a Log Analytics
 workspace as `AppRequests` / `AppTraces`, which `LogsQueryClient.query_workspace` reads by the
-workspace GUID (`log_analytics_workspace_id`). The KQL projects onto the `lib.appinsights`
-columns, so pages and charts take either backend's frames unchanged.
-
-What a request row holds depends on the server. Azure's inference server
-(`azureml-inference-server-http`, which runs MLflow no-code deployments and scoring scripts)
-writes one request per call, but as a span it opens after the response was sent, carrying the
-real outcome only as custom properties: `Properties["resultCode"]`, `["success"]`, `["url"]`
-and `["duration"]` (`HH:MM:SS.fff`, `D.HH:MM:SS.fff` past a day). Versions 1.5.0 and later
-(OpenTelemetry, the version Azure's current MLflow images install) leave the standard columns at
-ResultCode "0", Success true, DurationMs ≈ 0 and Url empty; versions up to 1.4.x (OpenCensus)
-back-date the span, so DurationMs is about right there but ResultCode, Success and Url are
-equally empty (upstream report microsoft/azureml-inference-server#111). Other servers (custom
-containers with standard HTTP instrumentation) fill the standard columns and write no such
-properties. The KQL therefore reads the properties and falls back to the standard columns.
-
-Which endpoint a row belongs to: the inference server names its OpenTelemetry resource, which
-App Insights stores as `AppRoleName`, after the `SERVICE_NAME` environment variable (default
-"ML service"), and repeats it in `Properties["Service Name"]`. The deployments opsdeck creates set
-`SERVICE_NAME` to the endpoint name (`lib.azure.endpoints`); `Endpoint` is that role name.
-Deployments made elsewhere keep the default and are listed under "ML service". The server sends
-no model version or row count per request, so `ModelVersion` and `Rows` are null.
+workspace GUID (`log_analytics_workspace_id`). The KQL (`lib.azure.kql`, which also says what
+the inference server writes) projects onto the `lib.appinsights` columns, so pages and charts
+take either backend's frames unchanged. The Logs page's aggregates are `summarize` queries:
+Log Analytics returns one row per bin, however many requests there were.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -38,46 +21,35 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import HttpResponseError
 from azure.core.pipeline.transport import HttpTransport
 
-from lib.appinsights import COLUMNS, TABLES, TelemetryQuery, check_kind, to_utc
+from lib.appinsights import (
+    CODE_COLUMNS,
+    COLUMNS,
+    STATUS_COLUMNS,
+    SUMMARY_COLUMNS,
+    RequestKpis,
+    TelemetryQuery,
+    check_kind,
+    to_utc,
+)
+from lib.azure import kql as k
 from lib.azure.client import (
     azure_call,
     default_credential,
     describe_azure_error,
     is_sign_in_failure,
 )
+from lib.azure.kql import kql_string
 from lib.errors import WorkspaceError
 from lib.settings import AzureConfig
 
+__all__ = ["AzureTelemetry", "build_logs_client", "kql", "kql_string", "timespan"]
+
 DEFAULT_WINDOW = timedelta(hours=24)
-ENDPOINT_EXPR = 'coalesce(AppRoleName, tostring(Properties["Service Name"]))'
-# The inference server's own record of each request (see the module docstring), else the
-# standard columns; KQL's coalesce skips nulls and empty strings.
-REQUEST_FIELDS = {
-    "ResultCode": 'coalesce(tostring(Properties["resultCode"]), ResultCode)',
-    "Success": 'coalesce(tobool(tostring(Properties["success"])), Success)',
-    "Url": 'coalesce(tostring(Properties["url"]), Url)',
-    "DurationMs": 'coalesce(totimespan(tostring(Properties["duration"])) / 1ms, DurationMs)',
-}
-REQUEST_PROJECTION = {
-    "TimeGenerated": "TimeGenerated",
-    "OperationId": "OperationId",
-    "Name": "Name",
-    "Url": "Url",
-    "ResultCode": "ResultCode",
-    "DurationMs": "DurationMs",
-    "Success": "Success",
-    "Endpoint": "Endpoint",
-    "ModelVersion": '""',
-    "Rows": "long(null)",
-}
-TRACE_PROJECTION = {
-    "TimeGenerated": "TimeGenerated",
-    "Message": "Message",
-    "SeverityLevel": "SeverityLevel",
-    "Endpoint": "Endpoint",
-}
-PROJECTIONS = {"requests": REQUEST_PROJECTION, "traces": TRACE_PROJECTION}
+# Kusto's percentiles() is a T-Digest estimate: its error is on the rank, at most 1 %.
+PERCENTILE_ERROR = 0.01
 STRING_COLUMNS = ("OperationId", "Name", "Url", "ResultCode", "Endpoint", "ModelVersion", "Message")
+CSV_CHUNK_ROWS = 50_000
+LOGS_RETRIES = 1
 MISSING_WORKSPACE_ID = (
     "Endpoint telemetry needs the Log Analytics workspace behind the endpoints' Application "
     "Insights. Set log_analytics_workspace_id in the [azure] section of .streamlit/secrets.toml "
@@ -88,6 +60,10 @@ MISSING_WORKSPACE_ID = (
 NO_READ_PERMISSION = (
     "Azure refused to read the Log Analytics workspace (HTTP 403): the signed-in identity needs "
     "a role such as Log Analytics Reader or Monitoring Reader on it."
+)
+THROTTLED = (
+    "Log Analytics is throttling this workspace's queries (HTTP 429{detail}); the charts come "
+    "back when the query rate drops, try again in a minute."
 )
 
 
@@ -100,40 +76,13 @@ class LogsClient(Protocol):
 LogsClientFactory = Callable[[AzureConfig], LogsClient]
 
 
-def kql_string(value: str) -> str:
-    """`value` as a double-quoted KQL string literal."""
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
-        raise ValueError(f"control characters are not allowed in {value!r}")
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def source_lines(kind: str, query: TelemetryQuery | None = None) -> list[str]:
-    """The table, its `Endpoint`, the endpoint filter and (requests) the server's real outcome."""
-    query = query or TelemetryQuery()
-    lines = [TABLES[check_kind(kind)], f"| extend Endpoint = {ENDPOINT_EXPR}"]
-    if query.endpoint is not None:
-        lines.append(f"| where Endpoint == {kql_string(query.endpoint)}")
-    if kind == "requests":
-        fields = ", ".join(f"{name} = {expr}" for name, expr in REQUEST_FIELDS.items())
-        lines.append(f"| extend {fields}")
-    return lines
-
-
 def kql(kind: str, query: TelemetryQuery | None = None) -> str:
     """KQL for `AppRequests` or `AppTraces` rows in our columns, oldest first.
 
     The query's endpoint filters rows and its `limit` keeps the newest; its time window is not
     in the text but passed to `query_workspace` as the timespan.
     """
-    query = query or TelemetryQuery()
-    projection = PROJECTIONS[check_kind(kind)]
-    lines = source_lines(kind, query)
-    if query.limit is not None:
-        lines.append(f"| top {query.limit} by TimeGenerated desc")
-    lines.append("| order by TimeGenerated asc")
-    columns = [name if expr == name else f"{name} = {expr}" for name, expr in projection.items()]
-    lines.append("| project " + ", ".join(columns))
-    return "\n".join(lines)
+    return k.rows(kind, query)
 
 
 def build_logs_client(
@@ -145,7 +94,11 @@ def build_logs_client(
     from azure.monitor.query import LogsQueryClient
 
     extra: dict[str, Any] = {"transport": transport} if transport is not None else {}
-    return LogsQueryClient(credential or default_credential(config), **extra)
+    # One retry, not azure-core's ten: a throttled or failing query becomes a warning on the
+    # page rather than a page blocked in back-off.
+    return LogsQueryClient(
+        credential or default_credential(config), retry_total=LOGS_RETRIES, **extra
+    )
 
 
 def timespan(
@@ -158,12 +111,18 @@ def timespan(
     return start, end
 
 
+def _table_frame(tables: list[Any] | None) -> pd.DataFrame | None:
+    if not tables:
+        return None
+    table = tables[0]
+    return pd.DataFrame([list(row) for row in table.rows], columns=list(table.columns))
+
+
 def _frame(tables: list[Any] | None, columns: list[str]) -> pd.DataFrame:
     """The first result table as a frame with exactly `columns`, typed like the local reader."""
-    if tables:
-        table = tables[0]
-        frame = pd.DataFrame([list(row) for row in table.rows], columns=list(table.columns))
-        frame = frame.reindex(columns=columns)
+    raw = _table_frame(tables)
+    if raw is not None:
+        frame = raw.reindex(columns=columns)
     else:
         frame = pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
     frame["TimeGenerated"] = pd.to_datetime(frame["TimeGenerated"], utc=True).dt.as_unit("us")
@@ -185,6 +144,22 @@ def _frame(tables: list[Any] | None, columns: list[str]) -> pd.DataFrame:
     return frame
 
 
+def _aggregate_frame(tables: list[Any] | None, columns: list[str]) -> pd.DataFrame:
+    """A `summarize` result in `columns`: counts as int64, durations as float, keys as str."""
+    raw = _table_frame(tables)
+    frame = raw.reindex(columns=columns) if raw is not None else pd.DataFrame(columns=columns)
+    for column in columns:
+        if column == "TimeGenerated":
+            frame[column] = pd.to_datetime(frame[column], utc=True).dt.as_unit("us")
+        elif column in ("Requests", "Failed"):
+            frame[column] = pd.to_numeric(frame[column]).fillna(0).astype("int64")
+        elif column in ("p50", "p95", "p99", "MeanMs"):
+            frame[column] = pd.to_numeric(frame[column]).astype(float)
+        else:
+            frame[column] = frame[column].fillna("").astype(str)
+    return frame.reset_index(drop=True)
+
+
 def _query_error(exc: HttpResponseError, workspace_id: str) -> str:
     """The service's own explanation of a failed query (the innermost error message)."""
     if is_sign_in_failure(exc):
@@ -200,10 +175,21 @@ def _query_error(exc: HttpResponseError, workspace_id: str) -> str:
     model = getattr(exc, "model", None)
     message = getattr(model, "message", None)
     code = getattr(model, "code", None)
+    if exc.status_code == 429 or code == "ThrottledError":
+        return THROTTLED.format(detail=f": {message}" if message else "")
     if message:
         status = f"HTTP {exc.status_code}, " if exc.status_code else ""
         return f"The Log Analytics query failed ({status}{code or 'error'}): {message}"
     return describe_azure_error(exc, "query the Log Analytics workspace")
+
+
+def _partial_warning(error: Any, what: str) -> str:
+    """What to show above data Log Analytics returned only in part (limits, throttling)."""
+    code = getattr(error, "code", None)
+    detail = getattr(error, "message", None) or "the service returned partial results"
+    if code == "ThrottledError":
+        return THROTTLED.format(detail=f": {detail}")
+    return f"Only part of the {what} could be read: {detail}"
 
 
 class AzureTelemetry:
@@ -241,15 +227,16 @@ class AzureTelemetry:
         """The KQL behind `requests` or `traces`, for display next to the data."""
         return kql(kind, query)
 
-    def _run(self, kind: str, query: TelemetryQuery | None) -> pd.DataFrame:
-        columns = COLUMNS[check_kind(kind)]
+    def _query(
+        self, text: str, query: TelemetryQuery | None, what: str
+    ) -> tuple[list[Any] | None, str]:
+        """The result tables of one KQL query over the query's window, and any warning."""
         config, workspace_id = self._require_workspace()
-        text = kql(kind, query)
         start, end = timespan(query)
         if start >= end:
-            return _frame(None, columns)
+            return None, ""
         client = self._logs_client(config)
-        with azure_call(f"read endpoint {kind} from Log Analytics"):
+        with azure_call(f"read endpoint {what} from Log Analytics"):
             try:
                 result = client.query_workspace(workspace_id, text, timespan=(start, end))
             except HttpResponseError as exc:
@@ -257,17 +244,107 @@ class AzureTelemetry:
         from azure.monitor.query import LogsQueryStatus
 
         if result.status == LogsQueryStatus.PARTIAL:
-            frame = _frame(result.partial_data, columns)
-            error = result.partial_error
-            detail = getattr(error, "message", None) or "the service returned partial results"
-            frame.attrs["warning"] = f"Only part of the {kind} could be read: {detail}"
-            return frame
-        return _frame(result.tables, columns)
+            return result.partial_data, _partial_warning(result.partial_error, what)
+        return result.tables, ""
+
+    def _rows(self, kind: str, text: str, query: TelemetryQuery | None) -> pd.DataFrame:
+        tables, warning = self._query(text, query, kind)
+        frame = _frame(tables, COLUMNS[check_kind(kind)])
+        if warning:
+            frame.attrs["warning"] = warning
+        return frame
+
+    def _aggregate(
+        self, text: str, query: TelemetryQuery, columns: list[str], what: str
+    ) -> pd.DataFrame:
+        tables, warning = self._query(text, query, what)
+        frame = _aggregate_frame(tables, columns)
+        if warning:
+            frame.attrs["warning"] = warning
+        return frame
 
     def requests(self, query: TelemetryQuery | None = None) -> pd.DataFrame:
         """Request rows (`lib.appinsights.REQUEST_COLUMNS`) of the query's window, oldest first."""
-        return self._run("requests", query)
+        return self._rows("requests", kql("requests", query), query)
 
     def traces(self, query: TelemetryQuery | None = None) -> pd.DataFrame:
         """Trace rows (`lib.appinsights.TRACE_COLUMNS`) of the query's window, oldest first."""
-        return self._run("traces", query)
+        return self._rows("traces", kql("traces", query), query)
+
+    # --- aggregates: `summarize` in Log Analytics --------------------------------------------
+
+    def summary(
+        self,
+        query: TelemetryQuery,
+        bin_s: int,
+        by: Sequence[str] = ("Endpoint", "Deployment"),
+    ) -> pd.DataFrame:
+        """Requests, failures, p50/p95/p99 and mean per bin (`SUMMARY_COLUMNS`)."""
+        text = k.summary(query, bin_s, by)
+        return self._aggregate(text, query, SUMMARY_COLUMNS, "request summary")
+
+    def result_codes(self, query: TelemetryQuery, bin_s: int) -> pd.DataFrame:
+        """Requests per bin and result code (`CODE_COLUMNS`)."""
+        return self._aggregate(
+            k.result_codes(query, bin_s), query, CODE_COLUMNS, "requests by result code"
+        )
+
+    def status_codes(self, query: TelemetryQuery) -> pd.DataFrame:
+        """Requests per result code, most frequent first (`STATUS_COLUMNS`)."""
+        return self._aggregate(k.status_codes(query), query, STATUS_COLUMNS, "status codes")
+
+    def kpis(self, query: TelemetryQuery) -> RequestKpis:
+        """The window's tiles; percentiles are Kusto estimates (rank error ≤ 1 %)."""
+        columns = ["Requests", "Failed", "MeanMs", "p50", "p95", "p99"]
+        tables, warning = self._query(k.kpis(query), query, "request totals")
+        frame = _aggregate_frame(tables, columns)
+        total = int(frame["Requests"].iloc[0]) if len(frame) else 0
+        if not total:
+            return RequestKpis(percentile_error=PERCENTILE_ERROR, warning=warning)
+        row = frame.iloc[0]
+        return RequestKpis(
+            requests=total,
+            failed=int(row["Failed"]),
+            p50=float(row["p50"]),
+            p95=float(row["p95"]),
+            p99=float(row["p99"]),
+            mean_ms=float(row["MeanMs"]),
+            percentile_error=PERCENTILE_ERROR,
+            warning=warning,
+        )
+
+    # --- raw rows, limited with `top` ------------------------------------------------------
+
+    def recent(self, query: TelemetryQuery, limit: int = 100, offset: int = 0) -> pd.DataFrame:
+        """A page of the window's requests, newest first."""
+        return self._rows("requests", k.page("requests", query, limit, offset), query)
+
+    def failed(self, query: TelemetryQuery, limit: int = 50, offset: int = 0) -> pd.DataFrame:
+        """A page of the window's failed requests, newest first."""
+        text = k.page("requests", query, limit, offset, where="Success == false")
+        return self._rows("requests", text, query)
+
+    def slowest(self, query: TelemetryQuery, limit: int = 50) -> pd.DataFrame:
+        """The window's `limit` slowest requests, slowest first."""
+        text = k.page("requests", query, limit, order="DurationMs desc")
+        return self._rows("requests", text, query)
+
+    def recent_traces(
+        self, query: TelemetryQuery, text: str = "", limit: int = 100, offset: int = 0
+    ) -> pd.DataFrame:
+        """A page of the window's traces whose message contains `text` (any case), newest first."""
+        where = f"Message contains {kql_string(text)}" if text else ""
+        kql_text = k.page("traces", query, limit, offset, where=where)
+        return self._rows("traces", kql_text, query)
+
+    def export_csv(self, query: TelemetryQuery) -> Iterator[bytes]:
+        """The window's requests as CSV, oldest first, in chunks.
+
+        One query: Log Analytics returns at most 500,000 rows (64 MB) per query; a busier
+        window gives an incomplete file (the service reports it as a partial result).
+        """
+        frame = self.requests(query.with_limit(None))
+        yield frame.head(0).to_csv(index=False).encode()
+        for start in range(0, len(frame), CSV_CHUNK_ROWS):
+            chunk = frame.iloc[start : start + CSV_CHUNK_ROWS]
+            yield chunk.to_csv(index=False, header=False).encode()

@@ -121,7 +121,7 @@ def test_the_whole_loop_through_the_sdks(azure_http: HttpWorkspace) -> None:
     props = deployment["properties"]
     assert props["model"].endswith("/models/bank-model/versions/1")
     assert props["appInsightsEnabled"] is True
-    assert props["environmentVariables"] == {"SERVICE_NAME": "bank-model"}
+    assert props["environmentVariables"] == {"SERVICE_NAME": "bank-model/blue"}
     assert "codeConfiguration" not in props or props["codeConfiguration"] is None
     assert endpoint_put[-1].json()["properties"]["traffic"] == {"blue": 100}
 

@@ -119,11 +119,18 @@ def local_frames(tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 # ----------------------------------------------------------------------------- KQL
 
 
+ROLE_LINES = (
+    "| extend Role = coalesce(AppRoleName, tostring(Properties[\"Service Name\"]))\n"
+    '| extend Endpoint = tostring(split(Role, "/")[0]), '
+    'Deployment = tostring(split(Role, "/")[1])\n'
+)
+
+
 def test_requests_kql_all_rows() -> None:
     assert kql("requests") == (
         "AppRequests\n"
-        '| extend Endpoint = coalesce(AppRoleName, tostring(Properties["Service Name"]))\n'
-        '| extend ResultCode = coalesce(tostring(Properties["resultCode"]), ResultCode), '
+        + ROLE_LINES
+        + '| extend ResultCode = coalesce(tostring(Properties["resultCode"]), ResultCode), '
         'Success = coalesce(tobool(tostring(Properties["success"])), Success), '
         'Url = coalesce(tostring(Properties["url"]), Url), '
         'DurationMs = coalesce(totimespan(tostring(Properties["duration"])) / 1ms, DurationMs)\n'
@@ -136,10 +143,10 @@ def test_requests_kql_all_rows() -> None:
 def test_requests_kql_endpoint_and_limit() -> None:
     lines = kql("requests", TelemetryQuery("ep-bank", limit=50)).splitlines()
     assert lines[0] == "AppRequests"
-    assert lines[2] == '| where Endpoint == "ep-bank"'
+    assert lines[3] == '| where Endpoint == "ep-bank"'
     # The server's real outcome replaces the standard columns before rows are picked.
-    assert lines[3].startswith("| extend ResultCode = ")
-    assert lines[4:6] == ["| top 50 by TimeGenerated desc", "| order by TimeGenerated asc"]
+    assert lines[4].startswith("| extend ResultCode = ")
+    assert lines[5:7] == ["| top 50 by TimeGenerated desc", "| order by TimeGenerated asc"]
     assert (
         projected_columns(kql("requests", TelemetryQuery("ep-bank", limit=50))) == REQUEST_COLUMNS
     )
@@ -158,7 +165,7 @@ def test_traces_kql_combinations(
     endpoint: str | None, limit: int | None, where: bool, top: bool
 ) -> None:
     query = kql("traces", TelemetryQuery(endpoint, limit=limit))
-    assert query.startswith("AppTraces\n| extend Endpoint = coalesce(AppRoleName, ")
+    assert query.startswith("AppTraces\n" + ROLE_LINES)
     assert ("| where Endpoint == " in query) is where
     assert (f"| top {limit} by TimeGenerated desc" in query) is top
     # Newest rows are picked first, then shown oldest first.

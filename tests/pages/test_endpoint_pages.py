@@ -83,6 +83,9 @@ class FakeEndpoints:
             1,
             NOW,
             NOW,
+            # The stub is a classic endpoint: `data` bodies, labels only.
+            request_shape="data",
+            probabilities=False,
         )
 
     def list(self) -> list[Endpoint]:
