@@ -117,19 +117,20 @@ def test_score_frame_in_chunks_with_progress(endpoint, data):
     assert np.allclose(out["proba_no"] + out["proba_yes"], 1)
 
 
-def test_curl_snippet_runs_without_the_key_inlined(endpoint, data):
+def test_curl_snippet_runs_as_shown_with_the_exported_key(endpoint, data):
     frame, expected = data
-    snippet = curl_snippet(endpoint.url + "/score", records(frame, 2), shape="inputs")
-    assert endpoint.primary not in snippet and "$SCORING_KEY" in snippet
-    body = snippet.replace('export SCORING_KEY="<your endpoint key>"\n', "")
-    out = subprocess.run(
-        ["bash", "-c", body + " -s"],
-        env={**os.environ, "SCORING_KEY": endpoint.primary},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert json.loads(out.stdout) == {"Results": expected[:2]}
+    rows = records(frame, 2)
+    rows[0]["job"] = "it's"  # a quote inside the body survives the shell quoting
+    snippet = curl_snippet(endpoint.url + "/score", rows, shape="inputs")
+    assert endpoint.primary not in snippet and "SCORING_KEY" in snippet
+    # Exactly as a user pastes it: the exported key first, then the snippet unchanged.
+    script = f"export SCORING_KEY='{endpoint.primary}'\n{snippet}"
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["Results"][1] == expected[1]
+    env = {k: v for k, v in os.environ.items() if k != "SCORING_KEY"}
+    unset = subprocess.run(["bash", "-c", snippet], env=env, capture_output=True, text=True)
+    assert unset.returncode != 0 and "export an endpoint key first" in unset.stderr
 
 
 def test_python_snippet_runs_with_the_key_from_the_environment(endpoint, data):
