@@ -240,8 +240,17 @@ class FakeAzureML(DataPlane):
         parts = rest.strip("/").split("/")
         handler = getattr(self, f"arm_{parts[0]}", None)
         if handler is None:
-            return None
+            return self.arm_other(sent, base, parts)
         return handler(sent, base, parts[1:])
+
+    def arm_other(self, sent: Sent, base: str, parts: list[str]) -> Reply | None:
+        """Collections the fake keeps no state for (schedules, components, batch endpoints):
+        empty lists, and 404 for any one item."""
+        if sent.method != "GET":
+            return None
+        if len(parts) == 1:
+            return self._list(f"{base}/{parts[0]}")
+        return error(404, "ResourceNotFound", "/".join(parts))
 
     def _list(self, path: str, filter_: Callable[[dict], bool] = lambda _r: True) -> Reply:
         return Reply(200, {"value": [r for r in self.children(path) if filter_(r)]})
@@ -306,6 +315,11 @@ class FakeAzureML(DataPlane):
         found = self.get(f"{path}/{parts[0]}")
         if len(parts) == 1 and sent.method == "GET":
             return Reply(200, found) if found else error(404, "ResourceNotFound", parts[0])
+        if len(parts) == 1 and sent.method == "PUT":
+            body = sent.json()
+            props = {**body["properties"], "provisioningState": "Succeeded"}
+            resource = self.put(f"{path}/{parts[0]}", "computes", props, location=REGION)
+            return Reply(201, resource, self.async_headers())
         if len(parts) == 2 and parts[1] == "listNodes" and sent.method == "POST":
             return Reply(200, {"nodes": [], "nextLink": None})
         return None
