@@ -20,15 +20,28 @@ from lib.tabular import TableError, parse_table
 from lib.ui import workspace
 from lib.workspace import WorkspaceError
 
+# Why an endpoint cannot be scored, and what to do about it, by state.
+NOT_LIVE = {
+    "Stopped": "stopped — restart it on the Endpoints page",
+    "Creating": "starting — it can be scored once it is Succeeded",
+    "Failed": "failed — its server log on the Endpoints page says why; restart or redeploy it",
+    "Unhealthy": "not answering — restart it on the Endpoints page",
+}
+
 ws = workspace()
 st.title("Score")
 if ws.endpoints is None or ws.models is None:
     st.info("This workspace has no endpoint service.")
     st.stop()
 
-live = [e for e in ws.endpoints.list() if e.state == "Succeeded"]
+listing = ws.endpoints.list()
+live = [e for e in listing if e.state == "Succeeded"]
 if not live:
-    st.info("No endpoint is running: deploy a model on the Endpoints page.")
+    if not listing:
+        st.info("No endpoint yet: deploy a model on the Endpoints page.")
+    for e in listing:
+        st.info(f"Endpoint **{e.name}** is {NOT_LIVE.get(e.state, e.state.lower())}.")
+    st.page_link("pages/endpoints.py", label="Endpoints", icon=":material/rocket_launch:")
     st.stop()
 
 names = [e.name for e in live]
@@ -48,7 +61,7 @@ if not ep.probabilities:
 
 
 def show_result(result, records: list[dict]) -> None:  # noqa: ANN001
-    """Predicted label(s) and, for one row, a probability bar per class."""
+    """Predicted label(s) and, for one row, each class's probability as a number and a bar."""
     c1, c2 = st.columns([1, 3])
     label = result.predictions[0] if result.predictions else None
     c1.metric("Prediction", str(label), border=True)
@@ -56,8 +69,17 @@ def show_result(result, records: list[dict]) -> None:  # noqa: ANN001
     if result.probabilities and result.classes:
         probs = pd.DataFrame(
             {"class": [str(c) for c in result.classes], "probability": result.probabilities[0]}
+        ).sort_values("probability", ascending=False)
+        c2.dataframe(
+            probs,
+            hide_index=True,
+            key="score_probabilities",
+            column_config={
+                "probability": st.column_config.ProgressColumn(
+                    "probability", format="%.4f", min_value=0.0, max_value=1.0
+                )
+            },
         )
-        c2.bar_chart(probs, x="class", y="probability", horizontal=True, height=160)
 
 
 tab_form, tab_json, tab_batch = st.tabs(["Form", "JSON", "Batch CSV"])
@@ -73,6 +95,10 @@ with tab_form:
                 options = [str(c) for c in col["categories"]]
                 idx = options.index(str(example)) if str(example) in options else 0
                 record[label] = box.selectbox(label, options, index=idx, key=f"score_f_{label}")
+            elif col.get("kind") == "categorical":
+                # Text known only by its signature type: a free text field, never a number box.
+                text = example if example is not None else ""
+                record[label] = box.text_input(label, str(text), key=f"score_f_{label}")
             else:
                 lo, hi = col.get("min"), col.get("max")
                 value = float(example) if example is not None else float(lo or 0.0)
@@ -132,7 +158,11 @@ with tab_batch:
     chunk = st.number_input("Rows per request", 1, 10_000, 1000, key="score_batch_chunk")
     if upload is not None and st.button("Score file", key="score_batch_go"):
         try:
-            frame = parse_table(upload.name, upload.getvalue(), limits=limits).frame
+            # Columns the model learnt as text are read as written ("22" stays "22").
+            text_columns = [c["name"] for c in spec if c.get("kind") == "categorical"]
+            frame = parse_table(
+                upload.name, upload.getvalue(), limits=limits, text_columns=text_columns
+            ).frame
         except TableError as exc:
             st.error(str(exc))
         else:
@@ -142,6 +172,12 @@ with tab_batch:
                 st.error(f"The file lacks column(s): {', '.join(missing)}.")
             else:
                 bar = st.progress(0.0, text="Scoring …")
+                scored_rows = [0]
+
+                def advance(done: int, total: int) -> None:
+                    scored_rows[0] = done
+                    bar.progress(done / total, text=f"{done:,} / {total:,} rows")
+
                 try:
                     scored = score_frame(
                         ep.scoring_uri,
@@ -150,13 +186,19 @@ with tab_batch:
                         chunk_size=int(chunk),
                         method=method,
                         shape=shape,
-                        progress=lambda done, total: bar.progress(
-                            done / total, text=f"{done:,} / {total:,} rows"
-                        ),
+                        progress=advance,
                     )
                 except ScoringError as exc:
-                    st.error(exc.message)
+                    bar.empty()
+                    first = scored_rows[0]
+                    last = min(len(frame), first + int(chunk))
+                    st.error(
+                        f"Batch scoring failed in the request for rows {first + 1:,}–{last:,} "
+                        f"of {len(frame):,}; nothing after them was sent. The endpoint said: "
+                        f"{exc.message}"
+                    )
                 else:
+                    bar.empty()
                     out = pd.concat([frame.drop(columns=wanted), scored], axis=1)
                     st.dataframe(out.head(200), key="score_batch_result")
                     st.download_button(

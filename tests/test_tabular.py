@@ -297,3 +297,14 @@ def test_parquet_text_columns_learn_their_type() -> None:
     parsed = parse_table("t.parquet", data)
     assert str(parsed.frame["age"].dtype) == "float64" and parsed.missing == {"age": {"?": 1}}
     assert str(parsed.frame["ints"].dtype) == "float64"
+
+
+def test_text_columns_keep_numbers_as_written() -> None:
+    """A model trained on a column as text scores "22" and "19.9667", not 22.0 and 19.9667."""
+    data = b"fare,age\n22,1\n19.9667,2\n7.0,3\n,4\n"
+    typed = parse_table("t.csv", data).frame
+    assert typed["fare"].tolist()[:3] == [22.0, 19.9667, 7.0]
+    kept = parse_table("t.csv", data, text_columns=["fare"]).frame
+    assert kept["fare"].tolist()[:3] == ["22", "19.9667", "7.0"]
+    assert kept["fare"].isna().tolist() == [False, False, False, True]
+    assert kept["age"].tolist() == [1, 2, 3, 4]

@@ -118,6 +118,10 @@ class ColumnBuilder:
         self.needs_reread = False
         self._unknown_tokens = False  # "?" seen before the kind was known
 
+    def read_as_text(self) -> None:
+        """Keep every value as written, as a column already found to hold text would."""
+        self._start("text")
+
     # --- per chunk --------------------------------------------------------------------
 
     def add(self, chunk: pa.Array) -> None:

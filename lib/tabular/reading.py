@@ -148,10 +148,17 @@ BatchSource = Callable[[list[str] | None], Iterable[pa.RecordBatch]]
 
 
 def _build(
-    batches: BatchSource, names: list[str], limits: UploadLimits, tokens: tuple[str, ...]
+    batches: BatchSource,
+    names: list[str],
+    limits: UploadLimits,
+    tokens: tuple[str, ...],
+    text_columns: frozenset[str] = frozenset(),
 ) -> tuple[pa.Table, dict[str, dict[str, int]]]:
     """Type every column while reading once; read again only the columns that need it."""
     builders = [ColumnBuilder(n, tokens) for n in names]
+    for builder in builders:
+        if builder.name in text_columns:
+            builder.read_as_text()
     rows = decoded = 0
     for batch in batches(None):
         rows += batch.num_rows
@@ -188,8 +195,12 @@ def parse_csv(
     data: bytes,
     limits: UploadLimits | None = None,
     missing_tokens: Iterable[str] | None = None,
+    text_columns: Iterable[str] = (),
 ) -> ParsedTable:
-    """Parse CSV bytes (UTF-8 or Latin-1, delimiter chosen from a bounded sample)."""
+    """Parse CSV bytes (UTF-8 or Latin-1, delimiter chosen from a bounded sample).
+
+    `text_columns` are kept as written (a model trained on them as text reads "22" as text).
+    """
     limits = limits or UploadLimits()
     if not data or data.isspace():
         raise TableError("The file is empty.")
@@ -210,6 +221,7 @@ def parse_csv(
             names,
             limits,
             tokens,
+            frozenset(text_columns),
         )
     except pa.ArrowInvalid:
         view = memoryview(data)[layout.body_offset :]
@@ -218,6 +230,7 @@ def parse_csv(
             names,
             limits,
             tokens,
+            frozenset(text_columns),
         )
     return ParsedTable(
         table=table,
@@ -307,8 +320,12 @@ def parse_table(
     *,
     limits: UploadLimits | None = None,
     missing_tokens: Iterable[str] | None = None,
+    text_columns: Iterable[str] = (),
 ) -> ParsedTable:
-    """Validate and parse an uploaded file; raises TableError with a user-facing message."""
+    """Validate and parse an uploaded file; raises TableError with a user-facing message.
+
+    `text_columns` of a CSV are read as text whatever they hold (Parquet has its own types).
+    """
     limits = limits or UploadLimits()
     if max_bytes is not None:
         limits = UploadLimits(
@@ -322,7 +339,7 @@ def parse_table(
         raise TableError("The file is empty.")
     if detect_format(file_name, data) == "parquet":
         return parse_parquet(data, limits, missing_tokens)
-    return parse_csv(data, limits, missing_tokens)
+    return parse_csv(data, limits, missing_tokens, text_columns)
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:

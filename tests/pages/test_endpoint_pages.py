@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -23,6 +24,8 @@ SWAGGER = {"swagger": "2.0", "paths": {"/score": {}}}
 class StubScoring(BaseHTTPRequestHandler):
     """Answers like a scoring server: 200 for a `data` body with the right key, else 4xx."""
 
+    bodies: list = []  # every JSON body received, for tests to read
+
     def _send(self, status: int, body: object) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
@@ -39,10 +42,13 @@ class StubScoring(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        StubScoring.bodies.append(body)
         if self.headers.get("Authorization") != f"Bearer {KEY}":
             self._send(401, {"message": "Invalid or missing key"})
         elif "data" not in body:
             self._send(400, {"message": "Expected 'data', 'Inputs' or 'input_data'"})
+        elif any(r.get("fare") == "bad" for r in body["data"]):
+            self._send(400, {"message": "Row 0, column 'fare': not a fare"})
         else:
             self._send(200, {"result": ["yes" for _ in body["data"]]})
 
@@ -61,11 +67,13 @@ def stub_url():
 
 
 class FakeModels:
+    spec = SPEC
+
     def list(self) -> list[Model]:
         return [Model("churn", 1, "job-1", "run", "models:/churn/1", NOW)]
 
     def feature_spec(self, name: str, version: int) -> list[dict]:
-        return SPEC
+        return self.spec
 
 
 class FakeEndpoints:
@@ -159,3 +167,51 @@ def test_models_page_deploys_to_the_endpoint_named_after_the_model(local_workspa
     button(at, "Deploy churn v1").click().run()
     assert not at.exception, at.exception
     assert endpoints.deployed == [("churn", 1, "churn")]
+
+
+def test_batch_csv_sends_text_columns_as_written_and_says_when_it_fails(local_workspace, stub_url):
+    """A column the model learnt as text keeps "22" and "19.9667"; a failed batch stops."""
+    use_fakes(local_workspace, stub_url)
+    local_workspace.models.spec = [
+        *SPEC,
+        {"name": "fare", "kind": "categorical", "dtype": "object", "categories": None},
+    ]
+    StubScoring.bodies.clear()
+    at = open_page("score.py")
+    # A text column known only by its signature is a text field in the form, not a number.
+    assert at.text_input(key="score_f_fare").value == ""
+    good = b"age,fare\n22,22\n30,19.9667\n41,7.0\n"
+    at.file_uploader(key="score_batch_file").set_value(("rows.csv", good, "text/csv"))
+    at.run()
+    button(at, "Score file").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    sent = [r for b in StubScoring.bodies for r in b["data"]]
+    assert sent == [
+        {"age": 22, "fare": "22"},
+        {"age": 30, "fare": "19.9667"},
+        {"age": 41, "fare": "7.0"},
+    ]
+    assert [list(d.value["prediction"]) for d in at.dataframe] == [["yes", "yes", "yes"]]
+
+    bad = good + b"50,bad\n"
+    at.number_input(key="score_batch_chunk").set_value(2).run()
+    at.file_uploader(key="score_batch_file").set_value(("rows.csv", bad, "text/csv"))
+    at.run()
+    button(at, "Score file").click().run()
+    assert not at.exception, at.exception
+    message = " ".join(e.value for e in at.error)
+    assert "failed in the request for rows 3–4 of 4" in message and "not a fare" in message
+    # The progress bar is gone, not left on "Scoring …".
+    assert not list(at.get("progress")), [p.proto for p in at.get("progress")]
+
+
+def test_score_page_says_a_stopped_endpoint_needs_a_restart(local_workspace, stub_url):
+    endpoints = use_fakes(local_workspace, stub_url)
+    stopped = replace(endpoints._endpoint(), state="Stopped")
+    endpoints.list = lambda: [stopped]
+    at = open_page("score.py")
+    assert not at.exception, at.exception
+    assert [i.value for i in at.info] == [
+        "Endpoint **churn** is stopped — restart it on the Endpoints page."
+    ]

@@ -198,6 +198,21 @@ def parse_payload(payload: Any, query_method: str | None = None) -> ParsedReques
     return ParsedRequest(shape, records, method or query_method or "predict")
 
 
+def number_as_text(value: Any) -> str | None:
+    """A JSON number sent for a text column, as the text a CSV holding it reads as; else None.
+
+    The shortest form that reads back as the same number, which is how JSON writes it:
+    22 -> "22", 19.9667 -> "19.9667", 1.0 -> "1.0". Training read the column's CSV cells as
+    written, so "22" and 22 are the same value to the model. Booleans and non-finite numbers
+    are not numbers here.
+    """
+    if type(value) is int:
+        return str(value)
+    if type(value) is float and math.isfinite(value):
+        return repr(value)
+    return None
+
+
 def _coerce_number(value: str) -> float | int | None:
     text = value.strip()
     try:
@@ -262,6 +277,10 @@ def validate_records(
                 raise InputError(f"Row {i}, column {name!r}: expected a number, got {describe(v)}")
             if kind == "string":
                 if t is str:
+                    continue
+                text = number_as_text(v)
+                if text is not None:
+                    rec[name] = text
                     continue
                 raise InputError(f"Row {i}, column {name!r}: expected a string, got {describe(v)}")
             if kind == "integer":

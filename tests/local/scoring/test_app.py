@@ -167,7 +167,7 @@ BAD_INPUTS = [
         "'balance'",
     ),
     (
-        b'{"data": [{"age": 30, "balance": 1.0, "job": 7, "contact": "cellular"}]}',
+        b'{"data": [{"age": 30, "balance": 1.0, "job": true, "contact": "cellular"}]}',
         400,
         "'job': expected a string",
     ),

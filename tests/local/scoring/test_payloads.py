@@ -10,6 +10,7 @@ from lib.local.scoring.payloads import (
     DEFAULT_MAX_ROWS,
     Column,
     InputError,
+    number_as_text,
     parse_json,
     parse_payload,
     validate_records,
@@ -97,7 +98,9 @@ def test_parse_json_rejects_non_json(body):
         ({**GOOD, "balance": "nan"}, "column 'balance': expected a number"),
         ({**GOOD, "balance": True}, "column 'balance': expected a number"),
         ({**GOOD, "balance": [1]}, "column 'balance': expected a number"),
-        ({**GOOD, "job": 3}, "column 'job': expected a string"),
+        ({**GOOD, "job": True}, "column 'job': expected a string"),
+        ({**GOOD, "job": 1e999}, "column 'job': expected a string"),
+        ({**GOOD, "job": {"a": 1}}, "column 'job': expected a string"),
         ({**GOOD, "flag": "yes"}, "column 'flag': expected true or false"),
         ({**GOOD, "balance": 10**400}, "column 'balance': number out of range"),
     ],
@@ -119,6 +122,21 @@ def test_validate_records_accepts_and_normalises():
     assert rows[0]["flag"] is None
     assert rows[1]["age"] == 42 and rows[1]["balance"] == 1.5
     assert rows[2]["age"] == 43 and type(rows[2]["age"]) is int
+
+
+def test_a_number_for_a_text_column_is_its_text():
+    """As a CSV cell holding it reads: 22 -> "22", 19.9667 -> "19.9667", 1.0 -> "1.0"."""
+    rows = [{**GOOD, "job": v} for v in (22, 19.9667, 1.0, -3, 0.1 + 0.2, 10**20)]
+    validate_records(rows, COLUMNS, 10)
+    assert [r["job"] for r in rows] == [
+        "22",
+        "19.9667",
+        "1.0",
+        "-3",
+        "0.30000000000000004",
+        "100000000000000000000",
+    ]
+    assert number_as_text(True) is None and number_as_text(float("nan")) is None
 
 
 def test_validate_records_limits_and_null_integers():
