@@ -6,8 +6,10 @@ imports, loading the data) is inside the promise the engine keeps.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
+import threading
 import time
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
@@ -45,6 +47,14 @@ def _as_dict(obj: Any) -> dict[str, Any]:
 def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict[str, Any]:
     from lib.local.automl_engine import AutoMLCanceled, AutoMLSpec, run_automl
 
+    # NB: opening MLflow's SQL store imports SQLAlchemy and Alembic (2-7 s); started now it
+    # overlaps loading and checking the data instead of the search.
+    threading.Thread(
+        target=importlib.import_module,
+        args=("mlflow.store.tracking.sqlalchemy_store",),
+        name="warm-mlflow-store",
+        daemon=True,
+    ).start()
     request = spec["request"]
     datasets = LocalDatasets(ctx.store, max_upload_bytes=settings.max_upload_mb * 1024 * 1024)
     ctx.progress(phase="Loading data", trials=0)

@@ -11,9 +11,9 @@ from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
-# Small enough to be a tight promise (27 s from the job's start, imports and all), large enough
-# that a 2-core machine busy with other work can still start the process within it.
-BUDGET_S = 20
+# A tight promise (38 s from the job's start, process start-up and imports included): the job
+# process alone took 8-10 s to start on an idle 2-core machine, 20-28 s at load average 10.
+BUDGET_S = 30
 
 
 def _frame(n: int = 800, seed: int = 0) -> pd.DataFrame:

@@ -12,9 +12,16 @@ import numpy as np
 from flaml import AutoML
 
 from lib.local.automl_engine import evaluation as ev
-from lib.local.automl_engine.budget import TAIL_S, Clock, CostModel
+from lib.local.automl_engine.budget import Clock, CostModel, tail_s
 from lib.local.automl_engine.data import Prepared
-from lib.local.automl_engine.members import BOOSTERS, fit_member, learner_class, plain_config
+from lib.local.automl_engine.members import (
+    BOOSTERS,
+    fit_member,
+    learner_class,
+    member_of,
+    plain_config,
+    search_fit_of_best,
+)
 from lib.local.automl_engine.search import SearchOutcome
 from lib.local.automl_engine.spec import AutoMLSpec
 from lib.local.tabular_model import Encoder, Member, TabularModel
@@ -122,6 +129,28 @@ def validation_scores(
     return out[data.val_rows], first
 
 
+def _search_scores(
+    search: SearchOutcome, data: Prepared, task: str
+) -> tuple[np.ndarray, Member] | None:
+    """Holdout scores of the search's own fit of the best config, when it saw every
+    training row (holdout validation only)."""
+    if len(data.folds) != 1:
+        return None
+    train, holdout = data.folds[0]
+    fitted = search_fit_of_best(search.automl, len(train))
+    if fitted is None:
+        return None
+    member = member_of(search.automl.best_estimator, fitted, search.automl.best_config)
+    n_classes = len(data.classes)
+    part = TabularModel(
+        task=task, encoder=Encoder([]), members=[member], classes=list(range(n_classes))
+    )
+    scores = part.encoded_scores(data.X[holdout])
+    if task == "classification" and scores.shape[1] != n_classes:
+        return None
+    return scores, member
+
+
 def _trial_of(search: SearchOutcome, config: Config) -> dict[str, Any]:
     """The trial that measured a config, or (not found) its estimator's slowest trial."""
     name, cfg = config
@@ -188,10 +217,10 @@ def select_model(
     configs = candidates(search, metric, spec.ensemble)
     metric_s = 0.0  # one evaluation of the selection metric on the validation rows
     for i, config in enumerate(configs):
+        scoring = costs.validation_s(_trial_of(search, config))
         if i > 0:
-            scoring = costs.validation_s(_trial_of(search, config))
             selecting = metric_s * (i + 1) * ENSEMBLE_ROUNDS
-            need = scoring + costs.refit_s(scoring) + sum(refit_s) + selecting + TAIL_S
+            need = scoring + costs.refit_s(scoring) + sum(refit_s) + selecting + tail_s()
             if time.time() + need > clock.end:
                 clock.trim(
                     "Ensemble",
@@ -201,7 +230,18 @@ def select_model(
                 )
                 break
         t = time.time()
-        scores, member = validation_scores(search.automl, config, data, spec.task)
+        reused = None
+        if i == 0 and time.time() + scoring + tail_s() > clock.end:
+            reused = _search_scores(search, data, spec.task)
+        if reused is not None:
+            scores, member = reused
+            clock.trim(
+                "Validation",
+                "the best model was scored as the search fitted it, with no time to fit it again",
+                log,
+            )
+        else:
+            scores, member = validation_scores(search.automl, config, data, spec.task)
         cand_scores.append(scores)
         kept.append(config)
         split_members.append(member)
@@ -212,7 +252,7 @@ def select_model(
             metric_s = time.time() - t
     y_val = data.y_val
     if spec.ensemble and len(kept) > 1:
-        select_until = clock.end - sum(refit_s) - TAIL_S
+        select_until = clock.end - sum(refit_s) - tail_s()
         counts = greedy_ensemble(
             spec.task, y_val, cand_scores, _selection_metric(spec.task, metric), select_until
         )

@@ -43,9 +43,23 @@ def fit_member(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(X, y, **kwargs)
-    native = est.estimator
+    return member_of(name, est, config)
+
+
+def member_of(name: str, fitted: Any, config: dict[str, Any]) -> Member:
+    """The native estimator inside a fitted FLAML estimator, as a model member."""
+    native = fitted.estimator
     if name == "lgbm":
         return Member("lgbm", native.booster_, name=name, config=plain_config(config))
     if name in ("xgboost", "xgb_limitdepth"):
         return Member("xgboost", native.get_booster(), name=name, config=plain_config(config))
     return Member("sklearn", native, name=name, config=plain_config(config))
+
+
+def search_fit_of_best(automl: AutoML, train_rows: int) -> Any | None:
+    """FLAML's own fit of the best config, if it was fitted on all ``train_rows`` rows."""
+    fitted = getattr(automl, "_trained_estimator", None)
+    state = automl._search_states.get(automl.best_estimator)
+    if fitted is None or getattr(fitted, "estimator", None) is None or state is None:
+        return None
+    return fitted if state.best_config_sample_size == train_rows else None

@@ -19,7 +19,7 @@ from flaml import AutoML
 from mlflow.models import infer_signature
 
 from lib.files import atomic_write
-from lib.local.automl_engine.budget import TAIL_S, Clock
+from lib.local.automl_engine.budget import Clock, slowdown, tail_s
 from lib.local.automl_engine.data import Prepared
 from lib.local.automl_engine.ensemble import Selection
 from lib.local.automl_engine.members import fit_member, learner_class
@@ -63,7 +63,7 @@ def refit_members(
     """Refit the chosen configs on every row while time allows (else serve the member fitted
     on the first validation split); boosters get extra seeds while time allows."""
     chosen = selection.chosen
-    deadline = clock.end - TAIL_S
+    deadline = clock.end - tail_s()
     fits: list[list[Member]] = []
     cost: list[float] = []
 
@@ -181,7 +181,7 @@ def compile_fastpath(
     """Compile the saved model for numpy-only serving into ``directory``, kept only if it
     predicts exactly as the model on the sample rows checked in the time left (never fewer
     than ``VERIFY_MIN_ROWS``); without time for that, endpoints serve the MLflow model."""
-    if clock.left() < FASTPATH_MIN_S:
+    if clock.left() < FASTPATH_MIN_S * slowdown():
         reason = f"not compiled: {max(0.0, clock.left()):.1f} s left, too little to verify it"
         clock.trim("Fast path", reason + "; endpoints serve the MLflow model", log)
         return {"ok": False, "reason": reason}

@@ -23,9 +23,9 @@ from lib.local.automl_engine import evaluation as ev
 from lib.local.automl_engine.budget import (
     ENSEMBLE_SHARE,
     MIN_SEARCH_S,
-    TAIL_S,
     Clock,
     CostModel,
+    tail_s,
 )
 from lib.local.automl_engine.data import Prepared
 from lib.local.automl_engine.members import plain_config
@@ -138,7 +138,7 @@ def run_search(
     reserve_s = ENSEMBLE_SHARE * clock.budget_s if spec.ensemble else 0.0
 
     def search_end() -> float:
-        finish = costs.finish_s(best["row"]) if best["row"] else TAIL_S
+        finish = costs.finish_s(best["row"]) if best["row"] else tail_s()
         return min(clock.budget_end, clock.end - reserve_s - finish)
 
     t_search = time.time()
