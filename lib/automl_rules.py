@@ -16,7 +16,9 @@ REGRESSION_DISTINCT = 20
 # Algorithm names as the local engine (FLAML) knows them; the Azure backend maps them.
 ESTIMATORS = ("lgbm", "xgboost", "rf", "extra_tree", "lrl1")
 # Conventional label column names, tried in this order.
-TARGET_NAMES = ("y", "target", "label", "class", "outcome")
+TARGET_NAMES = ("y", "target", "label", "class", "outcome", "survived", "churn", "churned")
+# Two values like these make a column look like an outcome (Titanic's Survived, a churn flag).
+FLAG_VALUES = frozenset({"0", "1", "yes", "no", "true", "false", "y", "n"})
 # The columns of `AutoMLService.trials` (metrics follow as extra columns).
 TRIAL_COLUMNS = [
     "trial",
@@ -80,13 +82,32 @@ def validate_request(request: AutoMLRequest, frame: pd.DataFrame) -> list[str]:
     return problems
 
 
+def _is_flag(row: pd.Series) -> bool:
+    """Two values that read as an outcome: 0/1, yes/no, true/false (not male/female or S/C)."""
+    if row.get("distinct") != 2:
+        return False
+    lo, hi = row.get("min"), row.get("max")
+    if lo is not None and hi is not None and not pd.isna(lo) and not pd.isna(hi):
+        return float(lo) == 0.0 and float(hi) == 1.0
+    top = str(row.get("top_values") or "")
+    # top_values reads "yes (120), no (80)": the values before their counts.
+    values = {part.rsplit(" (", 1)[0].strip().lower() for part in top.split(", ") if part}
+    return len(values) == 2 and values <= FLAG_VALUES
+
+
 def suggest_target(columns: list[str], profile: pd.DataFrame) -> str:
-    """A likely label: a conventional name, else the last low-cardinality column."""
+    """A likely label: a conventional name, else a 0/1 or yes/no column, else the last
+    low-cardinality column."""
+    lowered = {c.lower(): c for c in reversed(columns)}
     for name in TARGET_NAMES:
-        if name in columns:
-            return name
-    low = profile[(profile["distinct"] >= 2) & (profile["distinct"] <= REGRESSION_DISTINCT)]
-    names = [c for c in low["column"].tolist() if c in columns]
+        if name in lowered:
+            return lowered[name]
+    known = profile[profile["column"].isin(columns)]
+    flags = [row["column"] for _, row in known.iterrows() if _is_flag(row)]
+    if flags:
+        return flags[-1]
+    low = known[(known["distinct"] >= 2) & (known["distinct"] <= REGRESSION_DISTINCT)]
+    names = low["column"].tolist()
     return names[-1] if names else columns[-1]
 
 

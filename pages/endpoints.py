@@ -82,33 +82,39 @@ if current not in names:
     current = names[0]
 
 
-@st.fragment(run_every=2)
-def status_view(name: str) -> None:
-    ep = endpoints.get(name)
-    icon = {"Succeeded": "complete", "Creating": "running"}.get(ep.state, "error")
-    with st.status(f"{ep.name} — {ep.state}", state=icon, expanded=ep.state != "Succeeded"):
-        st.write(f"Model **{ep.model_name} v{ep.model_version}** · updated {ago(ep.updated)}")
-        if ep.error:
-            st.code(ep.error, language=None)
-    c = st.columns(4)
-    if c[0].button("Restart", key=f"endpoints_restart_{name}", icon=":material/restart_alt:"):
-        endpoints.restart(name)
-        st.rerun(scope="fragment")
-    if c[1].button(
-        "Stop", key=f"endpoints_stop_{name}", icon=":material/stop:", disabled=ep.state == "Stopped"
-    ):
-        endpoints.stop(name)
-        st.rerun(scope="fragment")
-    with c[3].popover("Delete", icon=":material/delete:"):
-        st.write(f"Delete **{name}**? Its URI and keys are gone for good.")
-        if st.button("Delete endpoint", key=f"endpoints_delete_{name}", type="primary"):
-            endpoints.delete(name)
-            st.session_state.pop("endpoints_selected", None)
-            st.rerun()
+# One read of the endpoints per render: the table, the status box and the tabs all show it.
+ep = listing[names.index(current)]
+TRANSITIONAL = ("Creating", "Updating", "Deleting")
 
 
-status_view(current)
-ep = endpoints.get(current)
+@st.fragment(run_every=2 if ep.state in TRANSITIONAL else None)
+def watch_state(shown: str) -> None:
+    """While the endpoint changes state, look again; a new state redraws the whole page."""
+    if endpoints.get(current).state != shown:
+        st.rerun()
+
+
+watch_state(ep.state)
+icon = {"Succeeded": "complete", "Creating": "running"}.get(ep.state, "error")
+with st.status(f"{ep.name} — {ep.state}", state=icon, expanded=ep.state != "Succeeded"):
+    st.write(f"Model **{ep.model_name} v{ep.model_version}** · updated {ago(ep.updated)}")
+    if ep.error:
+        st.code(ep.error, language=None)
+c = st.columns(4)
+if c[0].button("Restart", key=f"endpoints_restart_{current}", icon=":material/restart_alt:"):
+    endpoints.restart(current)
+    st.rerun()
+if c[1].button(
+    "Stop", key=f"endpoints_stop_{current}", icon=":material/stop:", disabled=ep.state == "Stopped"
+):
+    endpoints.stop(current)
+    st.rerun()
+with c[3].popover("Delete", icon=":material/delete:"):
+    st.write(f"Delete **{current}**? Its URI and keys are gone for good.")
+    if st.button("Delete endpoint", key=f"endpoints_delete_{current}", type="primary"):
+        endpoints.delete(current)
+        st.session_state.pop("endpoints_selected", None)
+        st.rerun()
 c1, c2 = st.columns(2)
 c1.caption("Scoring URI")
 c1.code(ep.scoring_uri, language=None)
@@ -146,13 +152,18 @@ with tab_use:
     except WorkspaceError:
         spec = []
     example = [{c["name"]: c.get("example") for c in spec}] if spec else [{}]
-    st.caption("Set `SCORING_KEY` to one of the keys, then run:")
+    st.caption(
+        "First `export SCORING_KEY=...` with one of the keys (Keys tab); then paste either "
+        "snippet as shown."
+    )
     st.code(curl_snippet(ep.scoring_uri, example), language="bash")
     st.code(python_snippet(ep.scoring_uri, example), language="python")
 with tab_swagger:
-    swagger = fetch_swagger(ep.swagger_uri)
-    if swagger is None:
-        st.warning("The endpoint is not answering; start it to see its Swagger document.")
+    swagger = fetch_swagger(ep.swagger_uri) if ep.state == "Succeeded" else None
+    if ep.state != "Succeeded":
+        st.info(f"The endpoint is {ep.state}: **Restart** it to see its Swagger document.")
+    elif swagger is None:
+        st.warning("The endpoint is not answering: **Restart** it to see its Swagger document.")
     else:
         docs = ep.swagger_uri.replace("/swagger.json", "/docs")
         st.link_button("Open Swagger UI in a new tab", docs)

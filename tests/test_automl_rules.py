@@ -91,6 +91,28 @@ def test_suggested_target_else_the_last_low_cardinality_column() -> None:
     assert suggest_target(["id"], profile([("id", 900, 4.0)])) == "id"
 
 
+def test_suggested_target_on_titanic_like_data_is_the_outcome_not_a_port() -> None:
+    """Survived (0/1) over Sex (two words) and Embarked (the last low-cardinality column)."""
+    columns = ["PassengerId", "Pclass", "Sex", "Age", "Fare", "Embarked", "Outcome01"]
+    prof = pd.DataFrame(
+        [
+            ("PassengerId", 891, 446.0, 1.0, 891.0, ""),
+            ("Pclass", 3, 2.3, 1.0, 3.0, ""),
+            ("Sex", 2, None, None, None, "male (577), female (314)"),
+            ("Age", 88, 29.7, 0.42, 80.0, ""),
+            ("Fare", 248, 32.2, 0.0, 512.3, ""),
+            ("Embarked", 3, None, None, None, "S (644), C (168), Q (77)"),
+            ("Outcome01", 2, 0.38, 0.0, 1.0, ""),
+        ],
+        columns=["column", "distinct", "mean", "min", "max", "top_values"],
+    )
+    assert suggest_target(columns, prof) == "Outcome01"
+    assert suggest_target(["Survived", *columns], prof) == "Survived"  # a known name, any case
+    words = prof.assign(column=prof["column"].replace({"Outcome01": "Left"}))
+    words.loc[6, ["mean", "min", "max", "top_values"]] = [None, None, None, "No (60), Yes (40)"]
+    assert suggest_target([*columns[:-1], "Left"], words) == "Left"
+
+
 def test_suggested_task_follows_the_target_profile() -> None:
     prof = profile([("price", 500, 12.5), ("rating", 5, 3.1), ("label", 3, None)])
     assert suggest_task(prof, "price") == "regression"

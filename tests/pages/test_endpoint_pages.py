@@ -215,3 +215,38 @@ def test_score_page_says_a_stopped_endpoint_needs_a_restart(local_workspace, stu
     assert [i.value for i in at.info] == [
         "Endpoint **churn** is stopped — restart it on the Endpoints page."
     ]
+
+
+class StatefulEndpoints(FakeEndpoints):
+    """Stop and Restart change the state every later read sees."""
+
+    state = "Succeeded"
+
+    def _endpoint(self, name: str = "churn") -> Endpoint:
+        return replace(super()._endpoint(name), state=self.state)
+
+    def stop(self, name: str) -> None:
+        self.state = "Stopped"
+
+    def restart(self, name: str) -> None:
+        self.state = "Succeeded"
+
+
+def test_endpoints_page_agrees_with_itself_after_stop_and_restart(local_workspace, stub_url):
+    use_fakes(local_workspace, stub_url)
+    local_workspace.endpoints = StatefulEndpoints(stub_url)
+
+    def shown(at) -> tuple[str, str]:  # noqa: ANN001
+        table = at.dataframe(key="endpoints_table").value
+        status = next(b for b in at.get("status") if "churn —" in b.label)
+        return table["state"].iloc[0], status.label.split(" — ")[1]
+
+    at = open_page("endpoints.py")
+    assert shown(at) == ("Succeeded", "Succeeded")
+    button(at, "Stop").click().run()
+    assert not at.exception, at.exception
+    assert shown(at) == ("Stopped", "Stopped")
+    assert any("is Stopped: **Restart** it" in i.value for i in at.info)
+    button(at, "Restart").click().run()
+    assert shown(at) == ("Succeeded", "Succeeded")
+    assert not any("Restart" in i.value for i in at.info)
