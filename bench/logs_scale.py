@@ -241,6 +241,13 @@ def main() -> int:
         print(
             f"{name}: {seconds[name]:.3f} s ({results[name]['kpis'].requests:,} requests; ms: {', '.join(parts)})"
         )
+    for name, (window, bin_s) in RANGES.items():
+        started = time.perf_counter()
+        report = monitoring.report("bank-a", end - window, end, max(bin_s, 300))
+        print(
+            f"monitoring {name}: {1000 * (time.perf_counter() - started):.0f} ms"
+            f" ({report.rows:,} sampled rows, state {report.state})"
+        )
     error = max(check(db, results[n], RANGES[n][0], RANGES[n][1], end) for n in RANGES)
     if folder is not None:
         folder.cleanup()

@@ -113,10 +113,6 @@ CREATE TABLE IF NOT EXISTS DriftBaselines (
     Id TEXT PRIMARY KEY,
     Body TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS StoreMeta (
-    Key TEXT PRIMARY KEY,
-    Value TEXT NOT NULL
-);
 """
 
 
