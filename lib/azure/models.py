@@ -29,7 +29,9 @@ from lib.workspace import Model
 FetchMLmodel = Callable[[AzureModel], str]
 
 METRIC_TAG = "metric."
-# The folder AutoML writes the best trial's MLflow model to.
+# The folder AutoML writes a trial's MLflow model to, as a job output path (the SDK's
+# JOB_URI_FORMAT `azureml://jobs/<job>/outputs/<output>/paths/<path>`; `artifacts` is the
+# default output, holding what the run wrote under outputs/).
 MLFLOW_MODEL_PATH = "azureml://jobs/{run_id}/outputs/artifacts/paths/outputs/mlflow-model/"
 # Metrics copied into tags: the ones pages compare, not the dozens AutoML logs.
 TAGGED_METRICS = frozenset(CLASSIFICATION_METRICS) | frozenset(REGRESSION_METRICS)
