@@ -120,7 +120,7 @@ def local_frames(tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 ROLE_LINES = (
-    "| extend Role = coalesce(AppRoleName, tostring(Properties[\"Service Name\"]))\n"
+    '| extend Role = coalesce(AppRoleName, tostring(Properties["Service Name"]))\n'
     '| extend Endpoint = tostring(split(Role, "/")[0]), '
     'Deployment = tostring(split(Role, "/")[1])\n'
 )
