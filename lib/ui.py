@@ -59,3 +59,22 @@ def ago(when: datetime | None) -> str:
     if seconds < 86400:
         return f"{seconds / 3600:.1f} h ago"
     return f"{seconds / 86400:.1f} d ago"
+
+
+# One look per state: a spinner-free icon, so a finished step never shows next to "Running".
+_STATE_LOOK = {
+    "NotStarted": ("gray", "radio_button_unchecked"),
+    "Queued": ("gray", "schedule"),
+    "Running": ("blue", "progress_activity"),
+    "Finalizing": ("blue", "progress_activity"),
+    "CancelRequested": ("orange", "cancel"),
+    "Completed": ("green", "check_circle"),
+    "Failed": ("red", "error"),
+    "Canceled": ("orange", "cancel"),
+}
+
+
+def state_label(state: str) -> str:
+    """Markdown for a run's state: its own colored icon, then the state's name."""
+    color, icon = _STATE_LOOK.get(state, ("gray", "help"))
+    return f":{color}[:material/{icon}:] {state}"

@@ -13,7 +13,7 @@ from lib import charts
 from lib.automl_rules import ESTIMATORS, suggest_target, suggest_task
 from lib.metrics import TASKS, higher_is_better, primary_metrics
 from lib.names import model_name_for
-from lib.ui import workspace
+from lib.ui import state_label, workspace
 from lib.workspace import AutoMLRequest, Job, WorkspaceError
 
 ws = workspace()
@@ -155,57 +155,60 @@ with st.expander("New AutoML run", expanded=not automl.jobs(), icon=":material/a
 jobs = automl.jobs()
 if not jobs:
     st.stop()
-st.subheader("Runs")
-runs = pd.DataFrame(
-    [
-        {
-            "job": j.id,
-            "state": j.state,
-            "dataset": f"{j.spec['request']['dataset']} v{j.spec['request']['dataset_version']}",
-            "target": j.spec["request"]["target"],
-            "metric": j.spec["request"]["primary_metric"],
-            "best": j.progress.get("best_score"),
-            "trials": j.progress.get("trials", 0),
-            "elapsed_s": round(elapsed_s(j)),
-            "created": j.created,
-        }
-        for j in jobs
-    ]
-)
-picked = st.dataframe(
-    runs,
-    hide_index=True,
-    key="automl_runs",
-    on_select="rerun",
-    selection_mode="single-row",
-    column_config={"best": st.column_config.NumberColumn(format="%.4f")},
-)
-if picked and picked.selection.rows:
-    st.session_state["automl_job"] = runs.iloc[picked.selection.rows[0]]["job"]
 job_ids = [j.id for j in jobs]
 current_id = st.session_state.get("automl_job")
 if current_id not in job_ids:
     current_id = job_ids[0]
+rendered_states = {j.id: j.state for j in jobs}
 
 
-@st.fragment(run_every=2)
-def live_view(job_id: str) -> None:
-    """Progress of one run; stops refreshing itself once the run has ended."""
-    job = automl.get(job_id)
+@st.cache_data(ttl=600, show_spinner=False)
+def final_leaderboard(where: str, job_id: str, per_estimator: bool) -> pd.DataFrame:
+    """A completed run's leaderboard (it no longer changes), read once per run and view."""
+    return automl.leaderboard(job_id, per_estimator=per_estimator)
+
+
+def whole_numbers(frame: pd.DataFrame) -> dict:
+    """Column formats: trial numbers as integers (a missing one makes them floats), else 4
+    decimals."""
+    return {
+        c: st.column_config.NumberColumn(format="%d" if c in ("trial", "trials") else "%.4f")
+        for c in frame.columns
+        if pd.api.types.is_float_dtype(frame[c])
+    }
+
+
+def run_cards(job: Job, metric: str, budget: float) -> None:
+    """Trials, best score and algorithm, time: live while running, the final board once done."""
+    p = job.progress
+    best, algorithm, label = p.get("best_score"), p.get("current_estimator"), "Current algorithm"
+    if job.state == "Completed":
+        label = "Best algorithm"
+        try:
+            board = final_leaderboard(ws.description, job.id, True)
+        except WorkspaceError:
+            board = pd.DataFrame()
+        if not board.empty and metric in board.columns:
+            # The leaderboard's best, the ensemble included when it won.
+            best, algorithm = board.iloc[0][metric], board.iloc[0].get("estimator")
+    elif job.is_terminal:
+        label = "Last algorithm"
+    c = st.columns(4)
+    c[0].metric("Trials", int(p.get("trials") or 0), border=True)
+    c[1].metric(f"Best {metric}", f"{best:.4f}" if best is not None else "–", border=True)
+    c[2].metric(label, algorithm or "–", border=True)
+    c[3].metric("Elapsed / budget", f"{elapsed_s(job):.0f} / {budget:.0f} s", border=True)
+
+
+def live_view(job: Job) -> None:
+    """Progress of one run: cards, the best score over time, its log and guardrails."""
     req = job.spec["request"]
     metric = req["primary_metric"]
     budget = float(req["time_budget_s"])
-    state_icon = {"Completed": "complete", "Failed": "error", "Canceled": "error"}
-    with st.status(
-        f"{job.id} — {job.state}", state=state_icon.get(job.state, "running"), expanded=True
-    ):
+    with st.container(border=True):
+        st.markdown(f"**{job.id}** — {state_label(job.state)}")
+        run_cards(job, metric, budget)
         p = job.progress
-        c = st.columns(4)
-        c[0].metric("Trials", p.get("trials", 0), border=True)
-        best = p.get("best_score")
-        c[1].metric(f"Best {metric}", f"{best:.4f}" if best is not None else "–", border=True)
-        c[2].metric("Current algorithm", p.get("current_estimator", "–"), border=True)
-        c[3].metric("Elapsed / budget", f"{elapsed_s(job):.0f} / {budget:.0f} s", border=True)
         if not job.is_terminal:
             st.progress(min(1.0, elapsed_s(job) / budget), text=p.get("phase", job.state))
             if st.button("Cancel run", key=f"automl_cancel_{job.id}"):
@@ -232,13 +235,50 @@ def live_view(job_id: str) -> None:
     if rails:
         with st.expander("Data guardrails", icon=":material/shield:"):
             st.dataframe(pd.DataFrame(rails), hide_index=True, key=f"automl_rails_{job.id}")
-    if job.is_terminal and st.session_state.get(f"automl_seen_{job.id}") != job.state:
-        # The run just ended while being watched: redraw the page to show its results.
-        st.session_state[f"automl_seen_{job.id}"] = job.state
+
+
+@st.fragment(run_every=2 if any(not j.is_terminal for j in jobs) else None)
+def runs_view() -> None:
+    """The runs table and the chosen run; refreshes itself only while a run is active."""
+    jobs = automl.jobs()
+    if {j.id: j.state for j in jobs} != rendered_states:
+        # A run started or ended: redraw the page (results, and whether to keep refreshing).
         st.rerun()
+    st.subheader("Runs")
+    runs = pd.DataFrame(
+        [
+            {
+                "job": j.id,
+                "state": j.state,
+                "dataset": f"{j.spec['request']['dataset']} "
+                f"v{j.spec['request']['dataset_version']}",
+                "target": j.spec["request"]["target"],
+                "metric": j.spec["request"]["primary_metric"],
+                "best": j.progress.get("best_score"),
+                "trials": int(j.progress.get("trials") or 0),
+                "elapsed_s": round(elapsed_s(j)),
+                "created": j.created,
+            }
+            for j in jobs
+        ]
+    )
+    picked = st.dataframe(
+        runs,
+        hide_index=True,
+        key="automl_runs",
+        on_select="rerun",
+        selection_mode="single-row",
+        column_config={"best": st.column_config.NumberColumn(format="%.4f")},
+    )
+    if picked and picked.selection.rows:
+        chosen = runs.iloc[picked.selection.rows[0]]["job"]
+        if chosen != current_id:
+            st.session_state["automl_job"] = chosen
+            st.rerun()
+    live_view(next(j for j in jobs if j.id == current_id))
 
 
-live_view(current_id)
+runs_view()
 job = automl.get(current_id)
 if job.state != "Completed":
     st.stop()
@@ -251,7 +291,7 @@ per_estimator = st.toggle(
     "Best per algorithm (fully evaluated)", value=True, key="automl_per_estimator"
 )
 try:
-    board = automl.leaderboard(job.id, per_estimator=per_estimator)
+    board = final_leaderboard(ws.description, job.id, per_estimator)
 except WorkspaceError as exc:
     st.warning(f"Leaderboard unavailable: {exc}")
     board = pd.DataFrame()
@@ -277,11 +317,7 @@ else:
         key="automl_leaderboard",
         on_select="rerun",
         selection_mode="single-row",
-        column_config={
-            c: st.column_config.NumberColumn(format="%.4f")
-            for c in view.columns
-            if pd.api.types.is_float_dtype(view[c])
-        },
+        column_config=whole_numbers(view),
     )
     if picked_row and picked_row.selection.rows:
         row = board.iloc[picked_row.selection.rows[0]]

@@ -43,3 +43,25 @@ def test_automl_form_suggests_target_and_blocks_bad_request(local_workspace) -> 
 def test_models_page_empty(local_workspace) -> None:
     at = open_page("models.py")
     assert any("No registered models yet" in i.value for i in at.info)
+
+
+def test_automl_cards_of_a_finished_run_match_its_leaderboard(local_workspace) -> None:
+    """The final best is the leaderboard's (the ensemble here), trial numbers are integers."""
+    from tests.support.populate import finished_automl_run
+
+    job = finished_automl_run(local_workspace, trials=19, ensemble_score=0.951)
+    at = open_page("automl.py")
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Trials"] == "19"
+    assert metrics["Best AUC_weighted"] == "0.9510"
+    assert metrics["Best algorithm"] == "ensemble"
+    assert "Current algorithm" not in metrics
+    assert any(
+        f"**{job.id}** — :green[:material/check_circle:] Completed" in m.value for m in at.markdown
+    )
+    assert not at.get("status"), "no spinner-or-tick status box for a finished run"
+    runs = at.dataframe(key="automl_runs").value
+    assert runs["trials"].tolist() == [19] and runs["trials"].dtype.kind == "i"
+    board = at.dataframe(key="automl_leaderboard")
+    assert board.proto.columns and '"format":"%d"' in board.proto.columns.replace(" ", "")
