@@ -137,6 +137,38 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class Deployment:
+    """A model version behind an endpoint, with its share of live and mirrored traffic (%)."""
+
+    endpoint: str
+    name: str
+    model_name: str
+    model_version: int
+    traffic: int = 0
+    mirror: int = 0
+    state: str = "Succeeded"  # Creating, Succeeded, Failed
+    created: datetime | None = None
+    updated: datetime | None = None
+    note: str = ""  # how it is served (e.g. the fast path's agreement check)
+
+
+@dataclass(frozen=True)
+class DeploymentEvent:
+    """One change to an endpoint's deployments and the split it left (`lib.traffic`)."""
+
+    endpoint: str
+    time: datetime
+    who: str
+    action: str  # deploy, traffic, rollback, restart, delete-deployment
+    detail: str
+    traffic: dict[str, int] = field(default_factory=dict)
+    mirror: dict[str, int] = field(default_factory=dict)
+    # deployment -> (model name, model version) at the time of the event
+    models: dict[str, tuple[str, int]] = field(default_factory=dict)
+    outcome: str = "Succeeded"  # or Failed (the split was left as it was)
+
+
+@dataclass(frozen=True)
 class BenchmarkRun:
     id: str
     endpoint: str
