@@ -16,7 +16,7 @@ from lib.benchmark import (
     slo_verdict,
     status_count_frame,
 )
-from lib.ui import workspace
+from lib.ui import state_label, workspace
 from lib.workspace import WorkspaceError
 
 CUSTOM_URL = "Custom URL"
@@ -116,16 +116,23 @@ with st.expander("New benchmark", expanded=True, icon=":material/speed:"):
 
 jobs = bench.jobs()
 current = st.session_state.get("bench_job") or (jobs[0].id if jobs else None)
+shown_job = next((j for j in jobs if j.id == current), None)
 
 
-@st.fragment(run_every=1)
+@st.fragment(run_every=1 if shown_job is not None and not shown_job.is_terminal else None)
 def live(job_id: str) -> None:
+    """The latest run while it runs (refreshing each second); a finished run is one line."""
     job = bench.get(job_id)
+    if job.is_terminal and not shown_job.is_terminal:
+        # It just ended: redraw the page with its result selected, and stop refreshing.
+        st.session_state["bench_selected"] = bench.run_id(job_id)
+        st.rerun()
     p = job.progress
-    state = {"Completed": "complete", "Failed": "error", "Canceled": "error"}.get(
-        job.state, "running"
-    )
-    with st.status(f"{job.display_name} — {job.state}", state=state, expanded=not job.is_terminal):
+    if job.is_terminal and not job.error:
+        st.caption(f"Latest run: {job.display_name} — {state_label(job.state)}")
+        return
+    with st.container(border=True):
+        st.markdown(f"**{job.display_name}** — {state_label(job.state)}")
         st.progress(float(p.get("fraction", 0.0)), text=f"{p.get('done', 0):,} requests")
         c = st.columns(3)
         c[0].metric("Current req/s", f"{p.get('rps', 0):,.0f}", border=True)
@@ -136,14 +143,10 @@ def live(job_id: str) -> None:
         if job.error:
             st.error(job.error)
             st.code(bench.log_tail(job_id), language=None)
-    if job.is_terminal and st.session_state.get(f"bench_seen_{job_id}") != job.state:
-        st.session_state[f"bench_seen_{job_id}"] = job.state
-        st.session_state["bench_selected"] = bench.run_id(job_id)
-        st.rerun()
 
 
-if current:
-    live(current)
+if shown_job is not None:
+    live(shown_job.id)
 
 # --- history and comparison -----------------------------------------------------------------
 
@@ -186,19 +189,26 @@ c2.download_button(
 if len(results) == 1:
     rid, (result, samples) = next(iter(results.items()))
     st.subheader(run_label(rid, result))
-    c = st.columns(6)
-    c[0].metric("req/s", f"{result.throughput_rps:,.1f}", border=True)
-    c[1].metric("mean", f"{result.mean_ms or 0:.2f} ms", border=True)
-    c[2].metric("p50", f"{result.p50_ms or 0:.2f} ms", border=True)
-    c[3].metric("p95", f"{result.p95_ms or 0:.2f} ms", border=True)
-    c[4].metric("p99", f"{result.p99_ms or 0:.2f} ms", border=True)
-    c[5].metric("errors", f"{result.errors} ({result.error_rate:.1%})", border=True)
+    # Two rows of three: six cards in one row cut their values off at 1,400 px.
+    c = st.columns(3)
+    c[0].metric("Throughput (req/s)", f"{result.throughput_rps:,.1f}", border=True)
+    c[1].metric("Errors", f"{result.errors:,} ({result.error_rate:.1%})", border=True)
+    c[2].metric("Mean (ms)", f"{result.mean_ms or 0:,.2f}", border=True)
+    c = st.columns(3)
+    c[0].metric("p50 (ms)", f"{result.p50_ms or 0:,.2f}", border=True)
+    c[1].metric("p95 (ms)", f"{result.p95_ms or 0:,.2f}", border=True)
+    c[2].metric("p99 (ms)", f"{result.p99_ms or 0:,.2f}", border=True)
     if result.slo is not None:
         (st.success if result.slo_passed else st.error)(f"SLO: {slo_verdict(result.slo)}")
     if result.command:
         st.code(result.command, language="bash")
 
 frames = comparison_frames(results)
+if not frames.series.empty and frames.series["second"].max() < 2:
+    st.caption(
+        "Over-time charts have one point per second of the run: this run lasted under "
+        "2 s, so they show a point or two. Run by duration for a curve."
+    )
 c1, c2 = st.columns(2)
 c1.plotly_chart(charts.latency_histogram(frames.latencies, by=frames.by), key="bench_hist")
 c2.plotly_chart(charts.latency_percentiles(frames.percentiles), key="bench_pct")

@@ -130,7 +130,7 @@ def latency_over_time(series: pd.DataFrame) -> go.Figure:
                 go.Scatter(
                     x=group["second"],
                     y=numeric(group[column]),
-                    mode="lines",
+                    mode="lines" if len(group) > 2 else "lines+markers",
                     name=label,
                     line={
                         "color": PERCENTILE_COLORS[column] if run is None else color(i),
@@ -162,7 +162,7 @@ def throughput_over_time(series: pd.DataFrame) -> go.Figure:
                 go.Scatter(
                     x=group["second"],
                     y=numeric(group[column]),
-                    mode="lines",
+                    mode="lines" if len(group) > 2 else "lines+markers",
                     name=f"{prefix}{column}",
                     line={
                         "color": single_color if run is None else color(i),

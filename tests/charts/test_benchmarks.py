@@ -72,3 +72,12 @@ def test_time_charts_share_one_hover_and_start_at_zero() -> None:
     series = pd.DataFrame({"second": [0, 1], "p50": [1.0, 2.0], "requests": [5.0, 6.0]})
     for fig in (charts.latency_over_time(series), charts.throughput_over_time(series)):
         assert fig.layout.hovermode == "x unified" and fig.layout.yaxis.rangemode == "tozero"
+
+
+def test_a_run_of_a_second_or_two_shows_its_points() -> None:
+    """One or two per-second bins are drawn as markers: a line through one point is invisible."""
+    short = pd.DataFrame({"second": [0], "p50": [2.0], "p95": [3.0], "requests": [900.0]})
+    for fig in (charts.latency_over_time(short), charts.throughput_over_time(short)):
+        assert {t.mode for t in fig.data} == {"lines+markers"}
+    long = pd.DataFrame({"second": [0, 1, 2], "p50": [2.0] * 3, "requests": [900.0] * 3})
+    assert {t.mode for t in charts.latency_over_time(long).data} == {"lines"}

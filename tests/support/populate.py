@@ -80,3 +80,24 @@ def finished_automl_run(
     ctx.progress(phase="Done", trials=trials, best_score=best, current_estimator="lrl1")
     ctx.finish("Completed", {"per_estimator": rows, "best_estimator": "lgbm"})
     return jobs.get(job.id)
+
+
+def benchmark_run(
+    ws: Workspace, requests: int = 5000, duration_s: float = 1.6, seed: int = 0
+) -> str:
+    """A saved benchmark run of `requests` samples over `duration_s`, as the engine saves one."""
+    from datetime import UTC, datetime
+
+    import numpy as np
+
+    from lib.benchmark import BenchmarkConfig, Samples
+    from lib.benchmark.stats import build_result
+
+    rng = np.random.default_rng(seed)
+    latency = rng.lognormal(np.log(2.5), 0.35, requests)
+    start = np.sort(rng.uniform(0, duration_s * 1000 - latency.max(), requests))
+    status = np.where(rng.random(requests) < 0.002, 500, 200).astype(np.int16)
+    samples = Samples(start, latency, status)
+    config = BenchmarkConfig(url="http://127.0.0.1:9/score", concurrency=8, requests=requests)
+    result = build_result(config, samples, duration_s=duration_s, started_at=datetime.now(UTC))
+    return ws.benchmarks.history.save(result, samples, config)
