@@ -25,11 +25,21 @@ def _elapsed(job) -> str:  # noqa: ANN001
     return f"{(end - job.started).total_seconds():.0f} s"
 
 
-live = st.toggle("Live (refresh every 2 s)", value=True, key="compute_live")
+def _active() -> bool:
+    """Whether a job runs or waits (then the view refreshes itself)."""
+    return hasattr(ws.compute, "jobs") and any(not j.is_terminal for j in ws.compute.jobs())
 
 
-@st.fragment(run_every=2 if live else None)
+busy = _active()
+live = st.toggle(
+    "Live (refresh every 2 s while a job runs or waits)", value=True, key="compute_live"
+)
+
+
+@st.fragment(run_every=2 if live and busy else None)
 def targets_view() -> None:
+    if live and busy and not _active():
+        st.rerun()  # the last job ended: redraw once, without the refresh
     for target in ws.compute.list():
         st.subheader(f"{target.name} · {target.kind}")
         st.caption(f"{target.state} · {target.vm_size}")

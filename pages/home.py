@@ -7,7 +7,7 @@ import streamlit as st
 from lib.drift import NO_DATA
 from lib.logs_view import drift_label
 from lib.pipeline_view import next_scheduled
-from lib.ui import ago, workspace
+from lib.ui import ago, state_label, workspace
 from lib.workspace import WorkspaceError
 
 ws = workspace()
@@ -17,14 +17,29 @@ st.caption(
     f"Backend: **{ws.kind}** — {ws.description}."
 )
 
+# Each list is read once per render and counted here (the Compute page lists every job kind:
+# AutoML, benchmark and pipeline runs; this tile counts AutoML runs and says so).
+LABELS = {
+    "datasets": "Datasets",
+    "jobs": "AutoML runs",
+    "models": "Models",
+    "endpoints": "Endpoints",
+}
 try:
-    counts = ws.summary()
+    lists = {"datasets": ws.datasets.list()}
+    if ws.automl is not None:
+        lists["jobs"] = ws.automl.jobs()
+    if ws.models is not None:
+        lists["models"] = ws.models.list()
+    if ws.endpoints is not None:
+        lists["endpoints"] = ws.endpoints.list()
 except WorkspaceError as exc:
     st.error(f"The workspace does not answer: {exc}")
     st.stop()
+counts = {key: len(items) for key, items in lists.items()}
 cols = st.columns(len(counts))
-for col, (label, value) in zip(cols, counts.items(), strict=True):
-    col.metric(label.capitalize(), value, border=True)
+for col, (key, value) in zip(cols, counts.items(), strict=True):
+    col.metric(LABELS[key], value, border=True)
 
 steps = [
     ("datasets", "Upload a dataset", "pages/datasets.py", ":material/table:"),
@@ -45,7 +60,7 @@ if counts.get("datasets", 0) == 0:
     st.info("No datasets yet. Start on the **Datasets** page: upload a CSV or Parquet file.")
 
 if ws.endpoints is not None:
-    live = ws.endpoints.list()
+    live = lists["endpoints"]
     if live:
         drift = ws.monitoring.states() if ws.monitoring is not None else {}
         st.subheader("Endpoints")
@@ -68,10 +83,10 @@ if ws.pipelines is not None:
             icon=":material/schedule:",
         )
 if ws.automl is not None:
-    recent = ws.automl.jobs()[:5]
+    recent = lists["jobs"][:5]
     if recent:
         st.subheader("Recent AutoML runs")
         for j in recent:
             best = j.progress.get("best_score")
             score = f" · best {best:.4f}" if isinstance(best, int | float) else ""
-            st.markdown(f"**{j.id}** · {j.state}{score} · {ago(j.created)}")
+            st.markdown(f"**{j.id}** · {state_label(j.state)}{score} · {ago(j.created)}")
