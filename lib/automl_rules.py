@@ -47,6 +47,7 @@ def validate_request(request: AutoMLRequest, frame: pd.DataFrame) -> list[str]:
     if request.target not in frame.columns:
         problems.append(f"Target column {request.target!r} is not in the dataset.")
         return problems
+    problems += _feature_problems(request, frame)
     target = frame[request.target].dropna()
     if len(target) < MIN_ROWS:
         problems.append(
@@ -80,6 +81,33 @@ def validate_request(request: AutoMLRequest, frame: pd.DataFrame) -> list[str]:
     if request.validation == "cv" and not 2 <= request.n_folds <= 20:
         problems.append("Cross-validation needs between 2 and 20 folds.")
     return problems
+
+
+def _feature_problems(request: AutoMLRequest, frame: pd.DataFrame) -> list[str]:
+    """A column choice must name dataset columns, not the target, and at least one."""
+    if request.features is None:
+        return []
+    if not request.features:
+        return ["Choose at least one feature column."]
+    unknown = [c for c in request.features if c not in frame.columns]
+    problems = (
+        [f"Feature column(s) {', '.join(map(repr, unknown))} are not in the dataset."]
+        if unknown
+        else []
+    )
+    if request.target in request.features:
+        problems.append(f"The target {request.target!r} cannot also be a feature.")
+    if len(set(request.features)) != len(request.features):
+        problems.append("A feature column is chosen twice.")
+    return problems
+
+
+def excluded_columns(request: AutoMLRequest, columns: list[str]) -> list[str]:
+    """The dataset columns a request leaves out (none without a column choice)."""
+    if request.features is None:
+        return []
+    chosen = set(request.features)
+    return [c for c in columns if c != request.target and c not in chosen]
 
 
 def _is_flag(row: pd.Series) -> bool:

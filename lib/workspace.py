@@ -261,6 +261,9 @@ class AutoMLRequest:
     ensemble: bool = True
     experiment_name: str = "automl"
     compute: str = "local"
+    # The feature columns to train on; None = every column but the target, minus the
+    # constant, ID-like and free-text ones (`lib.guardrails`).
+    features: list[str] | None = None
 
 
 @dataclass(frozen=True)

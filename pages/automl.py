@@ -11,6 +11,7 @@ import streamlit as st
 
 from lib import charts
 from lib.automl_rules import ESTIMATORS, suggest_target, suggest_task
+from lib.guardrails import ColumnFlag, column_flags, suggested_exclusions, too_good_note
 from lib.metrics import TASKS, higher_is_better, primary_metrics
 from lib.names import model_name_for
 from lib.ui import state_label, workspace
@@ -38,6 +39,14 @@ def elapsed_s(job: Job) -> float:
     if job.started is None:
         return 0.0
     return ((job.ended or datetime.now(UTC)) - job.started).total_seconds()
+
+
+@st.cache_data(ttl=600, show_spinner="Checking the columns…")
+def sample_flags(name: str, version: int, target: str, task: str) -> list[ColumnFlag]:
+    """Guardrail flags from a sample of the dataset (ID-like, free text, leakage)."""
+    frame = ws.datasets.load(name, version)
+    frame = frame.sample(n=min(len(frame), 5000), random_state=0)
+    return column_flags(frame, target, task)
 
 
 # --- submit ---------------------------------------------------------------------------------
@@ -72,6 +81,40 @@ with st.expander("New AutoML run", expanded=not automl.jobs(), icon=":material/a
             key="automl_task",
         )
         metric = c3.selectbox("Primary metric", primary_metrics(task), key=f"automl_metric_{task}")
+        candidates = [c for c in dv.column_names if c != target]
+        try:
+            flags = sample_flags(ds_name, int(ds_version), target, task)
+        except WorkspaceError as exc:
+            st.warning(f"Column guardrails unavailable: {exc}")
+            flags = []
+        flagged = [c for c in suggested_exclusions(flags) if c in candidates]
+        features_key = f"automl_features_{ds_name}_{ds_version}_{target}"
+
+        def keep_all() -> None:
+            st.session_state[features_key] = candidates
+
+        if features_key not in st.session_state:
+            st.session_state[features_key] = [c for c in candidates if c not in flagged]
+        features = st.multiselect(
+            "Feature columns",
+            candidates,
+            key=features_key,
+            help="Flagged columns start unticked: ID-like, free text, or leaking the target.",
+        )
+        if flags:
+            st.dataframe(
+                pd.DataFrame(
+                    [{"column": f.column, "flag": f.kind, "why": f.reason} for f in flags]
+                ),
+                hide_index=True,
+                key="automl_column_flags",
+            )
+            st.button(
+                "Keep the flagged columns",
+                on_click=keep_all,
+                key="automl_keep_flagged",
+                disabled=set(flagged) <= set(features),
+            )
         c1, c2, c3 = st.columns(3)
         budget = c1.number_input(
             "Time budget (s)",
@@ -133,6 +176,7 @@ with st.expander("New AutoML run", expanded=not automl.jobs(), icon=":material/a
             ensemble=bool(ensemble),
             experiment_name=experiment.strip() or "automl",
             compute=compute,
+            features=list(features),
         )
         if st.button("Submit AutoML run", type="primary", key="automl_submit"):
             problems = automl.validate(request)
@@ -196,6 +240,9 @@ def run_cards(job: Job, metric: str, budget: float) -> None:
     c = st.columns(4)
     c[0].metric("Trials", int(p.get("trials") or 0), border=True)
     c[1].metric(f"Best {metric}", f"{best:.4f}" if best is not None else "–", border=True)
+    note = too_good_note(metric, best)
+    if note:
+        c[1].warning(note, icon=":material/warning:")
     c[2].metric(label, algorithm or "–", border=True)
     c[3].metric("Elapsed / budget", f"{elapsed_s(job):.0f} / {budget:.0f} s", border=True)
 
@@ -287,6 +334,16 @@ if job.state != "Completed":
 
 metric = job.spec["request"]["primary_metric"]
 st.subheader("Leaderboard")
+chosen = job.spec["request"].get("features")
+left_out = job.progress.get("left_out")
+st.caption(
+    (
+        f"Features: {len(chosen)} chosen ({', '.join(map(str, chosen))})."
+        if chosen
+        else "Features: every column but the target."
+    )
+    + (f" Left out: {', '.join(map(str, left_out))}." if left_out else "")
+)
 per_estimator = st.toggle(
     "Best per algorithm (fully evaluated)", value=True, key="automl_per_estimator"
 )
@@ -349,6 +406,9 @@ except WorkspaceError as exc:
 if details:
     st.subheader(f"Best model: {details.get('best_estimator', '')}")
     best_metrics = details.get("metrics", {})
+    note = too_good_note(metric, best_metrics.get(metric))
+    if note:
+        st.warning(note, icon=":material/warning:")
     if best_metrics:
         st.dataframe(
             pd.DataFrame([best_metrics]).T.rename(columns={0: "value"}),

@@ -124,3 +124,16 @@ def test_suggested_task_follows_the_target_profile() -> None:
 def test_shared_names_are_the_forms_and_trials_vocabulary() -> None:
     assert ESTIMATORS[0] == "lgbm" and len(set(ESTIMATORS)) == len(ESTIMATORS)
     assert TRIAL_COLUMNS[:3] == ["trial", "estimator", "primary_metric"]
+
+
+def test_feature_choice_rules() -> None:
+    from lib.automl_rules import excluded_columns
+
+    assert validate_request(req(features=["x", "cat"]), frame()) == []
+    assert any("not in the dataset" in p for p in validate_request(req(features=["nope"]), frame()))
+    assert any(
+        "cannot also be a feature" in p for p in validate_request(req(features=["x", "y"]), frame())
+    )
+    assert any("at least one feature" in p for p in validate_request(req(features=[]), frame()))
+    assert excluded_columns(req(features=["x"]), ["x", "cat", "y", "amount"]) == ["cat", "amount"]
+    assert excluded_columns(req(), ["x", "cat", "y"]) == []

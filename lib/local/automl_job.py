@@ -64,7 +64,9 @@ def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict
     from lib.local.guardrails import check_data
 
     # Shown with the job while the search runs; the engine's final list replaces it.
-    early = [g.to_dict() for g in check_data(frame, request["target"], request["task"])]
+    features = request.get("features")
+    ctx.progress(phase="Checking data", trials=0)
+    early = [g.to_dict() for g in check_data(frame, request["target"], request["task"], features)]
     job_dir = ctx.store.artifacts("jobs", ctx.job_id)
     atomic_write(job_dir / "guardrails.json", json.dumps(_clean(early), default=str).encode())
 
@@ -119,6 +121,7 @@ def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict
         n_folds=int(request.get("n_folds", 5)),
         ensemble=bool(request.get("ensemble", True)),
         experiment_name=request.get("experiment_name", "automl"),
+        features=features,
     )
     tracking.ensure_store(ctx.store.home)
     try:
@@ -138,7 +141,7 @@ def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict
         raise KeyboardInterrupt from exc
     if ctx.cancel_requested():
         raise KeyboardInterrupt
-    ctx.progress(phase="Done", budget=_clean(result.budget))
+    ctx.progress(phase="Done", budget=_clean(result.budget), left_out=result.left_out)
     out = _clean(_as_dict(result))
     details = out.pop("details", {}) or {}
     guardrails = out.pop("guardrails", None) or early

@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from lib import guardrails as seam
+
 PASSED = "Passed"
 DONE = "Done"
 ALERTED = "Alerted"
@@ -41,16 +43,9 @@ def constant_columns(df: pd.DataFrame, target: str) -> list[str]:
 
 
 def id_like_columns(df: pd.DataFrame, target: str) -> list[str]:
-    """Text feature columns whose values are (nearly) unique per row: identifiers, free text."""
-    n = len(df)
-    out = []
-    for c in df.columns:
-        if c == target or not _is_text(df[c]):
-            continue
-        distinct = df[c].nunique(dropna=True)
-        if distinct >= HIGH_CARDINALITY_MIN and distinct > ID_LIKE_SHARE * n:
-            out.append(str(c))
-    return out
+    """Feature columns that identify rows or hold free text (see ``lib.guardrails``)."""
+    found = {**seam.id_like_columns(df, target), **seam.free_text_columns(df, target)}
+    return [str(c) for c in df.columns if c in found]
 
 
 def high_cardinality_columns(df: pd.DataFrame, target: str) -> list[str]:
@@ -66,15 +61,27 @@ def high_cardinality_columns(df: pd.DataFrame, target: str) -> list[str]:
     ]
 
 
-def columns_to_drop(df: pd.DataFrame, target: str) -> list[str]:
-    """Columns the engine removes before training (constant and id-like)."""
-    return sorted(set(constant_columns(df, target)) | set(id_like_columns(df, target)))
+def columns_to_drop(df: pd.DataFrame, target: str, features: list[str] | None = None) -> list[str]:
+    """Columns the engine removes before training.
+
+    Without a column choice: constant, id-like and free-text columns. With one: the columns not
+    chosen, and chosen columns that are constant (the operator kept id-like ones on purpose).
+    """
+    if features is None:
+        return sorted(set(constant_columns(df, target)) | set(id_like_columns(df, target)))
+    chosen = set(features)
+    unchosen = {str(c) for c in df.columns if c != target and c not in chosen}
+    return sorted(unchosen | (set(constant_columns(df[[*features, target]], target))))
 
 
-def check_data(df: pd.DataFrame, target: str, task: str) -> list[Guardrail]:
-    """Run every guardrail on a training frame; pure function of its inputs."""
+def check_data(
+    df: pd.DataFrame, target: str, task: str, features: list[str] | None = None
+) -> list[Guardrail]:
+    """Run every guardrail on a training frame (the chosen features only); pure function."""
     if target not in df.columns:
         raise ValueError(f"target column {target!r} is not in the data")
+    if features is not None:
+        df = df[[c for c in df.columns if c in set(features) or c == target]]
     out: list[Guardrail] = []
     n = len(df)
     features = [c for c in df.columns if c != target]
@@ -143,7 +150,10 @@ def check_data(df: pd.DataFrame, target: str, task: str) -> list[Guardrail]:
     if ids or high:
         parts = []
         if ids:
-            parts.append(f"id-like columns {', '.join(ids)} were dropped")
+            parts.append(
+                f"id-like and free-text columns {', '.join(ids)} were "
+                + ("dropped" if features is None else "kept, as chosen")
+            )
         if high:
             parts.append(
                 f"for {', '.join(high)} only the {MAX_CATEGORIES} most frequent categories "
@@ -166,6 +176,8 @@ def check_data(df: pd.DataFrame, target: str, task: str) -> list[Guardrail]:
                 "No high-cardinality text columns were detected.",
             )
         )
+
+    out.append(leakage_guardrail(df, target, task))
 
     constant = constant_columns(df, target)
     out.append(
@@ -204,3 +216,25 @@ def check_data(df: pd.DataFrame, target: str, task: str) -> list[Guardrail]:
         )
     )
     return out
+
+
+def leakage_guardrail(df: pd.DataFrame, target: str, task: str) -> Guardrail:
+    """Features that predict the target alone almost perfectly (one-feature holdout score)."""
+    scores = seam.one_feature_scores(df, target, task)
+    leaks = {c: s for c, s in scores.items() if s >= seam.LEAKAGE_SCORE}
+    metric = "R²" if task == "regression" else "AUC"
+    if not leaks:
+        best = max(scores.items(), key=lambda kv: kv[1], default=None)
+        detail = "No single feature predicts the target almost perfectly"
+        detail += f" (best alone: {best[0]}, {metric} {best[1]:.3f})." if best else "."
+        return Guardrail("Target leakage detection", PASSED, detail)
+    ranked = sorted(leaks.items(), key=lambda kv: -kv[1])
+    return Guardrail(
+        "Target leakage detection",
+        ALERTED,
+        "Alone, "
+        + ", ".join(f"{c} predicts {target} with holdout {metric} {s:.3f}" for c, s in ranked)
+        + ".",
+        "Exclude it unless it is known before the outcome (choose the columns of the run).",
+        [c for c, _ in ranked],
+    )

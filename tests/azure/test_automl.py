@@ -72,6 +72,18 @@ def test_submit_builds_a_valid_classification_job(
     assert job.progress["studio_url"].startswith("https://ml.azure.com/runs/")
 
 
+def test_columns_left_out_are_ignored_by_featurization(
+    automl: AzureAutoML, fake_client: FakeMLClient
+) -> None:
+    job = automl.submit(request(features=["age", "balance"]))
+
+    [sent] = fake_client.jobs.received
+    rest = sent._to_rest_object().properties.task_details.featurization_settings
+    assert rest.column_name_and_types == {"job": "Ignore"}
+    assert job.spec["request"]["features"] == ["age", "balance"]
+    assert automl.validate(request(features=["nope"])) != []
+
+
 def test_the_mltable_wraps_the_uploaded_file_with_its_delimiter(
     automl: AzureAutoML, fake_client: FakeMLClient, datasets: AzureDatasets
 ) -> None:

@@ -82,3 +82,37 @@ def test_unknown_target_is_an_error() -> None:
 def test_guardrail_is_plain_data(messy: pd.DataFrame) -> None:
     d = gr.check_data(messy, "y", "classification")[0].to_dict()
     assert set(d) == {"name", "status", "details", "action", "columns"}
+
+
+def test_titanic_like_frame_leak_alerted_and_ids_dropped() -> None:
+    from tests.test_guardrails import titanic_like
+
+    frame = titanic_like()
+    rails = _by_name(gr.check_data(frame, "survived", "classification"))
+    leak = rails["Target leakage detection"]
+    assert leak.status == gr.ALERTED and leak.columns == ["boat"]
+    assert "boat predicts survived with holdout AUC 0.9" in leak.details
+    # age's `?` tokens are missing values, not a category
+    assert "age" in rails["Missing feature values imputation"].columns
+    assert gr.columns_to_drop(frame, "survived") == ["name", "ticket"]
+
+
+def test_chosen_columns_are_kept_and_the_rest_left_out() -> None:
+    from tests.test_guardrails import titanic_like
+
+    frame = titanic_like()
+    chosen = ["pclass", "sex", "age", "name"]
+    assert gr.columns_to_drop(frame, "survived", chosen) == ["boat", "ticket"]
+    rails = _by_name(gr.check_data(frame, "survived", "classification", chosen))
+    assert rails["Target leakage detection"].status == gr.PASSED
+    assert "kept, as chosen" in rails["High cardinality feature detection"].action
+
+
+def test_rownames_flagged_on_r_style_frame() -> None:
+    from tests.test_guardrails import r_style
+
+    frame = r_style()
+    rails = _by_name(gr.check_data(frame, "price", "regression"))
+    assert rails["Target leakage detection"].columns == ["rownames"]
+    assert "R² 0.9" in rails["Target leakage detection"].details
+    assert "rownames" in gr.columns_to_drop(frame, "price")

@@ -89,7 +89,12 @@ class AzureAutoML:
         table = ensure_mltable(
             self.ml_client, dv, parsed.file_format, parsed.delimiter, parsed.encoding
         )
-        job = build_job(request, mltable_input(table), max_concurrent_trials=cluster.max_instances)
+        job = build_job(
+            request,
+            mltable_input(table),
+            max_concurrent_trials=cluster.max_instances,
+            columns=[str(c) for c in parsed.frame.columns],
+        )
         with azure_call(f"submit the AutoML job on {request.compute}"):
             created = self.ml_client().jobs.create_or_update(job)
         return to_automl_job(created)

@@ -22,6 +22,7 @@ from azure.ai.ml.entities import AmlCompute, Data
 from azure.ai.ml.entities import Job as AzureJob
 from azure.core.exceptions import ResourceNotFoundError
 
+from lib.automl_rules import excluded_columns
 from lib.azure.automl.translate import PRIMARY_METRICS, azure_algorithms, azure_primary_metric
 from lib.azure.client import MLClientSource, azure_call
 from lib.errors import WorkspaceError
@@ -124,9 +125,15 @@ def mltable_input(table: Data) -> Input:
 
 
 def build_job(
-    request: AutoMLRequest, training_data: Input, max_concurrent_trials: int | None = None
+    request: AutoMLRequest,
+    training_data: Input,
+    max_concurrent_trials: int | None = None,
+    columns: list[str] | None = None,
 ) -> AzureJob:
-    """The SDK's AutoML job entity for a request (one trial per cluster node at a time)."""
+    """The SDK's AutoML job entity for a request (one trial per cluster node at a time).
+
+    ``columns``: the dataset's columns; those the request leaves out are featurized as Ignore.
+    """
     factory = automl.classification if request.task == CLASSIFICATION else automl.regression
     validation: dict[str, Any] = (
         {"n_cross_validations": int(request.n_folds)}
@@ -159,4 +166,7 @@ def build_job(
         enable_vote_ensemble=request.ensemble,
         allowed_training_algorithms=azure_algorithms(request.task, request.estimators),
     )
+    ignored = excluded_columns(request, list(columns or []))
+    if ignored:
+        job.set_featurization(mode="auto", column_name_and_types=dict.fromkeys(ignored, "Ignore"))
     return job

@@ -70,12 +70,14 @@ def prepare(
 ) -> Prepared:
     """Run the guardrails, drop what they remove, encode, and fix the validation rows."""
     is_clf = spec.task == "classification"
-    rails = gr.check_data(df, spec.target, spec.task)
+    rails = gr.check_data(df, spec.target, spec.task, spec.features)
     for r in rails:
         if r.status != gr.PASSED:
             log(f"guardrail {r.name}: {r.status} - {r.details} {r.action}".rstrip())
     data = df[df[spec.target].notna()].reset_index(drop=True)
-    dropped = gr.columns_to_drop(data, spec.target)
+    dropped = gr.columns_to_drop(data, spec.target, spec.features)
+    if dropped:
+        log(f"columns left out: {', '.join(dropped)}")
     X_df = data.drop(columns=[spec.target, *dropped])
     if X_df.shape[1] == 0:
         raise ValueError("no usable feature columns")

@@ -122,6 +122,7 @@ def run_automl(
             ],
             feature_spec=list(model.feature_spec),
             fastpath=fastpath,
+            left_out=list(data.dropped),
         )
         _record(result, data, search, selection, clock, phase, recorder, log)
     return result

@@ -21,6 +21,7 @@ class AutoMLSpec:
     seed: int = 42
     experiment_name: str = "automl"
     tune_threshold: bool | None = None  # None: only when the primary metric is accuracy
+    features: list[str] | None = None  # None: all but constant, ID-like and free-text columns
 
 
 @dataclass
@@ -55,6 +56,7 @@ class AutoMLResult:
     budget: dict[str, Any] = field(default_factory=dict)  # promise, elapsed, what was trimmed
     feature_spec: list[dict[str, Any]] = field(default_factory=list)  # the model's inputs
     fastpath: dict[str, Any] | None = None  # compile + verification report, when asked for
+    left_out: list[str] = field(default_factory=list)  # columns not trained on (choice, rails)
 
 
 class AutoMLCanceled(Exception):

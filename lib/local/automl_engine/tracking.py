@@ -42,7 +42,8 @@ def run_inputs(spec: AutoMLSpec, metric: str, data: Prepared) -> dict[str, Any]:
         "n_folds": spec.n_folds,
         "ensemble": spec.ensemble,
         "seed": spec.seed,
-        "dropped_columns": ",".join(data.dropped) or "-",
+        "dropped_columns": ",".join(data.dropped)[:5000] or "-",
+        "features": ",".join(map(str, data.X_df.columns))[:5000],
         "rows": len(data.y),
     }
 

