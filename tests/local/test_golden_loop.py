@@ -29,7 +29,7 @@ def trained(tmp_path_factory, bank_csv_path):
     ws.datasets.upload("bank", frame.to_csv(index=False).encode(), "bank.csv")
     job = ws.automl.submit(
         # The budget counts from the job's start (imports included): max_trials ends it sooner.
-        AutoMLRequest(dataset="bank", dataset_version=1, target="y", time_budget_s=30, max_trials=8)
+        AutoMLRequest(dataset="bank", dataset_version=1, target="y", time_budget_s=60, max_trials=8)
     )
     assert job.state in ("Queued", "Running")
     done = wait_for(lambda: ws.automl.get(job.id).is_terminal and ws.automl.get(job.id), 240)

@@ -30,8 +30,10 @@ MAX_SLOWDOWN = 4.0
 SAFETY = 1.5
 # Share of the budget the search leaves for scoring ensemble candidates.
 ENSEMBLE_SHARE = 0.10
-# The search always gets at least this long: one trial is needed to have a model at all.
-MIN_SEARCH_S = 1.0
+# FLAML's own budget is never below this (times the load's slowdown): its data preparation
+# counts against it, and a search that ran out before its first trial has no model at all.
+# The search still ends right after the first trial once the run's time is up.
+MIN_SEARCH_S = 3.0
 BUDGET_GUARDRAIL = "Time budget"
 
 

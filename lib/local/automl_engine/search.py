@@ -25,6 +25,7 @@ from lib.local.automl_engine.budget import (
     MIN_SEARCH_S,
     Clock,
     CostModel,
+    slowdown,
     tail_s,
 )
 from lib.local.automl_engine.data import Prepared
@@ -193,15 +194,16 @@ def run_search(
             automl.stop_search()
 
     automl = _TrackedAutoML(trial_done)
-    search_s = max(MIN_SEARCH_S, search_end() - time.time())
+    allowed_s = search_end() - time.time()
+    search_s = max(allowed_s, MIN_SEARCH_S * slowdown())
     # Named after the parent run once it exists (the run is created while the search runs).
     trial_log = artifact_dir / f"flaml_trials_{uuid.uuid4().hex}.jsonl"
     fit_args = _fit_args(data, spec, metric, _flaml_metric(data, metric), trial_log)
     fit_args["time_budget"] = search_s
     log(
         f"search: {len(data.y)} rows x {data.X.shape[1]} features, {spec.validation}, "
-        f"metric {metric}, {search_s:.1f}s of the {spec.time_budget_s:g}s budget left "
-        f"{clock.elapsed():.1f}s after the start, estimators {data.estimators}"
+        f"metric {metric}, {max(0.0, allowed_s):.1f}s of the {spec.time_budget_s:g}s budget "
+        f"left {clock.elapsed():.1f}s after the start, estimators {data.estimators}"
     )
     flaml_logger = logging.getLogger("flaml.automl.logger")
     previous_level = flaml_logger.level
@@ -227,7 +229,7 @@ def run_search(
     log(f"search done: {len(trial_rows)} trials in {seconds:.1f}s, best {automl.best_estimator}")
     limit = search_end()
     capped = bool(spec.max_trials) and len(trial_rows) >= int(spec.max_trials or 0)
-    late_start = search_s <= MIN_SEARCH_S
+    late_start = allowed_s <= MIN_SEARCH_S
     at_limit = time.time() >= min(limit, t_search + search_s) - 1.0
     if not capped and at_limit and (late_start or limit < clock.budget_end - 1.0):
         if late_start:
