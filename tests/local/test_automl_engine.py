@@ -203,7 +203,7 @@ def test_regression_with_cv(tmp_path: Path) -> None:
             target="target",
             task="regression",
             primary_metric="rmse",
-            time_budget_s=12,
+            time_budget_s=30,
             max_trials=15,
             validation="cv",
             n_folds=3,
