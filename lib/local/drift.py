@@ -275,29 +275,33 @@ class LocalMonitoring:
     def prediction_shares(self, query: TelemetryQuery) -> pd.DataFrame:
         until = query.until or datetime.now(UTC)
         since = query.since or until - STATE_WINDOW
-        rows = self._rows(since, until, query.endpoint)
         sums: dict[tuple[str, str, str], np.ndarray] = {}
-        for _, endpoint, deployment, bid, _, blob in rows:
+        for _, endpoint, deployment, bid, _, blob in self._rows(since, until, query.endpoint):
             key = (endpoint, deployment, bid)
             counts = np.frombuffer(blob, COUNTS_DTYPE)
             sums[key] = sums[key] + counts if key in sums else counts.copy()
-        records = []
+        # Per (endpoint, deployment, prediction): a deployment's rows may span baselines.
+        rows: dict[tuple[str, str, str], int] = {}
         for (endpoint, deployment, bid), counts in sums.items():
             baseline = self.baseline(bid)
             if baseline is None or baseline.prediction is None or len(counts) != baseline.size:
                 continue
             cells = baseline.split(counts)[PREDICTION]
-            n = int(cells.sum())
             for label, count in zip(baseline.prediction.labels(), cells, strict=True):
                 if count:
-                    records.append((endpoint, deployment, label, int(count), count / n))
-        frame = pd.DataFrame(records, columns=SHARE_COLUMNS)
-        if frame.empty:
-            return frame
-        frame = frame.groupby(["Endpoint", "Deployment", "Prediction"], as_index=False)[
-            "Rows"
-        ].sum()
-        frame["Share"] = frame["Rows"] / frame.groupby(["Endpoint", "Deployment"])[
-            "Rows"
-        ].transform("sum")
-        return frame.sort_values(["Endpoint", "Deployment", "Prediction"], ignore_index=True)
+                    key = (endpoint, deployment, label)
+                    rows[key] = rows.get(key, 0) + int(count)
+        totals: dict[tuple[str, str], int] = {}
+        for (endpoint, deployment, _), n in rows.items():
+            totals[(endpoint, deployment)] = totals.get((endpoint, deployment), 0) + n
+        ordered = sorted(rows)
+        return pd.DataFrame(
+            {
+                "Endpoint": [k[0] for k in ordered],
+                "Deployment": [k[1] for k in ordered],
+                "Prediction": [k[2] for k in ordered],
+                "Rows": np.array([rows[k] for k in ordered], dtype=np.int64),
+                "Share": [rows[k] / totals[k[:2]] for k in ordered],
+            },
+            columns=SHARE_COLUMNS,
+        )

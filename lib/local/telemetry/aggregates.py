@@ -87,8 +87,8 @@ def _bin(bin_s: int | None) -> str:
 
 def count_rows(
     conn: sqlite3.Connection, query: TelemetryQuery, bin_s: int | None, keys: Sequence[str]
-) -> pd.DataFrame:
-    """Bin, keys..., Requests, Failed, SumMs, MinMs, MaxMs."""
+) -> list[tuple]:
+    """(Bin, keys..., Requests, Failed, SumMs, MinMs, MaxMs) rows, ordered by bin and keys."""
     source, params = _source(
         query,
         bin_s,
@@ -101,16 +101,16 @@ def count_rows(
     group = ", ".join(["Bin", *keys])
     sql = (
         f"SELECT {_bin(bin_s)} AS Bin{''.join(', ' + k for k in keys)}, SUM(Requests),"
-        f" SUM(Failed), SUM(SumMs), MIN(MinMs), MAX(MaxMs) FROM ({source}) GROUP BY {group}"
+        f" SUM(Failed), SUM(SumMs), MIN(MinMs), MAX(MaxMs) FROM ({source})"
+        f" GROUP BY {group} ORDER BY {group}"
     )
-    columns = ["Bin", *keys, "Requests", "Failed", "SumMs", "MinMs", "MaxMs"]
-    return pd.DataFrame(conn.execute(sql, params).fetchall(), columns=columns)
+    return conn.execute(sql, params).fetchall()
 
 
 def _histograms(
     conn: sqlite3.Connection, query: TelemetryQuery, bin_s: int | None, keys: Sequence[str]
-) -> tuple[pd.DataFrame, np.ndarray]:
-    """The groups (Bin, keys...) and their summed latency histograms, one row per group."""
+) -> tuple[dict[tuple, int], np.ndarray]:
+    """Groups (Bin, keys...) -> row of their summed latency histograms (a bucket per column)."""
     if bin_s is not None and (bin_s <= 0 or bin_s % 60):
         raise ValueError(f"bin_s must be a positive multiple of 60 seconds, got {bin_s}")
     since_us, until_us = span_us(query)
@@ -119,16 +119,13 @@ def _histograms(
     extra = [] if query.endpoint is None else [query.endpoint]
     picks = [("Endpoint", "Deployment").index(k) for k in keys]
     index: dict[tuple, int] = {}
-    gids, buckets, counts = [], [], []
+    gids: list[np.ndarray] = []
+    buckets: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
 
-    def add(
-        t: int, names: tuple[str, str], hist_buckets: np.ndarray, hist_counts: np.ndarray
-    ) -> None:
+    def group(t: int, names: tuple[str, str]) -> int:
         key = (t // bin_s * bin_s if bin_s else 0, *(names[i] for i in picks))
-        gid = index.setdefault(key, len(index))
-        gids.append(np.full(len(hist_buckets), gid))
-        buckets.append(hist_buckets)
-        counts.append(hist_counts)
+        return index.setdefault(key, len(index))
 
     if pieces:
         sql = " UNION ALL ".join(
@@ -139,7 +136,11 @@ def _histograms(
         params = [v for grain, a, b in pieces for v in (grain, a, b, *extra)]
         for t, e, d, blob in conn.execute(sql, params):
             hist = decode_hist(blob)
-            add(t, (e, d), hist["bucket"], hist["count"])
+            gids.append(np.full(len(hist), group(t, (e, d))))
+            buckets.append(hist["bucket"])
+            counts.append(hist["count"])
+    edge_gids: list[int] = []
+    edge_buckets: list[int] = []
     for start, end in raw:
         rows = conn.execute(
             "SELECT TimeGenerated, Endpoint, Deployment, DurationMs FROM AppRequests"
@@ -147,18 +148,33 @@ def _histograms(
             [_iso_us(start), _iso_us(end), *extra],
         )
         for t, e, d, ms in rows:
-            one = np.array([bucket_of(ms)])
-            add(int(epoch(t)), (e or "", d or ""), one, np.ones(1, np.int64))
-    groups = pd.DataFrame(list(index), columns=["Bin", *keys])
+            edge_gids.append(group(int(epoch(t)), (e or "", d or "")))
+            edge_buckets.append(bucket_of(ms))
+    if edge_gids:
+        gids.append(np.array(edge_gids))
+        buckets.append(np.array(edge_buckets))
+        counts.append(np.ones(len(edge_gids), np.int64))
     if not index:
-        return groups, np.zeros((0, 1), np.int64)
+        return index, np.zeros((0, 1), np.int64)
     gid = np.concatenate(gids)
     bucket = np.concatenate(buckets).astype(np.int64)
     width = int(bucket.max()) + 1
     flat = np.bincount(
         gid * width + bucket, weights=np.concatenate(counts), minlength=len(index) * width
     )
-    return groups, flat.astype(np.int64).reshape(len(index), width)
+    return index, flat.astype(np.int64).reshape(len(index), width)
+
+
+def _percentiles(matrix: np.ndarray) -> dict[str, np.ndarray]:
+    """p50/p95/p99 per row of histograms: the first bucket whose running count reaches the
+    rank ceil(q * n), read as that bucket's midpoint."""
+    cum = matrix.cumsum(axis=1)
+    total = cum[:, -1] if len(cum) else np.zeros(0)
+    out = {}
+    for q in PERCENTILES:
+        rank = np.maximum(1, np.ceil(q / 100 * total - 1e-9))
+        out[f"p{q}"] = bucket_values((cum >= rank[:, None]).argmax(axis=1))
+    return out
 
 
 def histogram(conn: sqlite3.Connection, query: TelemetryQuery) -> pd.DataFrame:
@@ -169,29 +185,8 @@ def histogram(conn: sqlite3.Connection, query: TelemetryQuery) -> pd.DataFrame:
     return pd.DataFrame({"Bucket": found, "Requests": row[found]})
 
 
-def percentile_rows(
-    conn: sqlite3.Connection, query: TelemetryQuery, bin_s: int | None, keys: Sequence[str]
-) -> pd.DataFrame:
-    """Bin, keys..., p50, p95, p99 (ms, nearest rank within one bucket)."""
-    groups, matrix = _histograms(conn, query, bin_s, keys)
-    cum = matrix.cumsum(axis=1)
-    total = cum[:, -1] if len(cum) else np.zeros(0)
-    for q in PERCENTILES:
-        rank = np.maximum(1, np.ceil(q / 100 * total - 1e-9))
-        # The first bucket whose running count reaches the rank.
-        groups[f"p{q}"] = bucket_values((cum >= rank[:, None]).argmax(axis=1))
-    return groups
-
-
-def _clamp(frame: pd.DataFrame) -> pd.DataFrame:
-    # A percentile lies between the fastest and the slowest request it is taken over.
-    for name in (f"p{q}" for q in PERCENTILES):
-        frame[name] = np.clip(frame[name].to_numpy(dtype=float), frame["MinMs"], frame["MaxMs"])
-    return frame
-
-
-def _times(bins: pd.Series) -> pd.Series:
-    return pd.to_datetime(bins.astype("int64"), unit="s", utc=True)
+def _times(bins: Sequence[int]) -> pd.DatetimeIndex:
+    return pd.to_datetime(np.asarray(bins, dtype="int64"), unit="s", utc=True)
 
 
 def summary(
@@ -205,52 +200,71 @@ def summary(
     unknown = set(by) - {"Endpoint", "Deployment"}
     if unknown:
         raise ValueError(f"summary splits by Endpoint and/or Deployment, not {sorted(unknown)}")
-    counts = count_rows(conn, query, bin_s, keys)
-    if counts.empty:
+    rows = count_rows(conn, query, bin_s, keys)
+    if not rows:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    frame = _clamp(counts.merge(percentile_rows(conn, query, bin_s, keys), on=["Bin", *keys]))
-    for column in ("Endpoint", "Deployment"):
-        if column not in keys:
-            frame[column] = ""
-    frame["MeanMs"] = frame["SumMs"] / frame["Requests"]
-    frame["TimeGenerated"] = _times(frame["Bin"])
-    frame = frame.astype({"Requests": "int64", "Failed": "int64"})
-    return frame.sort_values(["Bin", *keys], ignore_index=True)[SUMMARY_COLUMNS]
+    index, matrix = _histograms(conn, query, bin_s, keys)
+    pct = _percentiles(matrix)
+    n = len(keys)
+    at = np.array([index[row[: n + 1]] for row in rows])
+    requests = np.array([r[n + 1] for r in rows], dtype=np.int64)
+    sums = np.array([r[n + 3] for r in rows], dtype=float)
+    # A percentile lies between the fastest and the slowest request it is taken over.
+    low = np.array([r[n + 4] for r in rows], dtype=float)
+    high = np.array([r[n + 5] for r in rows], dtype=float)
+    columns = {
+        "TimeGenerated": _times([r[0] for r in rows]),
+        "Endpoint": [r[1 + keys.index("Endpoint")] for r in rows] if "Endpoint" in keys else "",
+        "Deployment": (
+            [r[1 + keys.index("Deployment")] for r in rows] if "Deployment" in keys else ""
+        ),
+        "Requests": requests,
+        "Failed": np.array([r[n + 2] for r in rows], dtype=np.int64),
+        **{name: np.clip(values[at], low, high) for name, values in pct.items()},
+        "MeanMs": sums / requests,
+    }
+    return pd.DataFrame(columns)[SUMMARY_COLUMNS]
 
 
 def result_codes(conn: sqlite3.Connection, query: TelemetryQuery, bin_s: int) -> pd.DataFrame:
     """`CODE_COLUMNS`: requests per bin and result code."""
-    counts = count_rows(conn, query, bin_s, ["ResultCode"])
-    if counts.empty:
+    rows = count_rows(conn, query, bin_s, ["ResultCode"])
+    if not rows:
         return pd.DataFrame(columns=CODE_COLUMNS)
-    counts["TimeGenerated"] = _times(counts["Bin"])
-    counts["Requests"] = counts["Requests"].astype("int64")
-    return counts.sort_values(["Bin", "ResultCode"], ignore_index=True)[CODE_COLUMNS]
+    return pd.DataFrame(
+        {
+            "TimeGenerated": _times([r[0] for r in rows]),
+            "ResultCode": [str(r[1]) for r in rows],
+            "Requests": np.array([r[2] for r in rows], dtype=np.int64),
+        }
+    )[CODE_COLUMNS]
 
 
 def status_codes(conn: sqlite3.Connection, query: TelemetryQuery) -> pd.DataFrame:
     """`STATUS_COLUMNS`: requests per result code, most frequent first."""
-    counts = count_rows(conn, query, None, ["ResultCode"])
-    if counts.empty:
-        return pd.DataFrame(columns=STATUS_COLUMNS)
-    counts["Requests"] = counts["Requests"].astype("int64")
-    order = counts.sort_values(["Requests", "ResultCode"], ascending=[False, True])
-    return order.reset_index(drop=True)[STATUS_COLUMNS]
+    rows = sorted(count_rows(conn, query, None, ["ResultCode"]), key=lambda r: (-r[2], r[1]))
+    return pd.DataFrame(
+        {
+            "ResultCode": [str(r[1]) for r in rows],
+            "Requests": np.array([r[2] for r in rows], dtype=np.int64),
+        }
+    )[STATUS_COLUMNS]
 
 
 def kpis(conn: sqlite3.Connection, query: TelemetryQuery) -> RequestKpis:
     """The window's tiles."""
-    counts = count_rows(conn, query, None, [])
-    total = int(counts["Requests"].fillna(0).sum()) if not counts.empty else 0
-    if not total:
+    rows = count_rows(conn, query, None, [])
+    if not rows or not rows[0][1]:
         return RequestKpis(percentile_error=PERCENTILE_ERROR)
-    row = _clamp(counts.merge(percentile_rows(conn, query, None, []), on="Bin")).iloc[0]
+    _, total, failed, sum_ms, low, high = rows[0]
+    _, matrix = _histograms(conn, query, None, [])
+    pct = {name: float(np.clip(v[0], low, high)) for name, v in _percentiles(matrix).items()}
     return RequestKpis(
-        requests=total,
-        failed=int(row["Failed"]),
-        p50=float(row["p50"]),
-        p95=float(row["p95"]),
-        p99=float(row["p99"]),
-        mean_ms=float(row["SumMs"]) / total,
+        requests=int(total),
+        failed=int(failed),
+        p50=pct["p50"],
+        p95=pct["p95"],
+        p99=pct["p99"],
+        mean_ms=float(sum_ms) / total,
         percentile_error=PERCENTILE_ERROR,
     )

@@ -85,12 +85,13 @@ def _empty(kind: str) -> pd.DataFrame:
 
 def _frame(conn: sqlite3.Connection, kind: str, sql: str, params: list) -> pd.DataFrame:
     try:
-        frame = pd.read_sql_query(sql, conn, params=params)
-    except (sqlite3.OperationalError, pd.errors.DatabaseError) as exc:
+        cursor = conn.execute(sql, params)
+    except sqlite3.OperationalError as exc:
         if "no such table" not in str(exc):
             raise
         return _empty(kind)
-    return _typed(kind, frame)
+    columns = [d[0] for d in cursor.description]
+    return _typed(kind, pd.DataFrame.from_records(cursor.fetchall(), columns=columns))
 
 
 def _read(db_path: Path | str, kind: str, query: TelemetryQuery | None) -> pd.DataFrame:
