@@ -111,7 +111,8 @@ def generate(db: Path, rows: int, days: float, now: float, seed: int = 7) -> flo
                 writer.record_trace(f"request op-{i} took {ms[i]:.1f} ms", 1, endpoint)
             if i % 50 == 0 and endpoint == "bank-a":
                 record = {"age": int(30 + (i % 40)), "job": "abc"[i % 3]}
-                writer.record_inputs([record], ["yes" if i % 7 == 0 else "no"], deployment, at=t)
+                prediction = ["yes" if i % 7 == 0 else "no"]
+                writer.record_inputs([record], prediction, deployment, endpoint=endpoint, at=t)
             if i % CHUNK == CHUNK - 1:
                 writer.flush()
     finally:
