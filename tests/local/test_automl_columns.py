@@ -83,3 +83,50 @@ def test_regression_rownames_dropped_and_missing_targets_removed(tmp_path: Path)
     assert "rownames" in result.left_out
     assert [f["name"] for f in result.feature_spec] == ["carat", "cut"]
     assert any("Missing target values" in m and "16 of 400" in m for m in logs)
+
+
+def test_multiclass_with_missing_values_serves_the_same_predictions(tmp_path: Path) -> None:
+    """Penguins-like: three species, missing measurements and a missing sex; fast path agrees."""
+    rng = np.random.default_rng(8)
+    n = 344
+    species = rng.choice(["Adelie", "Chinstrap", "Gentoo"], n)
+    base = pd.Series(species).map({"Adelie": 38.0, "Chinstrap": 48.0, "Gentoo": 47.0})
+    frame = pd.DataFrame(
+        {
+            "island": rng.choice(["Biscoe", "Dream", "Torgersen"], n),
+            "bill_length_mm": base.to_numpy() + rng.normal(0, 2.5, n),
+            "flipper_length_mm": np.where(species == "Gentoo", 217.0, 192.0) + rng.normal(0, 6, n),
+            "sex": rng.choice(["male", "female"], n).astype(object),
+            "species": species,
+        }
+    )
+    frame.loc[rng.choice(n, 12, replace=False), "bill_length_mm"] = np.nan
+    frame.loc[rng.choice(n, 11, replace=False), "sex"] = None
+    logs: list[str] = []
+    tracking.ensure_store(tmp_path)
+    result = run_automl(
+        frame,
+        AutoMLSpec(
+            target="species",
+            time_budget_s=20,
+            max_trials=3,
+            estimators=["lgbm", "rf"],
+            ensemble=False,
+        ),
+        tracking_uri=tracking.tracking_uri(tmp_path),
+        artifact_dir=tmp_path / "artifacts",
+        log=logs.append,
+        fastpath_dir=tmp_path / "fastpath",
+    )
+    assert result.classes == ["Adelie", "Chinstrap", "Gentoo"]
+    assert result.best_metrics["AUC_weighted"] > 0.9
+    rows = frame.drop(columns=["species"])
+    raw = mlflow.pyfunc.load_model(result.model_uri).unwrap_python_model()
+    records = json.loads(rows.to_json(orient="records"))
+    assert raw.fast_predict(records) == list(raw.predict(None, rows))
+    np.testing.assert_array_equal(
+        np.array(raw.fast_predict_proba(records)), raw.predict_proba_frame(rows)
+    )
+    if result.fastpath and not result.fastpath.get("ok"):
+        # Only the time budget may skip the compiled path, and it says so.
+        assert "not compiled" in result.fastpath["reason"], result.fastpath
