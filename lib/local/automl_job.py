@@ -66,7 +66,8 @@ def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict
     # Shown with the job while the search runs; the engine's final list replaces it.
     features = request.get("features")
     ctx.progress(phase="Checking data", trials=0)
-    early = [g.to_dict() for g in check_data(frame, request["target"], request["task"], features)]
+    checked = check_data(frame, request["target"], request["task"], features)
+    early = [g.to_dict() for g in checked]
     job_dir = ctx.store.artifacts("jobs", ctx.job_id)
     atomic_write(job_dir / "guardrails.json", json.dumps(_clean(early), default=str).encode())
 
@@ -136,6 +137,7 @@ def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict
             started_at=_started_at(ctx),
             fastpath_dir=job_dir / "fastpath",
             on_phase=lambda name: ctx.progress(phase=name),
+            guardrails=checked,
         )
     except AutoMLCanceled as exc:
         raise KeyboardInterrupt from exc

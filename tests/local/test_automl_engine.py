@@ -26,6 +26,7 @@ from lib.local.automl_engine import (
     run_automl,
 )
 from lib.local.automl_engine.budget import Clock, CostModel
+from lib.local.guardrails import check_data
 
 CLASSIFICATION_KEYS = {
     "accuracy",
@@ -329,6 +330,7 @@ def test_no_time_left_trims_every_optional_step_and_still_serves_a_model(tmp_pat
 def test_ample_time_compiles_and_verifies_the_fast_path(tmp_path: Path) -> None:
     uri, artifacts = _tracking(tmp_path)
     df = _synthetic(600)
+    checked = check_data(df, "churn", "classification")  # as the job shows them early
     result = run_automl(
         df,
         AutoMLSpec(target="churn", time_budget_s=30, max_trials=3, estimators=["lgbm"]),
@@ -336,7 +338,9 @@ def test_ample_time_compiles_and_verifies_the_fast_path(tmp_path: Path) -> None:
         artifact_dir=artifacts,
         log=lambda _m: None,
         fastpath_dir=tmp_path / "fastpath",
+        guardrails=checked,
     )
+    assert result.guardrails[:-1] == [g.to_dict() for g in checked]
     assert result.fastpath["ok"] and result.fastpath["rows"] == 600
     assert (tmp_path / "fastpath" / "verification.json").exists()
     assert [f["name"] for f in result.feature_spec] == ["income", "visits", "plan", "region"]

@@ -66,11 +66,17 @@ def resolve_estimators(spec: AutoMLSpec, has_missing: bool, log: Callable[[str],
 
 
 def prepare(
-    df: pd.DataFrame, spec: AutoMLSpec, metric: str, log: Callable[[str], None]
+    df: pd.DataFrame,
+    spec: AutoMLSpec,
+    metric: str,
+    log: Callable[[str], None],
+    rails: list[gr.Guardrail] | None = None,
 ) -> Prepared:
-    """Run the guardrails, drop what they remove, encode, and fix the validation rows."""
+    """Run the guardrails (unless given, as ``check_data`` made them for this very frame and
+    spec), drop what they remove, encode, and fix the validation rows."""
     is_clf = spec.task == "classification"
-    rails = gr.check_data(df, spec.target, spec.task, spec.features)
+    if rails is None:
+        rails = gr.check_data(df, spec.target, spec.task, spec.features)
     for r in rails:
         if r.status != gr.PASSED:
             log(f"guardrail {r.name}: {r.status} - {r.details} {r.action}".rstrip())

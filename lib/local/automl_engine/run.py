@@ -17,6 +17,7 @@ from lib.local.automl_engine.data import Prepared, prepare
 from lib.local.automl_engine.ensemble import Selection, select_model
 from lib.local.automl_engine.search import SearchOutcome, run_search
 from lib.local.automl_engine.spec import AutoMLCanceled, AutoMLResult, AutoMLSpec, TrialEvent
+from lib.local.guardrails import Guardrail
 
 
 def run_automl(
@@ -31,6 +32,7 @@ def run_automl(
     started_at: float | None = None,
     fastpath_dir: Path | None = None,
     on_phase: Callable[[str], None] | None = None,
+    guardrails: list[Guardrail] | None = None,
 ) -> AutoMLResult:
     """Search, ensemble, log and save the best model; see the package docstring for the flow.
 
@@ -40,7 +42,8 @@ def run_automl(
     against it. ``on_trial`` and ``should_stop`` are called on the calling thread after each
     trial; once ``should_stop()`` is true the search ends after the current trial and
     ``AutoMLCanceled`` is raised (trials stay logged as child runs, the parent run is marked
-    KILLED). ``on_phase`` hears the name of each phase as it starts.
+    KILLED). ``on_phase`` hears the name of each phase as it starts. ``guardrails``: what
+    ``guardrails.check_data`` already said of this frame and spec (not computed again).
     """
     clock = Clock(spec.time_budget_s, started_at)
     phase = _Phases(on_phase)
@@ -49,7 +52,7 @@ def run_automl(
     artifact_dir.mkdir(parents=True, exist_ok=True)
 
     phase("Preparing data")
-    data = prepare(df, spec, metric, log)
+    data = prepare(df, spec, metric, log, guardrails)
     costs = CostModel.for_folds(len(data.y), data.folds, cv=spec.validation == "cv")
     recorder = tracking.RunRecorder(
         tracking_uri,
