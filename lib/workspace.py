@@ -434,8 +434,42 @@ class ModelService(Protocol):
 
 @runtime_checkable
 class EndpointService(Protocol):
-    def deploy(self, model_name: str, model_version: int, endpoint_name: str) -> Endpoint:
-        """Create the endpoint or move it to another model version (URI and keys unchanged)."""
+    def deploy(
+        self,
+        model_name: str,
+        model_version: int,
+        endpoint_name: str,
+        deployment: str | None = None,
+        traffic: int = 100,
+    ) -> Endpoint:
+        """Create the endpoint, or add a deployment of a model version to it (URI and keys unchanged).
+
+        The new deployment (default: the next free colour, `lib.traffic.free_name`) is started and
+        verified before it takes `traffic` percent of the live traffic; the other deployments share
+        the rest (`lib.traffic.shift`). No request fails during the switch.
+        """
+        ...
+
+    def deployments(self, name: str) -> list[Deployment]:
+        """The endpoint's deployments with their live and mirrored traffic."""
+        ...
+
+    def set_traffic(
+        self, name: str, traffic: dict[str, int], mirror: dict[str, int] | None = None
+    ) -> Endpoint:
+        """Change the split (`lib.traffic.check_split`); None `mirror` keeps the current one."""
+        ...
+
+    def rollback(self, name: str) -> Endpoint:
+        """All live traffic back to the deployment and model version that served before."""
+        ...
+
+    def history(self, name: str, limit: int = 50) -> list[DeploymentEvent]:
+        """Changes to the endpoint's deployments, newest first."""
+        ...
+
+    def delete_deployment(self, name: str, deployment: str) -> None:
+        """Remove a deployment that takes no live or mirrored traffic."""
         ...
 
     def list(self) -> list[Endpoint]: ...

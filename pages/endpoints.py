@@ -1,15 +1,18 @@
-"""Endpoints: one-click deploy, state, keys, Swagger, snippets, logs, recent requests."""
+"""Endpoints: one-click deploy, deployments with a traffic split, mirror, rollback, history,
+state, keys, Swagger, snippets, logs, recent requests."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
+from lib.deployments_view import deployments_frame, history_frame, mirror_choice
 from lib.drift import NO_DATA
 from lib.logs_view import drift_label
 from lib.names import endpoint_name_for
 from lib.scoring import curl_snippet, fetch_swagger, python_snippet
 from lib.settings import mask_secret
+from lib.traffic import MAX_MIRROR
 from lib.ui import ago, workspace
 from lib.workspace import WorkspaceError
 
@@ -38,20 +41,37 @@ with st.expander("Deploy a model", expanded=not endpoints.list(), icon=":materia
             key=f"endpoints_name_{model.name}",
             help="3-32 characters: letters, digits and '-'. An existing name is redeployed in place.",
         )
+        share = 100
         if name in existing:
+            share = st.slider(
+                "Traffic for the new deployment (%)",
+                0,
+                100,
+                100,
+                step=5,
+                key="endpoints_deploy_traffic",
+                help="100 %: it replaces the live model once verified. Less: a canary, the current "
+                "deployments keep the rest. 0 %: deploy it to mirror or test it first.",
+            )
             st.caption(
-                f"**{name}** exists: deploying replaces its model and keeps its URI and keys."
+                f"**{name}** exists: the model becomes a new deployment behind the same URI and "
+                "keys, verified before it takes traffic; no request fails during the switch."
             )
         if st.button(
             "Deploy", type="primary", key="endpoints_deploy", icon=":material/rocket_launch:"
         ):
             try:
-                ep = ws.deploy_model(model.name, model.version, name)
+                with st.spinner(f"Deploying {model.name} v{model.version} …"):
+                    if name in existing:
+                        ep = endpoints.deploy(model.name, model.version, name, traffic=share)
+                    else:
+                        ep = ws.deploy_model(model.name, model.version, name)
             except WorkspaceError as exc:
                 st.error(str(exc))
             else:
                 st.session_state["endpoints_selected"] = ep.name
-                st.success(f"Deploying **{model.name} v{model.version}** to **{ep.name}** …")
+                verb = "Deploying" if ep.state == "Creating" else "Deployed"
+                st.success(f"{verb} **{model.name} v{model.version}** to **{ep.name}**.")
 
 listing = endpoints.list()
 if not listing:
@@ -109,6 +129,20 @@ if c[1].button(
 ):
     endpoints.stop(current)
     st.rerun()
+if c[2].button(
+    "Roll back",
+    key=f"endpoints_rollback_{current}",
+    icon=":material/undo:",
+    help="All traffic back to the deployment and model version that served before.",
+):
+    try:
+        with st.spinner("Rolling back …"):
+            endpoints.rollback(current)
+    except WorkspaceError as exc:
+        st.error(str(exc))
+    else:
+        st.toast(f"{current} rolled back.")
+        st.rerun()
 with c[3].popover("Delete", icon=":material/delete:"):
     st.write(f"Delete **{current}**? Its URI and keys are gone for good.")
     if st.button("Delete endpoint", key=f"endpoints_delete_{current}", type="primary"):
@@ -121,9 +155,77 @@ c1.code(ep.scoring_uri, language=None)
 c2.caption("Swagger URI")
 c2.code(ep.swagger_uri, language=None)
 
-tab_keys, tab_use, tab_swagger, tab_requests, tab_logs = st.tabs(
-    ["Keys", "Consume", "Swagger", "Recent requests", "Server log"]
+tab_deployments, tab_keys, tab_use, tab_swagger, tab_requests, tab_logs = st.tabs(
+    ["Deployments", "Keys", "Consume", "Swagger", "Recent requests", "Server log"]
 )
+with tab_deployments:
+    deployments = endpoints.deployments(current)
+    st.dataframe(
+        deployments_frame(deployments), hide_index=True, key=f"endpoints_deployments_{current}"
+    )
+    names_ = [d.name for d in deployments]
+    mirrored, mirror_pct = mirror_choice(deployments)
+    with st.form(f"endpoints_traffic_form_{current}", border=True):
+        st.caption("Live traffic (adds up to 100 %)")
+        cols = st.columns(max(len(deployments), 1))
+        split = {
+            d.name: cols[i].number_input(
+                f"{d.name} · v{d.model_version}",
+                min_value=0,
+                max_value=100,
+                value=d.traffic,
+                step=5,
+                key=f"endpoints_traffic_{current}_{d.name}",
+            )
+            for i, d in enumerate(deployments)
+        }
+        left, right = st.columns(2)
+        options = ["(none)", *names_]
+        mirror_to = left.selectbox(
+            "Mirror a copy of the requests to",
+            options,
+            index=options.index(mirrored) if mirrored else 0,
+            key=f"endpoints_mirror_to_{current}",
+            help="Its answers are recorded (Logs page) and never returned. It must take no "
+            "live traffic.",
+        )
+        share_ = right.number_input(
+            "Mirrored share (%)",
+            min_value=0,
+            max_value=MAX_MIRROR,
+            value=mirror_pct,
+            step=5,
+            key=f"endpoints_mirror_pct_{current}",
+        )
+        if st.form_submit_button("Apply", type="primary", icon=":material/call_split:"):
+            mirror = {} if mirror_to == "(none)" else {mirror_to: int(share_)}
+            try:
+                with st.spinner("Applying the split …"):
+                    endpoints.set_traffic(current, {k: int(v) for k, v in split.items()}, mirror)
+            except WorkspaceError as exc:
+                st.error(str(exc))
+            else:
+                st.toast("Traffic split applied.")
+                st.rerun()
+    idle = [d.name for d in deployments if not d.traffic and not d.mirror]
+    if idle:
+        left, right = st.columns([3, 1])
+        gone = left.selectbox(
+            "Idle deployment", idle, key=f"endpoints_idle_{current}", label_visibility="collapsed"
+        )
+        if right.button("Delete deployment", key=f"endpoints_delete_deployment_{current}"):
+            try:
+                endpoints.delete_deployment(current, gone)
+            except WorkspaceError as exc:
+                st.error(str(exc))
+            else:
+                st.rerun()
+    st.subheader("History")
+    history = endpoints.history(current)
+    if history:
+        st.dataframe(history_frame(history), hide_index=True, key=f"endpoints_history_{current}")
+    else:
+        st.caption("No changes recorded here yet.")
 with tab_keys:
     try:
         primary, secondary = endpoints.keys(current)

@@ -6,10 +6,18 @@ state Creating; a background thread waits on the pollers, creates the deployment
 the traffic to it and retires the previous one. The rollouts are kept in memory by endpoint name,
 so `get` reports Creating → Succeeded, or Failed with the deployment's logs. The endpoint, its
 scoring URI and its keys survive redeploys.
+
+A deploy may give the new deployment a share of the traffic instead (a canary: the others keep
+theirs, nothing is retired); `set_traffic` sets the endpoint's `traffic` and `mirror_traffic`,
+`rollback` sends all traffic back to the deployment that served before (deploying its model
+version again when that deployment was retired). Azure keeps no history of these changes: the
+history lists the ones made from this dashboard process.
 """
 
 from __future__ import annotations
 
+import getpass
+import os
 import re
 import threading
 from dataclasses import dataclass, field, replace
@@ -32,8 +40,10 @@ from lib.azure.client import MLClientSource, azure_call, describe_azure_error
 from lib.azure.kql import service_name
 from lib.azure.values import parse_time, wire_text
 from lib.errors import WorkspaceError
-from lib.names import validate_endpoint_name
-from lib.workspace import Endpoint
+from lib.names import validate_deployment_name, validate_endpoint_name
+from lib.traffic import check_split, free_name, rollback_target, shift
+from lib.traffic import live_deployment as live_of
+from lib.workspace import Deployment, DeploymentEvent, Endpoint
 
 COLOURS = ("blue", "green")
 INSTANCE_TYPE = "Standard_DS3_v2"
@@ -96,6 +106,10 @@ class Rollout:
     model_name: str
     model_version: int
     retire: list[str]
+    # The split once the new deployment is ready (all of it, unless a canary share was asked).
+    traffic: dict[str, int] = field(default_factory=dict)
+    mirror: dict[str, int] = field(default_factory=dict)
+    models: dict[str, tuple[str, int]] = field(default_factory=dict)
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     step: str = "starting"
     state: str = "Creating"  # Creating, Succeeded, Failed
@@ -118,7 +132,10 @@ class AzureEndpoints:
         self.instance_type = instance_type
         self.instance_count = instance_count
         self._rollouts: dict[str, Rollout] = {}
+        self._history: dict[str, list[DeploymentEvent]] = {}
         self._lock = threading.Lock()
+        # Who the history names for changes made through this object.
+        self.actor = os.environ.get("OPSDECK_USER") or getpass.getuser()
 
     # --- reading --------------------------------------------------------------------------
 
@@ -296,17 +313,22 @@ class AzureEndpoints:
             except ResourceNotFoundError:
                 return []
 
-    @staticmethod
-    def _colour(existing: dict[str, int]) -> str:
-        """A colour not in use, else the one taking the least traffic (it gets replaced)."""
-        free = [c for c in COLOURS if c not in existing]
-        if free:
-            return free[0]
-        return min(COLOURS, key=lambda c: existing.get(c, 0))
+    def deploy(
+        self,
+        model_name: str,
+        model_version: int,
+        endpoint_name: str,
+        deployment: str | None = None,
+        traffic: int = 100,
+    ) -> Endpoint:
+        """Start a rollout of a model version to an endpoint; returns it in state Creating.
 
-    def deploy(self, model_name: str, model_version: int, endpoint_name: str) -> Endpoint:
-        """Start a rollout of a model version to an endpoint; returns it in state Creating."""
+        The new deployment takes `traffic` percent once it is ready; at 100 % the others are
+        retired (an idle deployment is billed), below it they keep the rest (`lib.traffic.shift`).
+        """
         name = validate_endpoint_name(endpoint_name)
+        if deployment is not None:
+            validate_deployment_name(deployment)
         current = self.rollout(name)
         if current is not None and current.state == "Creating":
             raise WorkspaceError(
@@ -317,15 +339,28 @@ class AzureEndpoints:
         with azure_call(f"get model {label}", not_found=f"Model {label} is not registered."):
             self.ml_client().models.get(name=model_name, version=str(int(model_version)))
         entity = self._find(name)
-        traffic = dict(entity.traffic or {}) if entity is not None else {}
-        existing = {str(d.name): int(traffic.get(str(d.name), 0)) for d in self._deployments(name)}
-        colour = self._colour(existing)
+        routed = dict(entity.traffic or {}) if entity is not None else {}
+        found = self._deployments(name)
+        existing = {str(d.name): int(routed.get(str(d.name), 0)) for d in found}
+        colour = deployment or free_name(existing)
+        if not existing and int(traffic) != 100:
+            raise WorkspaceError("The first deployment of an endpoint takes all the traffic.")
+        split = shift(
+            {k: v for k, v in existing.items() if k != colour} | {colour: 0}, colour, traffic
+        )
+        mirrored = dict(getattr(entity, "mirror_traffic", None) or {}) if entity else {}
+        mirror = {k: int(v) for k, v in mirrored.items() if not (k == colour and split[colour])}
+        check_split(split, mirror, split)
+        models = {str(d.name): parse_model_ref(d.model) for d in found}
         rollout = Rollout(
             endpoint=name,
             deployment=colour,
             model_name=model_name,
             model_version=int(model_version),
-            retire=[d for d in existing if d != colour],
+            retire=[d for d in existing if d != colour] if split[colour] == 100 else [],
+            traffic=split,
+            mirror=mirror,
+            models=models | {colour: (model_name, int(model_version))},
         )
         deployment = ManagedOnlineDeployment(
             name=colour,
@@ -382,15 +417,13 @@ class AzureEndpoints:
                 poller = ml.online_deployments.begin_create_or_update(deployment)
                 rollout.pollers.append(poller)
                 poller.result()
-            rollout.step = f"routing all traffic to {colour}"
+            share = rollout.traffic.get(colour, 100)
+            rollout.step = f"routing {share} % of the traffic to {colour}"
             action = f"route the traffic of {name} to {colour}"
             endpoint = ml.online_endpoints.get(name=name)
-            endpoint.traffic = {colour: 100, **dict.fromkeys(rollout.retire, 0)}
-            endpoint.tags = {
-                **(endpoint.tags or {}),
-                MODEL_TAG: rollout.model_name,
-                VERSION_TAG: str(rollout.model_version),
-            }
+            endpoint.traffic = rollout.traffic or {colour: 100}
+            endpoint.mirror_traffic = {k: v for k, v in rollout.mirror.items() if v}
+            self._tag_live(endpoint, rollout.models)
             poller = ml.online_endpoints.begin_create_or_update(endpoint)
             rollout.pollers.append(poller)
             poller.result()
@@ -405,6 +438,10 @@ class AzureEndpoints:
                     rollout.notes.append(describe_azure_error(exc, f"delete deployment {old}"))
             rollout.step = "done"
             rollout.state = "Succeeded"
+            share = rollout.traffic.get(colour, 100)
+            detail = f"{colour}: {rollout.model_name} v{rollout.model_version} at {share} %"
+            kept = {k: v for k, v in rollout.models.items() if k not in rollout.retire}
+            self._record(name, "deploy", detail, rollout.traffic, rollout.mirror, kept)
         except Exception as exc:  # any failure must end the rollout, never leave it Creating
             message = (
                 describe_azure_error(exc, action)
@@ -416,6 +453,10 @@ class AzureEndpoints:
             logs = self._failure_logs(name, colour) if deployment_started else ""
             rollout.error = f"{message}\n{logs}".strip()
             rollout.state = "Failed"
+            self._record(
+                name, "deploy", f"{colour}: {message}", rollout.traffic, rollout.mirror,
+                rollout.models, "Failed",
+            )  # fmt: skip
         finally:
             rollout.finished.set()
 
@@ -427,6 +468,158 @@ class AzureEndpoints:
         except AzureError as exc:
             return f"(no deployment logs: {describe_azure_error(exc, 'read the logs')})"
         return f"--- deployment {colour} logs ---\n{text}" if text else ""
+
+    # --- deployments and traffic ----------------------------------------------------------
+
+    @staticmethod
+    def _tag_live(endpoint: OnlineEndpoint, models: dict[str, tuple[str, int]]) -> None:
+        """Name the live deployment's model in the endpoint's tags (what `to_endpoint` shows)."""
+        live = live_of(dict(endpoint.traffic or {}), list(models))
+        if live is not None and models.get(live, ("", 0))[0]:
+            model_name, version = models[live]
+            endpoint.tags = {
+                **(endpoint.tags or {}),
+                MODEL_TAG: model_name,
+                VERSION_TAG: str(version),
+            }
+
+    def _record(
+        self,
+        name: str,
+        action: str,
+        detail: str,
+        traffic: dict[str, int],
+        mirror: dict[str, int],
+        models: dict[str, tuple[str, int]],
+        outcome: str = "Succeeded",
+    ) -> None:
+        event = DeploymentEvent(
+            endpoint=name,
+            time=datetime.now(UTC),
+            who=self.actor,
+            action=action,
+            detail=detail,
+            traffic={k: int(v) for k, v in traffic.items() if int(v)},
+            mirror={k: int(v) for k, v in mirror.items() if int(v)},
+            models=dict(models),
+            outcome=outcome,
+        )
+        with self._lock:
+            self._history.setdefault(name, []).append(event)
+
+    def _require(self, name: str) -> OnlineEndpoint:
+        entity = self._find(name)
+        if entity is None:
+            raise WorkspaceError(f"Endpoint {name} does not exist.")
+        return entity
+
+    def deployments(self, name: str) -> list[Deployment]:
+        """The endpoint's deployments as Azure lists them, with the endpoint's split."""
+        entity = self._require(name)
+        traffic = {k: int(v) for k, v in (entity.traffic or {}).items()}
+        mirror = {k: int(v) for k, v in (getattr(entity, "mirror_traffic", None) or {}).items()}
+        found = []
+        for d in self._deployments(name):
+            model_name, version = parse_model_ref(d.model)
+            state = wire_text(d.provisioning_state)
+            found.append(
+                Deployment(
+                    endpoint=name,
+                    name=str(d.name),
+                    model_name=model_name,
+                    model_version=version,
+                    traffic=traffic.get(str(d.name), 0),
+                    mirror=mirror.get(str(d.name), 0),
+                    state=PROVISIONING_STATES.get(state, state or "Unknown"),
+                    note=f"{d.instance_type} × {d.instance_count}",
+                )
+            )
+        return sorted(found, key=lambda d: (-d.traffic, d.name))
+
+    def set_traffic(
+        self, name: str, traffic: dict[str, int], mirror: dict[str, int] | None = None
+    ) -> Endpoint:
+        """Set the endpoint's `traffic` (and `mirror_traffic`) and wait for Azure to apply it."""
+        entity = self._require(name)
+        models = {str(d.name): parse_model_ref(d.model) for d in self._deployments(name)}
+        if mirror is None:
+            mirrored = dict(getattr(entity, "mirror_traffic", None) or {})
+            mirror = {k: int(v) for k, v in mirrored.items() if not traffic.get(k)}
+        live, shadow = check_split(traffic, mirror, models)
+        detail = ", ".join(f"{k} {v} %" for k, v in live.items() if v)
+        if any(shadow.values()):
+            detail += "; mirror " + ", ".join(f"{k} {v} %" for k, v in shadow.items() if v)
+        return self._route(name, entity, models, live, shadow, "traffic", detail)
+
+    def _route(
+        self,
+        name: str,
+        entity: OnlineEndpoint,
+        models: dict[str, tuple[str, int]],
+        live: dict[str, int],
+        shadow: dict[str, int],
+        action: str,
+        detail: str,
+    ) -> Endpoint:
+        current = self.rollout(name)
+        if current is not None and current.state == "Creating":
+            raise WorkspaceError(f"Endpoint {name} is deploying ({current.step}); wait for it.")
+        entity.traffic = live
+        entity.mirror_traffic = {k: v for k, v in shadow.items() if v}
+        self._tag_live(entity, models)
+        with azure_call(f"set the traffic of endpoint {name}"):
+            try:
+                self.ml_client().online_endpoints.begin_create_or_update(entity).result()
+            except AzureError:
+                self._record(name, action, detail, live, shadow, models, "Failed")
+                raise
+        self._record(name, action, detail, live, shadow, models)
+        return self.get(name)
+
+    def rollback(self, name: str) -> Endpoint:
+        """All traffic back to the deployment that served before, deploying its model again if
+        that deployment was retired."""
+        entity = self._require(name)
+        traffic = {k: int(v) for k, v in (entity.traffic or {}).items()}
+        models = {str(d.name): parse_model_ref(d.model) for d in self._deployments(name)}
+        target = rollback_target(self.history(name, 500), traffic, list(models))
+        if target is None:
+            idle = [k for k in models if not traffic.get(k)]
+            if len(models) != 2 or not idle:
+                raise WorkspaceError(
+                    f"Nothing to roll back to: no earlier deployment of {name} is known here."
+                )
+            target = (idle[0], *models[idle[0]])
+        deployment, model_name, version = target
+        if models.get(deployment) != (model_name, version):
+            # Retired: deploy that model version again, taking all the traffic.
+            return self.deploy(model_name, version, name)
+        live = dict.fromkeys(models, 0) | {deployment: 100}
+        detail = f"all traffic back to {deployment} ({model_name} v{version})"
+        return self._route(name, entity, models, live, dict.fromkeys(models, 0), "rollback", detail)
+
+    def history(self, name: str, limit: int = 50) -> list[DeploymentEvent]:
+        """Changes made from this dashboard process, newest first (Azure keeps none)."""
+        with self._lock:
+            return list(reversed(self._history.get(name, [])))[:limit]
+
+    def delete_deployment(self, name: str, deployment: str) -> None:
+        """Delete a deployment that takes no live or mirrored traffic (it stops being billed)."""
+        entity = self._require(name)
+        mirrored = dict(getattr(entity, "mirror_traffic", None) or {})
+        if int((entity.traffic or {}).get(deployment, 0)) or int(mirrored.get(deployment, 0)):
+            raise WorkspaceError(f"Deployment {deployment} still takes traffic; move it first.")
+        with azure_call(
+            f"delete deployment {deployment} of endpoint {name}",
+            not_found=f"Deployment {deployment} does not exist on {name}.",
+        ):
+            self.ml_client().online_deployments.begin_delete(
+                name=deployment, endpoint_name=name
+            ).result()
+        models = {str(d.name): parse_model_ref(d.model) for d in self._deployments(name)}
+        self._record(
+            name, "delete-deployment", deployment, dict(entity.traffic or {}), mirrored, models
+        )
 
     def stop(self, name: str) -> Endpoint:
         """Refused: see NO_STOP."""

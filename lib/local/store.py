@@ -174,6 +174,45 @@ MIGRATIONS: list[str] = [
     INSERT INTO dataset_high_water(name, version)
         SELECT name, MAX(version) FROM dataset_versions GROUP BY name;
     """,
+    # An endpoint's deployments (model versions) with their live and mirrored traffic, the
+    # history of changes to them, the server taking over from the recorded one during a restart
+    # and the one handing over (draining). Existing endpoints become one deployment, "blue",
+    # taking all the traffic.
+    """
+    CREATE TABLE endpoint_deployments (
+        endpoint TEXT NOT NULL REFERENCES endpoints(name) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        model_name TEXT NOT NULL,
+        model_version INTEGER NOT NULL,
+        traffic INTEGER NOT NULL DEFAULT 0,
+        mirror INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL DEFAULT 'Succeeded',
+        note TEXT NOT NULL DEFAULT '',
+        position INTEGER NOT NULL DEFAULT 0,
+        created TEXT NOT NULL,
+        updated TEXT NOT NULL,
+        PRIMARY KEY (endpoint, name)
+    );
+    CREATE TABLE endpoint_history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        endpoint TEXT NOT NULL,
+        time TEXT NOT NULL,
+        who TEXT NOT NULL,
+        action TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '',
+        split TEXT NOT NULL DEFAULT '{}',
+        outcome TEXT NOT NULL DEFAULT 'Succeeded'
+    );
+    CREATE INDEX endpoint_history_endpoint ON endpoint_history(endpoint, id);
+    ALTER TABLE endpoints ADD COLUMN routing_generation INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE endpoints ADD COLUMN next_pid INTEGER;
+    ALTER TABLE endpoints ADD COLUMN next_pid_started REAL;
+    ALTER TABLE endpoints ADD COLUMN draining_pid INTEGER;
+    ALTER TABLE endpoints ADD COLUMN draining_pid_started REAL;
+    INSERT INTO endpoint_deployments(endpoint, name, model_name, model_version, traffic,
+        created, updated)
+        SELECT name, 'blue', model_name, model_version, 100, created, updated FROM endpoints;
+    """,
 ]
 
 

@@ -280,3 +280,87 @@ def test_model_references_are_parsed() -> None:
         "/workspaces/ws/models/bank/versions/12"
     ) == ("bank", 12)
     assert parse_model_ref("bank") == ("", 0)
+
+
+def test_a_canary_keeps_the_others_then_split_mirror_and_rollback(
+    endpoints: AzureEndpoints, fake_client: FakeMLClient
+) -> None:
+    endpoints.deploy("bank", 1, "bank-ep")
+    finish(endpoints, "bank-ep")
+    endpoints.deploy("bank", 2, "bank-ep", traffic=10)
+    finish(endpoints, "bank-ep")
+    entity = fake_client.online_endpoints.entities["bank-ep"]
+    assert entity.traffic == {"blue": 90, "green": 10}
+    assert ("begin_delete", "bank-ep", "blue") not in fake_client.online_deployments.calls
+    assert endpoints.get("bank-ep").model_version == 1  # blue still takes the most
+    assert [(d.name, d.model_version, d.traffic) for d in endpoints.deployments("bank-ep")] == [
+        ("blue", 1, 90),
+        ("green", 2, 10),
+    ]
+
+    endpoints.set_traffic("bank-ep", {"blue": 50, "green": 50})
+    assert fake_client.online_endpoints.entities["bank-ep"].traffic == {"blue": 50, "green": 50}
+    ep = endpoints.set_traffic("bank-ep", {"blue": 0, "green": 100}, mirror={"blue": 20})
+    assert ep.model_version == 2
+    entity = fake_client.online_endpoints.entities["bank-ep"]
+    assert entity.traffic == {"blue": 0, "green": 100} and entity.mirror_traffic == {"blue": 20}
+    # What Azure receives: the SDK's own REST form of the endpoint.
+    rest = fake_client.online_endpoints.received[-1]._to_rest_online_endpoint(LOCATION)
+    assert rest.properties.mirror_traffic == {"blue": 20}
+
+    ep = endpoints.rollback("bank-ep")
+    assert (ep.model_name, ep.model_version) == ("bank", 1)
+    entity = fake_client.online_endpoints.entities["bank-ep"]
+    assert entity.traffic == {"blue": 100, "green": 0} and not entity.mirror_traffic
+    history = endpoints.history("bank-ep")
+    assert [e.action for e in history] == ["rollback", "traffic", "traffic", "deploy", "deploy"]
+    assert history[0].traffic == {"blue": 100} and history[1].mirror == {"blue": 20}
+    assert all(e.outcome == "Succeeded" and e.who for e in history)
+
+
+def test_invalid_splits_are_refused_before_any_call(
+    endpoints: AzureEndpoints, fake_client: FakeMLClient
+) -> None:
+    endpoints.deploy("bank", 1, "bank-ep")
+    finish(endpoints, "bank-ep")
+    writes = calls(fake_client.online_endpoints, "begin_create_or_update")
+    with pytest.raises(WorkspaceError, match="add up to 100"):
+        endpoints.set_traffic("bank-ep", {"blue": 90})
+    with pytest.raises(WorkspaceError, match="red does not exist"):
+        endpoints.set_traffic("bank-ep", {"blue": 100}, mirror={"red": 10})
+    with pytest.raises(WorkspaceError, match="Nothing to roll back to"):
+        endpoints.rollback("bank-ep")
+    with pytest.raises(WorkspaceError, match="first deployment .* all the traffic"):
+        endpoints.deploy("bank", 1, "new-ep", traffic=10)
+    assert calls(fake_client.online_endpoints, "begin_create_or_update") == writes
+
+
+def test_rollback_deploys_a_retired_model_version_again(
+    endpoints: AzureEndpoints, fake_client: FakeMLClient
+) -> None:
+    endpoints.deploy("bank", 1, "bank-ep")
+    finish(endpoints, "bank-ep")
+    endpoints.deploy("bank", 2, "bank-ep")  # 100 %: blue is retired
+    finish(endpoints, "bank-ep")
+    assert fake_client.online_deployments.names("bank-ep") == {"green"}
+    ep = endpoints.rollback("bank-ep")
+    assert (ep.state, ep.model_version) == ("Creating", 1)
+    finish(endpoints, "bank-ep")
+    entity = fake_client.online_endpoints.entities["bank-ep"]
+    assert entity.traffic == {"blue": 100}
+    assert fake_client.online_deployments.received[-1].model == "azureml:bank:1"
+    assert endpoints.get("bank-ep").model_version == 1
+
+
+def test_only_an_idle_deployment_can_be_deleted(
+    endpoints: AzureEndpoints, fake_client: FakeMLClient
+) -> None:
+    endpoints.deploy("bank", 1, "bank-ep")
+    finish(endpoints, "bank-ep")
+    endpoints.deploy("bank", 2, "bank-ep", traffic=0)
+    finish(endpoints, "bank-ep")
+    with pytest.raises(WorkspaceError, match="still takes traffic"):
+        endpoints.delete_deployment("bank-ep", "blue")
+    endpoints.delete_deployment("bank-ep", "green")
+    assert fake_client.online_deployments.names("bank-ep") == {"blue"}
+    assert endpoints.history("bank-ep")[0].action == "delete-deployment"

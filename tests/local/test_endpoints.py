@@ -1,13 +1,16 @@
-"""Local endpoints with real server processes: lifecycle, keys, reconcile, concurrency, crashes."""
+"""Local endpoints with real server processes: lifecycle, keys, deployments and traffic under
+load, rollback, restart, reconcile, concurrency, crashes."""
 
 from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
+from collections import Counter
 from pathlib import Path
 
 import psutil
@@ -16,10 +19,13 @@ import requests
 
 from lib.local import supervisor, tracking
 from lib.local.endpoints import LocalEndpoints
+from lib.local.endpoints import servers as server_control
+from lib.local.endpoints.deployments import Split, routing_table
 from lib.local.store import Store
 from lib.local.supervisor import ProcessRef
 from lib.workspace import WorkspaceError
 from tests.local.scoring_models import FastLightGBMModel, make_frame, records, train_booster
+from tests.support.load import Load
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -137,19 +143,156 @@ def test_lifecycle_keys_regenerate_stop_restart_delete(endpoints: LocalEndpoints
         endpoints.keys("life-ep")
 
 
-def test_redeploy_keeps_uri_and_keys_and_records_the_new_version(
+def answered_by(url: str, key: str) -> str | None:
+    r = requests.post(url, json=BODY, headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    return r.headers.get("azureml-model-deployment") if r.status_code == 200 else None
+
+
+def test_redeploy_is_a_new_deployment_in_the_same_server(endpoints: LocalEndpoints) -> None:
+    first = endpoints.deploy(MODEL, 1, "move-ep")
+    assert ready(endpoints, "move-ep") == "Succeeded", endpoints.logs("move-ep")
+    keys = endpoints.keys("move-ep")
+    server = recorded(endpoints, "move-ep")
+    assert answered_by(first.scoring_uri, keys[0]) == "blue"
+    # The running server loads and verifies v2, then routes to it: no restart, no Creating.
+    second = endpoints.deploy(MODEL, 2, "move-ep")
+    assert second.state == "Succeeded" and second.model_version == 2
+    assert second.scoring_uri == first.scoring_uri and endpoints.keys("move-ep") == keys
+    assert recorded(endpoints, "move-ep") == server and supervisor.is_alive(server)
+    assert answered_by(first.scoring_uri, keys[0]) == "green"
+    deployments = {d.name: d for d in endpoints.deployments("move-ep")}
+    assert {n: (d.model_version, d.traffic) for n, d in deployments.items()} == {
+        "blue": (1, 0),
+        "green": (2, 100),
+    }
+    assert "agrees with pyfunc.predict" in deployments["green"].note
+    assert [e.action for e in endpoints.history("move-ep")] == ["deploy", "deploy"]
+    assert len(servers(endpoints, "move-ep")) == 1
+
+
+def telemetry_by_deployment(eps: LocalEndpoints, name: str) -> Counter:
+    with sqlite3.connect(eps.telemetry_db) as conn:
+        rows = conn.execute(
+            "SELECT Deployment, COUNT(*) FROM AppRequests WHERE Endpoint=? AND ResultCode='200'"
+            " AND Name='POST /score' GROUP BY 1",
+            (name,),
+        ).fetchall()
+    return Counter(dict(rows))
+
+
+def share(counts: Counter, name: str) -> float:
+    return 100 * counts[name] / sum(counts.values())
+
+
+def test_no_request_fails_through_split_rollback_key_rotation_and_restart(
     endpoints: LocalEndpoints,
 ) -> None:
-    first = endpoints.deploy(MODEL, 1, "move-ep")
-    keys = endpoints.keys("move-ep")
-    old = recorded(endpoints, "move-ep")
-    second = endpoints.deploy(MODEL, 2, "move-ep")
-    assert second.scoring_uri == first.scoring_uri and second.model_version == 2
-    assert endpoints.keys("move-ep") == keys
-    assert not supervisor.is_alive(old)
-    assert ready(endpoints, "move-ep") == "Succeeded", endpoints.logs("move-ep")
-    assert score(second.scoring_uri, keys[0]) == 200
-    assert len(servers(endpoints, "move-ep")) == 1
+    name = "safe-ep"
+    ep = endpoints.deploy(MODEL, 1, name)
+    assert ready(endpoints, name) == "Succeeded", endpoints.logs(name)
+    primary, secondary = endpoints.keys(name)
+    key = {"now": secondary}
+    with Load(ep.scoring_uri, BODY, lambda: key["now"], threads=8) as load:
+        load.wait_for_more(100)
+        for step, expected in (
+            (lambda: endpoints.deploy(MODEL, 2, name, traffic=10), {"green": 10}),
+            (lambda: endpoints.set_traffic(name, {"blue": 50, "green": 50}), {"green": 50}),
+            (lambda: endpoints.set_traffic(name, {"green": 100}), {"green": 100}),
+            (lambda: endpoints.rollback(name), {"blue": 100}),
+        ):
+            assert step().state == "Succeeded"
+            since = load.count()
+            load.wait_for_more(1_000, timeout=240)
+            counts = load.deployments(since)
+            for deployment, pct in expected.items():
+                assert abs(share(counts, deployment) - pct) <= 2, counts
+        # Rotating keys: clients move to the other key before each one is regenerated.
+        new_primary, _ = endpoints.regenerate_key(name, "primary")
+        load.wait_for_more(200)
+        key["now"] = new_primary
+        endpoints.regenerate_key(name, "secondary")
+        load.wait_for_more(200)
+        # Restart for update: a new process takes the port over, the old one drains.
+        old = recorded(endpoints, name)
+        assert endpoints.restart(name).state == "Creating"
+        assert ready(endpoints, name) == "Succeeded", endpoints.logs(name)
+        assert recorded(endpoints, name) != old
+        load.wait_for_more(300)
+    assert load.count() > 4_500
+    assert load.failures() == [], Counter(a.error or a.status for a in load.failures())
+    wait_for(lambda: not supervisor.is_alive(old), timeout=60, what="the old server drained")
+    assert [p.pid for p in servers(endpoints, name)] == [recorded(endpoints, name).pid]
+    events = endpoints.history(name)
+    assert [e.action for e in events] == [
+        "restart", "rollback", "traffic", "traffic", "deploy", "deploy",
+    ]  # fmt: skip
+    assert events[1].traffic == {"blue": 100} and events[4].traffic == {"blue": 90, "green": 10}
+    assert all(e.outcome == "Succeeded" and e.who for e in events)
+    # The telemetry names the deployment that answered each request.
+    wait_for(lambda: telemetry_by_deployment(endpoints, name)["green"] > 1_000)
+    assert set(telemetry_by_deployment(endpoints, name)) == {"blue", "green"}
+
+
+def test_a_change_the_server_refuses_leaves_the_split(endpoints: LocalEndpoints) -> None:
+    name = "refuse-ep"
+    ep = endpoints.deploy(MODEL, 1, name)
+    assert ready(endpoints, name) == "Succeeded", endpoints.logs(name)
+    key = endpoints.keys(name)[0]
+    with pytest.raises(WorkspaceError, match="did not load.*traffic is unchanged"):
+        endpoints.deploy(MODEL, 9, name, traffic=10)
+    assert [(d.name, d.traffic) for d in endpoints.deployments(name)] == [("blue", 100)]
+    assert endpoints.history(name)[0].outcome == "Failed"
+    assert endpoints.get(name).state == "Succeeded" and answered_by(ep.scoring_uri, key) == "blue"
+    with pytest.raises(WorkspaceError, match="add up to 100"):
+        endpoints.set_traffic(name, {"blue": 90})
+    with pytest.raises(WorkspaceError, match="Nothing to roll back to"):
+        endpoints.rollback(name)
+
+
+def test_mirror_and_removing_an_idle_deployment(endpoints: LocalEndpoints) -> None:
+    name = "mirror-ep"
+    ep = endpoints.deploy(MODEL, 1, name)
+    assert ready(endpoints, name) == "Succeeded", endpoints.logs(name)
+    key = endpoints.keys(name)[0]
+    endpoints.deploy(MODEL, 2, name, traffic=0)
+    endpoints.set_traffic(name, {"blue": 100}, mirror={"green": 50})
+    # 100 requests: one turn of the mirror's 100-slot cycle, so exactly half are copied.
+    assert {answered_by(ep.scoring_uri, key) for _ in range(100)} == {"blue"}
+
+    def mirrored() -> int:
+        with sqlite3.connect(endpoints.telemetry_db) as conn:
+            return conn.execute(
+                "SELECT COUNT(*) FROM AppRequests WHERE Endpoint=? AND Deployment='green'",
+                (name,),
+            ).fetchone()[0]
+
+    wait_for(lambda: mirrored() == 50, what="half the requests mirrored to green")
+    with pytest.raises(WorkspaceError, match="still takes traffic"):
+        endpoints.delete_deployment(name, "green")
+    endpoints.set_traffic(name, {"blue": 100}, mirror={})
+    endpoints.delete_deployment(name, "green")
+    assert [d.name for d in endpoints.deployments(name)] == ["blue"]
+    assert answered_by(ep.scoring_uri, key) == "blue"
+
+
+def test_a_server_left_on_another_table_gets_the_recorded_one_back(
+    endpoints: LocalEndpoints,
+) -> None:
+    name = "drift-table-ep"
+    ep = endpoints.deploy(MODEL, 1, name)
+    assert ready(endpoints, name) == "Succeeded", endpoints.logs(name)
+    endpoints.deploy(MODEL, 2, name, traffic=50)
+    # As after a crash between the server's answer and the record: the server routes by a
+    # table nobody recorded.
+    stray = Split({"blue": (MODEL, 1), "green": (MODEL, 2)}, {"green": 100}, {})
+    answer = server_control.apply(
+        endpoints.stem(name), recorded(endpoints, name), routing_table(endpoints.store, stray, 99)
+    )
+    assert answer["ok"]
+    key = endpoints.keys(name)[0]
+    assert {answered_by(ep.scoring_uri, key) for _ in range(10)} == {"green"}
+    endpoints.get(name)  # the next look
+    assert {answered_by(ep.scoring_uri, key) for _ in range(20)} == {"blue", "green"}
 
 
 def test_reconcile_after_kill_9_of_the_server(endpoints: LocalEndpoints) -> None:
@@ -255,30 +398,23 @@ CRASHING_DEPLOYER = textwrap.dedent(
         eps._stop_process = die
     elif point == "before-release":
         endpoints.supervisor.release = die
-    eps.deploy("fast-lgbm", 1, name)
+    if sys.argv[4] == "restart":
+        eps.restart(name)
+    else:
+        eps.deploy("fast-lgbm", 1, name)
     """
 )
 
 
 @pytest.mark.parametrize(
-    ("point", "existing"),
-    [
-        ("before-spawn", False),
-        ("after-spawn", False),
-        ("before-release", False),
-        ("after-spawn", True),
-    ],
-    ids=["new-before-spawn", "new-after-spawn", "new-before-release", "redeploy-after-spawn"],
+    "point", ["before-spawn", "after-spawn", "before-release"], ids=lambda p: f"new-{p}"
 )
 def test_kill_9_during_deploy_leaves_no_orphan(
-    endpoints: LocalEndpoints, home: Path, point: str, existing: bool
+    endpoints: LocalEndpoints, home: Path, point: str
 ) -> None:
-    name = f"k9-{point}-{int(existing)}"
-    if existing:
-        endpoints.deploy(MODEL, 1, name)
-        assert ready(endpoints, name) == "Succeeded"
+    name = f"k9-{point}"
     crash = subprocess.run(
-        [sys.executable, "-c", CRASHING_DEPLOYER, str(home), name, point],
+        [sys.executable, "-c", CRASHING_DEPLOYER, str(home), name, point, "deploy"],
         cwd=supervisor.REPO_ROOT,
         capture_output=True,
         text=True,
@@ -296,6 +432,30 @@ def test_kill_9_during_deploy_leaves_no_orphan(
     # The lock died with the crashed process: the endpoint can be deployed again.
     assert endpoints.deploy(MODEL, 1, name).state == "Creating"
     assert [p.pid for p in servers(endpoints, name)] == [recorded(endpoints, name).pid]
+
+
+@pytest.mark.parametrize("point", ["after-spawn", "before-release"])
+def test_kill_9_during_a_restart_keeps_the_old_server_serving(
+    endpoints: LocalEndpoints, home: Path, point: str
+) -> None:
+    name = f"k9-restart-{point}"
+    ep = endpoints.deploy(MODEL, 1, name)
+    assert ready(endpoints, name) == "Succeeded", endpoints.logs(name)
+    old = recorded(endpoints, name)
+    crash = subprocess.run(
+        [sys.executable, "-c", CRASHING_DEPLOYER, str(home), name, point, "restart"],
+        cwd=supervisor.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert crash.returncode == 9, crash.stderr
+    key = endpoints.keys(name)[0]
+    # The held new server exits without its spawner; the old one never stopped serving.
+    wait_for(lambda: [p.pid for p in servers(endpoints, name)] == [old.pid])
+    assert LocalEndpoints(Store(home)).get(name).state == "Succeeded"
+    assert recorded(endpoints, name) == old
+    assert score(ep.scoring_uri, key) == 200
 
 
 def test_an_unrecorded_server_is_stopped_on_the_first_look(

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pandas as pd
 import pytest
 
-from lib.workspace import Endpoint, Model
+from lib.workspace import Deployment, DeploymentEvent, Endpoint, Model
 from tests.pages.conftest import button, open_page
 from tests.support.ports import free_port
 
@@ -114,6 +114,12 @@ class FakeEndpoints:
 
     def logs(self, name: str, lines: int = 80) -> str:
         return ""
+
+    def deployments(self, name: str) -> list[Deployment]:
+        return [Deployment(name, "blue", "churn", 1, traffic=100, note="fast: test model")]
+
+    def history(self, name: str, limit: int = 50) -> list[DeploymentEvent]:
+        return []
 
 
 def use_fakes(ws, base_url: str) -> FakeEndpoints:  # noqa: ANN001

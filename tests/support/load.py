@@ -75,7 +75,9 @@ class Load:
         deadline = time.monotonic() + timeout
         while self.count() < target:
             if time.monotonic() > deadline:
-                raise AssertionError(f"the load made no progress ({self.count()} answers)")
+                raise AssertionError(
+                    f"{n} more answers took over {timeout:g} s ({self.count()} answers so far)"
+                )
             time.sleep(0.01)
 
     def failures(self) -> list[Answer]:
