@@ -51,6 +51,49 @@ class MonitoringSettings:
 
 
 @dataclass(frozen=True)
+class SignIn:
+    """The `[auth]` section of secrets.toml, as `st.login` reads it (OIDC, e.g. Entra ID)."""
+
+    providers: tuple[str, ...]  # "default" when the provider is configured in [auth] itself
+    problems: tuple[str, ...] = ()  # what is missing or wrong; sign-in works only without any
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.providers) and not self.problems
+
+
+_OIDC_KEYS = ("client_id", "client_secret", "server_metadata_url")
+
+
+def sign_in_from_secrets(secrets: dict) -> SignIn | None:
+    """What `st.login` would find in secrets.toml; None when there is no `[auth]` section."""
+    auth = secrets.get("auth")
+    if not isinstance(auth, dict):
+        return None
+    problems = []
+    redirect = str(auth.get("redirect_uri") or "")
+    if not redirect:
+        problems.append("[auth] redirect_uri is missing")
+    elif not redirect.endswith("/oauth2callback"):
+        problems.append("[auth] redirect_uri must end with /oauth2callback")
+    if len(str(auth.get("cookie_secret") or "")) < 32:
+        problems.append("[auth] cookie_secret is missing or shorter than 32 characters")
+    providers = []
+    if any(auth.get(k) for k in _OIDC_KEYS):
+        providers.append("default")
+    providers += [name for name, value in auth.items() if isinstance(value, dict)]
+    for name in providers:
+        section = auth if name == "default" else auth[name]
+        missing = [k for k in _OIDC_KEYS if not section.get(k)]
+        if missing:
+            where = "[auth]" if name == "default" else f"[auth.{name}]"
+            problems.append(f"{where} is missing {', '.join(missing)}")
+    if not providers:
+        problems.append("[auth] names no identity provider (client_id, client_secret, ...)")
+    return SignIn(tuple(providers), tuple(problems))
+
+
+@dataclass(frozen=True)
 class AzureConfig:
     subscription_id: str
     resource_group: str
@@ -70,6 +113,10 @@ class Settings:
     worker_slots: int = field(default_factory=lambda: os.cpu_count() or 1)
     sample_data_path: Path | None = None
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    sign_in: SignIn | None = None
+    # Public /swagger.json and /docs of local endpoints show real training values (examples,
+    # categories, ranges, class names) only when the operator opts in.
+    swagger_training_values: bool = False
 
     @property
     def max_upload_mb(self) -> int:
@@ -261,7 +308,24 @@ def load_settings(
         worker_slots=max(1, slots),
         sample_data_path=find_sample_data(env, root),
         monitoring=_monitoring(env, opsdeck),
+        sign_in=sign_in_from_secrets(secrets),
+        swagger_training_values=_on_off(
+            "OPSDECK_SWAGGER_TRAINING_VALUES",
+            env.get("OPSDECK_SWAGGER_TRAINING_VALUES"),
+            opsdeck.get("swagger_training_values"),
+        ),
     )
+
+
+def _on_off(name: str, *values: object) -> bool:
+    """The first value that is set, as on/off (default off); a clear error names the setting."""
+    value = next((v for v in values if v not in (None, "")), False)
+    text = str(value).strip().lower()
+    if text in ("on", "true", "1", "yes"):
+        return True
+    if text in ("off", "false", "0", "no"):
+        return False
+    raise ValueError(f"{name} must be on or off, got {value!r}")
 
 
 def mask_secret(value: str | None, keep: int = 4) -> str:

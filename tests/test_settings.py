@@ -137,3 +137,42 @@ def test_monitoring_retention_and_drift_sampling(tmp_path: Path) -> None:
         load_settings(env={"OPSDECK_DRIFT_SAMPLE_RATE": "2"}, root=tmp_path)
     with pytest.raises(ValueError, match="OPSDECK_TELEMETRY_ROLLUP_DAYS"):
         load_settings(env={"OPSDECK_TELEMETRY_ROLLUP_DAYS": "0"}, root=tmp_path)
+
+
+def test_sign_in_is_read_from_the_auth_section(tmp_path: Path) -> None:
+    from lib.settings import sign_in_from_secrets
+
+    assert load_settings({}, root=tmp_path).sign_in is None
+    good = {
+        "redirect_uri": "https://ops.example.com/oauth2callback",
+        "cookie_secret": "x" * 32,
+        "microsoft": {
+            "client_id": "id",
+            "client_secret": "secret",
+            "server_metadata_url": "https://login.microsoftonline.com/t/v2.0/.well-known/openid-configuration",
+        },
+    }
+    sign_in = sign_in_from_secrets({"auth": good})
+    assert sign_in.providers == ("microsoft",) and sign_in.ready
+    flat = {k: v for k, v in good.items() if k != "microsoft"} | good["microsoft"]
+    assert sign_in_from_secrets({"auth": flat}).providers == ("default",)
+    broken = sign_in_from_secrets({"auth": {"redirect_uri": "http://x/", "cookie_secret": "s"}})
+    assert not broken.ready
+    assert any("oauth2callback" in p for p in broken.problems)
+    assert any("cookie_secret" in p for p in broken.problems)
+    assert any("no identity provider" in p for p in broken.problems)
+    partial = sign_in_from_secrets({"auth": {**good, "microsoft": {"client_id": "id"}}})
+    assert partial.problems == ("[auth.microsoft] is missing client_secret, server_metadata_url",)
+
+
+def test_swagger_training_values_are_opt_in(tmp_path: Path) -> None:
+    assert load_settings({}, root=tmp_path).swagger_training_values is False
+    on = load_settings({"OPSDECK_SWAGGER_TRAINING_VALUES": "on"}, root=tmp_path)
+    assert on.swagger_training_values is True
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text(
+        "[opsdeck]\nswagger_training_values = true\n"
+    )
+    assert load_settings({}, root=tmp_path).swagger_training_values is True
+    with pytest.raises(ValueError, match="OPSDECK_SWAGGER_TRAINING_VALUES"):
+        load_settings({"OPSDECK_SWAGGER_TRAINING_VALUES": "maybe"}, root=tmp_path)

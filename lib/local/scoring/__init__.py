@@ -2,14 +2,16 @@
 
 Routes follow Azure's inference server: `GET /` (liveness, `Healthy`), `POST /score`,
 `GET /swagger.json` (`?version=2` Swagger 2.0, default; `?version=3` OpenAPI 3.0.3) and
-`GET /docs` (a readable HTML rendering of the spec, upgraded to Swagger UI when its CDN is
-reachable). Probabilities come back as one list per row in the order given by the
-`x-ms-classes` response header (a JSON list).
+`GET /docs` (Swagger UI, served by the endpoint from a pinned package: it works offline). Both
+public documents carry synthetic examples, not training values, unless the operator opts in.
+Probabilities come back as one list per row in the order given by the `x-ms-classes` response
+header (a JSON list).
 
 A request's path, one module per phase: `app` (ASGI routing, auth and telemetry hand-off) ->
 `keys` (the `Bearer` check) -> `payloads` (the three request shapes, validation, response
 shape) -> `served_model` (fast path or pyfunc, chosen and checked at start-up). `swagger`
-describes the API; `serve` is the process entry point (`python -m lib.local.scoring.serve`).
+describes the API; `serve` is the process entry point (`python -m lib.local.scoring.serve`),
+with `connections` (request-receipt deadline, connection cap) and `server_log` (rotation).
 
 The hot path is plain Python over the parsed JSON: no pandas and no per-request schema objects.
 Pandas is used only when the model has no verified fast path (see `prepare_model`).

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,6 +199,15 @@ def parse_payload(payload: Any, query_method: str | None = None) -> ParsedReques
     return ParsedRequest(shape, records, method or query_method or "predict")
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _number_limit(col: Column) -> float:
+    """The largest magnitude a number column takes: float32 columns overflow past 3.4e38."""
+    return _FLOAT32_MAX if col.dtype == "float" else sys.float_info.max
+
+
 def number_as_text(value: Any) -> str | None:
     """A JSON number sent for a text column, as the text a CSV holding it reads as; else None.
 
@@ -239,6 +249,7 @@ def validate_records(
     names = frozenset(c.name for c in columns)
     required = frozenset(c.name for c in columns if c.required)
     all_required = required == names
+    limits = {c.name: _number_limit(c) for c in columns if c.kind == "number"}
     for i, rec in enumerate(records):
         if type(rec) is not dict:
             raise InputError(f"Row {i}: expected a JSON object (record), got {_json_type(rec)}")
@@ -265,15 +276,23 @@ def validate_records(
                 continue
             kind = col.kind
             if kind == "number":
-                if t is float or t is int:
-                    if t is int and abs(v) > 1e308:
-                        raise InputError(f"Row {i}, column {name!r}: number out of range")
-                    continue
+                limit = limits[name]
                 if t is str:
-                    num = _coerce_number(v)
-                    if num is not None:
-                        rec[name] = num
+                    v = _coerce_number(v)
+                    if v is None:
+                        raise InputError(
+                            f"Row {i}, column {name!r}: expected a number, got {describe(rec[name])}"
+                        )
+                    t = type(v)
+                    rec[name] = v
+                if t is float or t is int:
+                    # False for inf and nan too: JSON's 1e999 parses to inf.
+                    if -limit <= v <= limit:
                         continue
+                    raise InputError(
+                        f"Row {i}, column {name!r}: number out of range ({describe(v)}); "
+                        f"this column takes finite numbers up to {limit:.6g} in magnitude"
+                    )
                 raise InputError(f"Row {i}, column {name!r}: expected a number, got {describe(v)}")
             if kind == "string":
                 if t is str:
@@ -285,13 +304,22 @@ def validate_records(
                 raise InputError(f"Row {i}, column {name!r}: expected a string, got {describe(v)}")
             if kind == "integer":
                 if t is int:
-                    continue
-                num = _coerce_number(v) if t is str else v if t is float else None
-                if num is not None and (type(num) is int or num.is_integer()):
-                    rec[name] = int(num)
-                    continue
+                    if _INT64_MIN <= v <= _INT64_MAX:
+                        continue
+                    num = v
+                else:
+                    num = _coerce_number(v) if t is str else v if t is float else None
+                    if num is None or not (type(num) is int or num.is_integer()):
+                        raise InputError(
+                            f"Row {i}, column {name!r}: expected an integer, got {describe(v)}"
+                        )
+                    num = int(num)
+                    if _INT64_MIN <= num <= _INT64_MAX:
+                        rec[name] = num
+                        continue
                 raise InputError(
-                    f"Row {i}, column {name!r}: expected an integer, got {describe(v)}"
+                    f"Row {i}, column {name!r}: integer out of range ({describe(v)}); "
+                    f"this column takes 64-bit integers ({_INT64_MIN} to {_INT64_MAX})"
                 )
             if t is not bool:  # boolean
                 raise InputError(
@@ -308,6 +336,47 @@ def render_response(shape: str, values: list) -> Any:
     return values
 
 
+def _finite(value: Any) -> bool:
+    if hasattr(value, "item") and not isinstance(value, list | dict):  # numpy scalar
+        value = value.item()
+    if type(value) is float:
+        return value - value == 0.0  # nan and inf give nan
+    if isinstance(value, list | tuple):
+        return all(_finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    return True
+
+
+def non_finite_error(values: list, records: list[dict], columns: list[Column]) -> InputError:
+    """A 422 naming the first row whose prediction is NaN or infinite, and its unusual columns."""
+    i = next((n for n, v in enumerate(values) if not _finite(v)), 0)
+    rec = records[i] if i < len(records) else {}
+    far = []
+    for col in columns:
+        v = rec.get(col.name)
+        if type(v) not in (int, float) or col.minimum is None or col.maximum is None:
+            continue
+        if not col.minimum <= v <= col.maximum:
+            far.append(
+                f"column {col.name!r} = {describe(v)} is outside its training range "
+                f"({col.minimum} to {col.maximum})"
+            )
+    why = "; ".join(far) if far else "no column is outside its known training range"
+    return InputError(
+        f"Row {i}: the model gave no finite prediction (NaN or infinity) for this input: {why}",
+        422,
+    )
+
+
+def render_body(shape: str, values: list, records: list[dict], columns: list[Column]) -> bytes:
+    """The response body as JSON; a NaN or infinite prediction is an `InputError` (422) instead."""
+    try:
+        return dumps(render_response(shape, values))
+    except ValueError:
+        raise non_finite_error(values, records, columns) from None
+
+
 def _json_default(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalar
         return value.item()
@@ -317,5 +386,5 @@ def _json_default(value: Any) -> Any:
 
 
 def dumps(obj: Any) -> bytes:
-    """Compact JSON bytes; numpy scalars and arrays become plain numbers and lists."""
-    return json.dumps(obj, separators=(",", ":"), default=_json_default).encode()
+    """Strict, compact JSON bytes (NaN and infinity raise `ValueError`); numpy becomes plain."""
+    return json.dumps(obj, separators=(",", ":"), default=_json_default, allow_nan=False).encode()

@@ -407,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
                 timeout_graceful_shutdown=10,
                 backlog=BACKLOG,
                 http=guarded_protocol(
-                    args.receipt_timeout, connection_cap(args.max_connections, fd_limit)
+                    args.receipt_timeout, connection_cap(args.max_connections, fd_limit, BACKLOG)
                 ),
             )
             server = uvicorn.Server(config)

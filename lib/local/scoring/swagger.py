@@ -1,9 +1,17 @@
-"""The endpoint's API description: Swagger 2.0 / OpenAPI 3.0.3 from the model's columns, and `/docs`."""
+"""The endpoint's API description: Swagger 2.0 / OpenAPI 3.0.3 from the model's columns, and `/docs`.
+
+Both are public (no key), so by default they carry no training data: examples are generated from
+the column types, and category lists, training ranges and class names are left out. An operator
+can opt in to the real values (`Settings.swagger_training_values`). `/docs` is Swagger UI from
+the pinned `swagger-ui-bundle` package, served by the endpoint itself: it works offline.
+"""
 
 from __future__ import annotations
 
 import html
 import json
+import math
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from lib.local.scoring.payloads import METHODS, Column
@@ -11,10 +19,37 @@ from lib.local.scoring.payloads import METHODS, Column
 if TYPE_CHECKING:
     from lib.local.scoring.served_model import ServedModel
 
-SWAGGER_UI_CDN = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5"
+# The Swagger UI files `/docs` loads, served from the installed package (no CDN).
+DOCS_ASSETS = {
+    "/docs/swagger-ui.css": ("swagger-ui.css", b"text/css; charset=utf-8"),
+    "/docs/swagger-ui-bundle.js": ("swagger-ui-bundle.js", b"text/javascript; charset=utf-8"),
+}
+# A value of each type, for examples that must not come from the training data.
+SYNTHETIC_VALUES: dict[str, Any] = {
+    "number": 0.0,
+    "integer": 0,
+    "boolean": False,
+    "string": "string",
+}
 
 
-def _property_schema(col: Column, version: int) -> dict:
+def _json_safe(value: Any) -> Any:
+    """NaN and infinity (e.g. in a training example) become null: the spec must be strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
+
+
+def synthetic_record(columns: list[Column]) -> dict:
+    """One example record built from the column types only."""
+    return {c.name: SYNTHETIC_VALUES[c.kind] for c in columns}
+
+
+def _property_schema(col: Column, version: int, training_values: bool) -> dict:
     types = {
         "number": ("number", "double"),
         "integer": ("integer", "int64"),
@@ -26,6 +61,9 @@ def _property_schema(col: Column, version: int) -> dict:
     if fmt:
         prop["format"] = fmt
     prop["x-nullable" if version == 2 else "nullable"] = True
+    if not training_values:
+        prop["example"] = SYNTHETIC_VALUES[col.kind]
+        return prop
     desc = []
     if col.categories:
         cats = ", ".join(str(c) for c in col.categories[:30])
@@ -35,28 +73,25 @@ def _property_schema(col: Column, version: int) -> dict:
     if desc:
         prop["description"] = ". ".join(desc)
     if col.example is not None:
-        prop["example"] = col.example
+        prop["example"] = _json_safe(col.example)
     return prop
 
 
 def build_swagger(
-    served: ServedModel, version: int = 2, title: str = "", example_output: list | None = None
+    served: ServedModel,
+    version: int = 2,
+    title: str = "",
+    example_output: list | None = None,
+    training_values: bool = False,
 ) -> dict:
-    """Swagger 2.0 (`version=2`) or OpenAPI 3.0.3 (`version=3`) document for the endpoint."""
+    """Swagger 2.0 (`version=2`) or OpenAPI 3.0.3 (`version=3`) document for the endpoint.
+
+    Without `training_values` the examples are synthetic and no category, range or class name
+    of the training data appears (`example_output` is then ignored).
+    """
     if version not in (2, 3):
         raise ValueError("version must be 2 or 3")
     ref = "#/definitions/" if version == 2 else "#/components/schemas/"
-    records = [{c.name: r.get(c.name) for c in served.columns} for r in served.example_records]
-    example_in = {"Inputs": {"data": records}, "GlobalParameters": {"method": "predict"}}
-    example_out = {"Results": example_output if example_output is not None else []}
-    record_schema = {
-        "type": "object",
-        "required": [c.name for c in served.columns if c.required],
-        "properties": {c.name: _property_schema(c, version) for c in served.columns},
-        "additionalProperties": False,
-    }
-    records_schema = {"type": "array", "items": {"$ref": ref + "ServiceRecord"}}
-    method_schema = {"type": "string", "enum": list(METHODS), "default": "predict"}
     label_type = "string"
     if served.classes and all(
         isinstance(c, bool | int) and not isinstance(c, bool) for c in served.classes
@@ -64,7 +99,33 @@ def build_swagger(
         label_type = "integer"
     elif served.task == "regression":
         label_type = "number"
-    classes_note = f" Classes, in probability order: {served.classes}." if served.classes else ""
+    if training_values:
+        records = [
+            {c.name: _json_safe(r.get(c.name)) for c in served.columns}
+            for r in served.example_records
+        ]
+        outputs = _json_safe(example_output) if example_output is not None else []
+    else:
+        records = [synthetic_record(served.columns)]
+        outputs = [SYNTHETIC_VALUES[label_type]]
+    example_in = {"Inputs": {"data": records}, "GlobalParameters": {"method": "predict"}}
+    example_out = {"Results": outputs}
+    record_schema = {
+        "type": "object",
+        "required": [c.name for c in served.columns if c.required],
+        "properties": {
+            c.name: _property_schema(c, version, training_values) for c in served.columns
+        },
+        "additionalProperties": False,
+    }
+    records_schema = {"type": "array", "items": {"$ref": ref + "ServiceRecord"}}
+    method_schema = {"type": "string", "enum": list(METHODS), "default": "predict"}
+    if training_values and served.classes:
+        classes_note = f" Classes, in probability order: {served.classes}."
+    elif served.classes:
+        classes_note = " The classes, in probability order, are in the `x-ms-classes` header."
+    else:
+        classes_note = ""
     prediction = {
         "description": (
             "One prediction per input row, in input order; with method=predict_proba a list of "
@@ -121,9 +182,10 @@ def build_swagger(
         },
     }
     title = title or "opsdeck scoring endpoint"
+    examples_note = "" if training_values else " Examples are generated from the column types."
     info = {
         "title": title,
-        "description": f"API specification for the scoring endpoint {title}",
+        "description": f"API specification for the scoring endpoint {title}.{examples_note}",
         "version": "1.0",
     }
     errors = {
@@ -235,7 +297,7 @@ def build_swagger(
 
 
 def render_docs_html(spec: dict) -> str:
-    """A self-contained HTML page describing the endpoint; Swagger UI replaces it when online."""
+    """The `/docs` page: a static description that Swagger UI (served beside it) replaces."""
     e = html.escape
     schemas = spec.get("definitions") or spec["components"]["schemas"]
     record = schemas["ServiceRecord"]
@@ -287,12 +349,33 @@ pre {{ background: #f6f8fa; padding: .8rem; overflow-x: auto; }} code {{ font-si
 <h2>Example response</h2><pre>{e(output)}</pre>
 <h2>curl</h2><pre>{e(curl)}</pre>
 </div></div>
-<link rel="stylesheet" href="{SWAGGER_UI_CDN}/swagger-ui.css">
-<script src="{SWAGGER_UI_CDN}/swagger-ui-bundle.js" onerror="void 0"></script>
+<link rel="stylesheet" href="docs/swagger-ui.css">
+<script src="docs/swagger-ui-bundle.js"></script>
 <script>
 if (window.SwaggerUIBundle) {{
-  window.SwaggerUIBundle({{url: "swagger.json?version=2", dom_id: "#swagger-ui"}});
+  window.SwaggerUIBundle({{url: "swagger.json?version=2", dom_id: "#swagger-ui", validatorUrl: null}});
 }}
 </script>
 </body></html>
 """
+
+
+@cache
+def _asset(name: str) -> bytes | None:
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        return None
+    try:
+        return (swagger_ui_path / name).read_bytes()
+    except OSError:
+        return None
+
+
+def docs_asset(path: str) -> tuple[bytes, bytes] | None:
+    """(content type, bytes) of a Swagger UI file under `/docs/`, or None if there is none."""
+    entry = DOCS_ASSETS.get(path)
+    if entry is None:
+        return None
+    body = _asset(entry[0])
+    return None if body is None else (entry[1], body)

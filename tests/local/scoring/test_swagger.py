@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 import requests
 from openapi_spec_validator import validate
 
+from lib.local.scoring import ScoringSettings, create_app
 from lib.local.scoring.served_model import prepare_model
-from lib.local.scoring.swagger import build_swagger
+from lib.local.scoring.swagger import build_swagger, synthetic_record
+from tests.local.scoring_models import CATEGORIES, records
+from tests.support.servers import LiveServer
 
 
 @pytest.mark.parametrize("version", [2, 3])
 def test_swagger_documents_validate(fast_pyfunc, version):
     served = prepare_model(fast_pyfunc)
-    spec = build_swagger(served, version, "t", served.predict(served.example_records))
+    spec = build_swagger(
+        served, version, "t", served.predict(served.example_records), training_values=True
+    )
     validate(spec)
     schemas = spec["definitions"] if version == 2 else spec["components"]["schemas"]
     assert {"ServiceInput", "ServiceOutput", "ErrorResponse"} <= set(schemas)
@@ -42,3 +50,60 @@ def test_swagger_default_and_unknown_versions(fast_endpoint):
     assert requests.get(fast_endpoint.url + "/swagger.json").json()["swagger"] == "2.0"
     r = requests.get(fast_endpoint.url + "/swagger.json?version=9")
     assert r.status_code == 404 and "version" in r.json()["message"]
+
+
+def _training_values(models) -> list[str]:
+    """Strings that only the training data can tell: categories, class names, real values."""
+    values = [c for cats in CATEGORIES.values() for c in cats] + ['"yes"', '"no"']
+    for row in records(models.frame, 3):
+        values += [json.dumps(row["balance"]), f'"age": {row["age"]}', f'"age":{row["age"]}']
+    return values
+
+
+def test_public_spec_and_docs_carry_no_training_values_by_default(fast_endpoint, models):
+    texts = [
+        requests.get(f"{fast_endpoint.url}/swagger.json?version={v}", timeout=5).text
+        for v in (2, 3)
+    ]
+    texts.append(requests.get(f"{fast_endpoint.url}/docs", timeout=5).text)
+    for text in texts:
+        leaked = [v for v in _training_values(models) if v in text]
+        assert not leaked, leaked
+        assert "Training range" not in text and "Known categories" not in text
+    spec = json.loads(texts[0])
+    example = spec["definitions"]["ServiceInput"]["example"]["Inputs"]["data"]
+    assert example == [{"age": 0, "balance": 0.0, "job": "string", "contact": "string"}]
+    assert spec["definitions"]["ServiceOutput"]["example"] == {"Results": ["string"]}
+    validate(spec)
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_training_values_only_when_the_operator_opts_in(fast_pyfunc, models, version):
+    served = prepare_model(fast_pyfunc)
+    app = create_app(served, ScoringSettings(swagger_training_values=True))
+    with LiveServer(app) as server:
+        text = requests.get(f"{server.url}/swagger.json?version={version}", timeout=5).text
+    validate(json.loads(text))
+    assert "technician" in text and "Training range" in text
+    assert synthetic_record(served.columns) == {
+        "age": 0,
+        "balance": 0.0,
+        "job": "string",
+        "contact": "string",
+    }
+
+
+def test_docs_work_offline_with_swagger_ui_served_by_the_endpoint(fast_endpoint):
+    page = requests.get(f"{fast_endpoint.url}/docs", timeout=5)
+    assert page.status_code == 200
+    # No absolute URL in a src/href: nothing is loaded from another host (no CDN).
+    refs = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert refs and not [r for r in refs if re.match(r"(?i)^(https?:)?//", r)], refs
+    assert "validatorUrl: null" in page.text  # Swagger UI would send the spec to its validator
+    for ref in ("docs/swagger-ui.css", "docs/swagger-ui-bundle.js"):
+        assert ref in refs
+        asset = requests.get(f"{fast_endpoint.url}/{ref}", timeout=5)
+        assert asset.status_code == 200 and len(asset.content) > 100_000
+    css = requests.get(f"{fast_endpoint.url}/docs/swagger-ui.css", timeout=5)
+    assert css.headers["content-type"].startswith("text/css")
+    assert requests.get(f"{fast_endpoint.url}/docs/other.js", timeout=5).status_code == 404
