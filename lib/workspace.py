@@ -1,9 +1,10 @@
-"""The seam between pages and backends: domain types, service protocols, `Workspace`.
+"""The seam between pages and backends: service protocols, `Workspace`, the upload check.
 
-Both backends implement these protocols; `lib.backend.open_workspace` picks one. Rules both
-backends share live beside this module in the seam layer (`lib.names`, `lib.metrics`,
-`lib.automl_rules`, `lib.appinsights`). Everything crossing the seam is a plain dataclass or a
-pandas DataFrame, never an SDK object.
+Both backends implement these protocols; `lib.backend.open_workspace` picks one. The types
+crossing the seam live in `lib.domain` and `lib.pipeline_types` and are re-exported here, so
+`from lib.workspace import Model` keeps working. Rules both backends share live beside this
+module in the seam layer (`lib.names`, `lib.metrics`, `lib.automl_rules`, `lib.appinsights`).
+Everything crossing the seam is a plain dataclass or a pandas DataFrame, never an SDK object.
 """
 
 from __future__ import annotations
@@ -16,277 +17,77 @@ from typing import Any, Protocol, runtime_checkable
 import pandas as pd
 
 from lib.appinsights import RequestKpis, TelemetryQuery
+from lib.domain import (
+    TERMINAL_STATES,
+    AutoMLRequest,
+    BenchmarkRequest,
+    BenchmarkRun,
+    ComputeTarget,
+    Dataset,
+    DatasetVersion,
+    Deployment,
+    DeploymentEvent,
+    Endpoint,
+    Job,
+    Model,
+    Trial,
+)
 from lib.drift import DriftReport
 from lib.errors import WorkspaceError  # defined apart so lib.names can raise it without a cycle
 from lib.names import endpoint_name_for, validate_dataset_name
+from lib.pipeline_types import (
+    PIPELINE_STEPS,
+    SCHEDULE_FREQUENCIES,
+    STEP_STATES,
+    Pipeline,
+    PipelineAgent,
+    PipelineRun,
+    PipelineService,
+    PipelineSpec,
+    PipelineStep,
+    Schedule,
+)
 from lib.settings import Settings, UploadLimits
 from lib.tabular import ParsedTable, TableError, parse_table
 
-# --- domain types -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DatasetVersion:
-    name: str
-    version: int
-    description: str
-    file_name: str
-    file_format: str  # "csv" or "parquet"
-    rows: int
-    columns: int
-    size_bytes: int
-    sha256: str
-    created: datetime
-    column_names: list[str] = field(default_factory=list)
-    uri: str = ""
-
-
-@dataclass(frozen=True)
-class Dataset:
-    name: str
-    latest_version: int
-    versions: int
-    description: str
-    rows: int
-    columns: int
-    size_bytes: int
-    created: datetime
-    updated: datetime
-
-
-@dataclass(frozen=True)
-class ComputeTarget:
-    name: str
-    kind: str  # "local", "AmlCompute", "ComputeInstance"
-    state: str
-    vm_size: str = ""
-    min_nodes: int = 0
-    max_nodes: int = 0
-    current_nodes: int = 0
-    busy_slots: int = 0
-    idle_slots: int = 0
-    queued_jobs: int = 0
-    cpu_percent: float | None = None
-    memory_percent: float | None = None
-    idle_seconds_before_scale_down: int | None = None
-
-
-@dataclass(frozen=True)
-class Job:
-    id: str
-    kind: str  # "automl", "pipeline", ...
-    display_name: str
-    state: str  # Queued, Running, Completed, Failed, Canceled
-    created: datetime
-    started: datetime | None = None
-    ended: datetime | None = None
-    compute: str = "local"
-    error: str | None = None
-    spec: dict[str, Any] = field(default_factory=dict)
-    progress: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.state in TERMINAL_STATES
-
-
-TERMINAL_STATES = frozenset({"Completed", "Failed", "Canceled"})
-
-
-@dataclass(frozen=True)
-class Trial:
-    job_id: str
-    trial: int
-    estimator: str
-    primary_metric: float | None
-    metrics: dict[str, float]
-    config: dict[str, Any]
-    duration_s: float
-    status: str
-    run_id: str = ""
-
-
-@dataclass(frozen=True)
-class Model:
-    name: str
-    version: int
-    source_job: str | None
-    run_id: str
-    uri: str
-    created: datetime
-    metrics: dict[str, float] = field(default_factory=dict)
-    description: str = ""
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    name: str
-    state: str  # Creating, Succeeded, Failed, Unhealthy, Stopped, Deleting
-    scoring_uri: str
-    swagger_uri: str
-    model_name: str
-    model_version: int
-    created: datetime
-    updated: datetime
-    error: str | None = None
-    # What the scoring URI accepts (a `lib.scoring.SHAPES` request shape) and whether it can
-    # answer with class probabilities (Azure's MLflow no-code deployments call predict only).
-    request_shape: str = "inputs"
-    probabilities: bool = True
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """A model version behind an endpoint, with its share of live and mirrored traffic (%)."""
-
-    endpoint: str
-    name: str
-    model_name: str
-    model_version: int
-    traffic: int = 0
-    mirror: int = 0
-    state: str = "Succeeded"  # Creating, Succeeded, Failed
-    created: datetime | None = None
-    updated: datetime | None = None
-    note: str = ""  # how it is served (e.g. the fast path's agreement check)
-
-
-@dataclass(frozen=True)
-class DeploymentEvent:
-    """One change to an endpoint's deployments and the split it left (`lib.traffic`)."""
-
-    endpoint: str
-    time: datetime
-    who: str
-    action: str  # deploy, traffic, rollback, restart, delete-deployment
-    detail: str
-    traffic: dict[str, int] = field(default_factory=dict)
-    mirror: dict[str, int] = field(default_factory=dict)
-    # deployment -> (model name, model version) at the time of the event
-    models: dict[str, tuple[str, int]] = field(default_factory=dict)
-    outcome: str = "Succeeded"  # or Failed (the split was left as it was)
-
-
-@dataclass(frozen=True)
-class BenchmarkRun:
-    id: str
-    endpoint: str
-    state: str
-    created: datetime
-    config: dict[str, Any]
-    summary: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PipelineStep:
-    """One step of a pipeline run; `outputs` hold what it produced (job id, model version, ...)."""
-
-    name: str  # one of PIPELINE_STEPS
-    state: str  # one of STEP_STATES
-    started: datetime | None = None
-    ended: datetime | None = None
-    outputs: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    job_id: str | None = None  # the AutoML job of the automl step
-
-    @property
-    def duration_s(self) -> float | None:
-        if self.started is None:
-            return None
-        return ((self.ended or datetime.now(self.started.tzinfo)) - self.started).total_seconds()
-
-
-@dataclass(frozen=True)
-class PipelineRun:
-    id: str
-    pipeline: str
-    state: str  # NotStarted, Queued, Running, Completed, Failed, Canceled
-    created: datetime
-    steps: list[PipelineStep] = field(default_factory=list)
-    pipeline_version: int = 0
-    trigger: str = "manual"  # manual, rest, schedule:<name>, data:<dataset>
-    experiment: str = ""
-    parameters: dict[str, Any] = field(default_factory=dict)  # the overrides of this run
-    started: datetime | None = None
-    ended: datetime | None = None
-    error: str | None = None
-    outputs: dict[str, Any] = field(default_factory=dict)  # dataset_version, automl_job, gate...
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.state in TERMINAL_STATES
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """A time schedule (cron or recurrence) or a data trigger that starts runs of a pipeline."""
-
-    name: str
-    pipeline: str
-    trigger: str  # human description, e.g. "every 5 minutes" or "new version of bank"
-    enabled: bool
-    next_run: datetime | None = None
-    kind: str = "recurrence"  # "cron", "recurrence" or "data"
-    cron: str = ""  # five fields, for kind "cron"
-    frequency: str = "day"  # minute, hour, day, week (kind "recurrence")
-    interval: int = 1
-    at_time: str = ""  # "HH:MM" for hour/day/week recurrences ("" = from the start time)
-    time_zone: str = "UTC"
-    start: datetime | None = None
-    end: datetime | None = None
-    dataset: str = ""  # kind "data": the dataset whose new versions start runs
-    parameters: dict[str, Any] = field(default_factory=dict)
-    last_fired: datetime | None = None
-    last_run_id: str = ""
-    last_error: str = ""  # why the last fire could not start a run
-    created: datetime | None = None
-
-
-@dataclass(frozen=True)
-class AutoMLRequest:
-    """What the AutoML form submits (same fields for both backends)."""
-
-    dataset: str
-    dataset_version: int
-    target: str
-    task: str = "classification"
-    primary_metric: str = "AUC_weighted"
-    time_budget_s: int = 60
-    max_trials: int | None = None
-    estimators: list[str] | None = None
-    validation: str = "holdout"  # "holdout" or "cv"
-    holdout_fraction: float = 0.2
-    n_folds: int = 5
-    ensemble: bool = True
-    experiment_name: str = "automl"
-    compute: str = "local"
-    # The feature columns to train on; None = every column but the target, minus the
-    # constant, ID-like and free-text ones (`lib.guardrails`).
-    features: list[str] | None = None
-
-
-@dataclass(frozen=True)
-class BenchmarkRequest:
-    """What the Benchmarks page submits."""
-
-    url: str
-    endpoint: str = ""
-    concurrency: int = 8
-    requests: int | None = 5000
-    duration_s: float | None = None
-    warmup: int = 50
-    timeout_s: float = 10.0
-    rows_per_request: int = 1
-    dataset: str = ""
-    dataset_version: int | None = None
-    columns: list[str] = field(default_factory=list)  # the model's input columns
-    body_order: str = "cycle"
-    keep_alive: bool = True
-    tool: str = "opsdeck"  # or "ab"
-    slo_p95_ms: float | None = None
-    slo_max_error_rate: float | None = None
-    label: str = ""
+__all__ = [
+    "PIPELINE_STEPS",
+    "SCHEDULE_FREQUENCIES",
+    "STEP_STATES",
+    "TERMINAL_STATES",
+    "AutoMLRequest",
+    "AutoMLService",
+    "BenchmarkRequest",
+    "BenchmarkRun",
+    "BenchmarkService",
+    "ClusterService",
+    "ComputeService",
+    "ComputeTarget",
+    "Dataset",
+    "DatasetService",
+    "DatasetVersion",
+    "Deployment",
+    "DeploymentEvent",
+    "Endpoint",
+    "EndpointService",
+    "Job",
+    "Model",
+    "ModelService",
+    "MonitoringService",
+    "Operation",
+    "Pipeline",
+    "PipelineAgent",
+    "PipelineRun",
+    "PipelineService",
+    "PipelineSpec",
+    "PipelineStep",
+    "Schedule",
+    "TelemetryService",
+    "Trial",
+    "Workspace",
+    "WorkspaceError",
+    "check_upload",
+]
 
 
 def check_upload(
@@ -656,140 +457,3 @@ class Workspace:
             raise WorkspaceError("This workspace has no endpoint service.")
         name = endpoint_name or endpoint_name_for(model_name)
         return self.endpoints.deploy(model_name, model_version, name)
-
-
-# --- pipelines -------------------------------------------------------------------------------
-
-# A retrain pipeline's steps, in order.
-PIPELINE_STEPS = ("dataset", "automl", "register", "gate", "deploy")
-STEP_STATES = ("NotStarted", "Queued", "Running", "Completed", "Failed", "Skipped", "Canceled")
-SCHEDULE_FREQUENCIES = ("minute", "hour", "day", "week")
-
-
-@dataclass(frozen=True)
-class PipelineSpec:
-    """What a retrain pipeline does. Every field is also a run parameter that can be overridden."""
-
-    dataset: str
-    target: str
-    dataset_version: int | None = None  # None: the latest version, resolved when a run starts
-    task: str = "classification"
-    primary_metric: str = "AUC_weighted"
-    time_budget_s: int = 60
-    max_trials: int | None = None
-    estimators: list[str] | None = None
-    validation: str = "holdout"
-    holdout_fraction: float = 0.2
-    n_folds: int = 5
-    ensemble: bool = True
-    experiment_name: str = "retrain"
-    compute: str = "local"
-    model_name: str = ""  # "" = <dataset>-<target>
-    deploy_endpoint: str = ""  # "" = register only, no deploy step
-    gated: bool = True  # deploy only if the new model beats the endpoint's live model
-    gate_margin: float = 0.0
-
-    def automl_request(self, dataset_version: int) -> AutoMLRequest:
-        """The AutoML job this spec submits for a resolved dataset version."""
-        return AutoMLRequest(
-            dataset=self.dataset,
-            dataset_version=int(dataset_version),
-            target=self.target,
-            task=self.task,
-            primary_metric=self.primary_metric,
-            time_budget_s=int(self.time_budget_s),
-            max_trials=self.max_trials,
-            estimators=list(self.estimators) if self.estimators else None,
-            validation=self.validation,
-            holdout_fraction=float(self.holdout_fraction),
-            n_folds=int(self.n_folds),
-            ensemble=bool(self.ensemble),
-            experiment_name=self.experiment_name,
-            compute=self.compute,
-        )
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    """One version of a named pipeline definition (editing makes a new version)."""
-
-    name: str
-    version: int
-    spec: PipelineSpec
-    created: datetime
-    description: str = ""
-    latest_version: int = 0
-    published_version: int | None = None  # the version the REST endpoint runs
-    rest_endpoint: str = ""  # POST URL once published
-
-
-@dataclass(frozen=True)
-class PipelineAgent:
-    """The process that serves published pipelines and fires schedules (state shown on the page)."""
-
-    state: str  # Running, Starting, Stopped, Failed, NotNeeded, Managed (Azure)
-    url: str = ""
-    pid: int | None = None
-    started: datetime | None = None
-    error: str | None = None
-
-
-@runtime_checkable
-class PipelineService(Protocol):
-    """Retrain pipelines: definitions, runs with steps, publishing, schedules and data triggers."""
-
-    def save(self, name: str, spec: PipelineSpec, description: str = "") -> Pipeline:
-        """Create the pipeline or add a new version of it (runs keep the version they used)."""
-        ...
-
-    def list(self) -> list[Pipeline]:
-        """The latest version of every pipeline."""
-        ...
-
-    def get(self, name: str, version: int | None = None) -> Pipeline: ...
-
-    def versions(self, name: str) -> list[Pipeline]: ...
-
-    def delete(self, name: str) -> None: ...
-
-    def run(
-        self,
-        name: str,
-        parameters: dict[str, Any] | None = None,
-        trigger: str = "manual",
-        experiment: str = "",
-    ) -> PipelineRun:
-        """Start a run of the latest version with parameter overrides; returns at once."""
-        ...
-
-    def runs(self, pipeline: str | None = None, limit: int = 50) -> list[PipelineRun]: ...
-
-    def get_run(self, run_id: str) -> PipelineRun: ...
-
-    def cancel_run(self, run_id: str) -> PipelineRun: ...
-
-    def step_log(self, run_id: str, step: str, lines: int = 80) -> str: ...
-
-    def publish(self, name: str) -> Pipeline:
-        """Serve the latest version over REST (keys are created on the first publish)."""
-        ...
-
-    def unpublish(self, name: str) -> None: ...
-
-    def keys(self, name: str) -> tuple[str, str]: ...
-
-    def regenerate_key(self, name: str, which: str = "primary") -> tuple[str, str]: ...
-
-    def set_schedule(self, schedule: Schedule) -> Schedule:
-        """Create or replace a schedule or data trigger (validated; next fire time filled in)."""
-        ...
-
-    def schedules(self, pipeline: str | None = None) -> list[Schedule]: ...
-
-    def enable_schedule(self, name: str, enabled: bool) -> Schedule: ...
-
-    def delete_schedule(self, name: str) -> None: ...
-
-    def agent(self) -> PipelineAgent:
-        """The state of whatever serves REST calls and fires schedules (restarted if it died)."""
-        ...
