@@ -9,6 +9,7 @@ import streamlit as st
 from lib import charts
 from lib.benchmark import (
     ab_available,
+    ab_key_notice,
     comparison_frames,
     equivalent_ab_command,
     request_from_form,
@@ -104,7 +105,21 @@ with st.expander("New benchmark", expanded=True, icon=":material/speed:"):
     )
     st.caption("Equivalent Apache Bench command")
     st.code(equivalent_ab_command(request, key), language="bash")
-    if st.button("Run benchmark", type="primary", key="bench_run", icon=":material/play_arrow:"):
+    exposed = ab_key_notice(key) if tool == "ab" else None
+    if exposed:
+        st.warning(exposed, icon=":material/visibility:")
+        accepted = st.checkbox(
+            "Run ab with the key visible in the process list", key="bench_ab_key_visible"
+        )
+    else:
+        accepted = True
+    if st.button(
+        "Run benchmark",
+        type="primary",
+        key="bench_run",
+        icon=":material/play_arrow:",
+        disabled=not accepted,
+    ):
         try:
             job = bench.start(request, key)
         except WorkspaceError as exc:

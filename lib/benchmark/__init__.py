@@ -13,9 +13,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from lib.benchmark.ab import (
+    AB_KEY_NOTICE,
     AbError,
     ab_available,
     ab_command,
+    ab_key_notice,
     display_command,
     parse_ab_csv,
     parse_ab_gnuplot,
@@ -102,6 +104,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AB_KEY_NOTICE",
     "LIST_COLUMNS",
     "MAX_BODIES",
     "PERCENTILES",
@@ -119,6 +122,7 @@ __all__ = [
     "Samples",
     "ab_available",
     "ab_command",
+    "ab_key_notice",
     "answered",
     "build_bodies",
     "build_requests",

@@ -4,10 +4,19 @@
 when the server honours HTTP/1.0 keep-alive (uvicorn's h11 server does not: "Keep-Alive
 requests: 0"). Its percentile table is in whole milliseconds; ``-e`` gives the same
 percentiles with microseconds, which is what the result uses.
+
+``ab`` reads request headers only from its command line (``-H``; there is no header file, no
+environment variable, and ``-A``/``-C`` are argv too), so a bearer key given to it is visible to
+every local user in the process list while it runs, unless ``/proc`` is mounted with
+``hidepid``. That cannot be avoided without putting something between ``ab`` and the server,
+which would change what it measures; ``ab_key_notice`` is what the operator is told before such
+a run, and the run's log says it again. The opsdeck load generator never puts a key on a
+command line.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import shlex
@@ -32,6 +41,14 @@ from lib.benchmark.engine import is_cancelled
 from lib.benchmark.stats import build_result, per_second_series
 
 _MASK = "***"
+log = logging.getLogger("opsdeck.benchmark")
+
+AB_KEY_NOTICE = (
+    "ab takes request headers only on its command line: while it runs, this key is visible to "
+    "every local user in the process list (ps, /proc/PID/cmdline). The opsdeck load generator "
+    "keeps the key off every command line; if other people use this machine, prefer it, or "
+    "regenerate the key after the ab run."
+)
 
 
 class AbError(RuntimeError):
@@ -41,6 +58,28 @@ class AbError(RuntimeError):
 def ab_available() -> str | None:
     """Path of the ab binary, or None."""
     return shutil.which("ab")
+
+
+def process_list_is_private(mounts: str | None = None) -> bool:
+    """True when /proc is mounted with `hidepid`, so other users cannot read a process's argv."""
+    if mounts is None:
+        try:
+            mounts = Path("/proc/mounts").read_text()
+        except OSError:
+            return False
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[2] == "proc" and fields[1] == "/proc":
+            options = dict(o.partition("=")[::2] for o in fields[3].split(","))
+            return options.get("hidepid") in ("1", "2", "noaccess", "invisible")
+    return False
+
+
+def ab_key_notice(key: str | None, mounts: str | None = None) -> str | None:
+    """What to tell the operator before ab runs with `key`; None when no key can leak."""
+    if not key or process_list_is_private(mounts):
+        return None
+    return AB_KEY_NOTICE
 
 
 def _ab_url(url: str) -> str:
@@ -289,6 +328,9 @@ def run_ab(
     binary = ab_path or ab_available()
     if binary is None:
         raise FileNotFoundError("ab (apache2-utils) is not installed")
+    notice = ab_key_notice(config.key)
+    if notice:
+        log.warning(notice)
     with tempfile.TemporaryDirectory(prefix="opsdeck-ab-") as tmp:
         work = Path(tmp)
         body_path = None

@@ -145,3 +145,36 @@ def test_run_ab_against_local_server(server: Server) -> None:
     assert seen and seen[-1].done == 600
     bad = run_ab(BenchmarkConfig(url=server.url + "/auth", concurrency=2, requests=40), [{"a": 1}])
     assert bad.errors == 40 and bad.error_kinds["http_non_2xx"] == 40
+
+
+PROC_PLAIN = "sysfs /sys sysfs rw 0 0\nproc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n"
+PROC_HIDDEN = "proc /proc proc rw,nosuid,nodev,noexec,relatime,hidepid=invisible 0 0\n"
+
+
+def test_a_key_on_abs_command_line_is_announced_unless_proc_hides_it() -> None:
+    from lib.benchmark import AB_KEY_NOTICE, ab_key_notice
+    from lib.benchmark.ab import process_list_is_private
+
+    assert not process_list_is_private(PROC_PLAIN)
+    assert process_list_is_private(PROC_HIDDEN)
+    assert process_list_is_private(PROC_HIDDEN.replace("invisible", "2"))
+    assert not process_list_is_private(PROC_HIDDEN.replace("invisible", "0"))
+    assert ab_key_notice("k3y", PROC_PLAIN) == AB_KEY_NOTICE
+    assert "process list" in AB_KEY_NOTICE
+    assert ab_key_notice(None, PROC_PLAIN) is None
+    assert ab_key_notice("k3y", PROC_HIDDEN) is None
+
+
+@pytest.mark.skipif(ab_available() is None, reason="ab (apache2-utils) is not installed")
+def test_an_ab_run_with_a_key_says_so_in_its_log(server, caplog, monkeypatch) -> None:
+    import lib.benchmark.ab
+
+    monkeypatch.setattr(lib.benchmark.ab, "process_list_is_private", lambda mounts=None: False)
+    config = BenchmarkConfig(
+        url=server.url, key="k3y", method="GET", requests=20, concurrency=2, warmup=0
+    )
+    with caplog.at_level("WARNING", logger="opsdeck.benchmark"):
+        result = run_ab(config, None)
+    assert result.requests == 20
+    assert "visible to every local user" in caplog.text
+    assert "k3y" not in (result.command or "") and "k3y" not in caplog.text

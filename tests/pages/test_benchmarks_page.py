@@ -24,3 +24,24 @@ def test_history_of_many_runs_selects_the_newest(local_workspace) -> None:
     assert not at.exception, at.exception
     assert at.dataframe(key="bench_history").value["id"].tolist() == sorted(ids, reverse=True)
     assert not any("lasted under 2 s" in c.value for c in at.caption)
+
+
+def test_ab_with_a_key_says_the_key_shows_in_the_process_list_before_it_runs(
+    local_workspace, monkeypatch
+) -> None:
+    import lib.benchmark
+
+    monkeypatch.setattr(lib.benchmark, "ab_available", lambda: "/usr/bin/ab")
+    monkeypatch.setattr(lib.benchmark, "ab_key_notice", lambda key: key and "visible to every")
+    at = open_page("benchmarks.py")
+    at.selectbox(key="bench_target").set_value("Custom URL").run()
+    at.text_input(key="bench_url").set_value("http://127.0.0.1:9/score").run()
+    at.text_input(key="bench_key").set_value("s3cret").run()
+    assert not any("visible to every" in w.value for w in at.warning)  # opsdeck: no argv
+    assert not at.button(key="bench_run").disabled
+    at.radio(key="bench_tool").set_value("ab").run()
+    assert any("visible to every" in w.value for w in at.warning)
+    assert at.button(key="bench_run").disabled
+    at.checkbox(key="bench_ab_key_visible").check().run()
+    assert not at.button(key="bench_run").disabled
+    assert not any("s3cret" in c.value for c in at.code)  # the shown command masks it
