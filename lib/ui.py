@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime
 
 import streamlit as st
@@ -13,7 +14,12 @@ from lib.workspace import Workspace
 
 @st.cache_resource(show_spinner=False)
 def _open_workspace(home: str, backend: str) -> Workspace:
-    return open_workspace(load_settings())
+    ws = open_workspace(load_settings())
+    # What is loaded by now (libraries, the workspace) lives as long as the process: keep the
+    # garbage collector from walking it again on every full collection.
+    gc.collect()
+    gc.freeze()
+    return ws
 
 
 def _run_through_navigation() -> None:
