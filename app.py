@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from lib import access
+from lib.settings import load_settings
 from lib.ui import workspace
 from lib.workspace import WorkspaceError
 
@@ -17,6 +19,8 @@ ICON = (
 st.set_page_config(page_title="opsdeck", page_icon=ICON, layout="wide")
 
 try:
+    # Before anything else: a page from another origin, or nobody signed in, sees no page.
+    access.gate(load_settings())
     ws = workspace()
 except (WorkspaceError, ValueError, OSError) as exc:
     st.error(f"The workspace could not be opened: {exc}")
@@ -44,6 +48,7 @@ pages = {
         st.Page("pages/monitoring.py", title="Monitoring", icon=":material/query_stats:"),
         st.Page("pages/benchmarks.py", title="Benchmarks", icon=":material/speed:"),
         st.Page("pages/pipelines.py", title="Pipelines", icon=":material/account_tree:"),
+        st.Page("pages/audit.py", title="Audit log", icon=":material/policy:"),
     ],
 }
 st.navigation(pages).run()

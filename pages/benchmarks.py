@@ -7,6 +7,7 @@ import json
 import streamlit as st
 
 from lib import charts
+from lib.audit import audited
 from lib.benchmark import (
     ab_available,
     ab_key_notice,
@@ -235,5 +236,6 @@ if len(results) == 1:
 with st.popover("Delete selected runs", icon=":material/delete:"):
     if st.button("Delete", key="bench_delete", type="primary"):
         for rid in run_ids:
-            bench.delete(rid)
+            with audited("benchmark.delete", rid):
+                bench.delete(rid)
         st.rerun()

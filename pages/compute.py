@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import streamlit as st
 
+from lib.audit import audited
 from lib.ui import workspace
 from lib.workspace import ClusterService, WorkspaceError
 
@@ -98,7 +99,11 @@ if isinstance(ws.compute, ClusterService):
         max_nodes = c4.number_input("Max nodes", 1, 100, 4, key="compute_new_max")
         if st.form_submit_button("Create cluster", type="primary"):
             try:
-                ops.append(ws.compute.create_cluster(name, vm_size, int(min_nodes), int(max_nodes)))
+                size = f"{vm_size}, {int(min_nodes)}-{int(max_nodes)} nodes"
+                with audited("compute.create", name, size):
+                    ops.append(
+                        ws.compute.create_cluster(name, vm_size, int(min_nodes), int(max_nodes))
+                    )
             except WorkspaceError as exc:
                 st.error(str(exc))
     targets = ws.compute.list()
@@ -113,17 +118,22 @@ if isinstance(ws.compute, ClusterService):
             )
             if c4.button("Resize", key="compute_resize"):
                 try:
-                    ops.append(ws.compute.resize(chosen, int(new_min), int(new_max)))
+                    nodes = f"{int(new_min)}-{int(new_max)} nodes"
+                    with audited("compute.resize", chosen, nodes):
+                        ops.append(ws.compute.resize(chosen, int(new_min), int(new_max)))
                 except WorkspaceError as exc:
                     st.error(str(exc))
         else:
             if c2.button("Start", key="compute_start"):
-                ops.append(ws.compute.start_instance(chosen))
+                with audited("compute.start", chosen):
+                    ops.append(ws.compute.start_instance(chosen))
             if c3.button("Stop", key="compute_stop"):
-                ops.append(ws.compute.stop_instance(chosen))
+                with audited("compute.stop", chosen):
+                    ops.append(ws.compute.stop_instance(chosen))
         with c4.popover("Delete", icon=":material/delete:"):
             if st.button(f"Delete {chosen}", key="compute_delete", type="primary"):
-                ops.append(ws.compute.delete(chosen))
+                with audited("compute.delete", chosen):
+                    ops.append(ws.compute.delete(chosen))
 
     @st.fragment(run_every=3)
     def operations_view() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from lib.audit import audited
 from lib.sample_data import (
     BANK_MARKETING_DESCRIPTION,
     BANK_MARKETING_NAME,
@@ -273,7 +274,8 @@ with tab_manage:
     )
     if st.button("Delete dataset", key="datasets_delete", disabled=not confirm, type="primary"):
         try:
-            datasets.delete(dv.name)
+            with audited("dataset.delete", dv.name, f"{len(versions)} version(s)"):
+                datasets.delete(dv.name)
         except WorkspaceError as exc:
             st.error(str(exc))
         else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from lib.audit import audited, record_reveal
 from lib.deployments_view import deployments_frame, history_frame, mirror_choice
 from lib.drift import NO_DATA
 from lib.logs_view import drift_label
@@ -61,7 +62,8 @@ with st.expander("Deploy a model", expanded=not endpoints.list(), icon=":materia
             "Deploy", type="primary", key="endpoints_deploy", icon=":material/rocket_launch:"
         ):
             try:
-                with st.spinner(f"Deploying {model.name} v{model.version} …"):
+                detail = f"{model.name} v{model.version}"
+                with st.spinner(f"Deploying {detail} …"), audited("endpoint.deploy", name, detail):
                     if name in existing:
                         ep = endpoints.deploy(model.name, model.version, name, traffic=share)
                     else:
@@ -122,12 +124,14 @@ with st.status(f"{ep.name} — {ep.state}", state=icon, expanded=ep.state != "Su
         st.code(ep.error, language=None)
 c = st.columns(4)
 if c[0].button("Restart", key=f"endpoints_restart_{current}", icon=":material/restart_alt:"):
-    endpoints.restart(current)
+    with audited("endpoint.restart", current):
+        endpoints.restart(current)
     st.rerun()
 if c[1].button(
     "Stop", key=f"endpoints_stop_{current}", icon=":material/stop:", disabled=ep.state == "Stopped"
 ):
-    endpoints.stop(current)
+    with audited("endpoint.stop", current):
+        endpoints.stop(current)
     st.rerun()
 if c[2].button(
     "Roll back",
@@ -136,7 +140,7 @@ if c[2].button(
     help="All traffic back to the deployment and model version that served before.",
 ):
     try:
-        with st.spinner("Rolling back …"):
+        with st.spinner("Rolling back …"), audited("endpoint.rollback", current):
             endpoints.rollback(current)
     except WorkspaceError as exc:
         st.error(str(exc))
@@ -146,7 +150,8 @@ if c[2].button(
 with c[3].popover("Delete", icon=":material/delete:"):
     st.write(f"Delete **{current}**? Its URI and keys are gone for good.")
     if st.button("Delete endpoint", key=f"endpoints_delete_{current}", type="primary"):
-        endpoints.delete(current)
+        with audited("endpoint.delete", current):
+            endpoints.delete(current)
         st.session_state.pop("endpoints_selected", None)
         st.rerun()
 c1, c2 = st.columns(2)
@@ -200,7 +205,11 @@ with tab_deployments:
         if st.form_submit_button("Apply", type="primary", icon=":material/call_split:"):
             mirror = {} if mirror_to == "(none)" else {mirror_to: int(share_)}
             try:
-                with st.spinner("Applying the split …"):
+                detail = f"traffic {dict(split)}, mirror {mirror or 'none'}"
+                with (
+                    st.spinner("Applying the split …"),
+                    audited("endpoint.traffic", current, detail),
+                ):
                     endpoints.set_traffic(current, {k: int(v) for k, v in split.items()}, mirror)
             except WorkspaceError as exc:
                 st.error(str(exc))
@@ -215,7 +224,8 @@ with tab_deployments:
         )
         if right.button("Delete deployment", key=f"endpoints_delete_deployment_{current}"):
             try:
-                endpoints.delete_deployment(current, gone)
+                with audited("endpoint.deployment.delete", current, gone):
+                    endpoints.delete_deployment(current, gone)
             except WorkspaceError as exc:
                 st.error(str(exc))
             else:
@@ -232,7 +242,13 @@ with tab_keys:
     except (WorkspaceError, OSError, ValueError) as exc:
         st.error(f"Keys unavailable: {exc}")
     else:
-        reveal = st.toggle("Reveal keys", key=f"endpoints_reveal_{current}")
+        reveal_key = f"endpoints_reveal_{current}"
+        reveal = st.toggle(
+            "Reveal keys",
+            key=reveal_key,
+            on_change=record_reveal,
+            args=(reveal_key, "endpoint.keys.reveal", current),
+        )
         for label, which, key in (
             ("Primary", "primary", primary),
             ("Secondary", "secondary", secondary),
@@ -245,7 +261,8 @@ with tab_keys:
                     label, mask_secret(key), disabled=True, key=f"endpoints_{which}_{current}"
                 )
             if c2.button(f"Regenerate {which}", key=f"endpoints_regen_{which}_{current}"):
-                endpoints.regenerate_key(current, which)
+                with audited("endpoint.keys.regenerate", current, which):
+                    endpoints.regenerate_key(current, which)
                 st.toast(f"{label} key regenerated; the other key keeps working.")
                 st.rerun()
 with tab_use:

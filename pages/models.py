@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from lib.audit import audited
+from lib.names import endpoint_name_for
 from lib.ui import ago, workspace
 from lib.workspace import WorkspaceError
 
@@ -51,7 +53,10 @@ if ws.endpoints is not None and st.button(
     help="Creates (or moves) the endpoint named after the model; URI and keys stay the same.",
 ):
     try:
-        ep = ws.deploy_model(model.name, model.version)
+        with audited(
+            "endpoint.deploy", endpoint_name_for(model.name), f"{model.name} v{model.version}"
+        ):
+            ep = ws.deploy_model(model.name, model.version)
     except WorkspaceError as exc:
         st.error(str(exc))
     else:

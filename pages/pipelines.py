@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import streamlit as st
 
+from lib.audit import audited, record_reveal
 from lib.metrics import primary_metrics
 from lib.names import model_name_for
 from lib.pipeline_forms import schedule_form, spec_form
@@ -332,7 +333,13 @@ with tab_publish:
             )
         else:
             primary, secondary = pipelines.keys(current)
-            reveal = st.toggle("Reveal keys", key=f"pipelines_reveal_{current}")
+            reveal_key = f"pipelines_reveal_{current}"
+            reveal = st.toggle(
+                "Reveal keys",
+                key=reveal_key,
+                on_change=record_reveal,
+                args=(reveal_key, "pipeline.keys.reveal", current),
+            )
             for label, which, key in (
                 ("Primary key", "primary", primary),
                 ("Secondary key", "secondary", secondary),
@@ -345,7 +352,8 @@ with tab_publish:
                         label, mask_secret(key), disabled=True, key=f"pipelines_{which}_{current}"
                     )
                 if c2.button(f"Regenerate {which}", key=f"pipelines_regen_{which}_{current}"):
-                    pipelines.regenerate_key(current, which)
+                    with audited("pipeline.keys.regenerate", current, which):
+                        pipelines.regenerate_key(current, which)
                     st.toast(f"{label} regenerated; the other key keeps working.")
                     st.rerun()
             shown = primary if reveal else mask_secret(primary)
@@ -373,7 +381,8 @@ with tab_schedules:
             if c3.button(
                 "Delete", key=f"pipelines_delete_sched_{s.name}", icon=":material/delete:"
             ):
-                pipelines.delete_schedule(s.name)
+                with audited("pipeline.schedule.delete", s.name):
+                    pipelines.delete_schedule(s.name)
                 st.rerun()
     else:
         st.caption("No schedules or triggers yet.")
@@ -416,7 +425,8 @@ with tab_versions:
         st.write(f"Delete **{current}**, its publication and schedules? Past runs stay listed.")
         if st.button("Delete", key=f"pipelines_delete_{current}", type="primary"):
             try:
-                pipelines.delete(current)
+                with audited("pipeline.delete", current):
+                    pipelines.delete(current)
             except WorkspaceError as exc:
                 st.error(str(exc))
             else:

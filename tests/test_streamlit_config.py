@@ -1,0 +1,84 @@
+"""Who can drive the dashboard: a real `streamlit run` with the committed .streamlit/config.toml.
+
+Every page runs over the WebSocket at /_stcore/stream, so a refused handshake means the page
+cannot be driven. A DNS-rebinding page reaches this server under its own name (the Host
+header); a page on another origin sends its own Origin.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import tomllib
+from collections.abc import Iterator
+
+import pytest
+
+from lib.settings import REPO_ROOT
+from tests.e2e.conftest import start_dashboard
+
+pytestmark = pytest.mark.slow
+
+
+def handshake(port: int, host: str, origin: str | None = None) -> int:
+    """The HTTP status of a WebSocket upgrade request for the dashboard's stream."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [
+        "GET /_stcore/stream HTTP/1.1",
+        f"Host: {host}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {key}",
+        "Sec-WebSocket-Version: 13",
+        "Sec-WebSocket-Protocol: streamlit",
+    ]
+    if origin:
+        lines.append(f"Origin: {origin}")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = b""
+        while b"\r\n" not in head:
+            chunk = s.recv(1024)
+            if not chunk:
+                break
+            head += chunk
+    return int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+
+
+@pytest.fixture(scope="module")
+def dashboard_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    server, _ = start_dashboard(tmp_path_factory.mktemp("hosts-home"))
+    try:
+        yield server.port
+    finally:
+        server.stop(grace_s=20)
+
+
+def test_the_committed_config_limits_hosts_and_hides_error_details() -> None:
+    config = tomllib.loads((REPO_ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["allowedHosts"] == ["localhost", "127.0.0.1", "::1"]
+    assert config["server"]["enableXsrfProtection"] is True
+    assert config["server"]["enableCORS"] is True
+    assert config["client"]["showErrorDetails"] == "none"
+
+
+def test_the_dashboard_answers_its_own_names(dashboard_port: int) -> None:
+    for host in (f"127.0.0.1:{dashboard_port}", f"localhost:{dashboard_port}"):
+        assert handshake(dashboard_port, host, origin=f"http://{host}") == 101
+    assert handshake(dashboard_port, f"[::1]:{dashboard_port}") == 101
+    assert handshake(dashboard_port, f"127.0.0.1:{dashboard_port}") == 101  # no Origin: a CLI
+
+
+def test_a_rebound_name_cannot_open_the_dashboard(dashboard_port: int) -> None:
+    evil = f"evil.example:{dashboard_port}"
+    assert handshake(dashboard_port, evil, origin=f"http://{evil}") == 403
+    assert handshake(dashboard_port, evil) == 403
+
+
+def test_a_page_on_another_origin_cannot_open_the_dashboard(dashboard_port: int) -> None:
+    host = f"127.0.0.1:{dashboard_port}"
+    assert handshake(dashboard_port, host, origin="http://evil.example") == 403
+    # Streamlit trusts every port of localhost at the handshake; app.py refuses to run any page
+    # for such a session (tests/test_access.py).
+    assert handshake(dashboard_port, host, origin=f"http://127.0.0.1:{dashboard_port + 1}") == 101
