@@ -221,10 +221,10 @@ def test_bins_must_be_whole_minutes(store):
         LocalTelemetry(store[0]).summary(TelemetryQuery(), 30)
 
 
-@pytest.mark.parametrize("sort_below", [10**9, 0])  # sort the window / walk the duration index
-def test_slowest_are_the_slowest_raw_rows(store, monkeypatch, sort_below):
+@pytest.mark.parametrize("cost", [10**9, 0])  # sort the window / walk the duration index
+def test_slowest_are_the_slowest_raw_rows(store, monkeypatch, cost):
     db, raw = store
-    monkeypatch.setattr(queries_module, "SORT_WINDOW_ROWS", sort_below)
+    monkeypatch.setattr(queries_module, "RANDOM_ROW_COST", cost)
     service = LocalTelemetry(db)
     for query in (
         TelemetryQuery(),
