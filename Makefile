@@ -5,12 +5,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8501
+# Extra host names browsers use to reach the dashboard (space-separated), besides localhost.
+ALLOWED_HOSTS ?=
+ALLOWED_HOST_ARGS := $(if $(strip $(ALLOWED_HOSTS)),$(foreach h,localhost 127.0.0.1 ::1 $(ALLOWED_HOSTS),--server.allowedHosts $(h)))
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test test-fast lint format install install-dev system-deps bench clean
 
 run: $(VENV)/.runtime ## install (once) and start the dashboard on the local workspace
-	$(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+	@$(PY) -m lib.launch_check --host "$(HOST)" --allowed-hosts "$(ALLOWED_HOSTS)"
+	$(PY) -m streamlit run app.py --server.address $(HOST) --server.port $(PORT) $(ALLOWED_HOST_ARGS)
 
 test: $(VENV)/.dev system-deps ## install (once) and run the whole suite
 	@$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; rc=0; fi; exit $$rc
