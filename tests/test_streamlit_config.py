@@ -7,6 +7,7 @@ header); a page on another origin sends its own Origin.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import socket
@@ -14,6 +15,9 @@ import tomllib
 from collections.abc import Iterator
 
 import pytest
+import websockets
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 from lib.settings import REPO_ROOT
 from tests.e2e.conftest import start_dashboard
@@ -82,3 +86,39 @@ def test_a_page_on_another_origin_cannot_open_the_dashboard(dashboard_port: int)
     # Streamlit trusts every port of localhost at the handshake; app.py refuses to run any page
     # for such a session (tests/test_access.py).
     assert handshake(dashboard_port, host, origin=f"http://127.0.0.1:{dashboard_port + 1}") == 101
+
+
+async def _drive(port: int, origin: str, timeout: float) -> list[str]:
+    """Run the app over its WebSocket as a page served from `origin` would; the texts shown."""
+    texts: list[str] = []
+    url = f"ws://127.0.0.1:{port}/_stcore/stream"
+    async with websockets.connect(url, origin=origin, subprotocols=["streamlit"]) as ws:
+        rerun = BackMsg()
+        rerun.rerun_script.query_string = ""
+        await ws.send(rerun.SerializeToString())
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while loop.time() < end:
+            try:
+                raw = await asyncio.wait_for(ws.recv(), timeout=end - loop.time())
+            except TimeoutError:
+                break
+            msg = ForwardMsg()
+            msg.ParseFromString(raw)
+            # st.navigation reruns once to pick the default page: wait for the run after it.
+            if msg.WhichOneof("type") == "script_finished" and (
+                msg.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN
+            ):
+                break
+            if msg.WhichOneof("type") == "delta" and msg.delta.WhichOneof("type") == "new_element":
+                element = msg.delta.new_element
+                texts.append(getattr(getattr(element, element.WhichOneof("type")), "body", ""))
+    return texts
+
+
+def test_a_page_on_another_localhost_port_cannot_drive_the_dashboard(dashboard_port: int) -> None:
+    own = asyncio.run(_drive(dashboard_port, f"http://127.0.0.1:{dashboard_port}", 120))
+    assert any("Workspace" in t for t in own), own
+    other = asyncio.run(_drive(dashboard_port, f"http://127.0.0.1:{dashboard_port + 1}", 60))
+    assert any("opened from another site" in t for t in other), other
+    assert not any("Workspace" in t for t in other), other
