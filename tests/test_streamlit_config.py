@@ -122,3 +122,18 @@ def test_a_page_on_another_localhost_port_cannot_drive_the_dashboard(dashboard_p
     other = asyncio.run(_drive(dashboard_port, f"http://127.0.0.1:{dashboard_port + 1}", 60))
     assert any("opened from another site" in t for t in other), other
     assert not any("Workspace" in t for t in other), other
+
+
+def test_an_uncaught_error_shows_no_details_in_the_browser(monkeypatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.chdir(REPO_ROOT)  # Streamlit reads .streamlit/config.toml from here
+
+    def page() -> None:
+        raise ValueError("key abc123 in /srv/secret/path")
+
+    at = AppTest.from_function(page)
+    at.run()
+    (error,) = at.exception
+    assert "abc123" not in error.message and "redacted" in error.message
+    assert not error.stack_trace
