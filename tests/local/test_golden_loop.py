@@ -174,7 +174,7 @@ def test_pages_drive_the_loop(trained, monkeypatch) -> None:
     from tests.pages.conftest import button, open_page
 
     at = open_page("automl.py")
-    assert any(job_id in s.label for s in at.status)
+    assert any(job_id in m.value for m in at.markdown)
     board = next(d.value for d in at.dataframe if "estimator" in getattr(d.value, "columns", []))
     board = getattr(board, "data", board)  # a Styler when the best row is highlighted
     assert "AUC_weighted" in board.columns and len(board) >= 2
