@@ -58,8 +58,8 @@ def test_benchmark_job_runs_out_of_process_and_lands_in_history(local_workspace,
     at = open_page("benchmarks.py")
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["errors"].startswith("0")
-    assert float(metrics["req/s"].replace(",", "")) > 0
+    assert metrics["Errors"].startswith("0 ")
+    assert float(metrics["Throughput (req/s)"].replace(",", "")) > 0
     assert len(at.get("plotly_chart")) >= 4
 
 
