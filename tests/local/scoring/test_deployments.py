@@ -114,7 +114,8 @@ def test_mirrored_answers_are_recorded_and_never_returned(server, two_models, mo
     body = {"data": records(models.frame, 4)}
     blue_answer = two_models["blue"].served.predict([dict(r) for r in body["data"]])
     auth = {"Authorization": f"Bearer {key}"}
-    for _ in range(40):
+    # One whole 100-slot cycle: a 50 % mirror copies exactly 50 of its requests.
+    for _ in range(100):
         r = requests.post(live.url + "/score", json=body, headers=auth)
         assert r.headers["azureml-model-deployment"] == "blue"
         assert r.json()["result"] == blue_answer
@@ -125,12 +126,12 @@ def test_mirrored_answers_are_recorded_and_never_returned(server, two_models, mo
             f"SELECT Deployment, ResultCode, Rows FROM AppRequests WHERE Name='{MIRROR_NAME}'",
         )
 
-    wait_for(lambda: len(mirrored()) == 20, what="20 mirrored answers recorded")
+    wait_for(lambda: len(mirrored()) == 50, what="50 mirrored answers recorded")
     assert set(mirrored()) == {("green", "200", 4)}
     live_rows = telemetry(
         writer, "SELECT Deployment, COUNT(*) FROM AppRequests WHERE Name='POST /score' GROUP BY 1"
     )
-    assert live_rows == [("blue", 40)]
+    assert live_rows == [("blue", 100)]
 
 
 def test_a_slow_mirror_drops_copies_instead_of_slowing_the_answers(server, two_models, models):
