@@ -362,14 +362,11 @@ else:
         if c not in ("config", "run_id") and board[c].astype(str).nunique() > 1
     ]
     shown = list(dict.fromkeys(["estimator", metric, *shown]))
+    # Sorted best first; the rank says so without a pandas Styler (slow to build and render).
     view = board[[c for c in shown if c in board.columns]]
-    styled = (
-        view.style.highlight_min(subset=[metric], color="#d4f4dd")
-        if not higher_is_better(metric)
-        else view.style.highlight_max(subset=[metric], color="#d4f4dd")
-    )
+    view.insert(0, "rank", range(1, len(view) + 1))
     picked_row = st.dataframe(
-        styled,
+        view,
         hide_index=True,
         key="automl_leaderboard",
         on_select="rerun",

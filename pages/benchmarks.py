@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import streamlit as st
 
 from lib import charts
@@ -166,7 +167,14 @@ if shown_job is not None:
 
 # --- history and comparison -----------------------------------------------------------------
 
-history = bench.list()
+
+@st.cache_data(ttl=30, show_spinner=False)
+def history_table(where: str, ended: tuple[str, ...]) -> pd.DataFrame:
+    """The saved runs; read again when a run ends or is deleted, else at most every 30 s."""
+    return bench.list()
+
+
+history = history_table(ws.description, tuple(j.id for j in jobs if j.is_terminal))
 if history.empty:
     st.stop()
 st.subheader("History")
@@ -238,4 +246,5 @@ with st.popover("Delete selected runs", icon=":material/delete:"):
         for rid in run_ids:
             with audited("benchmark.delete", rid):
                 bench.delete(rid)
+        history_table.clear()
         st.rerun()

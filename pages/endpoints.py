@@ -26,7 +26,9 @@ endpoints = ws.endpoints
 
 
 models = ws.models.list()
-with st.expander("Deploy a model", expanded=not endpoints.list(), icon=":material/rocket_launch:"):
+# Listing reconciles every endpoint with its server: read once for the form, once after it.
+listing = endpoints.list()
+with st.expander("Deploy a model", expanded=not listing, icon=":material/rocket_launch:"):
     if not models:
         st.info("Register a model first (AutoML page → Register).")
     else:
@@ -35,7 +37,7 @@ with st.expander("Deploy a model", expanded=not endpoints.list(), icon=":materia
         index = labels.index(preset) if preset in labels else 0
         choice = st.selectbox("Model version", labels, index=index, key="endpoints_model")
         model = models[labels.index(choice)]
-        existing = [e.name for e in endpoints.list()]
+        existing = [e.name for e in listing]
         name = st.text_input(
             "Endpoint name",
             value=endpoint_name_for(model.name),

@@ -11,9 +11,13 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 
 HEIGHT = 320
 TEMPLATE = "plotly_white"
+# Every figure starts from the house template: plotly applies its default at construction
+# without validating it again, where `update_layout(template=...)` costs ~0.1 s per figure.
+pio.templates.default = TEMPLATE
 EMPTY_TEXT = "No data yet"
 
 PALETTE = (
@@ -63,9 +67,9 @@ def style(
     height: int = HEIGHT,
     legend: bool = True,
 ) -> go.Figure:
-    """The house layout: template, left-aligned title, axis titles, legend on top."""
+    """The house layout (on the default template): left-aligned title, axis titles, legend on
+    top."""
     fig.update_layout(
-        template=TEMPLATE,
         title={"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 15}},
         height=height,
         margin={"l": 60, "r": 20, "t": 60, "b": 50},

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+
+from lib.local import tracking
 from lib.local.automl import LocalAutoML
 from lib.local.benchmarks import LocalBenchmarks
 from lib.local.compute import LocalCompute
@@ -19,6 +22,9 @@ from lib.workspace import Workspace
 
 def open_local_workspace(settings: Settings) -> Workspace:
     store = Store(settings.home)
+    if not (store.home / tracking.TRACKING_FILE).exists():
+        # Ready before the first AutoML job needs it, without holding up the page.
+        threading.Thread(target=tracking.ensure_store, args=(store.home,), daemon=True).start()
     endpoints = LocalEndpoints(store)
     jobs = JobManager(store, slots=settings.worker_slots)
     datasets = LocalDatasets(store, limits=settings.limits)
