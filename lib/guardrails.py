@@ -14,6 +14,11 @@ import pandas as pd
 
 # A one-feature model scoring this well on held-out rows (AUC, or R² for regression) leaks.
 LEAKAGE_SCORE = 0.95
+# After the search: a feature alone reaching this share of the best model's lift over chance leaks.
+RELATIVE_LEAKAGE = 0.98
+# The model metric a one-feature score is compared with, and what a guess scores on it.
+LEAKAGE_METRIC = {"classification": "AUC_weighted", "regression": "r2_score"}
+CHANCE = {"classification": 0.5, "regression": 0.0}
 # Text columns with more distinct values than this share of rows identify rows.
 ID_TEXT_SHARE = 0.9
 # With a name that says "identifier", a smaller share is enough (ticket numbers repeat a little).
@@ -41,6 +46,7 @@ class ColumnFlag:
     kind: str  # "id-like", "free text" or "leakage"
     reason: str
     score: float | None = None
+    share: float | None = None  # of the best model's score above chance (relative leakage)
 
 
 def _is_text(col: pd.Series) -> bool:
@@ -201,6 +207,42 @@ def column_flags(
             reason = f"alone it predicts {target} with holdout {metric} {s:.3f}"
             flags.append(ColumnFlag(c, "leakage", reason, round(s, 4)))
     return flags
+
+
+def relative_leakage(scores: dict[str, float], best: float | None, task: str) -> list[ColumnFlag]:
+    """Features whose one-feature score reaches ``RELATIVE_LEAKAGE`` of the best model's.
+
+    Both are measured above chance, (s - 0.5) / (best - 0.5) for AUC and s / best for R², so
+    a feature that dominates a weak model is not called a leak; nothing is flagged unless the
+    model beats chance. Highest share first.
+    """
+    chance = CHANCE.get(task)
+    if chance is None or best is None or not np.isfinite(best) or best <= chance:
+        return []
+    metric = "R²" if task == "regression" else "AUC"
+    flags = []
+    for c, s in scores.items():
+        if s is None or not np.isfinite(s):
+            continue
+        share = (s - chance) / (best - chance)
+        if share >= RELATIVE_LEAKAGE:
+            reason = f"{c} alone reaches {share * 100:.1f} % of the model's {metric} {best:.3f}"
+            if chance:
+                reason += f" ({metric} {s:.3f} alone, both counted above chance {chance:g})"
+            flags.append(ColumnFlag(str(c), "leakage", reason, round(s, 4), round(share, 4)))
+    return sorted(flags, key=lambda f: -(f.share or 0.0))
+
+
+def leakage_note(reasons: list[str]) -> str | None:
+    """A warning beside the model's score naming the features that alone almost match it."""
+    if not reasons:
+        return None
+    return (
+        "Possible target leakage: "
+        + "; ".join(reasons)
+        + ". Leave such a feature out (choose the columns of the run) unless it is known "
+        "before the outcome."
+    )
 
 
 def suggested_exclusions(flags: list[ColumnFlag]) -> list[str]:

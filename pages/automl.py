@@ -11,7 +11,13 @@ import streamlit as st
 
 from lib import charts
 from lib.automl_rules import ESTIMATORS, suggest_target, suggest_task
-from lib.guardrails import ColumnFlag, column_flags, suggested_exclusions, too_good_note
+from lib.guardrails import (
+    ColumnFlag,
+    column_flags,
+    leakage_note,
+    suggested_exclusions,
+    too_good_note,
+)
 from lib.metrics import TASKS, higher_is_better, primary_metrics
 from lib.names import model_name_for
 from lib.ui import state_label, workspace
@@ -406,6 +412,10 @@ if details:
     note = too_good_note(metric, best_metrics.get(metric))
     if note:
         st.warning(note, icon=":material/warning:")
+    leaks = (details.get("leakage") or {}).get("flags") or []
+    leak_note = leakage_note([f["reason"] for f in leaks])
+    if leak_note:
+        st.warning(leak_note, icon=":material/warning:")
     if best_metrics:
         st.dataframe(
             pd.DataFrame([best_metrics]).T.rename(columns={0: "value"}),

@@ -137,3 +137,33 @@ def test_too_good_to_be_true() -> None:
     assert g.too_good_note("r2_score", 0.9995) is not None
     assert g.too_good_note("normalized_root_mean_squared_error", 0.001) is None
     assert g.too_good_note("accuracy", None) is None
+
+
+def test_relative_leakage_compares_above_chance() -> None:
+    # AUC: 0.976 alone against a model's 0.982 is 98.8 % of the lift over a coin toss.
+    flags = g.relative_leakage({"boat": 0.976, "sex": 0.77, "age": 0.55}, 0.982, "classification")
+    assert [f.column for f in flags] == ["boat"]
+    assert flags[0].kind == "leakage" and flags[0].share == pytest.approx(0.476 / 0.482, abs=1e-4)
+    assert "boat alone reaches 98.8 % of the model's AUC 0.982" in flags[0].reason
+    # A raw ratio of 0.98 is not enough: 0.69 / 0.70 = 98.6 %, but 19 / 20 = 95 % above chance.
+    assert g.relative_leakage({"weak": 0.69}, 0.70, "classification") == []
+    # R² is chance-normalised already; a feature better than the model is flagged too.
+    flags = g.relative_leakage({"rownames": 0.995, "carat": 0.90}, 0.97, "regression")
+    assert [f.column for f in flags] == ["rownames"] and "R² 0.970" in flags[0].reason
+    assert g.relative_leakage({"x": 0.981}, 1.0, "regression")[0].share == pytest.approx(0.981)
+    assert g.relative_leakage({"x": 0.979}, 1.0, "regression") == []
+
+
+def test_relative_leakage_needs_a_model_above_chance() -> None:
+    assert g.relative_leakage({"x": 0.5}, 0.5, "classification") == []
+    assert g.relative_leakage({"x": 0.49}, 0.48, "classification") == []
+    assert g.relative_leakage({"x": -0.1}, -0.2, "regression") == []
+    assert g.relative_leakage({"x": 0.9}, None, "classification") == []
+    assert g.relative_leakage({"x": 0.9}, float("nan"), "regression") == []
+    assert g.relative_leakage({"x": float("nan")}, 0.9, "regression") == []
+
+
+def test_leakage_note_names_each_feature() -> None:
+    assert g.leakage_note([]) is None
+    note = g.leakage_note(["boat alone reaches 98.8 %", "body alone reaches 99.0 %"])
+    assert note.startswith("Possible target leakage: boat alone") and "body alone" in note

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -19,6 +20,8 @@ IMBALANCE_RATIO = 0.2
 ID_LIKE_SHARE = 0.9
 HIGH_CARDINALITY_MIN = 100
 MAX_CATEGORIES = 1000
+LEAKAGE_GUARDRAIL = "Target leakage detection"
+MODEL_LEAKAGE_GUARDRAIL = "Target leakage against the model"
 
 
 @dataclass
@@ -28,9 +31,13 @@ class Guardrail:
     details: str
     action: str = ""
     columns: list[str] = field(default_factory=list)
+    # One-feature holdout scores behind the leakage row, kept for the rule run after the search.
+    scores: dict[str, float] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out.pop("scores")
+        return out
 
 
 def _is_text(col: pd.Series) -> bool:
@@ -227,14 +234,63 @@ def leakage_guardrail(df: pd.DataFrame, target: str, task: str) -> Guardrail:
         best = max(scores.items(), key=lambda kv: kv[1], default=None)
         detail = "No single feature predicts the target almost perfectly"
         detail += f" (best alone: {best[0]}, {metric} {best[1]:.3f})." if best else "."
-        return Guardrail("Target leakage detection", PASSED, detail)
+        return Guardrail(LEAKAGE_GUARDRAIL, PASSED, detail, scores=scores)
     ranked = sorted(leaks.items(), key=lambda kv: -kv[1])
     return Guardrail(
-        "Target leakage detection",
+        LEAKAGE_GUARDRAIL,
         ALERTED,
         "Alone, "
         + ", ".join(f"{c} predicts {target} with holdout {metric} {s:.3f}" for c, s in ranked)
         + ".",
         "Exclude it unless it is known before the outcome (choose the columns of the run).",
         [c for c, _ in ranked],
+        scores=scores,
     )
+
+
+def model_leakage(
+    rails: list[Guardrail], best_metrics: dict[str, float], task: str, features: list[str]
+) -> tuple[Guardrail, dict[str, Any]] | None:
+    """After the search: trained features whose one-feature score almost matches the model's.
+
+    Reuses the scores the leakage guardrail computed before the search; None when it has none.
+    Returns the guardrail row and the record stored with the run's details.
+    """
+    before = next((r for r in rails if r.name == LEAKAGE_GUARDRAIL and r.scores), None)
+    metric = seam.LEAKAGE_METRIC.get(task)
+    if before is None or metric is None:
+        return None
+    best = best_metrics.get(metric)
+    trained = set(features)
+    scores = {c: s for c, s in before.scores.items() if c in trained}
+    flags = seam.relative_leakage(scores, best, task)
+    share = f"{seam.RELATIVE_LEAKAGE:.0%}"
+    if flags:
+        rail = Guardrail(
+            MODEL_LEAKAGE_GUARDRAIL,
+            ALERTED,
+            "; ".join(f.reason for f in flags) + ".",
+            "Exclude it and run again unless it is known before the outcome.",
+            [f.column for f in flags],
+        )
+    elif best is None or not math.isfinite(best) or best <= seam.CHANCE[task]:
+        rail = Guardrail(
+            MODEL_LEAKAGE_GUARDRAIL,
+            PASSED,
+            "Not checked: the model does no better than chance.",
+        )
+    else:
+        rail = Guardrail(
+            MODEL_LEAKAGE_GUARDRAIL,
+            PASSED,
+            f"No feature alone reaches {share} of the model's {metric} {best:.3f} "
+            "(both counted above chance).",
+        )
+    record = {
+        "metric": metric,
+        "model_score": best,
+        "threshold": seam.RELATIVE_LEAKAGE,
+        "one_feature_scores": scores,
+        "flags": [asdict(f) for f in flags],
+    }
+    return rail, record

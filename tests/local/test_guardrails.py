@@ -116,3 +116,61 @@ def test_rownames_flagged_on_r_style_frame() -> None:
     assert rails["Target leakage detection"].columns == ["rownames"]
     assert "R² 0.9" in rails["Target leakage detection"].details
     assert "rownames" in gr.columns_to_drop(frame, "price")
+
+
+def test_model_leakage_reuses_the_scores_from_before_the_search() -> None:
+    from tests.test_guardrails import titanic_like
+
+    rails = gr.check_data(titanic_like(), "survived", "classification")
+    before = _by_name(rails)["Target leakage detection"]
+    assert "boat" in before.scores and "scores" not in before.to_dict()
+    boat = before.scores["boat"]
+    # A model barely better than boat alone: boat is flagged against it; id-like columns
+    # the model did not train on are not.
+    best = 0.5 + (boat - 0.5) / 0.99
+    rail, record = gr.model_leakage(
+        rails, {"AUC_weighted": best}, "classification", ["pclass", "sex", "age", "boat"]
+    )
+    assert rail.name == gr.MODEL_LEAKAGE_GUARDRAIL and rail.status == gr.ALERTED
+    assert rail.columns == ["boat"] and "boat alone reaches 99.0 %" in rail.details
+    assert record["flags"][0]["column"] == "boat" and record["metric"] == "AUC_weighted"
+    assert set(record["one_feature_scores"]) == {"pclass", "sex", "age", "boat"}
+    # A model well above boat alone: nothing flagged.
+    rail, record = gr.model_leakage(rails, {"AUC_weighted": 0.999}, "classification", ["boat"])
+    assert rail.status == gr.PASSED and record["flags"] == []
+    assert gr.model_leakage([], {"AUC_weighted": 0.9}, "classification", ["boat"]) is None
+
+
+def test_the_run_checks_its_features_against_its_best_model(tmp_path) -> None:
+    """The engine applies the rule to the scores taken before the search, and stores it."""
+    from dataclasses import asdict
+
+    from lib import guardrails as seam
+    from lib.local import tracking
+    from lib.local.automl_engine import AutoMLSpec, run_automl
+    from tests.test_guardrails import titanic_like
+
+    frame = titanic_like()
+    checked = gr.check_data(frame, "survived", "classification")
+    before = _by_name(checked)["Target leakage detection"].scores
+    tracking.ensure_store(tmp_path)
+    result = run_automl(
+        frame,
+        AutoMLSpec(
+            target="survived", time_budget_s=10, max_trials=2, estimators=["lgbm"], ensemble=False
+        ),
+        tracking_uri=tracking.tracking_uri(tmp_path),
+        artifact_dir=tmp_path / "artifacts",
+        log=lambda _m: None,
+        guardrails=checked,
+    )
+    record = result.details["leakage"]
+    trained = [f["name"] for f in result.feature_spec]
+    assert record["one_feature_scores"] == {c: before[c] for c in trained}
+    assert record["model_score"] == result.best_metrics["AUC_weighted"]
+    expected = seam.relative_leakage(before, record["model_score"], "classification")
+    assert record["flags"] == [asdict(f) for f in expected if f.column in trained]
+    rail = next(g for g in result.guardrails if g["name"] == gr.MODEL_LEAKAGE_GUARDRAIL)
+    assert rail["columns"] == [f["column"] for f in record["flags"]]
+    assert rail["status"] == (gr.ALERTED if record["flags"] else gr.PASSED)
+    assert result.guardrails[-1]["name"] == "Time budget"

@@ -42,3 +42,30 @@ def test_submitted_choice_is_stored_with_the_run(local_workspace) -> None:
     [job] = local_workspace.automl.jobs()
     assert job.spec["request"]["features"] == ["pclass", "sex", "age"]
     local_workspace.automl.cancel(job.id)
+
+
+def test_a_feature_that_almost_matches_the_model_is_named_beside_its_score(
+    local_workspace,
+) -> None:
+    import json
+
+    from lib.guardrails import relative_leakage
+    from tests.support.populate import finished_automl_run
+
+    job = finished_automl_run(local_workspace, ensemble_score=0.982)
+    [flag] = relative_leakage({"boat": 0.977, "sex": 0.75}, 0.982, "classification")
+    details = {
+        "best_estimator": "lgbm",
+        "metrics": {"AUC_weighted": 0.982},
+        "leakage": {"metric": "AUC_weighted", "model_score": 0.982, "flags": [flag.__dict__]},
+    }
+    path = local_workspace.extras["jobs"].job_dir(job.id) / "details.json"
+    path.write_text(json.dumps(details))
+    at = open_page("automl.py")
+    assert not at.exception, at.exception
+    [note] = [w.value for w in at.warning if "target leakage" in w.value]
+    assert "boat alone reaches 99.0 % of the model's AUC 0.982" in note and "sex" not in note
+
+    path.write_text(json.dumps({**details, "leakage": {"flags": []}}))
+    at = open_page("automl.py")
+    assert not [w for w in at.warning if "target leakage" in w.value]

@@ -17,7 +17,7 @@ from lib.local.automl_engine.data import Prepared, prepare
 from lib.local.automl_engine.ensemble import Selection, select_model
 from lib.local.automl_engine.search import SearchOutcome, run_search
 from lib.local.automl_engine.spec import AutoMLCanceled, AutoMLResult, AutoMLSpec, TrialEvent
-from lib.local.guardrails import Guardrail
+from lib.local.guardrails import Guardrail, model_leakage
 
 
 def run_automl(
@@ -163,9 +163,14 @@ def _record(
     recorder: tracking.RunRecorder,
     log: Callable[[str], None],
 ) -> None:
-    """Timings, the time budget and its guardrail on the result and on the active parent run."""
+    """Timings, the time budget and the post-search guardrails on the result and on the active
+    parent run."""
     finish_s = time.time() - phase.started["Ensembling"]
-    guardrails = [*data.rails, clock.guardrail()]
+    task = "classification" if data.is_clf else "regression"
+    leakage = model_leakage(data.rails, selection.metrics, task, list(data.X_df.columns))
+    if leakage is not None:
+        result.details["leakage"] = leakage[1]
+    guardrails = [*data.rails, *([leakage[0]] if leakage else []), clock.guardrail()]
     tracking.log_run_summary(
         selection.metrics,
         {
