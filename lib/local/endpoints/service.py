@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import getpass
+import json
 import os
 import shutil
 import time
@@ -57,6 +58,15 @@ def _try_lock(fd: int) -> bool:
     except BlockingIOError:
         return False
     return True
+
+
+def _answers_probabilities(home: Path, model_name: str, model_version: int) -> bool:
+    """False for a regression model (it answers values only); True otherwise."""
+    info = home / "models" / str(model_name) / f"v{model_version}" / "info.json"
+    try:
+        return json.loads(info.read_text()).get("task") != "regression"
+    except (OSError, ValueError, AttributeError):
+        return True
 
 
 def describe_split(split: Split) -> str:
@@ -136,6 +146,9 @@ class LocalEndpoints(Reconciler):
             created=datetime.fromisoformat(row["created"]),
             updated=datetime.fromisoformat(row["updated"]),
             error=row["error"],
+            probabilities=_answers_probabilities(
+                self.store.home, row["model_name"], row["model_version"]
+            ),
         )
 
     def list(self) -> list[Endpoint]:
