@@ -23,13 +23,26 @@ import pandas as pd
 
 from lib.local.fastpath.encoder import (
     CATEGORICAL,
+    DATE_PARTS,
+    DATETIME,
     NUMERIC,
+    TIME_PARTS,
     RecordEncoder,
     category_code,
+    date_parts,
+    to_datetime,
     to_float,
 )
 
-__all__ = ["CATEGORICAL", "NUMERIC", "Encoder", "Member", "TabularModel", "write_model_code"]
+__all__ = [
+    "CATEGORICAL",
+    "DATETIME",
+    "NUMERIC",
+    "Encoder",
+    "Member",
+    "TabularModel",
+    "write_model_code",
+]
 
 # What a saved model imports when it is unpickled, relative to the repository root.
 MODEL_CODE = ("lib/local/tabular_model.py", "lib/local/fastpath/encoder.py")
@@ -76,16 +89,30 @@ class Encoder(RecordEncoder):
     def __init__(self, feature_spec: list[dict[str, Any]]):
         super().__init__(feature_spec)
         self.kinds = [f["kind"] for f in feature_spec]
-        self.categorical_indices = [i for i, k in enumerate(self.kinds) if k == CATEGORICAL]
+        # Positions in the encoded matrix (a datetime feature before one shifts them).
+        self.categorical_indices = [
+            self.offsets[i] for i, k in enumerate(self.kinds) if k == CATEGORICAL
+        ]
 
     @staticmethod
     def from_frame(
-        df: pd.DataFrame, *, max_categories: int = 1000, categorical: Sequence[str] = ()
+        df: pd.DataFrame,
+        *,
+        max_categories: int = 1000,
+        categorical: Sequence[str] = (),
+        datetime_formats: Mapping[str, str] | None = None,
     ) -> Encoder:
-        """Learn the feature spec from training features (categories ordered by frequency)."""
+        """Learn the feature spec from training features (categories ordered by frequency).
+
+        ``datetime_formats`` names the strptime format a datetime column was read with, so
+        records may send that text as well as ISO 8601.
+        """
         spec: list[dict[str, Any]] = []
         for name in df.columns:
             col = df[name]
+            if name not in categorical and pd.api.types.is_datetime64_any_dtype(col):
+                spec.append(_datetime_entry(col, (datetime_formats or {}).get(str(name))))
+                continue
             is_cat = name in categorical or not (
                 pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
             )
@@ -111,24 +138,51 @@ class Encoder(RecordEncoder):
 
     def encode_frame(self, df: pd.DataFrame) -> np.ndarray:
         """Vectorised encoding of a DataFrame (missing columns become missing values)."""
-        out = np.full((len(df), len(self.columns)), np.nan, dtype=np.float64)
+        out = np.full((len(df), self.width), np.nan, dtype=np.float64)
+        offsets = self.offsets
         for i, name in enumerate(self.columns):
             if name not in df.columns:
                 continue
             col = df[name]
             lookup = self._lookups[i]
-            if lookup is None:
+            dates = None if self._dates is None else self._dates[i]
+            at = offsets[i]
+            if dates is not None:
+                # Value by value through the record rules: the same floats as ``encode``.
+                parts, fmt = dates
+                if len(df):
+                    out[:, at : at + len(parts)] = [date_parts(v, parts, fmt) for v in col.tolist()]
+            elif lookup is None:
                 if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
-                    out[:, i] = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy()
+                    out[:, at] = pd.to_numeric(col, errors="coerce").astype("float64").to_numpy()
                 else:
-                    out[:, i] = [to_float(v) for v in col.tolist()]
+                    out[:, at] = [to_float(v) for v in col.tolist()]
             else:
-                out[:, i] = [category_code(lookup, v) for v in col.tolist()]
+                out[:, at] = [category_code(lookup, v) for v in col.tolist()]
         return out
 
     def encode_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Encoding of plain dict records with no pandas on the path."""
         return self.encode(records)
+
+
+def _datetime_entry(col: pd.Series, fmt: str | None) -> dict[str, Any]:
+    """The spec of a datetime column: its parts, and hour only if any value has a time of day."""
+    stamps = [d for d in (to_datetime(v) for v in col.dropna().tolist()) if d is not None]
+    timed = any(d.hour or d.minute or d.second or d.microsecond for d in stamps)
+    first = stamps[0] if stamps else None
+    example = None if first is None else (first.isoformat() if timed else first.date().isoformat())
+    return {
+        "name": str(col.name),
+        "kind": DATETIME,
+        "dtype": str(col.dtype),
+        "example": example,
+        "categories": None,
+        "min": None,
+        "max": None,
+        "parts": [*DATE_PARTS, *TIME_PARTS] if timed else list(DATE_PARTS),
+        "format": fmt,
+    }
 
 
 def member_scores(member: Member, X: np.ndarray, task: str, n_classes: int) -> np.ndarray:
@@ -192,6 +246,12 @@ class TabularModel(mlflow.pyfunc.PythonModel):
 
     @property
     def feature_names(self) -> list[str]:
+        """Names of the encoded matrix's columns, as the estimators see them."""
+        return list(self.encoder.encoded_columns)
+
+    @property
+    def input_names(self) -> list[str]:
+        """The record fields the model reads (one per input column)."""
         return list(self.encoder.columns)
 
     # -- core computation, shared by every entry point ------------------------------------

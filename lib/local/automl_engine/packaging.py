@@ -133,10 +133,14 @@ def pip_requirements() -> list[str]:
 
 
 def input_example(X_df: pd.DataFrame) -> pd.DataFrame:
-    """Five rows as a client sends them: missing text values as None, not NaN."""
+    """Five rows as a client sends them: missing text values as None, not NaN, and datetimes
+    as ISO 8601 text (so the signature types them as strings, which JSON clients send)."""
     example = X_df.head(5).copy()
     for col in example.columns:
-        if not (
+        if pd.api.types.is_datetime64_any_dtype(example[col]):
+            iso = [None if pd.isna(v) else v.isoformat() for v in example[col]]
+            example[col] = pd.Series(iso, index=example.index, dtype=object)
+        elif not (
             pd.api.types.is_numeric_dtype(example[col]) or pd.api.types.is_bool_dtype(example[col])
         ):
             example[col] = example[col].astype(object).where(example[col].notna(), None)

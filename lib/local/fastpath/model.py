@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lib.local.fastpath.encoder import CATEGORICAL, NUMERIC, RecordEncoder
+from lib.local.fastpath.encoder import CATEGORICAL, DATETIME, NUMERIC, RecordEncoder
 from lib.local.fastpath.forest import Forest
 from lib.local.fastpath.lightgbm import compile_lgbm, score_lgbm
 from lib.local.fastpath.sklearn import compile_sklearn, score_linear, score_sk_trees
@@ -102,13 +102,19 @@ class CompiledModel:
             for i, (meta, arr) in enumerate(zip(members, self.member_arrays, strict=True))
             if meta["kind"] != "linear"
         ]
-        self.forest = Forest(len(feature_spec), trees) if trees else None
+        self.forest = Forest(self.encoder.width, trees) if trees else None
         self._checks = sorted(
             {name for m in members for name, raised in m["raises_on"].items() if raised}
         )
 
     @property
     def feature_names(self) -> list[str]:
+        """Names of the encoded matrix's columns, as the trees index them."""
+        return list(self.encoder.encoded_columns)
+
+    @property
+    def input_names(self) -> list[str]:
+        """The record fields the model reads (one per input column)."""
         return list(self.encoder.columns)
 
     def encode_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
@@ -203,7 +209,7 @@ def compile_model(model: TabularModel) -> CompiledModel:
     """Plain-array version of ``model``; raises ``NotCompilable`` naming what cannot be."""
     spec = [dict(f) for f in model.encoder.feature_spec]
     for f in spec:
-        if f["kind"] not in (NUMERIC, CATEGORICAL):
+        if f["kind"] not in (NUMERIC, CATEGORICAL, DATETIME):
             raise NotCompilable(f"feature {f['name']!r} of kind {f['kind']!r}")
         if f["kind"] == CATEGORICAL and not _json_exact(list(f["categories"])):
             raise NotCompilable(f"categories of feature {f['name']!r} do not survive JSON")
@@ -212,7 +218,7 @@ def compile_model(model: TabularModel) -> CompiledModel:
     classes = list(model.classes_)
     if not _json_exact(classes) or not _json_exact([model.positive_label]):
         raise NotCompilable("class labels do not survive JSON")
-    n_features = len(spec)
+    n_features = RecordEncoder(spec).width
     n_classes = len(classes)
     native = importlib.import_module(type(model).__module__)
     members: list[dict[str, Any]] = []
