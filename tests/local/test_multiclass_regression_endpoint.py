@@ -72,7 +72,7 @@ def served(tmp_path_factory):
                 task=case.task,
                 primary_metric=case.metric,
                 # Counted from the job's start (imports included); max_trials ends it sooner.
-                time_budget_s=15,
+                time_budget_s=30,
                 max_trials=6,
             )
         ).id
