@@ -7,10 +7,11 @@ Marketing dataset (synthetic rows when the file is absent), one real AutoML run 
 registered and deployed to 20 endpoints, 49 more finished AutoML runs and 200 benchmark runs
 written the way their jobs write them, and 1,000,000 telemetry rows over 7 days through the
 telemetry writer (`bench/logs_scale.py`'s generator). Then starts `streamlit run app.py` and
-drives Debian's Chromium: each round clicks every page in the sidebar in turn; a page's time is
-from the click to the end of its script run (Streamlit's `data-test-script-state` going from
-`running` to `notRunning`, observed in the page). After each page settles, script runs in the
-next `--idle` seconds are counted: a page with nothing running must not refresh itself.
+drives Debian's Chromium: a first round visits every page once (its time is shown apart: the
+first visit in a fresh server process imports and caches), then each of `--repeat` rounds
+clicks every page in the sidebar in turn; a page's time is from the click to the end of the
+script run it starts: the server has reported it finished (the `script_finished` message on
+the page's WebSocket) and the page no longer shows the app as running. After each first visit, script runs in the next `--idle` seconds are counted: a page with nothing running must not refresh itself.
 Prints one row per page and, last:
 
     pages: slowest p95 X.XX s (PAGE)
@@ -43,42 +44,12 @@ PAGES = [
     "Monitoring",
     "Benchmarks",
     "Pipelines",
+    "Audit log",
 ]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 MARKER = "page_speed_populated"
-
-# Click a sidebar link and resolve with the ms until the script run it starts has finished.
-NAVIGATE_JS = """
-(title) => new Promise((resolve) => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  const links = [...document.querySelectorAll('[data-testid="stSidebarNav"] a')];
-  const link = links.find((a) => a.innerText.trim().endsWith(title));
-  if (!link) { resolve(-2); return; }
-  let running = false;
-  const start = performance.now();
-  const obs = new MutationObserver(() => {
-    const state = app.getAttribute('data-test-script-state');
-    if (state === 'running') running = true;
-    else if (running && state === 'notRunning') { obs.disconnect(); resolve(performance.now() - start); }
-  });
-  obs.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
-  link.click();
-  setTimeout(() => { obs.disconnect(); resolve(-1); }, 120000);
-})
-"""
-# Count script runs (fragment reruns included) for `ms` milliseconds.
-IDLE_JS = """
-(ms) => new Promise((resolve) => {
-  const app = document.querySelector('[data-testid="stApp"]');
-  let runs = 0;
-  const obs = new MutationObserver(() => {
-    if (app.getAttribute('data-test-script-state') === 'running') runs += 1;
-  });
-  obs.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
-  setTimeout(() => { obs.disconnect(); resolve(runs); }, ms);
-})
-"""
+NOT_RUNNING = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 
 
 def wait(predicate, timeout: float, what: str):  # noqa: ANN001, ANN201
@@ -175,40 +146,92 @@ def stop_endpoints(home: Path) -> None:
         ws.endpoints.stop(ep.name)
 
 
-def settle(page, quiet_s: float = 1.0, timeout: float = 120.0) -> None:  # noqa: ANN001
-    """Wait until no script runs and none starts for `quiet_s` (the first run opens the
-    workspace; a click during a run would be measured from the wrong start)."""
-    deadline = time.monotonic() + timeout
-    while page.evaluate(IDLE_JS, int(quiet_s * 1000)) or page.get_attribute(
-        '[data-testid="stApp"]', "data-test-script-state"
-    ) not in ("notRunning", "initial"):
-        if time.monotonic() > deadline:
-            raise SystemExit("the app never stopped running")
+class RunWatch:
+    """Script-run ends as the server reports them: the `script_finished` messages on the page's
+    WebSocket, decoded with Streamlit's own protobuf, stamped when they arrive."""
+
+    def __init__(self, page) -> None:  # noqa: ANN001
+        self.page = page
+        self.ends: list[tuple[float, str]] = []
+        self.last_server_s = 0.0  # click to the server's script_finished, of the last page
+        page.on("websocket", lambda ws: ws.on("framereceived", self._frame))
+
+    def _frame(self, payload: str | bytes) -> None:
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        if isinstance(payload, str):
+            return
+        msg = ForwardMsg()
+        msg.ParseFromString(payload)
+        if msg.WhichOneof("type") == "script_finished":
+            self.ends.append(
+                (time.perf_counter(), ForwardMsg.ScriptFinishedStatus.Name(msg.script_finished))
+            )
+
+    def until_end(self, since: float, timeout: float = 120.0) -> float:
+        """Seconds from `since` until a whole script run that started after it has ended and
+        the page no longer shows it as running (after the server's post-run work)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ended = [at for at, s in self.ends if at > since and s == "FINISHED_SUCCESSFULLY"]
+            if ended:
+                self.page.wait_for_selector(NOT_RUNNING)
+                self.last_server_s = ended[0] - since
+                return time.perf_counter() - since
+            self.page.wait_for_timeout(10)
+        raise SystemExit(f"no script run ended within {timeout:g} s: {self.ends[-5:]}")
+
+    def runs_within(self, seconds: float) -> int:
+        """Script runs (fragment runs included) that end in the next `seconds`."""
+        start = time.perf_counter()
+        self.page.wait_for_timeout(seconds * 1000)
+        return sum(1 for at, _ in self.ends if at > start)
+
+    def settle(self, quiet_s: float = 1.0, timeout: float = 120.0) -> None:
+        """Wait until no run has ended for `quiet_s` (the first run opens the workspace)."""
+        deadline = time.monotonic() + timeout
+        while self.runs_within(quiet_s) or not self.ends:
+            if time.monotonic() > deadline:
+                raise SystemExit("the app never stopped running")
 
 
-def measure(url: str, repeat: int, idle_s: float) -> tuple[dict[str, list[float]], dict]:
-    """Seconds per page over `repeat` rounds, and script runs seen while each page sat idle."""
+def measure(
+    url: str, repeat: int, idle_s: float, pages: list[str]
+) -> tuple[dict[str, list[float]], dict, dict, dict[str, list[float]]]:
+    """Seconds per page over `repeat` rounds after a first round (each page's first visit in
+    this server process, reported apart), and script runs seen while each page sat idle."""
     from playwright.sync_api import sync_playwright
 
-    times: dict[str, list[float]] = {p: [] for p in PAGES}
-    idle: dict[str, int] = dict.fromkeys(PAGES, 0)
+    times: dict[str, list[float]] = {p: [] for p in pages}
+    server: dict[str, list[float]] = {p: [] for p in pages}
+    first: dict[str, float] = dict.fromkeys(pages, 0.0)
+    idle: dict[str, int] = dict.fromkeys(pages, 0)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.set_default_timeout(120_000)
+        watch = RunWatch(page)
         page.goto(url)
         page.wait_for_selector('[data-testid="stSidebarNav"] a')
-        for n in range(repeat):
-            for name in PAGES:
-                settle(page)
-                ms = page.evaluate(NAVIGATE_JS, name)
-                if ms < 0:
-                    raise SystemExit(f"{name}: {'no sidebar link' if ms == -2 else 'no end'}")
-                times[name].append(ms / 1000)
+        nav = page.get_by_test_id("stSidebarNav")
+        # Start on the last page so the first round's first click changes page.
+        nav.get_by_role("link", name=PAGES[-1] if pages[0] != PAGES[-1] else PAGES[0]).click()
+        for n in range(repeat + 1):
+            for name in pages:
+                watch.settle()
+                link = nav.get_by_role("link", name=name)
+                link.wait_for()
+                since = time.perf_counter()
+                link.click()
+                seconds = watch.until_end(since)
                 if n == 0:
-                    idle[name] = page.evaluate(IDLE_JS, int(idle_s * 1000))
+                    first[name] = seconds
+                    idle[name] = watch.runs_within(idle_s)
+                else:
+                    times[name].append(seconds)
+                    server[name].append(watch.last_server_s)
         browser.close()
-    return times, idle
+    return times, first, idle, server
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -226,7 +249,9 @@ def main() -> int:
     parser.add_argument("--automl-runs", type=int, default=50)
     parser.add_argument("--benchmarks", type=int, default=200)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--pages", nargs="+", choices=PAGES, default=PAGES, metavar="PAGE")
     args = parser.parse_args()
+    pages = [p for p in PAGES if p in args.pages]
 
     from tests.support.servers import ServerProcess
 
@@ -241,17 +266,23 @@ def main() -> int:
     argv += ["--server.address", "127.0.0.1", "--server.headless", "true"]
     server = ServerProcess(argv, home / "page-speed-streamlit.log", "/_stcore/health", env, ROOT)
     try:
-        times, idle = measure(server.url, args.repeat, args.idle)
+        times, first, idle, served = measure(server.url, args.repeat, args.idle, pages)
     finally:
         server.stop(grace_s=20)
         if args.home is None:
             stop_endpoints(home)
-    print(f"{'page':<12} {'p50 s':>7} {'p95 s':>7} {'max s':>7} {'idle runs':>10}")
-    for name in PAGES:
+    print(
+        f"{'page':<12} {'p50 s':>7} {'p95 s':>7} {'max s':>7} {'server p95 s':>13} "
+        f"{'first s':>8} {'idle runs':>10}"
+    )
+    for name in pages:
         values = times[name]
         p50, p95 = statistics.median(values), percentile(values, 95)
-        print(f"{name:<12} {p50:7.2f} {p95:7.2f} {max(values):7.2f} {idle[name]:10d}")
-    slowest = max(PAGES, key=lambda p: percentile(times[p], 95))
+        print(
+            f"{name:<12} {p50:7.2f} {p95:7.2f} {max(values):7.2f} "
+            f"{percentile(served[name], 95):13.2f} {first[name]:8.2f} {idle[name]:10d}"
+        )
+    slowest = max(pages, key=lambda p: percentile(times[p], 95))
     print(f"pages: slowest p95 {percentile(times[slowest], 95):.2f} s ({slowest})")
     return 0
 

@@ -276,7 +276,7 @@ def test_mirror_and_removing_an_idle_deployment(endpoints: LocalEndpoints) -> No
 
 
 def test_a_server_left_on_another_table_gets_the_recorded_one_back(
-    endpoints: LocalEndpoints,
+    endpoints: LocalEndpoints, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = "drift-table-ep"
     ep = endpoints.deploy(MODEL, 1, name)
@@ -293,6 +293,18 @@ def test_a_server_left_on_another_table_gets_the_recorded_one_back(
     assert {answered_by(ep.scoring_uri, key) for _ in range(10)} == {"green"}
     endpoints.get(name)  # the next look
     assert {answered_by(ep.scoring_uri, key) for _ in range(20)} == {"blue", "green"}
+    # A look at every endpoint does not ask a server that answered with the recorded table
+    # lately (one control round trip per endpoint per page); a look at the one endpoint does.
+    endpoints.list()
+    asked: list[str] = []
+    status = server_control.status
+    monkeypatch.setattr(
+        server_control, "status", lambda stem, ref: asked.append(stem) or status(stem, ref)
+    )
+    endpoints.list()
+    assert asked == []
+    endpoints.get(name)
+    assert asked == [endpoints.stem(name)]
 
 
 def test_reconcile_after_kill_9_of_the_server(endpoints: LocalEndpoints) -> None:

@@ -9,6 +9,7 @@ process, server processes of the workspace that no endpoint records are stopped.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,11 @@ from lib.local.jobs import now_iso
 from lib.local.supervisor import ProcessRef
 
 STOP_GRACE_S = 10.0
+# In a look at every endpoint, a server that answered with the recorded table is asked again
+# after this long (a look at one endpoint always asks): every page lists the endpoints, and one control round trip per endpoint per render adds up (20 endpoints
+# on a loaded machine: ~0.5 s a page). Changes made here bump the generation and are checked at
+# once; this only delays the repair of a crash between a server's answer and its record.
+ROUTING_RECHECK_S = 30.0
 
 
 class Reconciler:
@@ -72,7 +78,7 @@ class Reconciler:
             # An endpoint in the middle of an operation is looked at next time.
             with self._locked(endpoint, wait=False) as held:
                 if held:
-                    self._reconcile_one(endpoint)
+                    self._reconcile_one(endpoint, recheck=name is not None)
 
     def _update(self, name: str, **values: Any) -> None:
         columns = ", ".join(f"{k}=?" for k in values)
@@ -117,7 +123,7 @@ class Reconciler:
         )
         return False
 
-    def _reconcile_one(self, name: str) -> None:
+    def _reconcile_one(self, name: str, recheck: bool = True) -> None:
         """Creating → Succeeded when healthy, → Failed if the process died; Succeeded → Unhealthy if dead."""
         row = (
             self.store.connect().execute("SELECT * FROM endpoints WHERE name=?", (name,)).fetchone()
@@ -155,16 +161,26 @@ class Reconciler:
         elif state == "Unhealthy" and self._healthy(row["port"]):
             new_state, new_error = "Succeeded", None
         else:
-            self._check_routing(name, row)
+            self._check_routing(name, row, recheck)
             return
         if (new_state, new_error) != (state, error):
             self._update(row["name"], state=new_state, error=new_error)
 
-    def _check_routing(self, name: str, row: Any) -> None:
+    def _check_routing(self, name: str, row: Any, recheck: bool = True) -> None:
         """A server left on another table than the recorded one (a crash between the server's
-        answer and the record) is given the recorded one again."""
+        answer and the record) is given the recorded one again. Without `recheck` (a look at
+        every endpoint), a server that answered with the recorded table lately is not asked."""
+        checked = self._routing_checked
+        seen = (row["pid"], int(row["routing_generation"]))
+        last = checked.get(name)
+        fresh = last is not None and time.monotonic() - last[1] < ROUTING_RECHECK_S
+        if not recheck and fresh and last[0] == seen:
+            return
         answer = servers.status(self.stem(name), recorded(row))
-        if answer is None or int(answer.get("generation", -1)) == int(row["routing_generation"]):
+        if answer is None:
+            return
+        if int(answer.get("generation", -1)) == int(row["routing_generation"]):
+            checked[name] = (seen, time.monotonic())
             return
         ref = recorded(row)
         assert ref is not None

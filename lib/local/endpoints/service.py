@@ -88,6 +88,7 @@ class LocalEndpoints(Reconciler):
         # Who the history names for changes made through this object.
         self.actor = os.environ.get("OPSDECK_USER") or getpass.getuser()
         self._orphans_reaped = False
+        self._routing_checked: dict[str, tuple[tuple[Any, int], float]] = {}
 
     # --- paths -------------------------------------------------------------------------
 
