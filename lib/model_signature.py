@@ -1,8 +1,8 @@
 """A model's input columns, for either backend: from an MLflow `MLmodel` signature or training data.
 
-A feature spec is one dict per input column: name, kind ("numeric" or "categorical"), dtype,
-example, categories (categoricals, most frequent first) and min/max (numerics). The Score page
-builds its form from it.
+A feature spec is one dict per input column: name, kind ("numeric", "categorical" or
+"datetime"), dtype, example, categories (categoricals, most frequent first) and min/max
+(numerics). The Score page builds its form from it; a datetime is sent as ISO 8601 text.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import yaml
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
+DATETIME = "datetime"
 # MLflow column types that are numbers.
 NUMERIC_TYPES = frozenset({"double", "float", "long", "integer"})
 MAX_CATEGORIES = 1000
@@ -51,6 +52,8 @@ def signature_columns(mlmodel_text: str) -> list[tuple[str, str]]:
 def column_from_signature(name: str, mlflow_type: str) -> dict[str, Any]:
     """The feature-spec entry of a column known only by its signature type."""
     numeric = mlflow_type in NUMERIC_TYPES
+    if mlflow_type == "datetime":
+        return {**_no_values(name, DATETIME, mlflow_type), "categories": None}
     return {
         "name": name,
         "kind": NUMERIC if numeric else CATEGORICAL,
@@ -60,6 +63,21 @@ def column_from_signature(name: str, mlflow_type: str) -> dict[str, Any]:
         "min": None,
         "max": None,
     }
+
+
+def _no_values(name: str, kind: str, dtype: str) -> dict[str, Any]:
+    return {"name": name, "kind": kind, "dtype": dtype, "example": None, "min": None, "max": None}
+
+
+def _datetime_entry(name: str, column: pd.Series) -> dict[str, Any]:
+    """A datetime column: its example as ISO 8601 text (a date alone when no value has a time)."""
+    entry = {**_no_values(name, DATETIME, str(column.dtype)), "categories": None}
+    present = column.dropna()
+    if len(present):
+        timed = bool((present != present.dt.normalize()).any())
+        first = present.iloc[0]
+        entry["example"] = first.isoformat() if timed else first.date().isoformat()
+    return entry
 
 
 def _plain(value: Any) -> Any:
@@ -74,6 +92,9 @@ def learn_feature_spec(
     spec: list[dict[str, Any]] = []
     for name in frame.columns:
         column = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(column):
+            spec.append(_datetime_entry(str(name), column))
+            continue
         numeric = pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
         present = column.dropna()
         entry: dict[str, Any] = {

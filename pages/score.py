@@ -95,6 +95,14 @@ with tab_form:
                 options = [str(c) for c in col["categories"]]
                 idx = options.index(str(example)) if str(example) in options else 0
                 record[label] = box.selectbox(label, options, index=idx, key=f"score_f_{label}")
+            elif col.get("kind") == "datetime":
+                text = example if example is not None else ""
+                record[label] = box.text_input(
+                    label,
+                    str(text),
+                    help="ISO 8601 date or date-time, e.g. 2024-05-01 or 2024-05-01T13:45:00",
+                    key=f"score_f_{label}",
+                )
             elif col.get("kind") == "categorical":
                 # Text known only by its signature type: a free text field, never a number box.
                 text = example if example is not None else ""

@@ -41,7 +41,12 @@ class Guardrail:
 
 
 def _is_text(col: pd.Series) -> bool:
-    return not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col))
+    # Datetimes are not categories: the model reads them as date parts.
+    return not (
+        pd.api.types.is_numeric_dtype(col)
+        or pd.api.types.is_bool_dtype(col)
+        or pd.api.types.is_datetime64_any_dtype(col)
+    )
 
 
 def constant_columns(df: pd.DataFrame, target: str) -> list[str]:

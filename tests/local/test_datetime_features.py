@@ -10,12 +10,17 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
+import pytest
 
+from lib.drift import build_baseline
 from lib.local import tracking
 from lib.local.automl_engine import AutoMLSpec, run_automl
 from lib.local.fastpath import RecordEncoder, compile_model, load
 from lib.local.fastpath.encoder import DATETIME, date_parts, to_datetime
+from lib.local.pipelines.gate import score_model
+from lib.local.scoring.served_model import prepare_compiled, prepare_model
 from lib.local.tabular_model import Encoder
+from lib.model_signature import column_from_signature, learn_feature_spec, merge_feature_spec
 from lib.tabular import parse_table
 
 PARTS = ["days", "year", "month", "day", "weekday"]
@@ -110,30 +115,43 @@ def test_a_spec_without_datetimes_encodes_and_pickles_as_before() -> None:
     )
 
 
-def test_automl_learns_the_month_and_every_path_scores_iso_text_alike(tmp_path: Path) -> None:
-    train, holdout = _uploaded(600, seed=3), _uploaded(300, seed=4)
-    assert pd.api.types.is_datetime64_any_dtype(train["when"])  # detected at upload
-    tracking.ensure_store(tmp_path)
+def _run(home: Path, frame: pd.DataFrame, **spec) -> tuple:
+    tracking.ensure_store(home)
+    logs: list[str] = []
     result = run_automl(
-        train,
-        AutoMLSpec(
-            target="bought",
-            time_budget_s=5,
-            max_trials=4,
-            estimators=["lgbm"],
-            ensemble=False,
-            features=["when", "noise", "plan"],
-        ),
-        tracking_uri=tracking.tracking_uri(tmp_path),
-        artifact_dir=tmp_path / "artifacts",
-        fastpath_dir=tmp_path / "fastpath",
-        log=lambda _: None,
+        frame,
+        AutoMLSpec(time_budget_s=5, max_trials=4, estimators=["lgbm"], ensemble=False, **spec),
+        tracking_uri=tracking.tracking_uri(home),
+        artifact_dir=home / "artifacts",
+        fastpath_dir=home / "fastpath",
+        log=logs.append,
     )
+    return result, logs
+
+
+@pytest.fixture(scope="module")
+def month_model(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    """A small AutoML run on a frame whose date's month decides the target."""
+    home = tmp_path_factory.mktemp("dates")
+    result, logs = _run(
+        home, _uploaded(600, seed=3), target="bought", features=["when", "noise", "plan"]
+    )
+    return home, result, logs
+
+
+def _iso_records(frame: pd.DataFrame) -> list[dict]:
+    return [{**r, "when": r["when"].date().isoformat()} for r in frame.to_dict("records")]
+
+
+def test_automl_learns_the_month_and_every_path_scores_iso_text_alike(month_model) -> None:
+    home, result, logs = month_model
+    holdout = _uploaded(300, seed=4)
     assert [(f["name"], f["kind"]) for f in result.feature_spec] == [
         ("when", "datetime"),
         ("noise", "numeric"),
         ("plan", "categorical"),
     ]
+    assert not any("High cardinality" in m and "when" in m for m in logs)
     model = mlflow.pyfunc.load_model(result.model_uri)
     raw = model.unwrap_python_model()
     X = holdout.drop(columns=["bought"])
@@ -142,13 +160,72 @@ def test_automl_learns_the_month_and_every_path_scores_iso_text_alike(tmp_path: 
     accuracy = np.mean([p == t for p, t in zip(expected, truth, strict=True)])
     majority = max(truth.count("yes"), truth.count("no")) / len(truth)
     assert accuracy >= majority + 0.25, (accuracy, majority)
-    assert any(r["feature"].startswith("when") for r in result.details["feature_importance"][:2])
+    top = result.details["feature_importance"][0]["feature"]
+    assert top.startswith("when"), result.details["feature_importance"]
 
-    records = [{**r, "when": r["when"].date().isoformat()} for r in X.to_dict("records")]
+    records = _iso_records(X)
     assert raw.fast_predict(records) == expected
     # The registered signature types the date as text, which is what JSON clients send.
     assert list(model.predict(pd.DataFrame(records))) == expected
-    compiled = compile_model(raw)
-    assert compiled.predict_records(records) == expected
-    if result.fastpath and result.fastpath["ok"]:
-        assert load(tmp_path / "fastpath").predict_records(records) == expected
+    assert compile_model(raw).predict_records(records) == expected
+    assert result.fastpath["ok"], result.fastpath  # compiled and verified at training
+    assert load(home / "fastpath").predict_records(records) == expected
+
+
+def test_served_paths_take_iso_dates(month_model) -> None:
+    home, result, _ = month_model
+    records = _iso_records(_uploaded(50, seed=5).drop(columns=["bought"]))
+    records[0]["when"] = "2024-07-14T09:30:00Z"
+    records[1]["when"] = "not a date"  # missing, as a non-number in a numeric column
+    pyfunc = mlflow.pyfunc.load_model(result.model_uri)
+    expected = list(pyfunc.predict(pd.DataFrame(records)))
+    served = prepare_model(pyfunc, check_records=records)
+    assert served.path == "fast", served.check_message  # checked against pyfunc on ISO text
+    assert [c.kind for c in served.columns] == ["string", "number", "string"]
+    assert served.predict([dict(r) for r in records]) == expected
+    compiled = prepare_compiled(load(home / "fastpath"))
+    assert compiled.predict([dict(r) for r in records]) == expected
+    assert expected[0] == "yes"
+
+
+def test_gate_scores_a_date_regressor_on_dataset_rows(tmp_path: Path) -> None:
+    frame = _uploaded(500, seed=6)
+    frame["spend"] = frame["when"].dt.month * 10.0 + frame["noise"]
+    result, _ = _run(
+        tmp_path,
+        frame.drop(columns=["bought"]),
+        target="spend",
+        task="regression",
+        primary_metric="r2_score",
+        features=["when", "noise"],
+    )
+    rows = _uploaded(200, seed=7)
+    rows["spend"] = rows["when"].dt.month * 10.0 + rows["noise"]
+    r2 = score_model(
+        result.model_uri,
+        tracking.tracking_uri(tmp_path),
+        rows[["when", "noise"]],
+        rows["spend"],
+        "regression",
+        "r2_score",
+    )
+    assert r2 > 0.9
+
+
+def test_signature_spec_and_drift_baseline_know_datetimes() -> None:
+    frame = pd.DataFrame(
+        {"when": pd.to_datetime(["2024-05-01 13:45", None, "2024-06-01 00:00"]), "n": [1, 2, 3]}
+    )
+    spec = learn_feature_spec(frame)
+    assert spec[0] | {"dtype": "x"} == {
+        "name": "when",
+        "kind": "datetime",
+        "dtype": "x",
+        "example": "2024-05-01T13:45:00",
+        "categories": None,
+        "min": None,
+        "max": None,
+    }
+    assert column_from_signature("when", "datetime")["kind"] == "datetime"
+    assert merge_feature_spec([("when", "datetime")], [])[0]["kind"] == "datetime"
+    assert [p.name for p in build_baseline(frame).profiles] == ["n"]

@@ -256,3 +256,19 @@ def test_endpoints_page_agrees_with_itself_after_stop_and_restart(local_workspac
     button(at, "Restart").click().run()
     assert shown(at) == ("Succeeded", "Succeeded")
     assert not any("Restart" in i.value for i in at.info)
+
+
+def test_score_form_offers_a_datetime_as_iso_text(local_workspace, stub_url):
+    use_fakes(local_workspace, stub_url)
+    local_workspace.models.spec = [
+        *SPEC,
+        {"name": "when", "kind": "datetime", "dtype": "datetime64[us]", "example": "2024-05-01"},
+    ]
+    StubScoring.bodies.clear()
+    at = open_page("score.py")
+    field = at.text_input(key="score_f_when")
+    assert field.value == "2024-05-01" and "ISO 8601" in field.help
+    field.set_value("2024-07-14T09:30:00")
+    at.button[0].click().run()  # the form's Score button submits the typed value
+    assert not at.exception, at.exception
+    assert StubScoring.bodies[-1]["data"] == [{"age": 30, "when": "2024-07-14T09:30:00"}]

@@ -42,6 +42,21 @@ class GateDecision:
         return asdict(self)
 
 
+def _as_signed(loaded: Any, X: pd.DataFrame) -> pd.DataFrame:
+    """Datetime columns as ISO text where the signature types them as strings, as clients send."""
+    schema = loaded.metadata.get_input_schema()
+    text = {
+        s.name
+        for s in getattr(schema, "inputs", None) or []
+        if getattr(s.type, "name", "") == "string"
+    }
+    dates = [c for c in X.columns if c in text and pd.api.types.is_datetime64_any_dtype(X[c])]
+    if not dates:
+        return X
+    iso = {c: [None if pd.isna(v) else v.isoformat() for v in X[c]] for c in dates}
+    return X.assign(**{c: pd.Series(v, index=X.index, dtype=object) for c, v in iso.items()})
+
+
 def score_model(
     model_uri: str, tracking_uri: str, X: pd.DataFrame, y: pd.Series, task: str, metric: str
 ) -> float:
@@ -57,7 +72,8 @@ def score_model(
     except Exception as exc:  # noqa: BLE001 - any load failure is a gate failure with its reason
         raise GateError(f"the live model {model_uri} could not be loaded: {exc}") from exc
     inner = loaded.unwrap_python_model()
-    missing = [c for c in getattr(inner, "feature_names", []) if c not in X.columns]
+    names = getattr(inner, "input_names", None) or getattr(inner, "feature_names", [])
+    missing = [c for c in names if c not in X.columns]
     if missing:
         raise GateError(f"the live model needs columns the new data lacks: {', '.join(missing)}")
     if task == "classification":
@@ -72,7 +88,7 @@ def score_model(
         scores = inner.predict_proba_frame(X)
         values = compute_metrics(task, y_codes, scores, getattr(inner, "threshold", None))
     else:
-        prediction = np.asarray(loaded.predict(X), dtype=np.float64)
+        prediction = np.asarray(loaded.predict(_as_signed(loaded, X)), dtype=np.float64)
         values = compute_metrics(task, y.to_numpy(dtype=np.float64), prediction)
     value = values.get(metric)
     if value is None or not math.isfinite(value):
