@@ -20,7 +20,7 @@ from lib.guardrails import (
 )
 from lib.metrics import TASKS, higher_is_better, primary_metrics
 from lib.names import model_name_for
-from lib.ui import state_label, workspace
+from lib.ui import figure, state_label, workspace
 from lib.workspace import AutoMLRequest, Job, WorkspaceError
 
 ws = workspace()
@@ -275,7 +275,12 @@ def live_view(job: Job) -> None:
             st.warning(f"Trials unavailable: {exc}")
             trials = pd.DataFrame(columns=["wall_time_s", "primary_metric", "estimator"])
         st.plotly_chart(
-            charts.best_score_over_time(trials, metric, higher_is_better=higher_is_better(metric)),
+            figure(
+                charts.best_score_over_time,
+                trials,
+                metric,
+                higher_is_better=higher_is_better(metric),
+            ),
             key=f"automl_curve_{job.id}",
         )
         with st.expander("Log"):
@@ -399,7 +404,9 @@ else:
         key="automl_export",
     )
     if per_estimator and metric in board.columns:
-        st.plotly_chart(charts.estimator_comparison(board, metric), key="automl_estimators_chart")
+        st.plotly_chart(
+            figure(charts.estimator_comparison, board, metric), key="automl_estimators_chart"
+        )
 
 try:
     details = automl.details(job.id)

@@ -19,7 +19,7 @@ from lib.benchmark import (
     slo_verdict,
     status_count_frame,
 )
-from lib.ui import state_label, workspace
+from lib.ui import figure, state_label, workspace
 from lib.workspace import WorkspaceError
 
 CUSTOM_URL = "Custom URL"
@@ -234,13 +234,13 @@ if not frames.series.empty and frames.series["second"].max() < 2:
         "2 s, so they show a point or two. Run by duration for a curve."
     )
 c1, c2 = st.columns(2)
-c1.plotly_chart(charts.latency_histogram(frames.latencies, by=frames.by), key="bench_hist")
-c2.plotly_chart(charts.latency_percentiles(frames.percentiles), key="bench_pct")
-c1.plotly_chart(charts.latency_over_time(frames.series), key="bench_lat_time")
-c2.plotly_chart(charts.throughput_over_time(frames.series), key="bench_tput_time")
+c1.plotly_chart(figure(charts.latency_histogram, frames.latencies, by=frames.by), key="bench_hist")
+c2.plotly_chart(figure(charts.latency_percentiles, frames.percentiles), key="bench_pct")
+c1.plotly_chart(figure(charts.latency_over_time, frames.series), key="bench_lat_time")
+c2.plotly_chart(figure(charts.throughput_over_time, frames.series), key="bench_tput_time")
 if len(results) == 1:
     result = next(iter(results.values()))[0]
-    st.plotly_chart(charts.status_codes(status_count_frame(result)), key="bench_codes")
+    st.plotly_chart(figure(charts.status_codes, status_count_frame(result)), key="bench_codes")
 with st.popover("Delete selected runs", icon=":material/delete:"):
     if st.button("Delete", key="bench_delete", type="primary"):
         for rid in run_ids:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from lib import charts, logs_view
-from lib.ui import workspace
+from lib.ui import figure, workspace
 from lib.workspace import WorkspaceError
 
 ws = workspace()
@@ -70,23 +70,27 @@ def dashboard() -> None:
             help=tile.help,
         )
     left, right = st.columns(2)
-    left.plotly_chart(charts.requests_by_result(codes, bin_s), key="logs_by_result")
-    right.plotly_chart(charts.request_latency_percentiles(overall, bin_s), key="logs_latency")
-    left.plotly_chart(charts.failure_rate(overall, bin_s), key="logs_failures")
-    right.plotly_chart(charts.status_codes(logs_view.status_count_frame(status)), key="logs_codes")
+    left.plotly_chart(figure(charts.requests_by_result, codes, bin_s), key="logs_by_result")
+    right.plotly_chart(
+        figure(charts.request_latency_percentiles, overall, bin_s), key="logs_latency"
+    )
+    left.plotly_chart(figure(charts.failure_rate, overall, bin_s), key="logs_failures")
+    right.plotly_chart(
+        figure(charts.status_codes, logs_view.status_count_frame(status)), key="logs_codes"
+    )
     if split is not None and len(logs_view.deployments(split)) > 1:
         st.subheader("By deployment")
         left, right = st.columns(2)
-        left.plotly_chart(charts.deployment_lines(split, "p95", bin_s), key="logs_dep_p95")
+        left.plotly_chart(figure(charts.deployment_lines, split, "p95", bin_s), key="logs_dep_p95")
         right.plotly_chart(
-            charts.deployment_lines(split, "FailureRate", bin_s), key="logs_dep_failures"
+            figure(charts.deployment_lines, split, "FailureRate", bin_s), key="logs_dep_failures"
         )
         left.plotly_chart(
-            charts.deployment_lines(split, "Requests", bin_s), key="logs_dep_requests"
+            figure(charts.deployment_lines, split, "Requests", bin_s), key="logs_dep_requests"
         )
         if ws.monitoring is not None:
             shares = ws.monitoring.prediction_shares(query)
-            right.plotly_chart(charts.prediction_shares(shares), key="logs_dep_predictions")
+            right.plotly_chart(figure(charts.prediction_shares, shares), key="logs_dep_predictions")
     st.caption(
         f"{span}, bins of {charts.bin_label(bin_s)}; updated "
         f"{datetime.now(UTC):%H:%M:%S} UTC" + (" (live)" if live else "")
