@@ -11,6 +11,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import requests
 
 from lib.drift import build_baseline
 from lib.local import tracking
@@ -22,6 +23,8 @@ from lib.local.scoring.served_model import prepare_compiled, prepare_model
 from lib.local.tabular_model import Encoder
 from lib.model_signature import column_from_signature, learn_feature_spec, merge_feature_spec
 from lib.tabular import parse_table
+from lib.workspace import AutoMLRequest
+from tests.support.waiting import wait_for
 
 PARTS = ["days", "year", "month", "day", "weekday"]
 
@@ -229,3 +232,52 @@ def test_signature_spec_and_drift_baseline_know_datetimes() -> None:
     assert column_from_signature("when", "datetime")["kind"] == "datetime"
     assert merge_feature_spec([("when", "datetime")], [])[0]["kind"] == "datetime"
     assert [p.name for p in build_baseline(frame).profiles] == ["n"]
+
+
+@pytest.mark.slow
+def test_a_deployed_endpoint_scores_iso_date_strings(local_workspace) -> None:
+    ws = local_workspace
+    source = _uploaded(600, seed=8)
+    frame = source[["when", "plan", "bought"]].assign(when=source["when"].dt.strftime("%Y-%m-%d"))
+    ws.datasets.upload("sales", frame.to_csv(index=False).encode(), "sales.csv")
+    job = ws.automl.submit(
+        AutoMLRequest(
+            dataset="sales",
+            dataset_version=1,
+            target="bought",
+            time_budget_s=20,
+            max_trials=3,
+            estimators=["lgbm"],
+            ensemble=False,
+        )
+    )
+    done = wait_for(lambda: (j := ws.automl.get(job.id)).is_terminal and j, 240, what="the job")
+    assert done.state == "Completed", ws.automl.log_tail(job.id)
+    ws.models.register(job.id, "sales-model", "dates")
+    assert [c["kind"] for c in ws.models.feature_spec("sales-model", 1)] == [
+        "datetime",
+        "categorical",
+    ]
+    ws.endpoints.deploy("sales-model", 1, "sales-ep")
+    try:
+        ep = wait_for(lambda: (e := ws.endpoints.get("sales-ep")).state != "Creating" and e, 90)
+        assert ep.state == "Succeeded", ws.endpoints.logs("sales-ep")
+        assert "scoring path: compiled" in ws.endpoints.logs("sales-ep")
+        records = [
+            {"when": "2025-07-14", "plan": "a"},
+            {"when": "2025-01-03T08:00:00Z", "plan": "b"},
+            {"when": "never", "plan": "c"},
+        ]
+        resp = requests.post(
+            ep.scoring_uri,
+            json={"data": records},
+            headers={"Authorization": f"Bearer {ws.endpoints.keys('sales-ep')[0]}"},
+            timeout=10,
+        )
+        assert resp.status_code == 200, resp.text
+        mlflow.set_tracking_uri(tracking.tracking_uri(ws.settings.home))
+        model = mlflow.pyfunc.load_model("models:/sales-model/1")
+        assert resp.json()["result"] == list(model.predict(pd.DataFrame(records)))
+        assert resp.json()["result"][:2] == ["yes", "no"]
+    finally:
+        ws.endpoints.delete("sales-ep")
