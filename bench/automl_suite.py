@@ -7,8 +7,16 @@ quintiles), every system trains on the 80 % with the same budget, and is scored 
 AUC (binary), weighted one-vs-rest AUC (multiclass), R² (regression). A system's normalised score
 on a data set is its mean score divided by the best mean score of the systems compared there.
 
+AutoGluon (``medium_quality`` and ``best_quality``, same budget, 2 CPUs) runs through
+``bench/autogluon_fit.py`` in its own venv (``--autogluon-python`` or ``AUTOGLUON_PYTHON``; see
+bench/requirements.txt), in-process when importable here, else it is reported as n/a. A failed
+AutoGluon fit is n/a for that cell; a preset counts in the suite's mean only where it scored on
+every seed of every data set, and the verdict shows the better of the two presets. Without ray in
+that venv, ``best_quality`` stacks without its DyStack check (see autogluon_fit.py).
+
     .venv/bin/python -m bench.automl_suite --budget 60 --seeds 42 7 2026
-    .venv/bin/python -m bench.automl_suite --budget 30 --seeds 42 --datasets penguins Hitters
+    AUTOGLUON_PYTHON=<venv>/bin/python .venv/bin/python -m bench.automl_suite \
+        --budget 30 --seeds 42 --datasets penguins Hitters
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before any OpenMP library loads
 
 import argparse  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -27,17 +37,19 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from sklearn.metrics import r2_score, roc_auc_score  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.autogluon_fit import holdout_score  # noqa: E402
 from lib.local import tracking  # noqa: E402
 from lib.local.automl_engine import AutoMLSpec, run_automl  # noqa: E402
 
 SEEDS = (42, 7, 2026)
+AUTOGLUON_PRESETS = {"autogluon_medium": "medium_quality", "autogluon_best": "best_quality"}
+AUTOGLUON_SCRIPT = Path(__file__).resolve().with_name("autogluon_fit.py")
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,14 @@ class Fit:
     score: float
     wall_s: float
     trials: int | None = None
+    error: str | None = None  # the system could not fit this split: its score is n/a
+    note: str | None = None
+
+
+def _ag_fit(out: dict) -> Fit:
+    """A Fit from the JSON result of ``bench/autogluon_fit.py``."""
+    note = "DyStack off (no ray)" if out.get("dynamic_stacking") is False else None
+    return Fit(float(out["score"]), float(out["wall_s"]), out.get("models"), note=note)
 
 
 def load(ds: SuiteDataset) -> pd.DataFrame:
@@ -92,14 +112,7 @@ def split(frame: pd.DataFrame, ds: SuiteDataset, seed: int) -> tuple[pd.DataFram
 
 def score(ds: SuiteDataset, y: pd.Series, pred: np.ndarray, classes: list) -> float:
     """AUC (binary), weighted one-vs-rest AUC (multiclass) or R²."""
-    if ds.task == "regression":
-        return float(r2_score(y.to_numpy(dtype=float), np.asarray(pred, dtype=float)))
-    labels = [str(c) for c in classes]
-    truth = y.astype(str).to_numpy()
-    proba = np.asarray(pred, dtype=float)
-    if len(labels) == 2:
-        return float(roc_auc_score(truth == labels[1], proba[:, 1]))
-    return float(roc_auc_score(truth, proba, multi_class="ovr", average="weighted", labels=labels))
+    return holdout_score(ds.task, y, pred, classes)
 
 
 def _categorical(X: pd.DataFrame, levels: dict[str, list] | None = None):
@@ -194,7 +207,32 @@ def fit_flaml(
     return Fit(score(ds, test[ds.target], pred, classes), time.time() - t, trials)
 
 
-def _autogluon(preset: str) -> Callable[..., Fit]:
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Non-numeric columns as plain strings (missing stays missing) so both pandas read them alike."""
+    frame = frame.copy()
+    for c in frame.columns:
+        if frame[c].dtype.kind not in "biuf":
+            frame[c] = (
+                frame[c]
+                .astype("object")
+                .where(frame[c].notna(), None)
+                .map(lambda v: v if v is None else str(v))
+            )
+    return frame
+
+
+def _write_split(frame: pd.DataFrame, path: Path) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not path.exists():
+        table = pa.Table.from_pandas(_as_text(frame), preserve_index=False)
+        # without pandas' metadata the reader maps Arrow types itself: pandas 2 and 3 agree
+        pq.write_table(table.replace_schema_metadata(None), path)
+    return path
+
+
+def _autogluon_subprocess(preset: str, python: str) -> Callable[..., Fit]:
     def fit(
         ds: SuiteDataset,
         train: pd.DataFrame,
@@ -203,41 +241,86 @@ def _autogluon(preset: str) -> Callable[..., Fit]:
         seed: int,
         home: Path,
     ) -> Fit:
-        from autogluon.tabular import TabularPredictor
-
+        cmd = [
+            python,
+            str(AUTOGLUON_SCRIPT),
+            "--train",
+            str(_write_split(train, home / f"ag_{ds.name}_{seed}_train.parquet")),
+            "--test",
+            str(_write_split(test, home / f"ag_{ds.name}_{seed}_test.parquet")),
+            "--target",
+            ds.target,
+            "--task",
+            ds.task,
+            "--preset",
+            preset,
+            "--time-limit",
+            str(budget),
+            "--seed",
+            str(seed),
+            "--num-cpus",
+            "2",
+        ]
         t = time.time()
-        metric = "r2" if ds.task == "regression" else "roc_auc"
-        if ds.task == "classification" and train[ds.target].nunique() > 2:
-            metric = "roc_auc_ovr_weighted"
-        predictor = TabularPredictor(
-            label=ds.target,
-            eval_metric=metric,
-            path=str(home / f"ag_{ds.name}_{seed}_{preset}"),
-            verbosity=0,
-        ).fit(train, time_limit=budget, presets=preset)
-        X = test.drop(columns=[ds.target])
-        if ds.task == "regression":
-            pred, classes = predictor.predict(X).to_numpy(), []
-        else:
-            proba = predictor.predict_proba(X)
-            pred, classes = proba.to_numpy(), [str(c) for c in proba.columns]
-        return Fit(score(ds, test[ds.target], pred, classes), time.time() - t)
+        try:
+            done = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=3 * budget + 300, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return Fit(float("nan"), time.time() - t, error=type(exc).__name__)
+        wall = time.time() - t
+        lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+        if done.returncode != 0 or not lines:
+            tail = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+            return Fit(float("nan"), wall, error=tail[:200])
+        try:
+            return _ag_fit(json.loads(lines[-1]))
+        except (ValueError, KeyError) as exc:
+            return Fit(float("nan"), wall, error=f"unreadable result: {exc!r}"[:200])
 
     return fit
 
 
-def systems(with_flaml: bool = True) -> dict[str, Callable[..., Fit]]:
-    """The systems compared: ours, default LightGBM, FLAML and AutoGluon when installed."""
-    out: dict[str, Callable[..., Fit]] = {"opsdeck": fit_opsdeck, "lightgbm": fit_lightgbm}
-    if with_flaml:
-        out["flaml"] = fit_flaml
+def _autogluon_in_process(preset: str) -> Callable[..., Fit]:
+    def fit(
+        ds: SuiteDataset,
+        train: pd.DataFrame,
+        test: pd.DataFrame,
+        budget: float,
+        seed: int,
+        home: Path,
+    ) -> Fit:
+        from bench.autogluon_fit import fit_and_score
+
+        path = home / f"ag_{ds.name}_{seed}_{preset}"
+        try:
+            out = fit_and_score(train, test, ds.target, ds.task, preset, budget, seed, path)
+        except Exception as exc:  # one failed fit is an n/a cell, not the end of the suite
+            return Fit(float("nan"), 0.0, error=f"{type(exc).__name__}: {exc}"[:200])
+        return _ag_fit(out)
+
+    return fit
+
+
+def autogluon_systems(python: str | None) -> dict[str, Callable[..., Fit]]:
+    """AutoGluon's two presets: through ``python`` (another venv), in-process, or none."""
+    if python:
+        return {name: _autogluon_subprocess(p, python) for name, p in AUTOGLUON_PRESETS.items()}
     try:
         import autogluon.tabular  # noqa: F401
     except ImportError:
-        return out
-    out["autogluon_medium"] = _autogluon("medium_quality")
-    out["autogluon_best"] = _autogluon("best_quality")
-    return out
+        return {}
+    return {name: _autogluon_in_process(p) for name, p in AUTOGLUON_PRESETS.items()}
+
+
+def systems(
+    with_flaml: bool = True, autogluon_python: str | None = None
+) -> dict[str, Callable[..., Fit]]:
+    """The systems compared: ours, default LightGBM, FLAML and AutoGluon when available."""
+    out: dict[str, Callable[..., Fit]] = {"opsdeck": fit_opsdeck, "lightgbm": fit_lightgbm}
+    if with_flaml:
+        out["flaml"] = fit_flaml
+    return out | autogluon_systems(autogluon_python)
 
 
 def run_suite(
@@ -269,10 +352,15 @@ def run_suite(
                             "trials": result.trials,
                         }
                     )
+                    if result.error is not None:
+                        print(f"{ds.name} seed {seed} {system}: n/a ({result.error})", flush=True)
+                        continue
+                    unit = "models" if system in AUTOGLUON_PRESETS else "trials"
                     print(
                         f"{ds.name} seed {seed} {system}: {result.score:.4f} "
                         f"in {result.wall_s:.0f}s"
-                        + (f", {result.trials} trials" if result.trials is not None else ""),
+                        + (f", {result.trials} {unit}" if result.trials is not None else "")
+                        + (f", {result.note}" if result.note else ""),
                         flush=True,
                     )
     return pd.DataFrame(rows)
@@ -280,22 +368,31 @@ def run_suite(
 
 def summary(rows: pd.DataFrame, budget: float) -> tuple[pd.DataFrame, str]:
     """The per-data-set table and the suite's one-line verdict."""
-    means = rows.pivot_table(index="dataset", columns="system", values="score", aggfunc="mean")
-    stds = rows.groupby(["dataset", "system"])["score"].std().unstack().reindex_like(means)
+    scores = rows.groupby(["dataset", "system"])["score"]
+    # a system that failed on any seed of a data set has no mean there (n/a), not a partial one
+    complete = scores.apply(lambda s: bool(s.notna().all())).unstack()
+    means = scores.mean().unstack().where(complete.eq(True))
+    stds = scores.std().unstack().reindex_like(means)
     normalised = means.div(means.max(axis=1), axis=0)
     ours_std = stds["opsdeck"].fillna(0.0)
     below = int((means["opsdeck"] < means["lightgbm"] - ours_std).sum())
 
-    def norm(system: str) -> str:
-        return f"{normalised[system].mean():.3f}" if system in normalised else "n/a"
+    def suite_mean(system: str) -> float | None:
+        """Mean normalised score, only for a system scored on every data set."""
+        if system not in normalised or normalised[system].isna().any():
+            return None
+        return float(normalised[system].mean())
 
-    ag = [s for s in ("autogluon_medium", "autogluon_best") if s in normalised]
-    ag_text = f"{max(normalised[s].mean() for s in ag):.3f}" if ag else "n/a"
+    def text(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    ag = [v for v in map(suite_mean, AUTOGLUON_PRESETS) if v is not None]
     ours = rows[rows.system == "opsdeck"]
     overrun = 100 * (ours.wall_s / budget - 1).max()
     line = (
         f"suite: {len(means)} datasets, below LightGBM on {below}, mean normalised score "
-        f"opsdeck {norm('opsdeck')} vs FLAML {norm('flaml')} vs AutoGluon {ag_text}, "
+        f"opsdeck {text(suite_mean('opsdeck'))} vs FLAML {text(suite_mean('flaml'))} "
+        f"vs AutoGluon {text(max(ag) if ag else None)}, "
         f"budget overrun max {overrun:.0f} %"
     )
     table = means.join(normalised.add_suffix(" (norm)"))
@@ -308,17 +405,26 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="*", default=list(SEEDS))
     ap.add_argument("--datasets", nargs="*", default=[d.name for d in SUITE])
     ap.add_argument("--no-flaml", action="store_true")
+    ap.add_argument(
+        "--autogluon-python",
+        default=os.environ.get("AUTOGLUON_PYTHON") or None,
+        help="python of a venv with autogluon.tabular (default: $AUTOGLUON_PYTHON, else "
+        "AutoGluon in this process if importable, else n/a)",
+    )
     args = ap.parse_args()
     by_name = {d.name: d for d in SUITE}
     unknown = [n for n in args.datasets if n not in by_name]
     if unknown:
         sys.exit(f"unknown data sets {unknown}; choose from {list(by_name)}")
     rows = run_suite(
-        [by_name[n] for n in args.datasets], args.seeds, args.budget, systems(not args.no_flaml)
+        [by_name[n] for n in args.datasets],
+        args.seeds,
+        args.budget,
+        systems(not args.no_flaml, args.autogluon_python),
     )
     table, line = summary(rows, args.budget)
     print()
-    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+    print(table.to_string(float_format=lambda v: f"{v:.4f}", na_rep="n/a"))
     print(line)
 
 

@@ -1,5 +1,7 @@
 """One small data set end to end through the quality suite's code path."""
 
+import sys
+
 import pandas as pd
 from sklearn.datasets import load_wine
 
@@ -54,3 +56,44 @@ def test_split_is_stratified_and_rownames_dropped() -> None:
     assert "rownames" not in frame.columns and frame["Salary"].notna().all()
     train, test = suite.split(frame, ds, 42)
     assert len(test) == round(0.2 * len(frame)) and not set(train.index) & set(test.index)
+
+
+def test_a_failed_autogluon_fit_is_an_na_cell(tmp_path) -> None:
+    # this venv has no AutoGluon: the fit script reads the split, then fails on the import
+    ds = suite.SuiteDataset("wine", "sklearn", "wine", "cultivar", "classification")
+    frame = wine(ds)
+    frame["note"] = ["x" if i % 3 else None for i in range(len(frame))]
+    train, test = suite.split(frame, ds, 42)
+    fits = suite.autogluon_systems(sys.executable)
+    assert set(fits) == {"autogluon_medium", "autogluon_best"}
+    result = fits["autogluon_medium"](ds, train, test, 5, 42, tmp_path)
+    assert result.score != result.score and "autogluon" in (result.error or "")
+    written = pd.read_parquet(tmp_path / "ag_wine_42_train.parquet")
+    assert written["cultivar"].tolist() == train["cultivar"].tolist()
+    assert written["note"].isna().sum() == train["note"].isna().sum() > 0
+
+
+def test_summary_takes_the_better_autogluon_preset_scored_everywhere() -> None:
+    def rows(best_b: float) -> pd.DataFrame:
+        scores = {
+            ("a", "opsdeck"): 0.9,
+            ("a", "lightgbm"): 0.9,
+            ("a", "autogluon_medium"): 0.8,
+            ("a", "autogluon_best"): 1.0,
+            ("b", "opsdeck"): 1.0,
+            ("b", "lightgbm"): 1.0,
+            ("b", "autogluon_medium"): 0.6,
+            ("b", "autogluon_best"): best_b,
+        }
+        return pd.DataFrame(
+            [
+                {"dataset": d, "seed": 1, "system": s, "score": v, "wall_s": 60.0}
+                for (d, s), v in scores.items()
+            ]
+        )
+
+    _table, line = suite.summary(rows(0.5), 60)
+    assert " vs AutoGluon 0.750, " in line  # best: (1.0 + 0.5) / 2 beats medium (0.8 + 0.6) / 2
+    table, line = suite.summary(rows(float("nan")), 60)
+    assert " vs AutoGluon 0.700, " in line  # best failed on b: medium is the only complete one
+    assert table.loc["b", "autogluon_best"] != table.loc["b", "autogluon_best"]
