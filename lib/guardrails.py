@@ -49,8 +49,24 @@ class ColumnFlag:
     share: float | None = None  # of the best model's score above chance (relative leakage)
 
 
+def _is_datetime(col: pd.Series) -> bool:
+    return pd.api.types.is_datetime64_any_dtype(col)
+
+
 def _is_text(col: pd.Series) -> bool:
-    return not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col))
+    # A datetime is a date feature, never text: nearly unique timestamps are not row IDs.
+    return not (
+        pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col) or _is_datetime(col)
+    )
+
+
+def _as_numbers(col: pd.Series) -> np.ndarray:
+    """Numbers as float64; datetimes as seconds since the epoch (missing: NaN)."""
+    if _is_datetime(col):
+        stamps = pd.to_datetime(col, utc=True)
+        seconds = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+        return seconds.to_numpy(dtype=np.float64, na_value=np.nan)
+    return col.to_numpy(dtype=np.float64)
 
 
 def _integer_valued(values: pd.Series) -> bool:
@@ -115,7 +131,7 @@ def _predict_alone(col: pd.Series, targets: np.ndarray, train: np.ndarray) -> np
     out = np.tile(prior, (int(hold.sum()), 1))
     missing = col.isna().to_numpy()
     if _numeric(col):
-        x = col.to_numpy(dtype=np.float64)
+        x = _as_numbers(col)
         fit = train & ~missing
         if fit.sum() >= MIN_ROWS:
             order = np.argsort(x[fit], kind="stable")

@@ -167,3 +167,25 @@ def test_leakage_note_names_each_feature() -> None:
     assert g.leakage_note([]) is None
     note = g.leakage_note(["boat alone reaches 98.8 %", "body alone reaches 99.0 %"])
     assert note.startswith("Possible target leakage: boat alone") and "body alone" in note
+
+
+def test_a_datetime_column_is_a_feature_not_an_id_and_its_leakage_is_measured() -> None:
+    rng = np.random.default_rng(3)
+    n = 600
+    when = pd.Series(pd.date_range("2024-01-01", periods=n, freq="h")).sample(
+        frac=1, random_state=1
+    )
+    when = when.reset_index(drop=True)
+    # The outcome is decided by the date alone: a timestamp known only after the outcome.
+    frame = pd.DataFrame(
+        {
+            "when": when,
+            "noise": rng.normal(size=n),
+            "y": np.where(when > when.median(), "yes", "no"),
+        }
+    )
+    flags = g.column_flags(frame, "y", "classification")
+    kinds = {f.column: f.kind for f in flags}
+    assert kinds.get("when") == "leakage"
+    assert "noise" not in kinds
+    assert "when" not in g.id_like_columns(frame, "y")
