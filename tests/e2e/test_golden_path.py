@@ -64,6 +64,7 @@ def test_train_deploy_and_score_in_the_browser(page, dashboard, bank_csv, tmp_pa
     # The live view refreshes by itself until the run completes, then the leaderboard appears.
     expect(page.get_by_role("heading", name="Leaderboard")).to_be_visible(timeout=180_000)
     expect(page.get_by_text(re.compile(r"— .*Completed")).first).to_be_visible()
+    expect(page.get_by_test_id("stMetricLabel").filter(has_text="Best algorithm")).to_be_visible()
 
     page.get_by_role("button", name="Register and deploy").click()
     expect(page.get_by_role("heading", name="Endpoints")).to_be_visible()
@@ -72,3 +73,22 @@ def test_train_deploy_and_score_in_the_browser(page, dashboard, bank_csv, tmp_pa
     nav.get_by_text("Score").click()
     page.get_by_role("button", name="Score", exact=True).click()
     expect(page.get_by_test_id("stMetricValue").first).to_have_text(re.compile(r"^(yes|no)$"))
+
+    # The retrain pipeline on the same data, started from its button, runs to the end.
+    nav.get_by_text("Pipelines").click()
+    expect(page.get_by_role("heading", name="Pipelines")).to_be_visible()
+    page.get_by_role("combobox", name="Dataset", exact=True).click()
+    page.get_by_role("option", name="bank_small").click()
+    budget = page.get_by_label("Time budget (s)")
+    budget.fill("10")
+    budget.press("Enter")
+    page.get_by_role("button", name="Save pipeline").click()
+    expect(page.get_by_text(re.compile(r"retrain v1 · bank_small")).first).to_be_visible()
+    page.get_by_role("tab", name="Run now").click()
+    page.get_by_role("button", name="Run now").click()
+    expect(page.get_by_text(re.compile(r"Started \*?\*?\S+"))).to_be_visible()
+    page.get_by_role("tab", name="Runs").click()
+    # The runs view follows the run by itself until it ends.
+    done = re.compile(r"· (Completed|Failed|Canceled) · trigger")
+    expect(page.get_by_text(done).first).to_be_visible(timeout=300_000)
+    expect(page.get_by_text(re.compile(r"· Completed · trigger")).first).to_be_visible()
