@@ -52,8 +52,12 @@ tiles[2].metric(
     f"{len(watching)} to watch",
     border=True,
     delta_color="off",
+    delta_arrow="off",
 )
-tiles[3].metric("Training data", report.baseline_source or "–", border=True)
+# "bank v1, target y": the dataset and version in the tile (it fits at 1,400 px), the rest in help.
+source = report.baseline_source or "–"
+dataset, _, rest = source.partition(", ")
+tiles[3].metric("Training data", dataset, border=True, help=source if rest else None)
 
 left, right = st.columns([2, 3])
 left.plotly_chart(drift_charts.drift_ranking(report.features), key="monitoring_ranking")

@@ -44,7 +44,9 @@ def test_monitoring_ranks_the_drifted_feature_and_shows_predictions(local_worksp
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["State"].endswith("drift")
     assert metrics["Sampled rows"] == "400"
-    assert metrics["Training data"] == "bank v1, target y"
+    # The dataset in the tile (it fits a 1,400 px wide window), the whole source in its help.
+    assert metrics["Training data"] == "bank v1"
+    assert next(m for m in at.metric if m.label == "Training data").help == "bank v1, target y"
     assert at.selectbox(key="monitoring_feature").value == "job"
     table = at.dataframe[0].value
     assert list(table["Feature"]) == ["job", "age"]
