@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-# `AppRequests`, in this order.
+# `AppRequests`, in this order. `Deployment` is "" where the row does not name one.
 REQUEST_COLUMNS: list[str] = [
     "TimeGenerated",
     "OperationId",
@@ -19,6 +19,7 @@ REQUEST_COLUMNS: list[str] = [
     "DurationMs",
     "Success",
     "Endpoint",
+    "Deployment",
     "ModelVersion",
     "Rows",
 ]

@@ -14,7 +14,7 @@ T0 = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 
 
 def test_columns_follow_app_insights() -> None:
-    assert REQUEST_COLUMNS[:7] == [
+    assert REQUEST_COLUMNS == [
         "TimeGenerated",
         "OperationId",
         "Name",
@@ -22,6 +22,10 @@ def test_columns_follow_app_insights() -> None:
         "ResultCode",
         "DurationMs",
         "Success",
+        "Endpoint",
+        "Deployment",
+        "ModelVersion",
+        "Rows",
     ]
     assert TRACE_COLUMNS == ["TimeGenerated", "Message", "SeverityLevel", "Endpoint"]
 

@@ -22,7 +22,8 @@ Which endpoint a row belongs to: the inference server names its OpenTelemetry re
 App Insights stores as `AppRoleName`, after the `SERVICE_NAME` environment variable (default
 "ML service"), and repeats it in `Properties["Service Name"]`. The deployments opsdeck creates set
 it to `<endpoint>/<deployment>` (`service_name`), which gives both columns. Deployments made
-elsewhere keep the default and are listed as endpoint "ML service". The server sends no model
+elsewhere keep the default and are listed as endpoint "ML service" with Deployment "" (`tostring`
+of the missing second part). The server sends no model
 version or row count per request, so `ModelVersion` and `Rows` are null.
 """
 
@@ -50,6 +51,7 @@ REQUEST_PROJECTION = {
     "DurationMs": "DurationMs",
     "Success": "Success",
     "Endpoint": "Endpoint",
+    "Deployment": "Deployment",
     "ModelVersion": '""',
     "Rows": "long(null)",
 }

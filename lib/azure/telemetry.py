@@ -131,6 +131,8 @@ def _frame(tables: list[Any] | None, columns: list[str]) -> pd.DataFrame:
             series = frame[column].astype(object)
             frame[column] = series.where(series.notna() & (series != ""), None).astype("str")
     if "DurationMs" in columns:
+        # "" like the local reader when the row names no deployment (the KQL's tostring(null)).
+        frame["Deployment"] = frame["Deployment"].astype(object).fillna("").astype("str")
         frame["DurationMs"] = pd.to_numeric(frame["DurationMs"]).astype(float)
         codes = pd.to_numeric(frame["ResultCode"], errors="coerce")
         frame["Success"] = (

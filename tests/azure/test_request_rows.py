@@ -94,6 +94,7 @@ def test_rows_split_into_endpoint_and_deployment_by_service_name() -> None:
     lines = k.source_lines("requests")
     assert 'Endpoint = tostring(split(Role, "/")[0])' in lines[2]
     assert 'Deployment = tostring(split(Role, "/")[1])' in lines[2]
+    assert k.REQUEST_PROJECTION["Deployment"] == "Deployment"  # request rows carry it too
 
 
 def _real(column: str) -> object:

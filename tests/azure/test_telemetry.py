@@ -64,6 +64,7 @@ REQUEST_ROWS = [
         "DurationMs": 41.5,
         "Success": True,
         "Endpoint": "ep-bank",
+        "Deployment": "green",
         "ModelVersion": "",
         "Rows": None,
     },
@@ -76,6 +77,8 @@ REQUEST_ROWS = [
         "DurationMs": 3,
         "Success": None,
         "Endpoint": "ep-bank",
+        # A server that named no deployment (`SERVICE_NAME` without "/"): KQL's tostring(null).
+        "Deployment": "",
         "ModelVersion": "",
         "Rows": None,
     },
@@ -136,7 +139,7 @@ def test_requests_kql_all_rows() -> None:
         'DurationMs = coalesce(totimespan(tostring(Properties["duration"])) / 1ms, DurationMs)\n'
         "| order by TimeGenerated asc\n"
         "| project TimeGenerated, OperationId, Name, Url, ResultCode, DurationMs, Success, "
-        'Endpoint, ModelVersion = "", Rows = long(null)'
+        'Endpoint, Deployment, ModelVersion = "", Rows = long(null)'
     )
 
 
@@ -253,6 +256,7 @@ def test_requests_frame_columns_and_dtypes(local_frames: tuple[pd.DataFrame, pd.
     # A null Success (outcome only in Properties, unparsed) falls back to the result code.
     assert frame["Success"].tolist() == [True, False]
     assert frame["Endpoint"].tolist() == ["ep-bank", "ep-bank"]
+    assert frame["Deployment"].tolist() == ["green", ""]
     assert frame["ModelVersion"].isna().all()
     assert frame["Rows"].isna().all()
     assert "warning" not in frame.attrs
@@ -478,6 +482,7 @@ def test_real_sdk_success_and_request_body() -> None:
         TelemetryQuery("ep-bank", since=since, until=since + timedelta(hours=4), limit=10)
     )
     assert frame["OperationId"].tolist() == ["a1", "a2"]
+    assert frame["Deployment"].tolist() == ["green", ""]
     assert str(frame["TimeGenerated"].dtype) == "datetime64[us, UTC]"
     sent = adapter.sent[0]
     assert sent.url.endswith(f"/v1/workspaces/{LA_WORKSPACE}/query")

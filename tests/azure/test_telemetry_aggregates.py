@@ -7,12 +7,19 @@ whole, so what runs in the service is what was reviewed here.
 
 from __future__ import annotations
 
+import csv
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from lib.appinsights import CODE_COLUMNS, STATUS_COLUMNS, SUMMARY_COLUMNS, TelemetryQuery
+from lib.appinsights import (
+    CODE_COLUMNS,
+    REQUEST_COLUMNS,
+    STATUS_COLUMNS,
+    SUMMARY_COLUMNS,
+    TelemetryQuery,
+)
 from lib.azure import kql as k
 from lib.azure.telemetry import AzureTelemetry, build_logs_client
 from lib.settings import AzureConfig
@@ -41,7 +48,7 @@ SOURCE = (
 )
 REQUEST_PROJECT = (
     "| project TimeGenerated, OperationId, Name, Url, ResultCode, DurationMs, Success, "
-    'Endpoint, ModelVersion = "", Rows = long(null)'
+    'Endpoint, Deployment, ModelVersion = "", Rows = long(null)'
 )
 
 
@@ -195,6 +202,7 @@ def test_export_streams_csv_from_one_query(logs: Logs) -> None:
                 "DurationMs": 10.0 + i,
                 "Success": True,
                 "Endpoint": "ep-bank",
+                "Deployment": "green" if i else "",
             }
             for i in range(3)
         ]
@@ -203,6 +211,9 @@ def test_export_streams_csv_from_one_query(logs: Logs) -> None:
     lines = b"".join(chunks).decode().splitlines()
     assert lines[0].startswith("TimeGenerated,OperationId,Name,Url,ResultCode,DurationMs")
     assert len(lines) == 4 and "op2" in lines[-1]
+    parsed = list(csv.DictReader(lines))
+    assert [r["Deployment"] for r in parsed] == ["", "green", "green"]
+    assert list(parsed[0]) == REQUEST_COLUMNS
     assert len(logs.queries) == 1 and "| top" not in logs.queries[0]
 
 

@@ -24,10 +24,12 @@ FIXED = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 T0 = (datetime.now(UTC) - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
 
 
-def rec(i: int, endpoint: str = "a", code: int = 200, at: datetime | None = None) -> RequestRecord:
+def rec(
+    i: int, endpoint: str = "a", code: int = 200, at: datetime | None = None, deployment: str = ""
+) -> RequestRecord:
     when = (at or T0 + timedelta(seconds=i)).timestamp()
     return RequestRecord(
-        when, f"op{i}", "POST /score", "http://h/score", code, 1.5 + i, endpoint, "3", i
+        when, f"op{i}", "POST /score", "http://h/score", code, 1.5 + i, endpoint, "3", i, deployment
     )
 
 
@@ -61,7 +63,7 @@ def test_writer_batches_and_reader_filters(tmp_path):
     w = TelemetryWriter(db, endpoint="a", flush_interval=60)  # only explicit flushes
     for i in range(5):
         w.record_request(rec(i))
-    w.record_request(rec(5, endpoint="b", code=404))
+    w.record_request(rec(5, endpoint="b", code=404, deployment="green"))
     assert len(read_requests(db)) == 0  # nothing is written on the request path
     assert w.flush() == 6
     assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -70,6 +72,8 @@ def test_writer_batches_and_reader_filters(tmp_path):
     assert list(df["OperationId"]) == [f"op{i}" for i in range(6)]
     b = df.iloc[5]
     assert (b["ResultCode"], b["Success"], b["Endpoint"], b["Rows"]) == ("404", False, "b", 5)
+    # The deployment that answered; "" where the server named none.
+    assert list(df["Deployment"]) == [""] * 5 + ["green"]
     assert df.iloc[0]["TimeGenerated"] == T0
     assert list(read_requests(db, TelemetryQuery(endpoint="b"))["OperationId"]) == ["op5"]
     window = TelemetryQuery(since=T0 + timedelta(seconds=1), until=T0 + timedelta(seconds=3))

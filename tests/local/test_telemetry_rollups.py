@@ -78,9 +78,8 @@ def store(tmp_path_factory):
             writer.record_trace(f"{'Slow' if i % 600 else 'fast'} request_{i} 100%", 2, endpoint)
     writer.close()
     raw = read_requests(db)
-    raw["Deployment"] = pd.read_sql_query("SELECT Deployment FROM AppRequests", connect(db))[
-        "Deployment"
-    ].to_numpy()
+    stored = pd.read_sql_query("SELECT Deployment FROM AppRequests", connect(db))["Deployment"]
+    assert list(raw["Deployment"]) == list(stored)  # the reader returns what the writer stored
     return db, raw
 
 
@@ -271,6 +270,9 @@ def test_csv_export_streams_every_row_of_the_window(store):
     assert [r[1] for r in parsed[1:]] == list(rows["OperationId"])
     success = REQUEST_COLUMNS.index("Success")
     assert {r[success] for r in parsed[1:]} == {"True", "False"}
+    deployment = REQUEST_COLUMNS.index("Deployment")
+    assert [r[deployment] for r in parsed[1:]] == list(rows["Deployment"])
+    assert {r[deployment] for r in parsed[1:]} == {"blue", "green", ""}
 
 
 def test_a_store_without_roll_ups_is_migrated_on_open(tmp_path):
@@ -303,6 +305,9 @@ def test_a_store_without_roll_ups_is_migrated_on_open(tmp_path):
     assert (kpis.requests, kpis.failed) == (40, 10)
     conn = connect(db)
     assert "Deployment" in {r[1] for r in conn.execute("PRAGMA table_info(AppRequests)")}
+    # Rows stored before the column existed name no deployment.
+    assert set(read_requests(db)["Deployment"]) == {""}
+    assert LocalTelemetry(db).recent(TelemetryQuery(), 5)["Deployment"].tolist() == [""] * 5
     assert (
         conn.execute("SELECT SUM(Requests) FROM RequestRollup WHERE Grain = 3600").fetchone()[0]
         == 40

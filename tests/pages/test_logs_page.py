@@ -120,6 +120,9 @@ def test_split_by_deployment_for_one_endpoint(local_workspace) -> None:
     assert not at.exception
     assert len(at.get("plotly_chart")) == 8
     assert any("By deployment" in s.value for s in at.subheader)
+    recent = at.dataframe[0].value  # the Requests tab: each row names its deployment
+    assert (recent["Deployment"] == "green").sum() == 10
+    assert (recent["Deployment"] == "blue").sum() == 30
 
 
 def test_logs_page_without_requests(local_workspace) -> None:

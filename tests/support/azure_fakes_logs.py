@@ -27,6 +27,7 @@ KQL_TYPES = {
     "DurationMs": "real",
     "Success": "bool",
     "Endpoint": "string",
+    "Deployment": "string",
     "ModelVersion": "string",
     "Rows": "long",
     "Message": "string",

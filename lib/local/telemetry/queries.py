@@ -72,6 +72,8 @@ def _typed(kind: str, frame: pd.DataFrame) -> pd.DataFrame:
     if kind == "requests":
         frame["Success"] = frame["Success"].astype(bool)
         frame["ResultCode"] = frame["ResultCode"].astype(str)
+        # Rows stored before the column existed hold NULL: no deployment named, as on Azure.
+        frame["Deployment"] = frame["Deployment"].astype(object).fillna("").astype(str)
         frame["DurationMs"] = frame["DurationMs"].astype(float)
         frame["Rows"] = frame["Rows"].astype("Int64")
     else:

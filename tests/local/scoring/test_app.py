@@ -302,7 +302,7 @@ def test_every_request_lands_in_telemetry(fast_endpoint, models):
         time.sleep(0.05)
     assert list(df.columns) == [
         "TimeGenerated", "OperationId", "Name", "Url", "ResultCode", "DurationMs",
-        "Success", "Endpoint", "ModelVersion", "Rows",
+        "Success", "Endpoint", "Deployment", "ModelVersion", "Rows",
     ]  # fmt: skip
     assert set(mine.index) == {
         marker + s for s in ("-ok", "-401", "-400", "-swagger")
