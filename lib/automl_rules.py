@@ -15,6 +15,18 @@ MAX_CLASSES = 100
 REGRESSION_DISTINCT = 20
 # Algorithm names as the local engine (FLAML) knows them; the Azure backend maps them.
 ESTIMATORS = ("lgbm", "xgboost", "rf", "extra_tree", "lrl1")
+# How a run validates: "auto" decides by size as Azure AutoML does when given no validation
+# settings: k-fold cross-validation below AUTO_CV_ROWS labelled rows (10 folds below
+# AUTO_SMALL_ROWS, else 3), a holdout from there on. On a small table a holdout's score is noise
+# (Caravan: ~56 positives in a 20 % holdout), and a search that picks the best of hundreds of
+# trials on it picks noise.
+VALIDATIONS = ("auto", "holdout", "cv")
+AUTO_CV_ROWS = 20_000
+AUTO_SMALL_ROWS = 1_000
+AUTO_VALIDATION_HELP = (
+    f"Automatic: cross-validation below {AUTO_CV_ROWS:,} rows (3 folds; 10 below "
+    f"{AUTO_SMALL_ROWS:,}), a holdout from there on, as Azure AutoML chooses."
+)
 # Conventional label column names, tried in this order.
 TARGET_NAMES = ("y", "target", "label", "class", "outcome", "survived", "churn", "churned")
 # Two values like these make a column look like an outcome (Titanic's Survived, a churn flag).
@@ -31,6 +43,29 @@ TRIAL_COLUMNS = [
     "config",
     "run_id",
 ]
+
+
+def resolve_validation(
+    validation: str, rows: int, n_folds: int, smallest_class: int | None = None
+) -> tuple[str, int]:
+    """`(validation, folds)` for a table of `rows` labelled rows: "auto" made concrete (see
+    `VALIDATIONS`; never more folds than the smallest class has rows, never fewer than 2),
+    "holdout" and "cv" as given."""
+    if validation != "auto":
+        return validation, n_folds
+    if rows >= AUTO_CV_ROWS:
+        return "holdout", n_folds
+    folds = 10 if rows < AUTO_SMALL_ROWS else 3
+    if smallest_class is not None:
+        folds = min(folds, smallest_class)
+    return "cv", max(2, folds)
+
+
+def validation_label(validation: str) -> str:
+    """How the form names a validation choice."""
+    return {"auto": "Automatic", "holdout": "Holdout", "cv": "k-fold CV"}.get(
+        validation, validation
+    )
 
 
 def validate_request(request: AutoMLRequest, frame: pd.DataFrame) -> list[str]:
@@ -64,7 +99,10 @@ def validate_request(request: AutoMLRequest, frame: pd.DataFrame) -> list[str]:
                 f"The target has {len(counts)} distinct values: is this a regression target?"
             )
         else:
-            need = request.n_folds if request.validation == "cv" else 2
+            validation, folds = resolve_validation(
+                request.validation, int(counts.sum()), request.n_folds, int(counts.min())
+            )
+            need = folds if validation == "cv" else 2
             rare = counts[counts < need]
             if not rare.empty:
                 problems.append(
@@ -76,6 +114,8 @@ def validate_request(request: AutoMLRequest, frame: pd.DataFrame) -> list[str]:
         problems.append(f"The time budget must be at least {MIN_BUDGET_S} s.")
     if request.max_trials is not None and request.max_trials < 1:
         problems.append("Max trials must be at least 1.")
+    if request.validation not in VALIDATIONS:
+        problems.append(f"Validation must be one of {', '.join(VALIDATIONS)}.")
     if request.validation == "holdout" and not 0.05 <= request.holdout_fraction <= 0.5:
         problems.append("The holdout fraction must be between 0.05 and 0.5.")
     if request.validation == "cv" and not 2 <= request.n_folds <= 20:

@@ -176,7 +176,7 @@ class AutoMLRequest:
     time_budget_s: int = 60
     max_trials: int | None = None
     estimators: list[str] | None = None
-    validation: str = "holdout"  # "holdout" or "cv"
+    validation: str = "auto"  # "auto", "holdout" or "cv" (`lib.automl_rules.VALIDATIONS`)
     holdout_fraction: float = 0.2
     n_folds: int = 5
     ensemble: bool = True

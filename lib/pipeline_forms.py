@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import streamlit as st
 
-from lib.automl_rules import ESTIMATORS
+from lib.automl_rules import AUTO_VALIDATION_HELP, ESTIMATORS, VALIDATIONS, validation_label
 from lib.metrics import primary_metrics
 from lib.names import endpoint_name_for, model_name_for
 from lib.pipeline_view import COMMON_TIME_ZONES
@@ -82,11 +82,12 @@ def spec_form(
     c1, c2, c3 = st.columns(3)
     validation = c1.radio(
         "Validation",
-        ["holdout", "cv"],
-        index=["holdout", "cv"].index(base.validation) if base else 0,
+        VALIDATIONS,
+        index=VALIDATIONS.index(base.validation) if base and base.validation in VALIDATIONS else 0,
         horizontal=True,
-        format_func=lambda v: "Holdout" if v == "holdout" else "k-fold CV",
+        format_func=validation_label,
         key=f"{k}_validation",
+        help=AUTO_VALIDATION_HELP,
     )
     holdout = c2.slider(
         "Holdout fraction",

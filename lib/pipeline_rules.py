@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from lib.automl_rules import ESTIMATORS, MIN_BUDGET_S
+from lib.automl_rules import ESTIMATORS, MIN_BUDGET_S, VALIDATIONS
 from lib.errors import WorkspaceError
 from lib.metrics import TASKS, primary_metrics
 from lib.names import (
@@ -164,7 +164,7 @@ def spec_problems(spec: PipelineSpec) -> list[ParameterError]:
         unknown = [e for e in spec.estimators if e not in ESTIMATORS]
         check("estimators", bool(spec.estimators), "choose at least one algorithm.")
         check("estimators", not unknown, f"unknown {unknown} (choose from {ESTIMATORS}).")
-    check("validation", spec.validation in ("holdout", "cv"), "must be holdout or cv.")
+    check("validation", spec.validation in VALIDATIONS, f"must be one of {', '.join(VALIDATIONS)}.")
     check("holdout_fraction", 0.05 <= spec.holdout_fraction <= 0.5, "must be between 0.05 and 0.5.")
     check("n_folds", 2 <= spec.n_folds <= 20, "must be between 2 and 20.")
     check(

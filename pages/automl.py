@@ -10,7 +10,14 @@ import pandas as pd
 import streamlit as st
 
 from lib import charts
-from lib.automl_rules import ESTIMATORS, suggest_target, suggest_task
+from lib.automl_rules import (
+    AUTO_VALIDATION_HELP,
+    ESTIMATORS,
+    VALIDATIONS,
+    suggest_target,
+    suggest_task,
+    validation_label,
+)
 from lib.guardrails import (
     ColumnFlag,
     column_flags,
@@ -143,17 +150,18 @@ with st.expander("New AutoML run", expanded=not automl.jobs(), icon=":material/a
         c1, c2, c3 = st.columns(3)
         validation = c1.radio(
             "Validation",
-            ["holdout", "cv"],
+            VALIDATIONS,
             horizontal=True,
             key="automl_validation",
-            format_func=lambda v: "Holdout" if v == "holdout" else "k-fold CV",
+            format_func=validation_label,
         )
+        holdout, folds = 0.2, 5
         if validation == "holdout":
             holdout = c2.slider("Holdout fraction", 0.05, 0.5, 0.2, 0.05, key="automl_holdout")
-            folds = 5
-        else:
+        elif validation == "cv":
             folds = c2.number_input("Folds", 2, 20, 5, key="automl_folds")
-            holdout = 0.2
+        else:
+            c2.caption(AUTO_VALIDATION_HELP)
         ensemble = c3.checkbox("Ensemble of the best models", value=True, key="automl_ensemble")
         c1, c2 = st.columns(2)
         experiment = c1.text_input("Experiment name", value="automl", key="automl_experiment")

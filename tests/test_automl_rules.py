@@ -3,8 +3,10 @@ import pandas as pd
 import pytest
 
 from lib.automl_rules import (
+    AUTO_CV_ROWS,
     ESTIMATORS,
     TRIAL_COLUMNS,
+    resolve_validation,
     suggest_target,
     suggest_task,
     validate_request,
@@ -137,3 +139,25 @@ def test_feature_choice_rules() -> None:
     assert any("at least one feature" in p for p in validate_request(req(features=[]), frame()))
     assert excluded_columns(req(features=["x"]), ["x", "cat", "y", "amount"]) == ["cat", "amount"]
     assert excluded_columns(req(), ["x", "cat", "y"]) == []
+
+
+def test_automatic_validation_follows_the_table_size() -> None:
+    # As Azure AutoML decides: 10-fold CV under 1,000 rows, 3-fold under 20,000, then a holdout.
+    assert resolve_validation("auto", 800, 5) == ("cv", 10)
+    assert resolve_validation("auto", 5_000, 5) == ("cv", 3)
+    assert resolve_validation("auto", AUTO_CV_ROWS, 5) == ("holdout", 5)
+    # Never more folds than the rarest class has rows, never fewer than two.
+    assert resolve_validation("auto", 800, 5, smallest_class=4) == ("cv", 4)
+    assert resolve_validation("auto", 800, 5, smallest_class=1) == ("cv", 2)
+    # An explicit choice is kept as given.
+    assert resolve_validation("holdout", 500, 5) == ("holdout", 5)
+    assert resolve_validation("cv", 50_000, 7) == ("cv", 7)
+
+
+def test_automatic_validation_is_the_default_and_checked_like_cv() -> None:
+    assert req().validation == "auto"
+    data = frame()
+    data.loc[:0, "y"] = "maybe"  # one row of a third class: no fold split can hold it
+    problems = validate_request(req(), data)
+    assert any("maybe" in p and "fewer than 2" in p for p in problems), problems
+    assert any("one of auto" in p for p in validate_request(req(validation="kfold"), frame()))

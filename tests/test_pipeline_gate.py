@@ -70,6 +70,6 @@ def test_holdout_rows_are_the_engines_own(fraction: float) -> None:
     X, _ = validation_rows(df, "y", "classification", "holdout", fraction)
     data = df[df["y"].notna()].reset_index(drop=True)
     codes = (data["y"] == "yes").to_numpy().astype(int)  # classes sorted: no=0, yes=1
-    spec = AutoMLSpec(target="y", holdout_fraction=fraction)
+    spec = AutoMLSpec(target="y", validation="holdout", holdout_fraction=fraction)
     _, _, engine_rows = _validation_split(spec, data[["age"]].to_numpy(), codes, True)
     assert X.index.tolist() == engine_rows.tolist()

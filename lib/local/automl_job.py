@@ -117,7 +117,7 @@ def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict
         time_budget_s=float(request["time_budget_s"]),
         max_trials=request.get("max_trials"),
         estimators=request.get("estimators"),
-        validation=request.get("validation", "holdout"),
+        validation=request.get("validation", "auto"),
         holdout_fraction=float(request.get("holdout_fraction", 0.2)),
         n_folds=int(request.get("n_folds", 5)),
         ensemble=bool(request.get("ensemble", True)),

@@ -398,3 +398,14 @@ def test_open_azure_workspace_wires_every_service_without_network(
     assert isinstance(ws.models, AzureModels) and isinstance(ws.models, ModelService)
     assert isinstance(ws.endpoints, AzureEndpoints) and isinstance(ws.endpoints, EndpointService)
     assert not ws.extras["ml_client"].built
+
+
+def test_automatic_validation_leaves_the_choice_to_azure(
+    automl: AzureAutoML, fake_client: FakeMLClient
+) -> None:
+    automl.submit(request(validation="auto"))
+    [sent] = fake_client.jobs.received
+    rest = sent._to_rest_object().properties.task_details
+    # No validation settings: Azure AutoML picks CV or a holdout by the data's size.
+    assert rest.validation_data_size is None
+    assert rest.n_cross_validations is None

@@ -103,7 +103,13 @@ def test_synthetic_classification_end_to_end(tmp_path: Path) -> None:
 
     result = run_automl(
         train,
-        AutoMLSpec(target="churn", time_budget_s=60, max_trials=6, experiment_name="synthetic"),
+        AutoMLSpec(
+            target="churn",
+            time_budget_s=60,
+            max_trials=6,
+            experiment_name="synthetic",
+            validation="holdout",
+        ),
         tracking_uri=uri,
         artifact_dir=artifacts,
         on_trial=on_trial,
@@ -301,7 +307,9 @@ def test_no_time_left_trims_every_optional_step_and_still_serves_a_model(tmp_pat
     # The job started so long ago that its promise is already used up.
     result = run_automl(
         df,
-        AutoMLSpec(target="churn", time_budget_s=budget, experiment_name="late"),
+        AutoMLSpec(
+            target="churn", time_budget_s=budget, experiment_name="late", validation="holdout"
+        ),
         tracking_uri=uri,
         artifact_dir=artifacts,
         log=lambda _m: None,
@@ -347,6 +355,22 @@ def test_ample_time_compiles_and_verifies_the_fast_path(tmp_path: Path) -> None:
     assert result.budget["elapsed_s"] <= promised_seconds(30)
     rail = next(g for g in result.guardrails if g["name"] == BUDGET_GUARDRAIL)
     assert rail["status"] in ("Passed", "Done")
+
+
+def test_a_small_table_is_validated_by_cross_validation_by_default(tmp_path: Path) -> None:
+    uri, artifacts = _tracking(tmp_path)
+    result = run_automl(
+        _synthetic(1200),
+        AutoMLSpec(target="churn", time_budget_s=20, max_trials=2, estimators=["lgbm"]),
+        tracking_uri=uri,
+        artifact_dir=artifacts,
+        log=lambda _m: None,
+    )
+    # 1,200 labelled rows: 3-fold out-of-fold scores on every row, not a 240-row holdout.
+    assert result.details["validation"] == "3-fold out-of-fold"
+    params = mlflow.MlflowClient(uri).get_run(result.parent_run_id).data.params
+    assert (params["validation"], params["n_folds"]) == ("cv", "3")
+    assert sum(map(sum, result.details["confusion"]["matrix"])) == 1200
 
 
 def test_promise_and_cost_model() -> None:

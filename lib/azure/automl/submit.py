@@ -135,11 +135,12 @@ def build_job(
     ``columns``: the dataset's columns; those the request leaves out are featurized as Ignore.
     """
     factory = automl.classification if request.task == CLASSIFICATION else automl.regression
-    validation: dict[str, Any] = (
-        {"n_cross_validations": int(request.n_folds)}
-        if request.validation == "cv"
-        else {"validation_data_size": float(request.holdout_fraction)}
-    )
+    # "auto": no validation settings, so Azure chooses by size (the rule "auto" copies).
+    validation: dict[str, Any] = {}
+    if request.validation == "cv":
+        validation = {"n_cross_validations": int(request.n_folds)}
+    elif request.validation == "holdout":
+        validation = {"validation_data_size": float(request.holdout_fraction)}
     job = factory(
         compute=request.compute,
         experiment_name=request.experiment_name,

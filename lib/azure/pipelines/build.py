@@ -177,8 +177,10 @@ def pipeline_job(
                 "training_data": parts.outputs.train,
                 "validation_data": parts.outputs.valid,
             }
-        else:
+        elif spec.validation == "cv":
             data_args = {"training_data": parts.outputs.all, "n_cross_validations": spec.n_folds}
+        else:  # "auto": Azure chooses by size
+            data_args = {"training_data": parts.outputs.all}
         search = factory(
             target_column_name=spec.target,
             primary_metric=azure_primary_metric(spec.task, spec.primary_metric),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 
+from lib.automl_rules import resolve_validation
 from lib.local.automl_engine import evaluation as ev
 from lib.local.automl_engine import packaging, tracking
 from lib.local.automl_engine.budget import Clock, CostModel
@@ -47,6 +49,7 @@ def run_automl(
     """
     clock = Clock(spec.time_budget_s, started_at)
     phase = _Phases(on_phase)
+    spec = _concrete_validation(spec, df)
     metric = _check_request(spec, tracking_uri)
     artifact_dir = Path(artifact_dir).resolve()
     artifact_dir.mkdir(parents=True, exist_ok=True)
@@ -237,6 +240,18 @@ def _check_request(spec: AutoMLSpec, tracking_uri: str) -> str:
     if not tracking_uri.startswith("sqlite:////") and "://" not in tracking_uri:
         raise ValueError("tracking_uri must be an absolute URI such as sqlite:////abs/mlflow.db")
     return ev.normalize_metric(spec.primary_metric, spec.task)
+
+
+def _concrete_validation(spec: AutoMLSpec, df: pd.DataFrame) -> AutoMLSpec:
+    """The spec with "auto" validation decided for this frame's labelled rows."""
+    if spec.validation != "auto" or spec.target not in df.columns:
+        return spec
+    target = df[spec.target].dropna()
+    if target.empty:
+        return spec
+    smallest = int(target.value_counts().min()) if spec.task == "classification" else None
+    validation, folds = resolve_validation(spec.validation, len(target), spec.n_folds, smallest)
+    return dataclasses.replace(spec, validation=validation, n_folds=folds)
 
 
 def _validation_label(spec: AutoMLSpec) -> str:

@@ -14,7 +14,7 @@ class AutoMLSpec:
     time_budget_s: float = 60
     max_trials: int | None = None
     estimators: list[str] | None = None  # None = every supported estimator
-    validation: str = "holdout"  # "holdout" or "cv"
+    validation: str = "auto"  # "auto" (by size), "holdout" or "cv": lib.automl_rules
     holdout_fraction: float = 0.2
     n_folds: int = 5
     ensemble: bool = True
