@@ -323,35 +323,58 @@ def systems(
     return out | autogluon_systems(autogluon_python)
 
 
+RESULT_COLUMNS = ["dataset", "task", "seed", "system", "budget", "score", "wall_s", "trials"]
+
+
 def run_suite(
     datasets: list[SuiteDataset],
     seeds: list[int],
     budget: float,
     compared: dict[str, Callable[..., Fit]],
     loader: Callable[[SuiteDataset], pd.DataFrame] = load,
+    kept: pd.DataFrame | None = None,
+    on_row: Callable[[dict], None] = lambda _row: None,
 ) -> pd.DataFrame:
-    """One row per (data set, seed, system): score, wall time, trials."""
+    """One row per (data set, seed, system): score, wall time, trials.
+
+    ``kept``: rows of an earlier run at the same budget; a (data set, seed, system) found there
+    is not fitted again. ``on_row`` hears each new row as it is measured.
+    """
     rows = []
+    done: dict[tuple, dict] = {}
+    if kept is not None and not kept.empty:
+        for row in kept[kept.budget == budget].to_dict("records"):
+            done[(row["dataset"], int(row["seed"]), row["system"])] = row
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         tracking.ensure_store(home)
         for ds in datasets:
-            frame = loader(ds)
+            frame = None
             for seed in seeds:
-                train, test = split(frame, ds, seed)
+                train = test = None
                 for system, fit in compared.items():
+                    earlier = done.get((ds.name, seed, system))
+                    if earlier is not None:
+                        rows.append(earlier)
+                        print(f"{ds.name} seed {seed} {system}: {earlier['score']:.4f} (kept)")
+                        continue
+                    if frame is None:
+                        frame = loader(ds)
+                    if train is None:
+                        train, test = split(frame, ds, seed)
                     result = fit(ds, train, test, budget, seed, home)
-                    rows.append(
-                        {
-                            "dataset": ds.name,
-                            "task": ds.task,
-                            "seed": seed,
-                            "system": system,
-                            "score": result.score,
-                            "wall_s": result.wall_s,
-                            "trials": result.trials,
-                        }
-                    )
+                    row = {
+                        "dataset": ds.name,
+                        "task": ds.task,
+                        "seed": seed,
+                        "system": system,
+                        "budget": budget,
+                        "score": result.score,
+                        "wall_s": result.wall_s,
+                        "trials": result.trials,
+                    }
+                    rows.append(row)
+                    on_row(row)
                     if result.error is not None:
                         print(f"{ds.name} seed {seed} {system}: n/a ({result.error})", flush=True)
                         continue
@@ -411,16 +434,40 @@ def main() -> None:
         help="python of a venv with autogluon.tabular (default: $AUTOGLUON_PYTHON, else "
         "AutoGluon in this process if importable, else n/a)",
     )
+    ap.add_argument(
+        "--results",
+        type=Path,
+        help="CSV the measured rows are appended to; rows already there (same budget) are "
+        "reused instead of fitted again",
+    )
+    ap.add_argument(
+        "--rerun", nargs="*", default=[], help="systems measured again even if in --results"
+    )
     args = ap.parse_args()
     by_name = {d.name: d for d in SUITE}
     unknown = [n for n in args.datasets if n not in by_name]
     if unknown:
         sys.exit(f"unknown data sets {unknown}; choose from {list(by_name)}")
+    kept = None
+    if args.results is not None and args.results.exists():
+        kept = pd.read_csv(args.results)
+        kept = kept[~kept.system.isin(args.rerun)]
+
+    def save(row: dict) -> None:
+        if args.results is None:
+            return
+        new = not args.results.exists()
+        pd.DataFrame([row], columns=RESULT_COLUMNS).to_csv(
+            args.results, mode="a", header=new, index=False
+        )
+
     rows = run_suite(
         [by_name[n] for n in args.datasets],
         args.seeds,
         args.budget,
         systems(not args.no_flaml, args.autogluon_python),
+        kept=kept,
+        on_row=save,
     )
     table, line = summary(rows, args.budget)
     print()

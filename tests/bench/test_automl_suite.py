@@ -97,3 +97,52 @@ def test_summary_takes_the_better_autogluon_preset_scored_everywhere() -> None:
     table, line = suite.summary(rows(float("nan")), 60)
     assert " vs AutoGluon 0.700, " in line  # best failed on b: medium is the only complete one
     assert table.loc["b", "autogluon_best"] != table.loc["b", "autogluon_best"]
+
+
+def test_rows_kept_from_an_earlier_run_are_not_fitted_again() -> None:
+    ds = suite.SuiteDataset("wine", "sklearn", "wine", "cultivar", "classification")
+    fitted: list[str] = []
+
+    def system(name: str, score: float):  # noqa: ANN202
+        def fit(*_args) -> suite.Fit:  # noqa: ANN002
+            fitted.append(name)
+            return suite.Fit(score, 1.0, 3)
+
+        return fit
+
+    compared = {"opsdeck": system("opsdeck", 0.97), "lightgbm": system("lightgbm", 0.95)}
+    earlier = pd.DataFrame(
+        [
+            # the peer at this budget is reused; ours was rerun; another budget is ignored
+            {
+                "dataset": "wine",
+                "task": "classification",
+                "seed": 42,
+                "system": "lightgbm",
+                "budget": 6.0,
+                "score": 0.93,
+                "wall_s": 1.0,
+                "trials": None,
+            },
+            {
+                "dataset": "wine",
+                "task": "classification",
+                "seed": 7,
+                "system": "lightgbm",
+                "budget": 60.0,
+                "score": 0.5,
+                "wall_s": 1.0,
+                "trials": None,
+            },
+        ]
+    )
+    heard: list[dict] = []
+    rows = suite.run_suite([ds], [42, 7], 6, compared, wine, kept=earlier, on_row=heard.append)
+    assert fitted == ["opsdeck", "opsdeck", "lightgbm"]
+    got = rows.set_index(["seed", "system"]).score
+    assert got[(42, "lightgbm")] == 0.93 and got[(7, "lightgbm")] == 0.95
+    assert [(r["seed"], r["system"]) for r in heard] == [
+        (42, "opsdeck"),
+        (7, "opsdeck"),
+        (7, "lightgbm"),
+    ]
