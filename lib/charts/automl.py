@@ -14,6 +14,7 @@ from lib.charts.common import (
     color,
     empty,
     has_rows,
+    new_figure,
     numeric,
     runs,
     style,
@@ -47,7 +48,7 @@ def best_score_over_time(
     if scored.empty:
         return empty(title, "Wall time (s)", metric)
 
-    fig = go.Figure()
+    fig = new_figure()
     trial_numbers = (
         scored["trial"]
         if "trial" in scored.columns
@@ -114,7 +115,7 @@ def estimator_comparison(
     best = (grouped.max() if higher else grouped.min()).sort_values(
         ascending=not higher, kind="stable"
     )
-    fig = go.Figure(
+    fig = new_figure(
         go.Bar(
             x=best.to_numpy(),
             y=best.index.tolist(),
@@ -165,7 +166,7 @@ def roc_curve(points: pd.DataFrame, auc: float | None = None) -> go.Figure:
     if frame.empty:
         return empty(title, x_title, y_title)
     name = "ROC" if auc is None else f"ROC (AUC = {auc:.3f})"
-    fig = go.Figure()
+    fig = new_figure()
     fig.add_trace(_model_curve(frame["fpr"], frame["tpr"], name, "FPR %{x:.3f}<br>TPR %{y:.3f}"))
     fig.add_trace(_reference_line([0, 1], [0, 1], "Chance"))
     return _unit_square(fig, title, x_title, y_title)
@@ -190,7 +191,7 @@ def pr_curve(
         return empty(title, x_title, y_title)
     name = "PR" if average_precision is None else f"PR (AP = {average_precision:.3f})"
     hover = "recall %{x:.3f}<br>precision %{y:.3f}"
-    fig = go.Figure()
+    fig = new_figure()
     fig.add_trace(_model_curve(frame["recall"], frame["precision"], name, hover))
     if base_rate is not None:
         fig.add_trace(
@@ -223,7 +224,7 @@ def confusion_matrix(
     else:
         z = counts.astype(int)
         text = [[f"{int(c):,}" for c in crow] for crow in counts]
-    fig = go.Figure(
+    fig = new_figure(
         go.Heatmap(
             z=z.tolist(),
             x=x_labels,
@@ -264,7 +265,7 @@ def calibration_curve(points: pd.DataFrame) -> go.Figure:
     hover = "predicted %{x:.3f}<br>observed %{y:.3f}" + (
         "<br>%{customdata:,.0f} rows" if has_count else ""
     )
-    fig = go.Figure()
+    fig = new_figure()
     fig.add_trace(_reference_line([0, 1], [0, 1], "Perfectly calibrated"))
     fig.add_trace(
         _model_curve(
@@ -294,7 +295,7 @@ def feature_importance(importance: pd.DataFrame, top: int = 20) -> go.Figure:
     frame = frame.sort_values("importance", ascending=False, kind="stable").head(max(top, 0))
     if frame.empty:
         return empty(title, "Importance", "Feature")
-    fig = go.Figure(
+    fig = new_figure(
         go.Bar(
             x=frame["importance"],
             y=frame["feature"],

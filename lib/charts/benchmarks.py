@@ -18,6 +18,7 @@ from lib.charts.common import (
     color,
     empty,
     has_rows,
+    new_figure,
     numeric,
     percentile,
     percentile_name,
@@ -51,7 +52,7 @@ def latency_histogram(
     edges = np.linspace(low, high, max(int(bins), 1) + 1)
     centers = (edges[:-1] + edges[1:]) / 2
     groups = runs(frame, by)
-    fig = go.Figure()
+    fig = new_figure()
     for i, (name, group) in enumerate(groups):
         counts, _ = np.histogram(group["latency_ms"], bins=edges)
         fig.add_trace(
@@ -94,7 +95,7 @@ def latency_percentiles(summary: pd.DataFrame) -> go.Figure:
     present = [c for c in PERCENTILE_COLUMNS if c in summary.columns]
     if not present:
         raise ValueError(f"no percentile columns {PERCENTILE_COLUMNS}; got {list(summary.columns)}")
-    fig = go.Figure()
+    fig = new_figure()
     for i, (name, row) in enumerate(summary.reset_index(drop=True).iterrows()):
         run = str(row["run"]) if "run" in summary.columns else f"run {name + 1}"
         fig.add_trace(
@@ -122,7 +123,7 @@ def latency_over_time(series: pd.DataFrame) -> go.Figure:
         return empty(title, SINCE_START, y_title)
     frame = series.sort_values("second", kind="stable")
     hover_x = x_hover(frame["second"])
-    fig = go.Figure()
+    fig = new_figure()
     for i, (run, group) in enumerate(runs(frame, "run")):
         for column in present:
             label = column if run is None else f"{run} {column}"
@@ -151,7 +152,7 @@ def throughput_over_time(series: pd.DataFrame) -> go.Figure:
         return empty(title, SINCE_START, y_title)
     frame = series.sort_values("second", kind="stable")
     hover_x = x_hover(frame["second"])
-    fig = go.Figure()
+    fig = new_figure()
     for i, (run, group) in enumerate(runs(frame, "run")):
         prefix = "" if run is None else f"{run} "
         lines = [("requests", "req/s", PALETTE[0], "solid", 1.8)]

@@ -23,6 +23,7 @@ from lib.charts.common import (
     datetimes,
     empty,
     has_rows,
+    new_figure,
     numeric,
     status_class,
     style,
@@ -75,7 +76,7 @@ def requests_by_result(codes: pd.DataFrame, bin_s: int = 60) -> go.Figure:
         .fillna(0)
     )
     width = bin_s * 1000
-    fig = go.Figure()
+    fig = new_figure()
     used: dict[str, int] = {}
     for code in sorted(table.columns):
         cls = status_class(code)
@@ -104,7 +105,7 @@ def request_latency_percentiles(summary: pd.DataFrame, bin_s: int = 60) -> go.Fi
     if not has_rows(summary, ("TimeGenerated", "Requests", *PERCENTILES)):
         return empty(title, x_title, y_title)
     counts = _per_bin(summary, "Requests", bin_s)
-    fig = go.Figure()
+    fig = new_figure()
     for name in PERCENTILES:
         values = _per_bin(summary, name, bin_s)
         fig.add_trace(
@@ -134,7 +135,7 @@ def failure_rate(summary: pd.DataFrame, bin_s: int = 60) -> go.Figure:
     total = _per_bin(summary, "Requests", bin_s)
     failed = _per_bin(summary, "Failed", bin_s)
     rate = (100 * failed / total.where(total > 0)).astype(float)
-    fig = go.Figure(
+    fig = new_figure(
         go.Scatter(
             x=rate.index,
             y=rate.to_numpy(),
@@ -177,7 +178,7 @@ def deployment_lines(
     needed = ("TimeGenerated", "Deployment", "Requests", "Failed", *PERCENTILES)
     if not has_rows(summary, needed):
         return empty(title, "Time", y_title)
-    fig = go.Figure()
+    fig = new_figure()
     for i, (name, rows) in enumerate(_deployments(summary)):
         if value == "FailureRate":
             total, failed = _per_bin(rows, "Requests", bin_s), _per_bin(rows, "Failed", bin_s)
@@ -215,7 +216,7 @@ def status_codes(counts: pd.DataFrame) -> go.Figure:
     totals = frame.groupby("code", sort=True)["count"].sum()
     classes = [status_class(code) for code in totals.index]
     share = 100 * totals / totals.sum() if totals.sum() else totals * 0
-    fig = go.Figure(
+    fig = new_figure(
         go.Bar(
             x=totals.index.tolist(),
             y=totals.to_numpy(),
@@ -237,7 +238,7 @@ def prediction_shares(shares: pd.DataFrame) -> go.Figure:
     x_title, y_title = "Prediction", "Share of sampled rows (%)"
     if not has_rows(shares, ("Deployment", "Prediction", "Rows", "Share")):
         return empty(title, x_title, y_title)
-    fig = go.Figure()
+    fig = new_figure()
     for i, (name, rows) in enumerate(_deployments(shares)):
         fig.add_trace(
             go.Bar(

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from lib.charts.common import color, datetimes, empty, has_rows, style, time_lines
+from lib.charts.common import color, datetimes, empty, has_rows, new_figure, style, time_lines
 from lib.drift import PSI_DRIFT, PSI_WATCH, FeatureDrift
 
 STATE_COLORS = {"OK": "#2ca02c", "watch": "#ff7f0e", "drift": "#d62728", "no data": "#9e9e9e"}
@@ -24,7 +24,7 @@ def drift_ranking(features: Sequence[FeatureDrift], top: int = 25) -> go.Figure:
     if not ranked:
         return empty(title, "PSI", "")
     ranked = ranked[::-1]  # plotly draws the first bar at the bottom
-    fig = go.Figure(
+    fig = new_figure(
         go.Bar(
             x=[f.psi for f in ranked],
             y=[f.feature for f in ranked],
@@ -51,7 +51,7 @@ def feature_overlay(drift: FeatureDrift) -> go.Figure:
     if not drift.labels:
         return empty(title, "", "Share (%)")
     labels = list(drift.labels)
-    fig = go.Figure()
+    fig = new_figure()
     for name, shares, colour in (
         ("training", drift.expected, TRAINING_COLOR),
         ("live", drift.actual, LIVE_COLOR),
@@ -88,7 +88,7 @@ def predictions_over_time(
     has_rows_at = table.notna().any(axis=1)
     table = table.fillna(0).where(has_rows_at).reindex(full)
     expected = dict(zip(training.labels, training.expected, strict=True)) if training else {}
-    fig = go.Figure()
+    fig = new_figure()
     for i, label in enumerate(table.columns):
         fig.add_trace(
             go.Scatter(

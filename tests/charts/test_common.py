@@ -62,3 +62,12 @@ def test_empty_with_columns_and_all_nan() -> None:
 def test_missing_column_on_non_empty_frame_is_an_error() -> None:
     with pytest.raises(ValueError, match="latency_ms"):
         charts.latency_histogram(pd.DataFrame({"latency": [1.0]}))
+
+
+def test_figures_keep_the_house_template_after_streamlit_sets_its_own() -> None:
+    import plotly.io as pio
+    import streamlit  # noqa: F401  (importing it makes "streamlit" plotly's default template)
+
+    pio.templates.default = "streamlit"  # as after any import order
+    fig = charts.status_codes(pd.DataFrame({"code": ["200"], "count": [3]}))
+    assert fig.layout.template.layout.paper_bgcolor == "white"  # plotly_white
