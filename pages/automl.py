@@ -257,7 +257,9 @@ def run_cards(job: Job, metric: str, budget: float) -> None:
     note = too_good_note(metric, best)
     if note:
         c[1].warning(note, icon=":material/warning:")
-    c[2].metric(label, algorithm or "–", border=True)
+    # "VotingEnsemble" does not fit a quarter of a 1,400 px page: a short name, the full in help.
+    short = {"VotingEnsemble": "Ensemble", "StackEnsemble": "Stack"}.get(algorithm or "", algorithm)
+    c[2].metric(label, short or "–", border=True, help=algorithm if short != algorithm else None)
     c[3].metric("Elapsed / budget", f"{elapsed_s(job):.0f} / {budget:.0f} s", border=True)
 
 

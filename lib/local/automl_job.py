@@ -143,7 +143,14 @@ def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict
         raise KeyboardInterrupt from exc
     if ctx.cancel_requested():
         raise KeyboardInterrupt
-    ctx.progress(phase="Done", budget=_clean(result.budget), left_out=result.left_out)
+    final = result.best_metrics.get(result.primary_metric)
+    ctx.progress(
+        phase="Done",
+        budget=_clean(result.budget),
+        left_out=result.left_out,
+        # The served model's score (the ensemble when it won), as the leaderboard shows it.
+        **({"best_score": float(final)} if final is not None else {}),
+    )
     out = _clean(_as_dict(result))
     details = out.pop("details", {}) or {}
     guardrails = out.pop("guardrails", None) or early

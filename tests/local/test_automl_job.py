@@ -62,4 +62,7 @@ def test_job_ends_within_its_budget_and_says_what_it_trimmed(local_workspace) ->
     if fastpath["ok"]:
         assert fastpath["rows"] >= 200
     assert result["feature_spec"] and result["model_uri"].startswith("runs:/")
-    assert ws.automl.get(job.id).progress["phase"] == "Done"
+    progress = ws.automl.get(job.id).progress
+    assert progress["phase"] == "Done"
+    # the runs table's "best" is the served model's score, as on the leaderboard
+    assert progress["best_score"] == pytest.approx(result["best_metrics"][result["primary_metric"]])
