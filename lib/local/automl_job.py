@@ -143,12 +143,15 @@ def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict
         raise KeyboardInterrupt from exc
     if ctx.cancel_requested():
         raise KeyboardInterrupt
-    final = result.best_metrics.get(result.primary_metric)
+    # The leaderboard's best: the ensemble's score when an ensemble is served, else the best
+    # trial's (already the progress' best_score).
+    final = (
+        result.best_metrics.get(result.primary_metric) if len(result.ensemble_members) > 1 else None
+    )
     ctx.progress(
         phase="Done",
         budget=_clean(result.budget),
         left_out=result.left_out,
-        # The served model's score (the ensemble when it won), as the leaderboard shows it.
         **({"best_score": float(final)} if final is not None else {}),
     )
     out = _clean(_as_dict(result))
