@@ -40,8 +40,16 @@ def drift_label(state: str) -> str:
 
 
 def window(label: str, endpoint: str | None, now: datetime | None = None) -> TelemetryQuery:
-    """The query for a range label ending now."""
-    return TelemetryQuery.last(RANGES[label][0], endpoint=endpoint, now=now)
+    """The query for a range label ending now, starting on a bin boundary.
+
+    The first bin is whole (a partial one reads as a dip), and the charts' data change only when
+    requests arrive or a bin passes, so unchanged figures are reused between reruns.
+    """
+    span, bin_s = RANGES[label]
+    until = now.astimezone(UTC) if now is not None else datetime.now(UTC)
+    start = (until - span).timestamp()
+    since = datetime.fromtimestamp(start - start % bin_s, UTC)
+    return TelemetryQuery(endpoint=endpoint, since=since, until=until)
 
 
 def ms(value: float | None) -> str:

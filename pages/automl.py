@@ -415,7 +415,10 @@ else:
     )
     if per_estimator and metric in board.columns:
         st.plotly_chart(
-            figure(charts.estimator_comparison, board, metric), key="automl_estimators_chart"
+            figure(
+                charts.estimator_comparison, board.drop(columns="config", errors="ignore"), metric
+            ),
+            key="automl_estimators_chart",
         )
 
 try:
@@ -438,41 +441,50 @@ if details:
             pd.DataFrame([best_metrics]).T.rename(columns={0: "value"}),
             key="automl_best_metrics",
         )
-    tabs = st.tabs(
-        ["ROC", "Precision-recall", "Confusion matrix", "Calibration", "Feature importance"]
+    # Only the open tab's chart is built and sent (each costs the browser ~0.1 s to draw).
+    roc, pr, confusion_tab, calibration, importance = st.tabs(
+        ["ROC", "Precision-recall", "Confusion matrix", "Calibration", "Feature importance"],
+        key="automl_details",
+        on_change="rerun",
     )
-    with tabs[0]:
-        st.plotly_chart(
-            charts.roc_curve(
-                pd.DataFrame(details.get("roc", [])), best_metrics.get("AUC_weighted")
+    if roc.open:
+        roc.plotly_chart(
+            figure(
+                charts.roc_curve,
+                pd.DataFrame(details.get("roc", [])),
+                best_metrics.get("AUC_weighted"),
             ),
             key="automl_roc",
         )
-    with tabs[1]:
-        st.plotly_chart(
-            charts.pr_curve(
+    if pr.open:
+        pr.plotly_chart(
+            figure(
+                charts.pr_curve,
                 pd.DataFrame(details.get("pr", [])),
                 best_metrics.get("average_precision_score_weighted"),
             ),
             key="automl_pr",
         )
-    with tabs[2]:
+    if confusion_tab.open:
         confusion = details.get("confusion") or {}
-        normalize = st.toggle("Row percentages", key="automl_confusion_norm")
-        st.plotly_chart(
-            charts.confusion_matrix(
-                confusion.get("matrix", []), confusion.get("labels", []), normalize=normalize
+        normalize = confusion_tab.toggle("Row percentages", key="automl_confusion_norm")
+        confusion_tab.plotly_chart(
+            figure(
+                charts.confusion_matrix,
+                confusion.get("matrix", []),
+                confusion.get("labels", []),
+                normalize=normalize,
             ),
             key="automl_confusion",
         )
-    with tabs[3]:
-        st.plotly_chart(
-            charts.calibration_curve(pd.DataFrame(details.get("calibration", []))),
+    if calibration.open:
+        calibration.plotly_chart(
+            figure(charts.calibration_curve, pd.DataFrame(details.get("calibration", []))),
             key="automl_calibration",
         )
-    with tabs[4]:
-        st.plotly_chart(
-            charts.feature_importance(pd.DataFrame(details.get("feature_importance", []))),
+    if importance.open:
+        importance.plotly_chart(
+            figure(charts.feature_importance, pd.DataFrame(details.get("feature_importance", []))),
             key="automl_importance",
         )
 

@@ -228,19 +228,30 @@ if len(results) == 1:
         st.code(result.command, language="bash")
 
 frames = comparison_frames(results)
-if not frames.series.empty and frames.series["second"].max() < 2:
-    st.caption(
-        "Over-time charts have one point per second of the run: this run lasted under "
-        "2 s, so they show a point or two. Run by duration for a curve."
-    )
-c1, c2 = st.columns(2)
-c1.plotly_chart(figure(charts.latency_histogram, frames.latencies, by=frames.by), key="bench_hist")
-c2.plotly_chart(figure(charts.latency_percentiles, frames.percentiles), key="bench_pct")
-c1.plotly_chart(figure(charts.latency_over_time, frames.series), key="bench_lat_time")
-c2.plotly_chart(figure(charts.throughput_over_time, frames.series), key="bench_tput_time")
-if len(results) == 1:
-    result = next(iter(results.values()))[0]
-    st.plotly_chart(figure(charts.status_codes, status_count_frame(result)), key="bench_codes")
+# Only the open tab's charts are built and sent: each chart costs the browser ~0.1 s to draw.
+views = ["Latency", "Over time"] + (["Status codes"] if len(results) == 1 else [])
+tabs = dict(zip(views, st.tabs(views, key="bench_charts", on_change="rerun"), strict=True))
+if tabs["Latency"].open:
+    with tabs["Latency"]:
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(
+            figure(charts.latency_histogram, frames.latencies, by=frames.by), key="bench_hist"
+        )
+        c2.plotly_chart(figure(charts.latency_percentiles, frames.percentiles), key="bench_pct")
+if tabs["Over time"].open:
+    with tabs["Over time"]:
+        if not frames.series.empty and frames.series["second"].max() < 2:
+            st.caption(
+                "Over-time charts have one point per second of the run: this run lasted under "
+                "2 s, so they show a point or two. Run by duration for a curve."
+            )
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(figure(charts.latency_over_time, frames.series), key="bench_lat_time")
+        c2.plotly_chart(figure(charts.throughput_over_time, frames.series), key="bench_tput_time")
+if "Status codes" in tabs and tabs["Status codes"].open:
+    with tabs["Status codes"]:
+        result = next(iter(results.values()))[0]
+        st.plotly_chart(figure(charts.status_codes, status_count_frame(result)), key="bench_codes")
 with st.popover("Delete selected runs", icon=":material/delete:"):
     if st.button("Delete", key="bench_delete", type="primary"):
         for rid in run_ids:

@@ -162,145 +162,164 @@ c1.code(ep.scoring_uri, language=None)
 c2.caption("Swagger URI")
 c2.code(ep.swagger_uri, language=None)
 
+# Only the open tab runs: the Swagger view alone fetches the document and loads a page.
 tab_deployments, tab_keys, tab_use, tab_swagger, tab_requests, tab_logs = st.tabs(
-    ["Deployments", "Keys", "Consume", "Swagger", "Recent requests", "Server log"]
+    ["Deployments", "Keys", "Consume", "Swagger", "Recent requests", "Server log"],
+    key="endpoints_tab",
+    on_change="rerun",
 )
-with tab_deployments:
-    deployments = endpoints.deployments(current)
-    st.dataframe(
-        deployments_frame(deployments), hide_index=True, key=f"endpoints_deployments_{current}"
-    )
-    names_ = [d.name for d in deployments]
-    mirrored, mirror_pct = mirror_choice(deployments)
-    with st.form(f"endpoints_traffic_form_{current}", border=True):
-        st.caption("Live traffic (adds up to 100 %)")
-        cols = st.columns(max(len(deployments), 1))
-        split = {
-            d.name: cols[i].number_input(
-                f"{d.name} · v{d.model_version}",
-                min_value=0,
-                max_value=100,
-                value=d.traffic,
-                step=5,
-                key=f"endpoints_traffic_{current}_{d.name}",
-            )
-            for i, d in enumerate(deployments)
-        }
-        left, right = st.columns(2)
-        options = ["(none)", *names_]
-        mirror_to = left.selectbox(
-            "Mirror a copy of the requests to",
-            options,
-            index=options.index(mirrored) if mirrored else 0,
-            key=f"endpoints_mirror_to_{current}",
-            help="Its answers are recorded (Logs page) and never returned. It must take no "
-            "live traffic.",
+if tab_deployments.open:
+    with tab_deployments:
+        deployments = endpoints.deployments(current)
+        st.dataframe(
+            deployments_frame(deployments), hide_index=True, key=f"endpoints_deployments_{current}"
         )
-        share_ = right.number_input(
-            "Mirrored share (%)",
-            min_value=0,
-            max_value=MAX_MIRROR,
-            value=mirror_pct,
-            step=5,
-            key=f"endpoints_mirror_pct_{current}",
-        )
-        if st.form_submit_button("Apply", type="primary", icon=":material/call_split:"):
-            mirror = {} if mirror_to == "(none)" else {mirror_to: int(share_)}
-            try:
-                detail = f"traffic {dict(split)}, mirror {mirror or 'none'}"
-                with (
-                    st.spinner("Applying the split …"),
-                    audited("endpoint.traffic", current, detail),
-                ):
-                    endpoints.set_traffic(current, {k: int(v) for k, v in split.items()}, mirror)
-            except WorkspaceError as exc:
-                st.error(str(exc))
-            else:
-                st.toast("Traffic split applied.")
-                st.rerun()
-    idle = [d.name for d in deployments if not d.traffic and not d.mirror]
-    if idle:
-        left, right = st.columns([3, 1])
-        gone = left.selectbox(
-            "Idle deployment", idle, key=f"endpoints_idle_{current}", label_visibility="collapsed"
-        )
-        if right.button("Delete deployment", key=f"endpoints_delete_deployment_{current}"):
-            try:
-                with audited("endpoint.deployment.delete", current, gone):
-                    endpoints.delete_deployment(current, gone)
-            except WorkspaceError as exc:
-                st.error(str(exc))
-            else:
-                st.rerun()
-    st.subheader("History")
-    history = endpoints.history(current)
-    if history:
-        st.dataframe(history_frame(history), hide_index=True, key=f"endpoints_history_{current}")
-    else:
-        st.caption("No changes recorded here yet.")
-with tab_keys:
-    try:
-        primary, secondary = endpoints.keys(current)
-    except (WorkspaceError, OSError, ValueError) as exc:
-        st.error(f"Keys unavailable: {exc}")
-    else:
-        reveal_key = f"endpoints_reveal_{current}"
-        reveal = st.toggle(
-            "Reveal keys",
-            key=reveal_key,
-            on_change=record_reveal,
-            args=(reveal_key, "endpoint.keys.reveal", current),
-        )
-        for label, which, key in (
-            ("Primary", "primary", primary),
-            ("Secondary", "secondary", secondary),
-        ):
-            c1, c2 = st.columns([4, 1])
-            if reveal:
-                c1.code(key, language=None)
-            else:
-                c1.text_input(
-                    label, mask_secret(key), disabled=True, key=f"endpoints_{which}_{current}"
+        names_ = [d.name for d in deployments]
+        mirrored, mirror_pct = mirror_choice(deployments)
+        with st.form(f"endpoints_traffic_form_{current}", border=True):
+            st.caption("Live traffic (adds up to 100 %)")
+            cols = st.columns(max(len(deployments), 1))
+            split = {
+                d.name: cols[i].number_input(
+                    f"{d.name} · v{d.model_version}",
+                    min_value=0,
+                    max_value=100,
+                    value=d.traffic,
+                    step=5,
+                    key=f"endpoints_traffic_{current}_{d.name}",
                 )
-            if c2.button(f"Regenerate {which}", key=f"endpoints_regen_{which}_{current}"):
-                with audited("endpoint.keys.regenerate", current, which):
-                    endpoints.regenerate_key(current, which)
-                st.toast(f"{label} key regenerated; the other key keeps working.")
-                st.rerun()
-with tab_use:
-    try:
-        spec = ws.models.feature_spec(ep.model_name, ep.model_version)
-    except WorkspaceError:
-        spec = []
-    example = [{c["name"]: c.get("example") for c in spec}] if spec else [{}]
-    st.caption(
-        "First `export SCORING_KEY=...` with one of the keys (Keys tab); then paste either "
-        "snippet as shown."
-    )
-    st.code(curl_snippet(ep.scoring_uri, example), language="bash")
-    st.code(python_snippet(ep.scoring_uri, example), language="python")
-with tab_swagger:
-    swagger = fetch_swagger(ep.swagger_uri) if ep.state == "Succeeded" else None
-    if ep.state != "Succeeded":
-        st.info(f"The endpoint is {ep.state}: **Restart** it to see its Swagger document.")
-    elif swagger is None:
-        st.warning("The endpoint is not answering: **Restart** it to see its Swagger document.")
-    else:
-        docs = ep.swagger_uri.replace("/swagger.json", "/docs")
-        st.link_button("Open Swagger UI in a new tab", docs)
-        view = st.radio(
-            "View", ["Rendered", "JSON"], horizontal=True, key=f"endpoints_swagger_view_{current}"
-        )
-        if view == "Rendered" and ws.kind == "local":
-            # The endpoint serves its own docs page; the dashboard and endpoint share 127.0.0.1.
-            st.iframe(docs, height=640)
+                for i, d in enumerate(deployments)
+            }
+            left, right = st.columns(2)
+            options = ["(none)", *names_]
+            mirror_to = left.selectbox(
+                "Mirror a copy of the requests to",
+                options,
+                index=options.index(mirrored) if mirrored else 0,
+                key=f"endpoints_mirror_to_{current}",
+                help="Its answers are recorded (Logs page) and never returned. It must take no "
+                "live traffic.",
+            )
+            share_ = right.number_input(
+                "Mirrored share (%)",
+                min_value=0,
+                max_value=MAX_MIRROR,
+                value=mirror_pct,
+                step=5,
+                key=f"endpoints_mirror_pct_{current}",
+            )
+            if st.form_submit_button("Apply", type="primary", icon=":material/call_split:"):
+                mirror = {} if mirror_to == "(none)" else {mirror_to: int(share_)}
+                try:
+                    detail = f"traffic {dict(split)}, mirror {mirror or 'none'}"
+                    with (
+                        st.spinner("Applying the split …"),
+                        audited("endpoint.traffic", current, detail),
+                    ):
+                        endpoints.set_traffic(
+                            current, {k: int(v) for k, v in split.items()}, mirror
+                        )
+                except WorkspaceError as exc:
+                    st.error(str(exc))
+                else:
+                    st.toast("Traffic split applied.")
+                    st.rerun()
+        idle = [d.name for d in deployments if not d.traffic and not d.mirror]
+        if idle:
+            left, right = st.columns([3, 1])
+            gone = left.selectbox(
+                "Idle deployment",
+                idle,
+                key=f"endpoints_idle_{current}",
+                label_visibility="collapsed",
+            )
+            if right.button("Delete deployment", key=f"endpoints_delete_deployment_{current}"):
+                try:
+                    with audited("endpoint.deployment.delete", current, gone):
+                        endpoints.delete_deployment(current, gone)
+                except WorkspaceError as exc:
+                    st.error(str(exc))
+                else:
+                    st.rerun()
+        st.subheader("History")
+        history = endpoints.history(current)
+        if history:
+            st.dataframe(
+                history_frame(history), hide_index=True, key=f"endpoints_history_{current}"
+            )
         else:
-            st.json(swagger, expanded=1)
-with tab_requests:
-    recent = endpoints.requests(current, limit=20)
-    if recent.empty:
-        st.caption("No requests recorded yet.")
-    else:
-        st.dataframe(recent, hide_index=True, key=f"endpoints_recent_{current}")
-with tab_logs:
-    st.code(endpoints.logs(current) or "(empty)", language=None)
+            st.caption("No changes recorded here yet.")
+if tab_keys.open:
+    with tab_keys:
+        try:
+            primary, secondary = endpoints.keys(current)
+        except (WorkspaceError, OSError, ValueError) as exc:
+            st.error(f"Keys unavailable: {exc}")
+        else:
+            reveal_key = f"endpoints_reveal_{current}"
+            reveal = st.toggle(
+                "Reveal keys",
+                key=reveal_key,
+                on_change=record_reveal,
+                args=(reveal_key, "endpoint.keys.reveal", current),
+            )
+            for label, which, key in (
+                ("Primary", "primary", primary),
+                ("Secondary", "secondary", secondary),
+            ):
+                c1, c2 = st.columns([4, 1])
+                if reveal:
+                    c1.code(key, language=None)
+                else:
+                    c1.text_input(
+                        label, mask_secret(key), disabled=True, key=f"endpoints_{which}_{current}"
+                    )
+                if c2.button(f"Regenerate {which}", key=f"endpoints_regen_{which}_{current}"):
+                    with audited("endpoint.keys.regenerate", current, which):
+                        endpoints.regenerate_key(current, which)
+                    st.toast(f"{label} key regenerated; the other key keeps working.")
+                    st.rerun()
+if tab_use.open:
+    with tab_use:
+        try:
+            spec = ws.models.feature_spec(ep.model_name, ep.model_version)
+        except WorkspaceError:
+            spec = []
+        example = [{c["name"]: c.get("example") for c in spec}] if spec else [{}]
+        st.caption(
+            "First `export SCORING_KEY=...` with one of the keys (Keys tab); then paste either "
+            "snippet as shown."
+        )
+        st.code(curl_snippet(ep.scoring_uri, example), language="bash")
+        st.code(python_snippet(ep.scoring_uri, example), language="python")
+if tab_swagger.open:
+    with tab_swagger:
+        swagger = fetch_swagger(ep.swagger_uri) if ep.state == "Succeeded" else None
+        if ep.state != "Succeeded":
+            st.info(f"The endpoint is {ep.state}: **Restart** it to see its Swagger document.")
+        elif swagger is None:
+            st.warning("The endpoint is not answering: **Restart** it to see its Swagger document.")
+        else:
+            docs = ep.swagger_uri.replace("/swagger.json", "/docs")
+            st.link_button("Open Swagger UI in a new tab", docs)
+            view = st.radio(
+                "View",
+                ["Rendered", "JSON"],
+                horizontal=True,
+                key=f"endpoints_swagger_view_{current}",
+            )
+            if view == "Rendered" and ws.kind == "local":
+                # The endpoint serves its own docs page; the dashboard and endpoint share 127.0.0.1.
+                st.iframe(docs, height=640)
+            else:
+                st.json(swagger, expanded=1)
+if tab_requests.open:
+    with tab_requests:
+        recent = endpoints.requests(current, limit=20)
+        if recent.empty:
+            st.caption("No requests recorded yet.")
+        else:
+            st.dataframe(recent, hide_index=True, key=f"endpoints_recent_{current}")
+if tab_logs.open:
+    with tab_logs:
+        st.code(endpoints.logs(current) or "(empty)", language=None)

@@ -69,18 +69,25 @@ def dashboard() -> None:
             delta_color="inverse",
             help=tile.help,
         )
-    left, right = st.columns(2)
-    left.plotly_chart(figure(charts.requests_by_result, codes, bin_s), key="logs_by_result")
-    right.plotly_chart(
-        figure(charts.request_latency_percentiles, overall, bin_s), key="logs_latency"
-    )
-    left.plotly_chart(figure(charts.failure_rate, overall, bin_s), key="logs_failures")
-    right.plotly_chart(
-        figure(charts.status_codes, logs_view.status_count_frame(status)), key="logs_codes"
-    )
-    if split is not None and len(logs_view.deployments(split)) > 1:
-        st.subheader("By deployment")
-        left, right = st.columns(2)
+    # Charts in App Insights' grouping; only the open tab's are built and sent (each chart
+    # costs the browser ~0.1 s to draw, bench/page_speed.py).
+    split_shown = split is not None and len(logs_view.deployments(split)) > 1
+    views = ["Performance", "Failures"] + (["By deployment"] if split_shown else [])
+    tabs = dict(zip(views, st.tabs(views, key="logs_charts", on_change="rerun"), strict=True))
+    if tabs["Performance"].open:
+        left, right = tabs["Performance"].columns(2)
+        left.plotly_chart(figure(charts.requests_by_result, codes, bin_s), key="logs_by_result")
+        right.plotly_chart(
+            figure(charts.request_latency_percentiles, overall, bin_s), key="logs_latency"
+        )
+    if tabs["Failures"].open:
+        left, right = tabs["Failures"].columns(2)
+        left.plotly_chart(figure(charts.failure_rate, overall, bin_s), key="logs_failures")
+        right.plotly_chart(
+            figure(charts.status_codes, logs_view.status_count_frame(status)), key="logs_codes"
+        )
+    if split_shown and tabs["By deployment"].open:
+        left, right = tabs["By deployment"].columns(2)
         left.plotly_chart(figure(charts.deployment_lines, split, "p95", bin_s), key="logs_dep_p95")
         right.plotly_chart(
             figure(charts.deployment_lines, split, "FailureRate", bin_s), key="logs_dep_failures"
@@ -99,33 +106,42 @@ def dashboard() -> None:
 
 dashboard()
 
-# Tables read the window once per run (not on every live refresh), a page at a time.
+# Tables read the window once per run (not on every live refresh), a page at a time; only the
+# open tab's table is read and sent (four grids on every run cost the browser ~0.2 s).
 query = logs_view.window(span, chosen)
 rows = logs_view.PAGE_ROWS
 tab_recent, tab_failed, tab_slow, tab_traces, tab_export, tab_query = st.tabs(
-    ["Requests", "Failed", "Slowest", "Traces", "Export", "Query"]
+    ["Requests", "Failed", "Slowest", "Traces", "Export", "Query"],
+    key="logs_tab",
+    on_change="rerun",
 )
 try:
-    with tab_recent:
-        page = st.number_input("Page", min_value=1, value=1, step=1, key="logs_requests_page")
-        recent = telemetry.recent(query, rows, logs_view.offset(page))
-        st.caption(logs_view.page_caption(page, len(recent)))
-        st.dataframe(recent, hide_index=True, key="logs_requests")
-    with tab_failed:
-        page = st.number_input("Page", min_value=1, value=1, step=1, key="logs_failed_page")
-        failed = telemetry.failed(query, rows, logs_view.offset(page))
-        st.caption(logs_view.page_caption(page, len(failed), what="failed requests"))
-        st.dataframe(failed, hide_index=True, key="logs_failed")
-    with tab_slow:
-        slowest = telemetry.slowest(query, logs_view.SLOWEST_ROWS)
-        st.caption(f"The {logs_view.SLOWEST_ROWS} slowest requests of the range, slowest first.")
-        st.dataframe(slowest, hide_index=True, key="logs_slowest")
-    with tab_traces:
-        text = st.text_input("Message contains", key="logs_traces_text")
-        page = st.number_input("Page", min_value=1, value=1, step=1, key="logs_traces_page")
-        traces = telemetry.recent_traces(query, text, rows, logs_view.offset(page))
-        st.caption(logs_view.page_caption(page, len(traces), what="traces"))
-        st.dataframe(traces, hide_index=True, key="logs_traces")
+    if tab_recent.open:
+        with tab_recent:
+            page = st.number_input("Page", min_value=1, value=1, step=1, key="logs_requests_page")
+            recent = telemetry.recent(query, rows, logs_view.offset(page))
+            st.caption(logs_view.page_caption(page, len(recent)))
+            st.dataframe(recent, hide_index=True, key="logs_requests")
+    if tab_failed.open:
+        with tab_failed:
+            page = st.number_input("Page", min_value=1, value=1, step=1, key="logs_failed_page")
+            failed = telemetry.failed(query, rows, logs_view.offset(page))
+            st.caption(logs_view.page_caption(page, len(failed), what="failed requests"))
+            st.dataframe(failed, hide_index=True, key="logs_failed")
+    if tab_slow.open:
+        with tab_slow:
+            slowest = telemetry.slowest(query, logs_view.SLOWEST_ROWS)
+            st.caption(
+                f"The {logs_view.SLOWEST_ROWS} slowest requests of the range, slowest first."
+            )
+            st.dataframe(slowest, hide_index=True, key="logs_slowest")
+    if tab_traces.open:
+        with tab_traces:
+            text = st.text_input("Message contains", key="logs_traces_text")
+            page = st.number_input("Page", min_value=1, value=1, step=1, key="logs_traces_page")
+            traces = telemetry.recent_traces(query, text, rows, logs_view.offset(page))
+            st.caption(logs_view.page_caption(page, len(traces), what="traces"))
+            st.dataframe(traces, hide_index=True, key="logs_traces")
 except WorkspaceError as exc:
     st.warning(str(exc))
 with tab_export:

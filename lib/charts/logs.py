@@ -50,6 +50,15 @@ def _full_range(times: pd.Series, bin_s: int) -> pd.DatetimeIndex:
     return pd.date_range(times.min(), times.max(), freq=pd.Timedelta(seconds=bin_s))
 
 
+def _widen_single_bin(fig: go.Figure, times: pd.Series, bin_s: int) -> go.Figure:
+    """One bin alone: show a bin either side (plotly would zoom the axis to milliseconds)."""
+    times = datetimes(times)
+    if len(times) and times.min() == times.max():
+        step = pd.Timedelta(seconds=bin_s)
+        fig.update_xaxes(range=[times.min() - step, times.min() + step])
+    return fig
+
+
 def _per_bin(frame: pd.DataFrame, value: str, bin_s: int) -> pd.Series:
     """One value per bin over the full range (NaN where a bin has no row)."""
     series = (
@@ -123,7 +132,9 @@ def request_latency_percentiles(summary: pd.DataFrame, bin_s: int = 60) -> go.Fi
                 ),
             )
         )
-    return time_lines(fig, title, x_title, y_title)
+    return _widen_single_bin(
+        time_lines(fig, title, x_title, y_title), summary["TimeGenerated"], bin_s
+    )
 
 
 def failure_rate(summary: pd.DataFrame, bin_s: int = 60) -> go.Figure:
@@ -155,7 +166,8 @@ def failure_rate(summary: pd.DataFrame, bin_s: int = 60) -> go.Figure:
         )
     )
     fig.update_yaxes(rangemode="tozero")
-    return style(fig, title, x_title, y_title, legend=False)
+    fig = style(fig, title, x_title, y_title, legend=False)
+    return _widen_single_bin(fig, summary["TimeGenerated"], bin_s)
 
 
 def _deployments(summary: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -198,7 +210,9 @@ def deployment_lines(
                 hovertemplate=f"<b>{name}</b> {unit}<br>%{{x|%b %d %H:%M}}<extra></extra>",
             )
         )
-    return time_lines(fig, title, "Time", y_title)
+    return _widen_single_bin(
+        time_lines(fig, title, "Time", y_title), summary["TimeGenerated"], bin_s
+    )
 
 
 def status_codes(counts: pd.DataFrame) -> go.Figure:

@@ -132,3 +132,16 @@ def test_status_code_colours_by_class() -> None:
     assert colours["404"] == charts.STATUS_COLORS["4xx"]
     assert colours["503"] == charts.STATUS_COLORS["5xx"]
     assert colours["ConnectionError"] == colours["301"] == charts.STATUS_COLORS["other"]
+
+
+def test_a_single_bin_is_shown_with_a_bin_either_side() -> None:
+    one = summary_frame().iloc[:1]
+    for fig in (
+        charts.request_latency_percentiles(one, bin_s=60),
+        charts.failure_rate(one, bin_s=60),
+        charts.deployment_lines(one, "p95", bin_s=60),
+    ):
+        low, high = (pd.Timestamp(v) for v in fig.layout.xaxis.range)
+        assert (low, high) == (minute(-1), minute(1))
+    # More than one bin: plotly's own range.
+    assert charts.request_latency_percentiles(summary_frame(), bin_s=60).layout.xaxis.range is None

@@ -60,7 +60,12 @@ def test_benchmark_job_runs_out_of_process_and_lands_in_history(local_workspace,
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Errors"].startswith("0 ")
     assert float(metrics["Throughput (req/s)"].replace(",", "")) > 0
-    assert len(at.get("plotly_chart")) >= 4
+    # The charts are in tabs; only the open tab's are sent.
+    assert len(at.get("plotly_chart")) == 2
+    for tab, charts in (("Over time", 2), ("Status codes", 1), ("Latency", 2)):
+        at.session_state["bench_charts"] = tab
+        at.run()
+        assert not at.exception and len(at.get("plotly_chart")) == charts
 
 
 @pytest.mark.slow

@@ -178,14 +178,22 @@ def test_pages_drive_the_loop(trained, monkeypatch) -> None:
     board = next(d.value for d in at.dataframe if "estimator" in getattr(d.value, "columns", []))
     board = getattr(board, "data", board)  # a Styler when the best row is highlighted
     assert "AUC_weighted" in board.columns and len(board) >= 2
-    assert len(at.get("plotly_chart")) >= 3
+    assert len(at.get("plotly_chart")) == 3  # best score over time, algorithms, ROC
+    # The model-detail tabs each build their own chart when opened.
+    for tab in ("Precision-recall", "Confusion matrix", "Calibration", "Feature importance"):
+        at.session_state["automl_details"] = tab
+        at.run()
+        assert not at.exception and len(at.get("plotly_chart")) == 3, tab
 
     at = open_page("endpoints.py")
     assert any("bank-ep — Succeeded" in s.label for s in at.status)
     assert any("/score" in c.value for c in at.code)
     # Keys are masked until revealed.
+    at.session_state["endpoints_tab"] = "Keys"
+    at.run()
     primary = ws.endpoints.keys("bank-ep")[0]
-    assert all(primary not in (t.value or "") for t in at.text_input)
+    masked = [t.value for t in at.text_input if t.key and t.key.startswith("endpoints_primary")]
+    assert masked and all(primary not in (v or "") for v in masked)
 
     at = open_page("score.py")
     button(at, "Score").click().run()

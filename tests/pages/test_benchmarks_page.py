@@ -14,6 +14,8 @@ def test_a_short_run_reads_in_full_and_explains_its_charts(local_workspace) -> N
     # Units in the labels keep the values short enough for six cards at 1,400 px.
     assert set(cards) >= {"Throughput (req/s)", "Errors", "p50 (ms)", "p95 (ms)", "p99 (ms)"}
     assert all(len(v) <= 12 for v in cards.values()), cards
+    at.session_state["bench_charts"] = "Over time"
+    at.run()
     assert any("lasted under 2 s" in c.value for c in at.caption)
     assert not at.get("status")
 
@@ -23,6 +25,9 @@ def test_history_of_many_runs_selects_the_newest(local_workspace) -> None:
     at = open_page("benchmarks.py")
     assert not at.exception, at.exception
     assert at.dataframe(key="bench_history").value["id"].tolist() == sorted(ids, reverse=True)
+    at.session_state["bench_charts"] = "Over time"
+    at.run()
+    assert len(at.get("plotly_chart")) == 2
     assert not any("lasted under 2 s" in c.value for c in at.caption)
 
 

@@ -152,10 +152,19 @@ def test_score_page_says_when_the_endpoint_cannot_be_reached(local_workspace):
     assert any("could not reach" in e.value for e in at.error)
 
 
+def open_tab(at, label: str) -> None:  # noqa: ANN001
+    """Select a tab of the endpoint detail (only the open tab's content runs)."""
+    at.session_state["endpoints_tab"] = label
+    at.run()
+    assert not at.exception, at.exception
+
+
 def test_endpoints_page_shows_the_swagger_document(local_workspace, stub_url):
     use_fakes(local_workspace, stub_url)
     at = open_page("endpoints.py")
     assert not at.exception, at.exception
+    assert not at.json and not at.get("iframe")  # a closed tab fetches and loads nothing
+    open_tab(at, "Swagger")
     assert not [w for w in at.warning if "not answering" in w.value]
     at.radio(key="endpoints_swagger_view_churn").set_value("JSON").run()
     assert any(json.loads(j.value) == SWAGGER for j in at.json)
@@ -164,6 +173,7 @@ def test_endpoints_page_shows_the_swagger_document(local_workspace, stub_url):
 def test_endpoints_page_when_the_endpoint_is_down(local_workspace):
     use_fakes(local_workspace, f"http://127.0.0.1:{free_port()}")
     at = open_page("endpoints.py")
+    open_tab(at, "Swagger")
     assert any("not answering" in w.value for w in at.warning)
 
 
@@ -248,6 +258,7 @@ def test_endpoints_page_agrees_with_itself_after_stop_and_restart(local_workspac
         return table["state"].iloc[0], status.label.split(" — ")[1]
 
     at = open_page("endpoints.py")
+    open_tab(at, "Swagger")
     assert shown(at) == ("Succeeded", "Succeeded")
     button(at, "Stop").click().run()
     assert not at.exception, at.exception

@@ -71,16 +71,25 @@ def test_logs_page_charts_aggregates_and_filters_by_time(local_workspace) -> Non
     # Nearest rank (the 11th of 22), read from a latency bucket: within 2 %.
     assert _ms(metrics["p50"]) == pytest.approx(durations[10], rel=PERCENTILE_ERROR)
     assert _ms(metrics["p99"]) == pytest.approx(durations[math.ceil(0.99 * 22) - 1], rel=0.02)
-    assert len(at.get("plotly_chart")) == 4
+    assert len(at.get("plotly_chart")) == 2  # the Performance tab's; the others are not sent
+    at.session_state["logs_charts"] = "Failures"
+    at.run()
+    assert not at.exception and len(at.get("plotly_chart")) == 2
     assert any("AppRequests" in c.value for c in at.code)
-    recent, failed, slowest, traces = (d.value for d in at.dataframe)  # tab order
-    assert len(recent) == 22
-    assert list(slowest["DurationMs"])[:2] == [20.0, 19.0]
-    assert set(failed["ResultCode"]) == {"401", "400"}
-    assert len(traces) == 2
+    # Only the open tab's table is read and sent.
+    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 22
     assert any("100 per page" in c.value for c in at.caption)
+    tables = {}
+    for tab in ("Failed", "Slowest", "Traces"):
+        at.session_state["logs_tab"] = tab
+        at.run()
+        assert not at.exception and len(at.dataframe) == 1
+        tables[tab] = at.dataframe[0].value
+    assert set(tables["Failed"]["ResultCode"]) == {"401", "400"}
+    assert list(tables["Slowest"]["DurationMs"])[:2] == [20.0, 19.0]
+    assert len(tables["Traces"]) == 2
     at.text_input(key="logs_traces_text").set_value("MODEL").run()
-    assert list(at.dataframe[3].value["Message"]) == ["model loaded in 0.4 s"]
+    assert list(at.dataframe[0].value["Message"]) == ["model loaded in 0.4 s"]
     at.selectbox(key="logs_range").set_value("Last 7 days").run()
     assert {m.label: m.value for m in at.metric}["Requests"] == "23"
 
@@ -115,11 +124,14 @@ def test_split_by_deployment_for_one_endpoint(local_workspace) -> None:
     _write(local_workspace.telemetry.db_path, blue + green, inputs)
     _stopped_endpoint(local_workspace, "ep-a")
     at = open_page("logs.py")
-    assert len(at.get("plotly_chart")) == 4  # all endpoints: no split
+    assert [t.label for t in at.tabs][:2] == ["Performance", "Failures"]
+    assert "By deployment" not in [t.label for t in at.tabs]  # all endpoints: no split
     at.selectbox(key="logs_endpoint").set_value("ep-a").run()
     assert not at.exception
-    assert len(at.get("plotly_chart")) == 8
-    assert any("By deployment" in s.value for s in at.subheader)
+    assert "By deployment" in [t.label for t in at.tabs]
+    at.session_state["logs_charts"] = "By deployment"
+    at.run()
+    assert not at.exception and len(at.get("plotly_chart")) == 4
     recent = at.dataframe[0].value  # the Requests tab: each row names its deployment
     assert (recent["Deployment"] == "green").sum() == 10
     assert (recent["Deployment"] == "blue").sum() == 30
