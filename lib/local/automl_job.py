@@ -19,7 +19,7 @@ from lib.files import atomic_write
 from lib.local import tracking
 from lib.local.datasets import LocalDatasets
 from lib.local.jobs import JobContext, handler, log
-from lib.metrics import LOWER_IS_BETTER
+from lib.metrics import LOWER_IS_BETTER, higher_is_better
 
 
 def _clean(value: Any) -> Any:
@@ -41,6 +41,20 @@ def _as_dict(obj: Any) -> dict[str, Any]:
     if isinstance(obj, dict):
         return obj
     return dict(vars(obj))
+
+
+def _leaderboard_best(rows: list[dict[str, Any]], metric: str) -> float | None:
+    """The top of the run's leaderboard (each estimator's best, and the ensemble's row when one
+    is served): what the runs table shows as the run's best once it is done. The search's own
+    best differs slightly (its loss, not the recorded metric, ranks trials)."""
+    scores = [float(r[metric]) for r in rows if _finite(r.get(metric))]
+    if not scores:
+        return None
+    return max(scores) if higher_is_better(metric) else min(scores)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 @handler("automl")
@@ -143,11 +157,7 @@ def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict
         raise KeyboardInterrupt from exc
     if ctx.cancel_requested():
         raise KeyboardInterrupt
-    # The leaderboard's best: the ensemble's score when an ensemble is served, else the best
-    # trial's (already the progress' best_score).
-    final = (
-        result.best_metrics.get(result.primary_metric) if len(result.ensemble_members) > 1 else None
-    )
+    final = _leaderboard_best(result.per_estimator, result.primary_metric)
     ctx.progress(
         phase="Done",
         budget=_clean(result.budget),
