@@ -10,6 +10,7 @@ from lib.settings import UploadLimits
 from lib.tabular import (
     SNIFF_MAX_BYTES,
     TableError,
+    date_formats,
     detect_format,
     parse_table,
     profile_frame,
@@ -166,6 +167,19 @@ def test_datetime_columns_are_detected() -> None:
     }
     when = next(r for r in prof if r["column"] == "when")
     assert when["top_values"] == "2024-01-05 … 2024-02-29" and when["missing_pct"] == 33.33
+
+
+def test_a_non_iso_date_format_is_kept_with_the_column(tmp_path) -> None:
+    """A model trained on the column reads that text from clients: the format is stored."""
+    data = b"when,us_date,day_first\n2024-01-05,01/31/2024,31.01.2024\n2024-02-29,12/01/2023,\n"
+    parsed = parse_table("d.csv", data)
+    assert date_formats(parsed.table.schema) == {"us_date": "%m/%d/%Y", "day_first": "%d.%m.%Y"}
+    # Parquet uploads with date text get the same.
+    parquet = tmp_path / "up.parquet"
+    pq.write_table(pa.table({"d": ["31/01/2024", "01/02/2024"], "x": [1, 2]}), parquet)
+    assert date_formats(parse_table("up.parquet", parquet.read_bytes()).table.schema) == {
+        "d": "%d/%m/%Y"
+    }
 
 
 def test_booleans_integers_and_all_empty_columns() -> None:

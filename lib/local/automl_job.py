@@ -137,6 +137,7 @@ def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict
         ensemble=bool(request.get("ensemble", True)),
         experiment_name=request.get("experiment_name", "automl"),
         features=features,
+        date_formats=datasets.date_formats(request["dataset"], request["dataset_version"]),
     )
     tracking.ensure_store(ctx.store.home)
     try:

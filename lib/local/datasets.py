@@ -30,6 +30,7 @@ from lib.local.store import Store
 from lib.settings import UploadLimits
 from lib.tabular import (
     ParsedTable,
+    date_formats,
     normalize_tokens,
     profile_from_records,
     profile_records,
@@ -80,7 +81,11 @@ def _write_version_files(
         "columns": profile_records(table, parsed.missing),
     }
     atomic_write(folder / PROFILE_FILE, json.dumps(profile).encode())
-    meta = {"file_name": file_name, "missing_tokens": list(tokens)}
+    meta = {
+        "file_name": file_name,
+        "missing_tokens": list(tokens),
+        "date_formats": date_formats(table.schema),
+    }
     atomic_write(folder / META_FILE, json.dumps(meta).encode())
 
 
@@ -336,6 +341,12 @@ class LocalDatasets:
 
     def load(self, name: str, version: int | None = None) -> pd.DataFrame:
         return pd.read_parquet(Path(self.get(name, version).uri) / DATA_FILE)
+
+    def date_formats(self, name: str, version: int | None = None) -> dict[str, str]:
+        """Column -> the strptime format its dates were written in (non-ISO datetime columns)."""
+        path = Path(self.get(name, version).uri) / META_FILE
+        meta = json.loads(path.read_text()) if path.exists() else {}
+        return dict(meta.get("date_formats") or {})
 
     def _cached(self, key: tuple[str, str], compute):
         with self._cache_lock:

@@ -3,7 +3,7 @@
 Pure functions of bytes and Arrow tables, shared by both backends and the Score page.
 """
 
-from lib.tabular.columns import MISSING_TOKENS, normalize_tokens, pandas_dtypes
+from lib.tabular.columns import MISSING_TOKENS, date_formats, normalize_tokens, pandas_dtypes
 from lib.tabular.csv_text import CSV_DELIMITERS, SNIFF_MAX_BYTES, choose_delimiter
 from lib.tabular.limits import TableError
 from lib.tabular.profile import (
@@ -29,6 +29,7 @@ from lib.tabular.reading import (
 )
 
 __all__ = [
+    "date_formats",
     "CSV_DELIMITERS",
     "HISTOGRAM_BINS",
     "MISSING_TOKENS",

@@ -9,6 +9,7 @@ in memory (4 bytes a cell) and stored as plain strings.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -321,6 +322,33 @@ class ColumnBuilder:
     def recognised(self) -> dict[str, int]:
         """The tokens read as missing in this column and how often."""
         return dict(self.token_counts)
+
+    @property
+    def date_format(self) -> str | None:
+        """The strptime format a datetime column was read with (None for ISO 8601 or others)."""
+        return self.target if self.kind == "datetime" and isinstance(self.target, str) else None
+
+
+# Schema metadata key (JSON: column -> strptime format) of the datetime columns read with a
+# format, kept in the dataset's Parquet file: a model trained on such a column reads that text
+# from clients as well as ISO 8601.
+DATE_FORMATS_KEY = b"opsdeck.date_formats"
+
+
+def with_date_formats(
+    columns: list[pa.ChunkedArray], names: list[str], formats: dict[str, str]
+) -> pa.Table:
+    """The table of `columns`, saying which datetime columns were read with which format."""
+    table = pa.table(columns, names=names)
+    if not formats:
+        return table
+    return table.replace_schema_metadata({DATE_FORMATS_KEY: json.dumps(formats).encode()})
+
+
+def date_formats(schema: pa.Schema) -> dict[str, str]:
+    """Column -> strptime format, of the datetime columns a table was read with a format."""
+    raw = (schema.metadata or {}).get(DATE_FORMATS_KEY)
+    return {str(k): str(v) for k, v in json.loads(raw).items()} if raw else {}
 
 
 _STRPTIME_TYPE = pa.timestamp(TIMESTAMP_UNIT)

@@ -29,6 +29,7 @@ from lib.tabular.columns import (
     normalize_column,
     normalize_tokens,
     to_storage,
+    with_date_formats,
 )
 from lib.tabular.csv_text import check_duplicates, check_header, read_layout
 from lib.tabular.limits import (
@@ -180,7 +181,8 @@ def _build(
         for builder, chunks in zip(again, parts, strict=True):
             builder.reread(chunks)
     columns = [b.finish() for b in builders]
-    table = pa.table(columns, names=names)
+    formats = {b.name: b.date_format for b in builders if b.date_format}
+    table = with_date_formats(columns, names, formats)
     check_decoded_size(table.nbytes, limits)
     missing = {b.name: b.recognised() for b in builders if b.recognised()}
     return table, missing
@@ -294,6 +296,7 @@ def parse_parquet(
         raise TableError("The Parquet file has no rows.")
     tokens = normalize_tokens(missing_tokens)
     missing: dict[str, dict[str, int]] = {}
+    formats: dict[str, str] = {}
     columns = []
     for name, column in zip(table.column_names, table.columns, strict=True):
         if is_textual(column.type):
@@ -305,8 +308,10 @@ def parse_parquet(
             column = builder.finish()
             if builder.recognised():
                 missing[str(name)] = builder.recognised()
+            if builder.date_format:
+                formats[str(name)] = builder.date_format
         columns.append(normalize_column(column))
-    table = pa.table(columns, names=[str(n) for n in table.column_names])
+    table = with_date_formats(columns, [str(n) for n in table.column_names], formats)
     return ParsedTable(table=table, file_format="parquet", missing=missing)
 
 

@@ -235,11 +235,13 @@ def test_signature_spec_and_drift_baseline_know_datetimes() -> None:
 
 
 @pytest.mark.slow
-def test_a_deployed_endpoint_scores_iso_date_strings(local_workspace) -> None:
+def test_a_deployed_endpoint_scores_iso_dates_and_the_uploads_own_format(local_workspace) -> None:
     ws = local_workspace
     source = _uploaded(600, seed=8)
-    frame = source[["when", "plan", "bought"]].assign(when=source["when"].dt.strftime("%Y-%m-%d"))
+    # Day first, as many spreadsheets write dates: the model reads that text from clients too.
+    frame = source[["when", "plan", "bought"]].assign(when=source["when"].dt.strftime("%d/%m/%Y"))
     ws.datasets.upload("sales", frame.to_csv(index=False).encode(), "sales.csv")
+    assert ws.datasets.date_formats("sales", 1) == {"when": "%d/%m/%Y"}
     job = ws.automl.submit(
         AutoMLRequest(
             dataset="sales",
@@ -267,6 +269,8 @@ def test_a_deployed_endpoint_scores_iso_date_strings(local_workspace) -> None:
             {"when": "2025-07-14", "plan": "a"},
             {"when": "2025-01-03T08:00:00Z", "plan": "b"},
             {"when": "never", "plan": "c"},
+            {"when": "14/07/2025", "plan": "a"},
+            {"when": "03/01/2025", "plan": "b"},
         ]
         resp = requests.post(
             ep.scoring_uri,
@@ -279,5 +283,6 @@ def test_a_deployed_endpoint_scores_iso_date_strings(local_workspace) -> None:
         model = mlflow.pyfunc.load_model("models:/sales-model/1")
         assert resp.json()["result"] == list(model.predict(pd.DataFrame(records)))
         assert resp.json()["result"][:2] == ["yes", "no"]
+        assert resp.json()["result"][3:] == ["yes", "no"]  # the same days in the upload's format
     finally:
         ws.endpoints.delete("sales-ep")

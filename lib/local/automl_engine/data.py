@@ -87,7 +87,9 @@ def prepare(
     X_df = data.drop(columns=[spec.target, *dropped])
     if X_df.shape[1] == 0:
         raise ValueError("no usable feature columns")
-    encoder = Encoder.from_frame(X_df, max_categories=gr.MAX_CATEGORIES)
+    encoder = Encoder.from_frame(
+        X_df, max_categories=gr.MAX_CATEGORIES, datetime_formats=spec.date_formats
+    )
     X = encoder.encode_frame(X_df)
     if is_clf:
         classes = sorted(data[spec.target].unique().tolist(), key=lambda v: (str(type(v)), v))

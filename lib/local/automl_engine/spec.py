@@ -22,6 +22,8 @@ class AutoMLSpec:
     experiment_name: str = "automl"
     tune_threshold: bool | None = None  # None: only when the primary metric is accuracy
     features: list[str] | None = None  # None: all but constant, ID-like and free-text columns
+    # Column -> strptime format its dates were uploaded in: clients may send that text too.
+    date_formats: dict[str, str] | None = None
 
 
 @dataclass
