@@ -12,6 +12,7 @@ import pprint
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -264,6 +265,18 @@ def score_frame(
         for j, c in enumerate(names):
             out[f"proba_{c}"] = [p[j] for p in probas]
     return pd.DataFrame(out)
+
+
+def date_help(fmt: str | None) -> str:
+    """What a date field of the Score form takes: ISO 8601, and the upload's own format if any."""
+    iso = "ISO 8601 date or date-time, e.g. 2024-05-01 or 2024-05-01T13:45:00"
+    if not fmt:
+        return iso
+    try:
+        sample = datetime(2024, 5, 31, 13, 45).strftime(fmt)
+    except ValueError:
+        return iso
+    return f"{iso}; or as the training file wrote it, e.g. {sample}"
 
 
 def curl_snippet(

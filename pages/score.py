@@ -11,6 +11,7 @@ from lib.scoring import (
     LABELS_ONLY,
     ScoringError,
     build_payload,
+    date_help,
     post_json,
     request_for,
     score,
@@ -100,7 +101,7 @@ with tab_form:
                 record[label] = box.text_input(
                     label,
                     str(text),
-                    help="ISO 8601 date or date-time, e.g. 2024-05-01 or 2024-05-01T13:45:00",
+                    help=date_help(col.get("format")),
                     key=f"score_f_{label}",
                 )
             elif col.get("kind") == "categorical":

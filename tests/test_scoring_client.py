@@ -12,6 +12,7 @@ from lib.scoring import (
     ScoringError,
     build_payload,
     curl_snippet,
+    date_help,
     fetch_swagger,
     parse_predictions,
     post_json,
@@ -169,3 +170,9 @@ def test_fetch_swagger_or_none(endpoint):
     assert document is not None and "/score" in document["paths"]
     assert fetch_swagger("http://127.0.0.1:9/swagger.json") is None
     assert fetch_swagger(endpoint.url + "/no-such-document.json") is None
+
+
+def test_date_help_shows_the_uploads_format_beside_iso() -> None:
+    assert date_help(None).startswith("ISO 8601")
+    assert date_help("%d/%m/%Y").endswith("e.g. 31/05/2024")
+    assert date_help("%m/%d/%Y %H:%M").endswith("e.g. 05/31/2024 13:45")
