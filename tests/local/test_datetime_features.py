@@ -256,10 +256,9 @@ def test_a_deployed_endpoint_scores_iso_dates_and_the_uploads_own_format(local_w
     done = wait_for(lambda: (j := ws.automl.get(job.id)).is_terminal and j, 240, what="the job")
     assert done.state == "Completed", ws.automl.log_tail(job.id)
     ws.models.register(job.id, "sales-model", "dates")
-    assert [c["kind"] for c in ws.models.feature_spec("sales-model", 1)] == [
-        "datetime",
-        "categorical",
-    ]
+    spec = ws.models.feature_spec("sales-model", 1)
+    assert [c["kind"] for c in spec] == ["datetime", "categorical"]
+    assert spec[0]["format"] == "%d/%m/%Y"  # the Score form's help shows it
     ws.endpoints.deploy("sales-model", 1, "sales-ep")
     try:
         ep = wait_for(lambda: (e := ws.endpoints.get("sales-ep")).state != "Creating" and e, 90)
