@@ -330,8 +330,8 @@ class ColumnBuilder:
 
 
 # Schema metadata key (JSON: column -> strptime format) of the datetime columns read with a
-# format, kept in the dataset's Parquet file: a model trained on such a column reads that text
-# from clients as well as ISO 8601.
+# format. The stored Parquet copy drops schema metadata, so datasets record it beside the file
+# (meta.json); a model trained on such a column reads that text from clients as well as ISO 8601.
 DATE_FORMATS_KEY = b"opsdeck.date_formats"
 
 
