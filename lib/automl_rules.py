@@ -11,6 +11,8 @@ MIN_ROWS = 50
 MIN_BUDGET_S = 10
 # Above this many distinct values a classification target is probably a regression target.
 MAX_CLASSES = 100
+# Rare classes named in the error when some are too small to validate (the rest are counted).
+RARE_CLASSES_SHOWN = 5
 # A numeric target with more distinct values than this is suggested as regression.
 REGRESSION_DISTINCT = 20
 # Algorithm names as the local engine (FLAML) knows them; the Azure backend maps them.
@@ -105,9 +107,7 @@ def validate_request(request: AutoMLRequest, frame: pd.DataFrame) -> list[str]:
             need = folds if validation == "cv" else 2
             rare = counts[counts < need]
             if not rare.empty:
-                problems.append(
-                    f"Class(es) {', '.join(map(str, rare.index))} have fewer than {need} rows."
-                )
+                problems.append(_rare_classes_problem(rare, need))
     elif not pd.api.types.is_numeric_dtype(target):
         problems.append(f"Regression needs a numeric target; {request.target!r} is {target.dtype}.")
     if request.time_budget_s < MIN_BUDGET_S:
@@ -121,6 +121,17 @@ def validate_request(request: AutoMLRequest, frame: pd.DataFrame) -> list[str]:
     if request.validation == "cv" and not 2 <= request.n_folds <= 20:
         problems.append("Cross-validation needs between 2 and 20 folds.")
     return problems
+
+
+def _rare_classes_problem(rare: pd.Series, need: int, shown: int = RARE_CLASSES_SHOWN) -> str:
+    """Which classes are too small to validate, a few by name with their row counts."""
+    named = ", ".join(f"{label} ({count})" for label, count in rare.head(shown).items())
+    more = f" and {len(rare) - shown} more" if len(rare) > shown else ""
+    classes = "1 class has" if len(rare) == 1 else f"{len(rare)} classes have"
+    return (
+        f"{classes} fewer than {need} rows, which validation needs: {named}{more}. "
+        "Merge or remove the rare classes, or choose another target."
+    )
 
 
 def _feature_problems(request: AutoMLRequest, frame: pd.DataFrame) -> list[str]:

@@ -5,6 +5,7 @@ import pytest
 from lib.automl_rules import (
     AUTO_CV_ROWS,
     ESTIMATORS,
+    RARE_CLASSES_SHOWN,
     TRIAL_COLUMNS,
     resolve_validation,
     suggest_target,
@@ -68,6 +69,15 @@ def test_rare_class_blocks_cross_validation() -> None:
     assert validate_request(req(), data) == []
     problems = validate_request(req(validation="cv", n_folds=5), data)
     assert any("maybe" in p and "fewer than 5" in p for p in problems)
+
+
+def test_many_rare_classes_are_counted_not_all_listed() -> None:
+    data = frame()
+    data.loc[: RARE_CLASSES_SHOWN + 6, "y"] = [f"kind{i}" for i in range(RARE_CLASSES_SHOWN + 7)]
+    (problem,) = [p for p in validate_request(req(), data) if "rows, which validation" in p]
+    assert problem.startswith(f"{RARE_CLASSES_SHOWN + 7} classes have fewer than 2 rows")
+    assert "kind0 (1)" in problem and f"kind{RARE_CLASSES_SHOWN}" not in problem
+    assert "and 7 more" in problem and "choose another target" in problem
 
 
 def test_every_offered_metric_is_accepted_for_its_task() -> None:

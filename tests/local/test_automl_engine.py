@@ -26,6 +26,12 @@ from lib.local.automl_engine import (
     run_automl,
 )
 from lib.local.automl_engine.budget import Clock, CostModel
+from lib.local.automl_engine.members import (
+    BOOSTERS,
+    MULTI_THREAD_MIN_CELLS,
+    booster_threads,
+    pinned_booster,
+)
 from lib.local.guardrails import check_data
 
 CLASSIFICATION_KEYS = {
@@ -174,6 +180,9 @@ def test_synthetic_classification_end_to_end(tmp_path: Path) -> None:
 
     assert result.model_uri == f"runs:/{result.parent_run_id}/model"
     _assert_model_consistent(result.model_uri, held_out.drop(columns=["churn"]), result)
+    # a small table's boosters trained on one thread (the search's and the refit's)
+    lgbm = [m for m in raw.members if m.kind == "lgbm"]
+    assert all(int(m.estimator.params["num_threads"]) == 1 for m in lgbm)
 
 
 @pytest.mark.slow
@@ -297,6 +306,34 @@ def test_bagged_configs_only_when_a_seed_matters() -> None:
     assert bagged_config("xgboost", deterministic, 3) is None
     assert bagged_config("xgboost", {**deterministic, "subsample": 0.7}, 3)["random_state"] == 3
     assert bagged_config("rf", {"n_estimators": 10}, 3) is None
+
+
+def _fit_threads(est) -> int:
+    """Threads the native booster inside a fitted FLAML estimator was trained with."""
+    native = est.estimator
+    if hasattr(native, "booster_"):
+        return int(native.booster_.params["num_threads"])
+    config = json.loads(native.get_booster().save_config())
+    return int(config["learner"]["generic_param"]["nthread"])
+
+
+def test_boosters_fit_on_one_thread_below_the_cell_threshold() -> None:
+    assert booster_threads(26_000, 20, 2) == 1
+    assert booster_threads(MULTI_THREAD_MIN_CELLS // 30 + 1, 30, 2) == 2
+    assert booster_threads(10**7, 30, 1) == 1
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4))
+    y = (X[:, 0] > 0).astype(int)
+    for name in BOOSTERS:
+        # the search's n_jobs (every core, for the bagged trees) does not reach the booster
+        est = pinned_booster(name, 1)(task="binary", n_jobs=2, n_estimators=5)
+        est.fit(X, y)
+        assert _fit_threads(est) == 1, name
+        assert est.predict_proba(X).shape == (300, 2)
+        both = pinned_booster(name, 2)(task="binary", n_estimators=5)
+        both.fit(X, y)
+        assert _fit_threads(both) == 2, name
+    assert pinned_booster("lgbm", 1) is pinned_booster("lgbm", 1)
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import pandas as pd
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 from lib.local import guardrails as gr
+from lib.local.automl_engine.members import booster_threads
 from lib.local.automl_engine.spec import AutoMLSpec
 from lib.local.tabular_model import Encoder
 
@@ -38,7 +39,8 @@ class Prepared:
     val_rows: np.ndarray  # rows scored for the post-search steps
     estimators: list[str]
     tune_threshold: bool
-    n_jobs: int
+    n_jobs: int  # threads of the bagged-tree learners
+    booster_jobs: int  # threads of each booster fit (``members.booster_threads``)
 
     @property
     def is_clf(self) -> bool:
@@ -107,6 +109,7 @@ def prepare(
         and bool(spec.tune_threshold or (spec.tune_threshold is None and metric == "accuracy"))
     )
     folds, splitter, val_rows = _validation_split(spec, X, y, is_clf)
+    cores = max(1, os.cpu_count() or 1)
     return Prepared(
         rails=rails,
         dropped=dropped,
@@ -121,7 +124,8 @@ def prepare(
         val_rows=val_rows,
         estimators=estimators,
         tune_threshold=tune_threshold,
-        n_jobs=max(1, os.cpu_count() or 1),
+        n_jobs=cores,
+        booster_jobs=booster_threads(X.shape[0], X.shape[1], cores),
     )
 
 

@@ -2,15 +2,46 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any
 
 import numpy as np
 from flaml import AutoML
+from flaml.automl.model import LGBMEstimator, XGBoostLimitDepthEstimator, XGBoostSklearnEstimator
 
 from lib.local.tabular_model import Member
 
 BOOSTERS = ("lgbm", "xgboost", "xgb_limitdepth")
+_BOOSTER_CLASSES = {
+    "lgbm": LGBMEstimator,
+    "xgboost": XGBoostSklearnEstimator,
+    "xgb_limitdepth": XGBoostLimitDepthEstimator,
+}
+# Below this many matrix cells (rows x features) a booster fits faster on one thread. With
+# OpenMP threads that sleep between parallel regions (the engine's passive wait policy, kept
+# so a busy machine is not made busier by spinning), waking the second thread costs more than
+# it saves on small data: on Bank Marketing (33k x 20) one LightGBM fit took 0.84 s on one
+# thread and 3.5 s on two, on 2.3k x 73 0.15 s vs 2.7 s; at 200k x 30 two threads win by
+# 10-20 % (bench/automl_threads.py).
+MULTI_THREAD_MIN_CELLS = 4_000_000
+
+
+def booster_threads(rows: int, features: int, cores: int) -> int:
+    """Threads each booster fit uses for a matrix of this size on this many cores."""
+    return max(1, cores) if rows * features >= MULTI_THREAD_MIN_CELLS else 1
+
+
+@functools.cache
+def pinned_booster(name: str, n_jobs: int) -> type:
+    """FLAML's learner class for booster ``name`` fitting on ``n_jobs`` threads whatever the
+    search's own ``n_jobs`` (which the bagged-tree learners keep)."""
+    base = _BOOSTER_CLASSES[name]
+
+    def __init__(self, task: Any = "binary", **config: Any) -> None:  # noqa: N807
+        base.__init__(self, task, **{**config, "n_jobs": n_jobs})
+
+    return type(base.__name__, (base,), {"__init__": __init__, "__module__": __name__})
 
 
 def plain_config(config: dict[str, Any]) -> dict[str, Any]:

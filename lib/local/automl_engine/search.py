@@ -29,7 +29,7 @@ from lib.local.automl_engine.budget import (
     tail_s,
 )
 from lib.local.automl_engine.data import Prepared
-from lib.local.automl_engine.members import plain_config
+from lib.local.automl_engine.members import BOOSTERS, pinned_booster, plain_config
 from lib.local.automl_engine.spec import AutoMLCanceled, AutoMLSpec, TrialEvent
 from lib.local.automl_engine.tracking import RunRecorder
 
@@ -194,6 +194,9 @@ def run_search(
             automl.stop_search()
 
     automl = _TrackedAutoML(trial_done)
+    for name in data.estimators:
+        if name in BOOSTERS:  # the refits later get the same class via ``learner_class``
+            automl.add_learner(name, pinned_booster(name, data.booster_jobs))
     allowed_s = search_end() - time.time()
     search_s = max(allowed_s, MIN_SEARCH_S * slowdown())
     # Named after the parent run once it exists (the run is created while the search runs).
@@ -230,8 +233,11 @@ def run_search(
     limit = search_end()
     capped = bool(spec.max_trials) and len(trial_rows) >= int(spec.max_trials or 0)
     late_start = allowed_s <= MIN_SEARCH_S
-    at_limit = time.time() >= min(limit, t_search + search_s) - 1.0
-    if not capped and at_limit and (late_start or limit < clock.budget_end - 1.0):
+    now = time.time()
+    at_limit = now >= min(limit, t_search + search_s) - 1.0
+    # A last trial may run past the limit: the search was only cut short if it ended early.
+    early = limit < clock.budget_end - 1.0 and now < clock.budget_end - 1.0
+    if not capped and at_limit and (late_start or early):
         if late_start:
             reason = (
                 f"cut to its minimum ({len(trial_rows)} trials): it could only start "
