@@ -216,6 +216,32 @@ def test_types_learned_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     assert parsed.missing["day_first"] == {"N/A": 1}
 
 
+def test_numbers_written_for_people_are_numbers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Currency signs, thousands separators and percent signs, anywhere in a long file."""
+    import lib.tabular.reading as reading
+
+    monkeypatch.setattr(reading, "_block_size", lambda header_bytes: 256)  # many chunks
+    n = 300
+    rows = [f'"${i:,}.50",{i}%,{i},"{i},{i % 10}",{i}' for i in range(1000, 1000 + n)]
+    rows[5] = 'N/A,?,?,"1,5",x'
+    rows[250] = '"-$12,345",7.5%,"1,234",?,"$4"'  # a late formatted number in a plain column
+    rows[260] = '"$3",8,9,?,word'  # then a word: text after all
+    header = "price,share,count,eu_decimal,late_word"
+    parsed = parse_table("p.csv", (header + "\n" + "\n".join(rows) + "\n").encode())
+    assert parsed.table.column("price").num_chunks > 3
+    frame = parsed.frame
+    assert str(frame["price"].dtype) == "float64" and frame["price"].iloc[0] == 1000.5
+    assert frame["price"].iloc[250] == -12345.0 and pd.isna(frame["price"].iloc[5])
+    assert frame["share"].iloc[1] == 1001.0 and frame["share"].iloc[250] == 7.5
+    # plain integers kept before the first "1,234" are the same numbers as floats
+    assert str(frame["count"].dtype) == "float64"
+    assert frame["count"].iloc[0] == 1000.0 and frame["count"].iloc[250] == 1234.0
+    assert parsed.missing["price"] == {"N/A": 1} and parsed.missing["share"] == {"?": 1}
+    # a decimal comma in a comma-separated file and numbers then a word stay as written
+    assert str(frame["eu_decimal"].dtype) == "str" and frame["eu_decimal"].iloc[0] == "1000,0"
+    assert frame["late_word"].iloc[250] == "$4" and frame["late_word"].iloc[260] == "word"
+
+
 def test_short_rows_and_quoted_newlines() -> None:
     ragged = parse_table("r.csv", b"a,b,c\n1,2\n3,4,5\n").frame
     assert ragged["a"].tolist() == [1, 3] and pd.isna(ragged["c"].iloc[0])

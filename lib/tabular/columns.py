@@ -1,5 +1,8 @@
 """Column types of an uploaded table: missing-value tokens, numbers, booleans, datetimes, text.
 
+Numbers written for people (`$1,234.50`, `12%`, `1,000`) are numbers too: the currency sign,
+the thousands separators and a trailing percent sign are dropped (`12%` reads as 12).
+
 A column of strings is typed chunk by chunk as it is read (`ColumnBuilder`), so the text is
 never held twice; the rare column whose kind changes late is read again as text. Missing-value tokens
 (`NA`, `?`, `-`, ...) count as missing only where the rest of the column is numeric or datetime;
@@ -39,6 +42,11 @@ DATETIME_FORMATS = (
     "%d-%b-%Y",
     "%d %b %Y",
 )
+# A number as people write it: sign, currency sign, thousands separators in threes, percent.
+# NB: the record encoder (lib/local/fastpath/encoder.py) reads clients' values with the same
+# pattern; it ships inside saved models and cannot import this module.
+FORMATTED_NUMBER = r"^[-+]?\s*[$€£¥]?\s*((\d{1,3}(,\d{3})+|\d+)(\.\d+)?|\.\d+)\s*%?$"
+_NUMBER_DECORATION = r"[$€£¥,%\s]"
 _ISO_TYPES = (pa.timestamp(TIMESTAMP_UNIT), pa.timestamp(TIMESTAMP_UNIT, tz="UTC"))
 _BOOL_WORDS = pa.array(["true", "false"])
 PROBE_VALUES = 64
@@ -81,6 +89,18 @@ def _parse(values: pa.Array, target: pa.DataType | str) -> pa.Array:
     return pc.cast(values, target)
 
 
+def _formatted_numbers(values: pa.Array) -> pa.Array | None:
+    """Non-null strings as float64 when every one is a number written with a currency sign,
+    thousands separators or a percent sign (None otherwise)."""
+    if not pc.all(pc.match_substring_regex(values, FORMATTED_NUMBER)).as_py():
+        return None
+    return _parse_formatted(values)
+
+
+def _parse_formatted(values: pa.Array) -> pa.Array:
+    return pc.cast(pc.replace_substring_regex(values, _NUMBER_DECORATION, ""), pa.float64())
+
+
 def _as_string(values: pa.Array) -> pa.Array:
     if pa.types.is_dictionary(values.type) or pa.types.is_large_string(values.type):
         return values.cast(pa.string())
@@ -94,7 +114,7 @@ class _Chunk:
     cleaned: pa.Array  # trimmed, tokens and nulls as null
     token_counts: Counter[str]
     values: int
-    fits: list[str | pa.DataType]  # "int", "float", "bool", then datetime targets
+    fits: list[str | pa.DataType]  # "int", "float", "formatted", "bool", datetime targets
 
 
 class ColumnBuilder:
@@ -110,7 +130,7 @@ class ColumnBuilder:
         self.name = name
         self.tokens = tokens
         self._lowered = _lowered_tokens(tokens)
-        self.kind = "unknown"  # then int, float, bool, datetime, text
+        self.kind = "unknown"  # then int, float, formatted (numbers), bool, datetime, text
         self.target: pa.DataType | str | None = None  # the datetime parse in use
         self.datetime_fits: list[pa.DataType | str] = []
         self.chunks: list[pa.Array] = []
@@ -186,9 +206,11 @@ class ColumnBuilder:
         fits: list[str | pa.DataType] = []
         if len(values) and classify:
             if _try_parse(values, pa.int64()) is not None:
-                fits += ["int", "float"]
+                fits += ["int", "float", "formatted"]
             elif _try_parse(values, pa.float64()) is not None:
-                fits.append("float")
+                fits += ["float", "formatted"]
+            elif _formatted_numbers(values) is not None:
+                fits.append("formatted")
             elif pc.all(pc.is_in(pc.utf8_lower(values), value_set=_BOOL_WORDS)).as_py():
                 fits.append("bool")
             else:
@@ -223,7 +245,8 @@ class ColumnBuilder:
                 self._reread()  # chunks kept so far were parsed with a format now ruled out
             self.datetime_fits = kept
         elif self.kind not in split.fits:
-            self._widen_to("float" if "float" in split.fits else "text")
+            wider = next((k for k in ("float", "formatted") if k in split.fits), "text")
+            self._widen_to(wider)
         if self.kind == "bool" and (missing or self.missing):
             self._reread()  # booleans with missing values load as text
 
@@ -245,8 +268,8 @@ class ColumnBuilder:
             return
         if self.kind == "unknown":
             self._start(kind)
-        elif self.kind == "int" and kind == "float":
-            self.kind = "float"
+        elif self.kind in ("int", "float") and kind in ("float", "formatted"):
+            self.kind = kind  # numbers kept so far are the same numbers as floats
             self.chunks = [c.cast(pa.float64()) for c in self.chunks]
         else:
             self._reread()
@@ -262,6 +285,8 @@ class ColumnBuilder:
             return pc.cast(pc.utf8_lower(split.cleaned), pa.bool_())
         if self.kind == "datetime":
             return _parse(split.cleaned, self.target)
+        if self.kind == "formatted":
+            return _parse_formatted(split.cleaned)
         return pc.cast(split.cleaned, _KIND_TYPES[self.kind])
 
     def _text(self, chunk: pa.Array) -> pa.Array:
@@ -355,6 +380,7 @@ _STRPTIME_TYPE = pa.timestamp(TIMESTAMP_UNIT)
 _KIND_TYPES: dict[str, pa.DataType] = {
     "int": pa.int64(),
     "float": pa.float64(),
+    "formatted": pa.float64(),
     "bool": pa.bool_(),
     "text": TEXT,
 }

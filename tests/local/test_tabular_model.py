@@ -23,6 +23,7 @@ from lib.local.tabular_model import (
     TabularModel,
     write_model_code,
 )
+from lib.tabular import parse_table
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -106,6 +107,37 @@ def test_encoding_of_records_matches_frame_including_unseen_and_missing() -> Non
     c = enc.encode_records([{"amount": "2.5", "colour": "red"}])
     assert c[0, enc.columns.index("amount")] == 2.5
     assert math.isnan(c[0, enc.columns.index("count")])
+
+
+def test_numbers_written_for_people_encode_as_the_upload_read_them() -> None:
+    """A client sending the text an uploaded file had ("$1,234.50", "12%") gets the number the
+    model was trained on, on the record and the frame path alike; other text stays missing."""
+    written = ["$1,234.50", "12%", "-$5", "1,000,000", " 7 ", ".5%", "1,5", "abc", "$", "1,23"]
+    data = ("amount,n\n" + "".join(f'"{v}",{i}\n' for i, v in enumerate(written[:6]))).encode()
+    uploaded = parse_table("people.csv", data).frame["amount"].tolist()
+    assert uploaded == [1234.5, 12.0, -5.0, 1_000_000.0, 7.0, 0.5]
+    enc = Encoder.from_frame(pd.DataFrame({"amount": uploaded}))
+    records = enc.encode_records([{"amount": v} for v in written])[:, 0]
+    frame = enc.encode_frame(pd.DataFrame({"amount": written}))[:, 0]
+    np.testing.assert_array_equal(records, frame)
+    assert records[:6].tolist() == uploaded
+    assert np.isnan(records[6:]).all()  # a decimal comma, words, a bare sign: not numbers
+    # the same text is no number to the upload either: such a column stays text
+    kept = parse_table("t.csv", b'v\n"1,5"\nabc\n$\n"1,23"\n').frame["v"]
+    assert str(kept.dtype) == "str"
+
+
+def test_categories_match_without_the_spaces_a_file_left_around_them() -> None:
+    # "a, b" files (the Adult census data) keep a leading space in every text value.
+    enc = Encoder.from_frame(pd.DataFrame({"work": [" Private", " State-gov", "Self emp"]}))
+    codes = enc.encode_records(
+        [{"work": v} for v in (" Private", "Private", "Private ", "State-gov", "Self emp", "x")]
+    )[:, 0]
+    frame = enc.encode_frame(pd.DataFrame({"work": ["Private", " State-gov", "Self  emp"]}))[:, 0]
+    assert codes[0] == codes[1] == codes[2] == frame[0]
+    assert codes[3] == frame[1] != codes[0]
+    assert codes[4] != codes[3] and not math.isnan(codes[4])
+    assert math.isnan(codes[5]) and math.isnan(frame[2])  # spaces inside still matter
 
 
 @pytest.mark.parametrize("kinds", [("lgbm",), ("xgboost",), ("sklearn",), ("lgbm", "xgboost")])

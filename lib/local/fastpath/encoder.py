@@ -11,6 +11,7 @@ It imports numpy and the standard library only: it ships inside every saved mode
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -29,6 +30,12 @@ _EPOCH_ORDINAL = _EPOCH.toordinal()
 _US_PER_DAY = 86_400_000_000
 
 _PANDAS_MISSING = frozenset({"NAType", "NaTType"})
+# The upload's pattern of a number written for people (lib/tabular/columns.py), repeated here
+# because this module ships inside saved models on its own.
+_FORMATTED_NUMBER = re.compile(
+    r"^[-+]?\s*[$€£¥]?\s*((\d{1,3}(,\d{3})+|\d+)(\.\d+)?|\.\d+)\s*%?$", re.ASCII
+)
+_NUMBER_DECORATION = re.compile(r"[$€£¥,%\s]")
 
 
 def is_missing(value: Any) -> bool:
@@ -46,13 +53,19 @@ def is_missing(value: Any) -> bool:
 
 
 def to_float(value: Any) -> float:
-    """A numeric feature value: missing or not a number (e.g. ``"abc"``, ``""``) is NaN."""
+    """A numeric feature value: missing or not a number (e.g. ``"abc"``, ``""``) is NaN.
+
+    Text written for people reads as the number it shows, as uploads read it: ``"$1,234.50"``
+    is 1234.5 and ``"12%"`` is 12.
+    """
     if value is None:
         return math.nan
     try:
         # float() of a NaN is NaN; pandas.NA and pandas.NaT raise TypeError.
         return float(value)
     except (TypeError, ValueError):
+        if isinstance(value, str) and _FORMATTED_NUMBER.match(value.strip()):
+            return float(_NUMBER_DECORATION.sub("", value))
         return math.nan
 
 
@@ -127,11 +140,14 @@ def encoded_names(feature: Mapping[str, Any]) -> list[str]:
 
 
 def category_lookup(categories: Sequence[Any]) -> dict[Any, float]:
-    """Code of every category, keyed by the value and by its ``str()``: JSON sends "1" or 1."""
+    """Code of every category, keyed by the value and by its ``str()``: JSON sends "1" or 1;
+    and by its text without surrounding spaces, which files like "a, b" leave in values."""
     table: dict[Any, float] = {}
     for code, cat in enumerate(categories):
         table.setdefault(str(cat), float(code))
         table[cat] = float(code)
+    for code, cat in enumerate(categories):
+        table.setdefault(str(cat).strip(), float(code))
     return table
 
 
@@ -146,7 +162,9 @@ def category_code(lookup: Mapping[Any, float], value: Any) -> float:
     # Missing values are never keys, but their str() ("None", "nan", "<NA>") could be.
     if is_missing(value):
         return math.nan
-    return lookup.get(str(value), math.nan)
+    text = str(value)
+    code = lookup.get(text)
+    return lookup.get(text.strip(), math.nan) if code is None else code
 
 
 class RecordEncoder:
