@@ -92,6 +92,7 @@ def check_data(
     """Run every guardrail on a training frame (the chosen features only); pure function."""
     if target not in df.columns:
         raise ValueError(f"target column {target!r} is not in the data")
+    chosen = features is not None
     if features is not None:
         df = df[[c for c in df.columns if c in set(features) or c == target]]
     out: list[Guardrail] = []
@@ -164,7 +165,7 @@ def check_data(
         if ids:
             parts.append(
                 f"id-like and free-text columns {', '.join(ids)} were "
-                + ("dropped" if features is None else "kept, as chosen")
+                + ("kept, as chosen" if chosen else "dropped")
             )
         if high:
             parts.append(

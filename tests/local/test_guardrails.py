@@ -95,6 +95,9 @@ def test_titanic_like_frame_leak_alerted_and_ids_dropped() -> None:
     # age's `?` tokens are missing values, not a category
     assert "age" in rails["Missing feature values imputation"].columns
     assert gr.columns_to_drop(frame, "survived") == ["name", "ticket"]
+    # without a column choice the rail says they were dropped, as they are
+    action = rails["High cardinality feature detection"].action
+    assert "name, ticket were dropped" in action and "as chosen" not in action
 
 
 def test_chosen_columns_are_kept_and_the_rest_left_out() -> None:
