@@ -51,7 +51,7 @@ def test_latin1_and_utf8_bom() -> None:
         (b"   \n\n", "empty"),
         (b"1,2,3\n4,5,6\n", "no header"),
         (b"a,b,a\n1,2,3\n", "Duplicate column names: 'a'"),
-        (b"a,,c\n1,2,3\n", "no name"),
+        (b"column_2,,c\n1,2,3\n", "Duplicate column names: 'column_2'"),
         (b"a,b\n", "no data rows"),
         (b"a,b\n1,2\n\x00\x01\x02", "binary"),
     ],
@@ -59,6 +59,14 @@ def test_latin1_and_utf8_bom() -> None:
 def test_bad_csv_is_rejected_with_reason(data: bytes, message: str) -> None:
     with pytest.raises(TableError, match=message):
         parse_table("bad.csv", data)
+
+
+def test_blank_header_names_are_named_by_position() -> None:
+    """`DataFrame.to_csv()` writes its index under a blank name; a trailing comma adds one."""
+    parsed = parse_table("indexed.csv", b",a,b,\n0,1,x,\n1,2,y,\n")
+    assert parsed.columns == ["column_1", "a", "b", "column_4"]
+    assert parsed.frame["column_1"].tolist() == [0, 1] and parsed.frame["b"].tolist() == ["x", "y"]
+    assert parsed.frame["column_4"].isna().all()
 
 
 def test_size_limit() -> None:

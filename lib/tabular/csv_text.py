@@ -89,15 +89,17 @@ def _looks_numeric(value: str) -> bool:
     return True
 
 
+def header_names(header: list[str]) -> list[str]:
+    """Column names of a header row: stripped, and a blank one named after its position
+    (``column_1`` for the first), as the index column pandas writes without a name."""
+    return [h.strip() or f"column_{i + 1}" for i, h in enumerate(header)]
+
+
 def check_header(header: list[str]) -> None:
-    """Refuse a missing, blank, numeric (no header row) or duplicated set of column names."""
+    """Refuse a missing, numeric (no header row) or duplicated set of column names."""
     if not header or all(not h.strip() for h in header):
         raise TableError("The first line is empty: a header row with column names is required.")
-    blanks = [i + 1 for i, h in enumerate(header) if not h.strip()]
-    if blanks:
-        shown = blanks[:20]
-        more = f" and {len(blanks) - 20} more" if len(blanks) > 20 else ""
-        raise TableError(f"Column(s) {shown}{more} have no name in the header row.")
+    header = header_names(header)
     if all(_looks_numeric(h.strip()) for h in header):
         raise TableError(
             "The first row is all numbers, so the file seems to have no header row: "

@@ -31,7 +31,7 @@ from lib.tabular.columns import (
     to_storage,
     with_date_formats,
 )
-from lib.tabular.csv_text import check_duplicates, check_header, read_layout
+from lib.tabular.csv_text import check_duplicates, check_header, header_names, read_layout
 from lib.tabular.limits import (
     TableError,
     check_columns,
@@ -209,7 +209,7 @@ def parse_csv(
     layout = read_layout(data)
     check_header(layout.header)
     check_columns(len(layout.header), limits)
-    names = [h.strip() for h in layout.header]
+    names = header_names(layout.header)
     tokens = normalize_tokens(missing_tokens)
     buffer = pa.py_buffer(data)
     if layout.body_offset:
