@@ -260,8 +260,18 @@ def test_short_rows_and_quoted_newlines() -> None:
 
 
 def test_semicolon_file_with_decimal_commas() -> None:
-    parsed = parse_table("eu.csv", b"city;price\nLyon;1,5\nNice;2,25\n")
-    assert parsed.delimiter == ";" and parsed.frame["price"].tolist() == ["1,5", "2,25"]
+    data = "city;price;total;share;code;dots\nLyon;1,5;1.234,50 €;12,5 %;1,2,3;7.5\n"
+    data += "Nice;2,25;-3 000;7%;4,5,6;8\nMetz;?;,5;0,1%;7;9.25\n"
+    parsed = parse_table("eu.csv", data.encode())
+    frame = parsed.frame
+    assert parsed.delimiter == ";" and frame["price"].tolist()[:2] == [1.5, 2.25]
+    assert pd.isna(frame["price"].iloc[2]) and parsed.missing["price"] == {"?": 1}
+    assert frame["total"].tolist() == [1234.5, -3000.0, 0.5]
+    assert frame["share"].tolist() == [12.5, 7.0, 0.1]
+    assert frame["code"].tolist() == ["1,2,3", "4,5,6", "7"]  # not a number: kept as written
+    assert frame["dots"].tolist() == [7.5, 8.0, 9.25]  # plain decimals still read as they are
+    # a comma-separated file keeps reading "1,500" as fifteen hundred
+    assert parse_table("us.csv", b'n\n"1,500"\n2\n').frame["n"].tolist() == [1500.0, 2.0]
 
 
 # --- hostile and huge files -----------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Column types of an uploaded table: missing-value tokens, numbers, booleans, datetimes, text.
 
 Numbers written for people (`$1,234.50`, `12%`, `1,000`) are numbers too: the currency sign,
-the thousands separators and a trailing percent sign are dropped (`12%` reads as 12).
+the thousands separators and a trailing percent sign are dropped (`12%` reads as 12). In a file
+whose decimal mark is a comma (semicolon-separated, as spreadsheets write them where the comma is
+the decimal mark) `1.234,5` and `12,5 %` read as 1234.5 and 12.5.
 
 A column of strings is typed chunk by chunk as it is read (`ColumnBuilder`), so the text is
 never held twice; the rare column whose kind changes late is read again as text. Missing-value tokens
@@ -47,6 +49,10 @@ DATETIME_FORMATS = (
 # pattern; it ships inside saved models and cannot import this module.
 FORMATTED_NUMBER = r"^[-+]?\s*[$€£¥]?\s*((\d{1,3}(,\d{3})+|\d+)(\.\d+)?|\.\d+)\s*%?$"
 _NUMBER_DECORATION = r"[$€£¥,%\s]"
+# The same with a decimal comma and dots (or spaces) between thousands; the currency sign may
+# also follow the number (`12,50 €`).
+COMMA_DECIMAL_NUMBER = r"^[-+]?\s*[$€£¥]?\s*((\d{1,3}([. ]\d{3})+|\d+)(,\d+)?|,\d+)\s*[$€£¥]?\s*%?$"
+_COMMA_DECIMAL_DECORATION = r"[$€£¥.%\s]"
 _ISO_TYPES = (pa.timestamp(TIMESTAMP_UNIT), pa.timestamp(TIMESTAMP_UNIT, tz="UTC"))
 _BOOL_WORDS = pa.array(["true", "false"])
 PROBE_VALUES = 64
@@ -89,15 +95,19 @@ def _parse(values: pa.Array, target: pa.DataType | str) -> pa.Array:
     return pc.cast(values, target)
 
 
-def _formatted_numbers(values: pa.Array) -> pa.Array | None:
+def _formatted_numbers(values: pa.Array, decimal_comma: bool = False) -> pa.Array | None:
     """Non-null strings as float64 when every one is a number written with a currency sign,
-    thousands separators or a percent sign (None otherwise)."""
-    if not pc.all(pc.match_substring_regex(values, FORMATTED_NUMBER)).as_py():
+    thousands separators or a percent sign, or (``decimal_comma``) a decimal comma."""
+    pattern = COMMA_DECIMAL_NUMBER if decimal_comma else FORMATTED_NUMBER
+    if not pc.all(pc.match_substring_regex(values, pattern)).as_py():
         return None
-    return _parse_formatted(values)
+    return _parse_formatted(values, decimal_comma)
 
 
-def _parse_formatted(values: pa.Array) -> pa.Array:
+def _parse_formatted(values: pa.Array, decimal_comma: bool = False) -> pa.Array:
+    if decimal_comma:
+        plain = pc.replace_substring_regex(values, _COMMA_DECIMAL_DECORATION, "")
+        return pc.cast(pc.replace_substring(plain, ",", "."), pa.float64())
     return pc.cast(pc.replace_substring_regex(values, _NUMBER_DECORATION, ""), pa.float64())
 
 
@@ -126,9 +136,12 @@ class ColumnBuilder:
     asks the caller to feed them once more (`reread`).
     """
 
-    def __init__(self, name: str, tokens: tuple[str, ...] = MISSING_TOKENS) -> None:
+    def __init__(
+        self, name: str, tokens: tuple[str, ...] = MISSING_TOKENS, decimal_comma: bool = False
+    ) -> None:
         self.name = name
         self.tokens = tokens
+        self.decimal_comma = decimal_comma  # "1,5" is one and a half (else "1,500" is 1500)
         self._lowered = _lowered_tokens(tokens)
         self.kind = "unknown"  # then int, float, formatted (numbers), bool, datetime, text
         self.target: pa.DataType | str | None = None  # the datetime parse in use
@@ -209,7 +222,7 @@ class ColumnBuilder:
                 fits += ["int", "float", "formatted"]
             elif _try_parse(values, pa.float64()) is not None:
                 fits += ["float", "formatted"]
-            elif _formatted_numbers(values) is not None:
+            elif _formatted_numbers(values, self.decimal_comma) is not None:
                 fits.append("formatted")
             elif pc.all(pc.is_in(pc.utf8_lower(values), value_set=_BOOL_WORDS)).as_py():
                 fits.append("bool")
@@ -286,7 +299,7 @@ class ColumnBuilder:
         if self.kind == "datetime":
             return _parse(split.cleaned, self.target)
         if self.kind == "formatted":
-            return _parse_formatted(split.cleaned)
+            return _parse_formatted(split.cleaned, self.decimal_comma)
         return pc.cast(split.cleaned, _KIND_TYPES[self.kind])
 
     def _text(self, chunk: pa.Array) -> pa.Array:

@@ -154,9 +154,10 @@ def _build(
     limits: UploadLimits,
     tokens: tuple[str, ...],
     text_columns: frozenset[str] = frozenset(),
+    decimal_comma: bool = False,
 ) -> tuple[pa.Table, dict[str, dict[str, int]]]:
     """Type every column while reading once; read again only the columns that need it."""
-    builders = [ColumnBuilder(n, tokens) for n in names]
+    builders = [ColumnBuilder(n, tokens, decimal_comma) for n in names]
     for builder in builders:
         if builder.name in text_columns:
             builder.read_as_text()
@@ -215,6 +216,8 @@ def parse_csv(
     if layout.body_offset:
         buffer = buffer.slice(layout.body_offset)
     block = _block_size(layout.header_bytes)
+    # Spreadsheets write semicolon-separated files where the comma is the decimal mark.
+    decimal_comma = layout.delimiter == ";"
     try:
         table, missing = _build(
             lambda only: _csv_batches(
@@ -224,6 +227,7 @@ def parse_csv(
             limits,
             tokens,
             frozenset(text_columns),
+            decimal_comma,
         )
     except pa.ArrowInvalid:
         view = memoryview(data)[layout.body_offset :]
@@ -233,6 +237,7 @@ def parse_csv(
             limits,
             tokens,
             frozenset(text_columns),
+            decimal_comma,
         )
     return ParsedTable(
         table=table,
