@@ -28,6 +28,12 @@ def test_sniffs_semicolon_and_tab_delimiters() -> None:
     assert tab.delimiter == "\t" and tab.frame.shape == (2, 2)
 
 
+def test_excel_separator_line_names_the_delimiter() -> None:
+    parsed = parse_table("x.csv", b"\xef\xbb\xbfsep=;\r\na;b,c\r\n1;2,5\r\n3;4\r\n")
+    assert parsed.delimiter == ";" and parsed.columns == ["a", "b,c"]
+    assert parsed.frame["a"].tolist() == [1, 3] and parsed.frame["b,c"].tolist() == [2.5, 4.0]
+
+
 def test_single_column_csv() -> None:
     parsed = parse_table("one.csv", b"value\n1\n2\n3\n")
     assert parsed.frame["value"].tolist() == [1, 2, 3]

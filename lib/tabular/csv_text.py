@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from dataclasses import dataclass
 
 from lib.tabular.limits import TableError
@@ -20,6 +21,7 @@ SNIFF_MAX_LINES = 50
 HEADER_MAX_BYTES = 16 * 1024 * 1024
 UTF8_BOM = codecs.BOM_UTF8
 _CHECK_CHUNK = 1 << 20
+_SEP_HINT = re.compile(rb"sep=([^\r\n])\r?\n")
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,10 @@ def read_layout(data: bytes | memoryview) -> CsvLayout:
     view = memoryview(data)
     encoding = detect_encoding(view)
     offset = len(UTF8_BOM) if encoding == "utf-8" and view[:3] == UTF8_BOM else 0
+    # Excel's "sep=;" first line names the delimiter; the header follows it.
+    hint = _SEP_HINT.match(bytes(view[offset : offset + 8]))
+    if hint:
+        offset += hint.end()
     body = view[offset:]
     end = bytes(body[:HEADER_MAX_BYTES]).find(b"\n")
     if end < 0:
@@ -144,7 +150,7 @@ def read_layout(data: bytes | memoryview) -> CsvLayout:
     sample = (bytes(body[:header_bytes]) + tail).decode(encoding, errors="replace")
     if not sample.strip():
         raise TableError("The file is empty.")
-    delimiter = choose_delimiter(sample)
+    delimiter = hint.group(1).decode(encoding) if hint else choose_delimiter(sample)
     header_text = bytes(body[:header_bytes]).decode(encoding, errors="replace")
     header = next(csv.reader(io.StringIO(header_text), delimiter=delimiter), [])
     return CsvLayout(
