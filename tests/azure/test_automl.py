@@ -1,3 +1,4 @@
+import io
 import socket
 from pathlib import Path
 
@@ -19,7 +20,6 @@ from lib.workspace import (
     WorkspaceError,
 )
 from tests.support.azure_fakes import (
-    DATASTORE_PREFIX,
     RESOURCE_GROUP,
     SUBSCRIPTION,
     WORKSPACE,
@@ -84,21 +84,35 @@ def test_columns_left_out_are_ignored_by_featurization(
     assert automl.validate(request(features=["nope"])) != []
 
 
-def test_the_mltable_wraps_the_uploaded_file_with_its_delimiter(
+def test_the_mltable_holds_the_table_as_opsdeck_read_it(
     automl: AzureAutoML, fake_client: FakeMLClient, datasets: AzureDatasets
 ) -> None:
-    automl.submit(request())
-    table = fake_client.data.get("bank-mltable", "1")
+    """Azure trains on what the Datasets page showed: tokens missing, numbers as numbers."""
+    rows = [
+        f'{i},{"?" if i % 7 == 0 else 20 + i % 50},"${1000 + i:,}",{"yes" if i % 3 else "no"}'
+        for i in range(60)
+    ]
+    data = (",age,price,y\n" + "\n".join(rows) + "\n").encode()
+    datasets.upload("people", data, "people.csv")
+    automl.submit(request(dataset="people", features=["age", "price"]))
+    table = fake_client.data.get("people-mltable", "1")
     assert table.type == "mltable"
     [mltable_uri] = [u for u in fake_client.datastore.files if u.endswith("/MLTable")]
     content = yaml.safe_load(fake_client.datastore.files[mltable_uri])
-    assert content["paths"] == [{"file": datasets.get("bank", 1).uri}]
-    assert content["paths"][0]["file"].startswith(DATASTORE_PREFIX)
+    assert content["paths"] == [{"file": "./data.parquet"}]
     [step] = content["transformations"]
-    assert step["read_delimited"]["delimiter"] == ";"
-    assert step["read_delimited"]["header"] == "all_files_same_headers"
+    assert "read_parquet" in step
+    folder = mltable_uri.removesuffix("MLTable")
+    typed = pd.read_parquet(io.BytesIO(fake_client.datastore.files[folder + "data.parquet"]))
+    assert list(typed.columns) == ["column_1", "age", "price", "y"]
+    assert typed["age"].isna().sum() == 9 and str(typed["age"].dtype) == "float64"
+    assert typed["price"].tolist()[:2] == [1000.0, 1001.0]
+    # the column left out by name is the one opsdeck named
+    [sent] = fake_client.jobs.received
+    rest = sent._to_rest_object().properties.task_details.featurization_settings
+    assert rest.column_name_and_types == {"column_1": "Ignore"}
     # The MLTable is not a dataset of its own on the Datasets page.
-    assert [d.name for d in datasets.list()] == ["bank"]
+    assert sorted(d.name for d in datasets.list()) == ["bank", "people"]
 
 
 def test_second_submit_reuses_the_mltable(automl: AzureAutoML, fake_client: FakeMLClient) -> None:

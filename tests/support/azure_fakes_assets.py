@@ -81,7 +81,9 @@ class FakeDataOperations:
         digest = hashlib.md5(content).hexdigest()  # noqa: S324 - a folder name, not security
         uri = f"{DATASTORE_PREFIX}/LocalUpload/{digest}/{local.name}"
         if data.type == AssetTypes.MLTABLE:
-            self.datastore.files[f"{uri}/MLTable"] = content
+            for item in sorted(local.iterdir()):  # the SDK uploads the whole folder
+                if item.is_file():
+                    self.datastore.files[f"{uri}/{item.name}"] = item.read_bytes()
             uri += "/"
         elif local.is_file():
             self.staged_bytes.append(content)
@@ -103,7 +105,10 @@ class FakeDataOperations:
         contents = read_local_mltable_metadata_contents(path=str(folder))
         metadata = MLTableMetadata._load(contents, folder / "MLTable")
         for uri in metadata.referenced_uris():
-            if uri not in self.datastore.files:
+            if "://" not in uri:  # relative to the MLTable file: uploaded with the folder
+                if not (folder / uri).is_file():
+                    raise http_error(f"MLTable refers to {uri}, which is not in its folder.", 400)
+            elif uri not in self.datastore.files:
                 raise http_error(f"MLTable refers to {uri}, which is not in the datastore.", 400)
         return (folder / "MLTable").read_bytes()
 

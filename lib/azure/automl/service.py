@@ -86,9 +86,7 @@ class AzureAutoML:
         problems = validate_request(request, parsed.frame) + problems
         if problems or cluster is None:
             raise WorkspaceError(" ".join(problems))
-        table = ensure_mltable(
-            self.ml_client, dv, parsed.file_format, parsed.delimiter, parsed.encoding
-        )
+        table = ensure_mltable(self.ml_client, dv, parsed.table)
         job = build_job(
             request,
             mltable_input(table),

@@ -2,9 +2,12 @@
 
 AutoML tabular jobs only read MLTable inputs, while opsdeck datasets are `uri_file` CSV or Parquet
 versions. Each dataset version `name` vN therefore gets a companion MLTable data asset
-`name-mltable` vN: a one-file MLTable whose `paths` point at the uri_file's datastore URI, with the
-delimiter and encoding the upload was parsed with. The same version number makes reuse a plain
-`get`, and the companion adds no copy of the data.
+`name-mltable` vN: a folder with the table as opsdeck read it, as Parquet, and the MLTable file
+reading it. A copy rather than a pointer at the uploaded file, because MLTable's own CSV reader
+knows none of what the upload recognised (missing-value tokens such as `?`, numbers written as
+`$1,234` or `1,5`, day-first dates, names for blank header cells): Azure then trains on the
+columns and types the Datasets page, the guardrails and the column choice showed. The same
+version number makes reuse a plain `get`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from azure.ai.ml import Input, automl
 from azure.ai.ml.constants import AssetTypes
 from azure.ai.ml.entities import AmlCompute, Data
@@ -27,12 +31,13 @@ from lib.azure.automl.translate import PRIMARY_METRICS, azure_algorithms, azure_
 from lib.azure.client import MLClientSource, azure_call
 from lib.errors import WorkspaceError
 from lib.metrics import CLASSIFICATION
+from lib.tabular import write_parquet
 from lib.workspace import AutoMLRequest, DatasetVersion
 
 REQUEST_TAG = "opsdeck.request"
 MLTABLE_SUFFIX = "-mltable"
-# MLTable's names for the encodings lib.tabular detects.
-MLTABLE_ENCODINGS = {"utf-8": "utf8", "latin-1": "latin1"}
+# The typed copy of the table inside the MLTable folder.
+MLTABLE_DATA_FILE = "data.parquet"
 
 
 def timeout_minutes(time_budget_s: int) -> int:
@@ -41,18 +46,12 @@ def timeout_minutes(time_budget_s: int) -> int:
     return max(15, math.ceil(time_budget_s / 60))
 
 
-def mltable_yaml(uri: str, file_format: str, delimiter: str | None, encoding: str | None) -> str:
-    """The MLTable file that reads one datastore file as a table."""
-    if file_format == "parquet":
-        transformation = "  - read_parquet:\n      include_path_column: false\n"
-    else:
-        transformation = (
-            "  - read_delimited:\n"
-            f"      delimiter: {json.dumps(delimiter or ',')}\n"
-            f"      encoding: {MLTABLE_ENCODINGS.get(encoding or 'utf-8', 'utf8')}\n"
-            "      header: all_files_same_headers\n"
-        )
-    return f"paths:\n  - file: {json.dumps(uri)}\ntransformations:\n{transformation}"
+def mltable_yaml(file_name: str = MLTABLE_DATA_FILE) -> str:
+    """The MLTable file that reads the Parquet file beside it."""
+    return (
+        f"paths:\n  - file: ./{file_name}\n"
+        "transformations:\n  - read_parquet:\n      include_path_column: false\n"
+    )
 
 
 def azure_problems(
@@ -88,14 +87,9 @@ def azure_problems(
     return problems, target
 
 
-def ensure_mltable(
-    ml_client: MLClientSource,
-    dv: DatasetVersion,
-    file_format: str,
-    delimiter: str | None,
-    encoding: str | None,
-) -> Data:
-    """The `<dataset>-mltable` asset of a dataset version, registered on first use."""
+def ensure_mltable(ml_client: MLClientSource, dv: DatasetVersion, table: pa.Table) -> Data:
+    """The `<dataset>-mltable` asset of a dataset version (``table``: as opsdeck read it),
+    registered on first use."""
     name, version = f"{dv.name}{MLTABLE_SUFFIX}", str(dv.version)
     ml = ml_client()
     with azure_call(f"get data asset {name} v{version}"):
@@ -106,13 +100,16 @@ def ensure_mltable(
     with tempfile.TemporaryDirectory(prefix="opsdeck-mltable-") as tmp:
         folder = Path(tmp, name)
         folder.mkdir()
-        (folder / "MLTable").write_text(mltable_yaml(dv.uri, file_format, delimiter, encoding))
+        write_parquet(table, folder / MLTABLE_DATA_FILE)
+        (folder / "MLTable").write_text(mltable_yaml())
         asset = Data(
             name=name,
             version=version,
             type=AssetTypes.MLTABLE,
             path=str(folder),
-            description=f"MLTable over dataset {dv.name} v{dv.version} (for AutoML).",
+            description=(
+                f"Dataset {dv.name} v{dv.version} as opsdeck read it, as an MLTable (for AutoML)."
+            ),
             tags={"opsdeck.dataset": dv.name, "opsdeck.dataset_version": version},
         )
         with azure_call(f"register data asset {name} v{version}"):
