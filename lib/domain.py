@@ -17,7 +17,7 @@ class DatasetVersion:
     version: int
     description: str
     file_name: str
-    file_format: str  # "csv" or "parquet"
+    file_format: str  # "csv", "parquet" or "excel"
     rows: int
     columns: int
     size_bytes: int

@@ -75,6 +75,95 @@ def test_blank_header_names_are_named_by_position() -> None:
     assert parsed.frame["column_4"].isna().all()
 
 
+def _workbook(rows: list[list], sheet_title: str = "data") -> bytes:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = sheet_title
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_excel_workbook_reads_its_first_sheet_typed() -> None:
+    import datetime as dt
+
+    rows = [["", "age", "price", "joined", "member", "note", "y"]]
+    for i in range(40):
+        price = f"${1000 + i:,}.50" if i % 2 else 1000.5 + i  # text and numbers mixed
+        rows.append(
+            [
+                i,
+                "?" if i % 5 == 0 else 20 + i,
+                price,
+                dt.date(2024, 1, 1 + i % 28),
+                i % 2 == 0,
+                "x" if i % 3 == 0 else None,
+                "yes" if i % 3 else "no",
+            ]
+        )
+    rows += [[None] * 7, [None] * 7]  # formatted but empty rows at the end
+    parsed = parse_table("book.xlsx", _workbook(rows))
+    frame = parsed.frame
+    assert parsed.file_format == "excel" and parsed.rows == 40
+    assert parsed.columns == ["column_1", "age", "price", "joined", "member", "note", "y"]
+    assert str(frame["age"].dtype) == "float64" and parsed.missing == {"age": {"?": 8}}
+    assert frame["price"].tolist()[:3] == [1000.5, 1001.5, 1002.5]
+    assert str(frame["joined"].dtype).startswith("datetime64")
+    assert frame["joined"].iloc[1] == pd.Timestamp("2024-01-02")
+    assert str(frame["member"].dtype) == "bool" and frame["y"].iloc[0] == "no"
+    assert frame["note"].iloc[0] == "x" and pd.isna(frame["note"].iloc[1])
+    # found by its bytes too, whatever the name says
+    assert parse_table("upload", _workbook(rows)).file_format == "excel"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 64, "save it as .xlsx or CSV"),
+        (b"PK\x03\x04not really a zip", "not a readable Excel workbook"),
+    ],
+)
+def test_files_excel_cannot_read_are_refused_with_reason(data: bytes, message: str) -> None:
+    with pytest.raises(TableError, match=message):
+        parse_table("book.xls", data)
+
+
+def test_a_zip_that_is_no_workbook_and_a_zip_bomb_are_refused() -> None:
+    import zipfile
+
+    plain = io.BytesIO()
+    with zipfile.ZipFile(plain, "w") as archive:
+        archive.writestr("data.csv", "a,b\n1,2\n")
+    with pytest.raises(TableError, match="not an Excel workbook"):
+        parse_table("data.zip", plain.getvalue())
+    # A sheet that inflates far past the limit is refused from the zip's directory alone.
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+        archive.writestr("xl/worksheets/sheet1.xml", b"<row/>" * 3_000_000)
+    limits = UploadLimits(max_uncompressed_bytes=1024 * 1024)
+    assert len(bomb.getvalue()) < 200_000
+    with pytest.raises(TableError, match="decodes to"):
+        parse_table("bomb.xlsx", bomb.getvalue(), limits=limits)
+
+
+def test_excel_row_and_header_limits() -> None:
+    rows = [["a", "b"]] + [[i, i] for i in range(30)]
+    with pytest.raises(TableError, match="over the limit of 20"):
+        parse_table("long.xlsx", _workbook(rows), limits=UploadLimits(max_rows=20))
+    with pytest.raises(TableError, match="Duplicate column names"):
+        parse_table("dup.xlsx", _workbook([["a", "a"], [1, 2]]))
+    with pytest.raises(TableError, match="no data rows"):
+        parse_table("head.xlsx", _workbook([["a", "b"]]))
+    # a value right of the header gets a column named after its position
+    wide = parse_table("wide.xlsx", _workbook([["a"], [1, "stray"], [2]]))
+    assert wide.columns == ["a", "column_2"] and wide.frame["column_2"].tolist()[0] == "stray"
+
+
 def test_size_limit() -> None:
     with pytest.raises(TableError, match="over the 100 bytes limit"):
         parse_table("big.csv", b"a\n" + b"1\n" * 1000, max_bytes=100)

@@ -27,8 +27,10 @@ from lib.azure.values import created_at
 from lib.errors import WorkspaceError
 from lib.settings import UploadLimits
 from lib.tabular import (
+    ORIGINAL_SUFFIXES,
     ParsedTable,
     TableError,
+    detect_format,
     normalize_tokens,
     parse_table,
     profile_from_records,
@@ -100,9 +102,7 @@ def to_dataset_version(data: Data) -> DatasetVersion:
     tags = dict(data.tags or {})
     uri = str(data.path or "")
     file_name = tags.get("file_name") or PurePosixPath(uri).name
-    file_format = tags.get("format") or (
-        "parquet" if file_name.lower().endswith((".parquet", ".pq")) else "csv"
-    )
+    file_format = tags.get("format") or detect_format(file_name, b"")
     return DatasetVersion(
         name=str(data.name),
         version=_int_version(data.version) or 0,
@@ -121,10 +121,10 @@ def to_dataset_version(data: Data) -> DatasetVersion:
 
 def _staged_file_name(file_name: str, file_format: str) -> str:
     stem = SAFE_FILE_CHARS.sub("_", PurePosixPath(file_name.replace("\\", "/")).name).strip("._")
-    suffix = ".parquet" if file_format == "parquet" else ".csv"
+    suffix = ORIGINAL_SUFFIXES.get(file_format, ".csv")
     if not stem:
         return f"data{suffix}"
-    return stem if stem.lower().endswith((suffix, ".pq")) else f"{stem}{suffix}"
+    return stem if stem.lower().endswith((suffix, ".pq", ".xlsm")) else f"{stem}{suffix}"
 
 
 class AzureDatasets:

@@ -29,6 +29,7 @@ from lib.files import atomic_write, fsync_dir
 from lib.local.store import Store
 from lib.settings import UploadLimits
 from lib.tabular import (
+    ORIGINAL_SUFFIXES,
     ParsedTable,
     date_formats,
     normalize_tokens,
@@ -68,7 +69,7 @@ def _write_version_files(
     folder: Path, parsed: ParsedTable, data: bytes, file_name: str, tokens: tuple[str, ...]
 ) -> None:
     """The original bytes, the typed copy, and the preview and profile pages will read."""
-    suffix = ".parquet" if parsed.file_format == "parquet" else ".csv"
+    suffix = ORIGINAL_SUFFIXES.get(parsed.file_format, ".csv")
     atomic_write(folder / f"original{suffix}", data)
     table = parsed.table
     atomic_write(folder / DATA_FILE, lambda tmp: write_parquet(table, tmp))

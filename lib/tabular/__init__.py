@@ -15,6 +15,7 @@ from lib.tabular.profile import (
     profile_records,
 )
 from lib.tabular.reading import (
+    ORIGINAL_SUFFIXES,
     ParsedTable,
     detect_format,
     frame_to_table,
@@ -33,6 +34,7 @@ __all__ = [
     "CSV_DELIMITERS",
     "HISTOGRAM_BINS",
     "MISSING_TOKENS",
+    "ORIGINAL_SUFFIXES",
     "PROFILE_COLUMNS",
     "SNIFF_MAX_BYTES",
     "ParsedTable",

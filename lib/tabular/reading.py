@@ -41,6 +41,12 @@ from lib.tabular.limits import (
 )
 
 PARQUET_MAGIC = b"PAR1"
+# Excel workbooks: .xlsx and .xlsm are zip files; .xls (the binary format) is refused by name.
+EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
+ZIP_MAGIC = b"PK\x03\x04"
+OLE_MAGIC = b"\xd0\xcf\x11\xe0"
+# How the original upload is named when stored, by format.
+ORIGINAL_SUFFIXES = {"csv": ".csv", "parquet": ".parquet", "excel": ".xlsx"}
 PARQUET_BATCH_ROWS = 65_536
 PARQUET_BATCH_BYTES = 16 << 20
 PARQUET_PROBE_ROWS = 64
@@ -81,12 +87,12 @@ def table_to_frame(table: pa.Table) -> pd.DataFrame:
 
 
 def detect_format(file_name: str, data: bytes) -> str:
-    """Parquet by magic bytes or extension, everything else CSV."""
+    """Parquet or Excel by extension or magic bytes, everything else CSV."""
     lower = file_name.lower()
-    if lower.endswith((".parquet", ".pq")):
+    if lower.endswith((".parquet", ".pq")) or data[:4] == PARQUET_MAGIC:
         return "parquet"
-    if data[:4] == PARQUET_MAGIC:
-        return "parquet"
+    if lower.endswith(EXCEL_SUFFIXES) or data[:4] in (ZIP_MAGIC, OLE_MAGIC):
+        return "excel"
     return "csv"
 
 
@@ -299,7 +305,11 @@ def parse_parquet(
     table = pa.Table.from_batches(batches, schema=schema)
     if table.num_rows == 0:
         raise TableError("The Parquet file has no rows.")
-    tokens = normalize_tokens(missing_tokens)
+    return typed_table(table, "parquet", normalize_tokens(missing_tokens))
+
+
+def typed_table(table: pa.Table, file_format: str, tokens: tuple[str, ...]) -> ParsedTable:
+    """A table with typed columns whose text columns learn their type as CSV text does."""
     missing: dict[str, dict[str, int]] = {}
     formats: dict[str, str] = {}
     columns = []
@@ -317,7 +327,7 @@ def parse_parquet(
                 formats[str(name)] = builder.date_format
         columns.append(normalize_column(column))
     table = with_date_formats(columns, [str(n) for n in table.column_names], formats)
-    return ParsedTable(table=table, file_format="parquet", missing=missing)
+    return ParsedTable(table=table, file_format=file_format, missing=missing)
 
 
 # --- both -----------------------------------------------------------------------------------
@@ -347,8 +357,14 @@ def parse_table(
     check_file_size(len(data), limits)
     if not data:
         raise TableError("The file is empty.")
-    if detect_format(file_name, data) == "parquet":
+    file_format = detect_format(file_name, data)
+    if file_format == "parquet":
         return parse_parquet(data, limits, missing_tokens)
+    if file_format == "excel":
+        from lib.tabular.excel import read_excel
+
+        table = read_excel(data, limits)
+        return typed_table(table, "excel", normalize_tokens(missing_tokens))
     return parse_csv(data, limits, missing_tokens, text_columns)
 
 

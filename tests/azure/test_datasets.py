@@ -131,6 +131,22 @@ def test_parquet_upload_round_trips_types(
     pd.testing.assert_frame_equal(datasets.load("typed"), frame)
 
 
+def test_excel_upload_is_staged_as_a_workbook_and_read_typed(
+    datasets: AzureDatasets, fake_client: FakeMLClient
+) -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    for row in (["amount", "y"], ["$1,200", "yes"], [300, "no"], ["?", "no"]):
+        book.active.append(row)
+    raw = io.BytesIO()
+    book.save(raw)
+    dv = datasets.upload("sheet", raw.getvalue(), "Sales 2024")
+    assert Path(str(fake_client.data.received[0].path)).name == "Sales_2024.xlsx"
+    assert (dv.file_format, dv.rows) == ("excel", 3)
+    assert datasets.load("sheet", 1)["amount"].tolist()[:2] == [1200.0, 300.0]
+
+
 def test_preview_profile_download_round_trip_through_the_fetcher(
     datasets: AzureDatasets, fake_client: FakeMLClient
 ) -> None:

@@ -83,6 +83,26 @@ def test_parquet_upload(datasets: LocalDatasets) -> None:
     pd.testing.assert_frame_equal(datasets.load("pq"), frame)
 
 
+def test_excel_upload_keeps_the_workbook_and_loads_typed(datasets: LocalDatasets) -> None:
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["amount", "plan", "y"])
+    for i in range(60):
+        book.active.append(["?" if i == 3 else f"${i * 100:,}", ["a", "b"][i % 2], i % 2])
+    raw = io.BytesIO()
+    book.save(raw)
+    dv = datasets.upload("sheet", raw.getvalue(), "Q3 report.xlsx")
+    assert (dv.file_format, dv.rows, dv.columns) == ("excel", 60, 3)
+    frame = datasets.load("sheet", dv.version)
+    assert str(frame["amount"].dtype) == "float64" and frame["amount"].iloc[20] == 2000.0
+    assert frame["amount"].isna().sum() == 1
+    # the workbook itself is what a download gives back
+    assert datasets.download("sheet", dv.version) == ("Q3 report.xlsx", raw.getvalue())
+
+
 def test_concurrent_uploads_get_distinct_versions(store: Store) -> None:
     errors: list[Exception] = []
 

@@ -23,6 +23,26 @@ def test_upload_through_the_form_creates_versions(local_workspace) -> None:
     assert len(local_workspace.datasets.load("people", 1)) == 3
 
 
+def test_an_excel_workbook_uploads_through_the_form(local_workspace) -> None:
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    for row in (["age", "price", "y"], [30, "$1,200", "no"], ["?", "$950", "yes"], [51, 80, "no"]):
+        book.active.append(row)
+    raw = io.BytesIO()
+    book.save(raw)
+    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    at = open_page("datasets.py")
+    at.file_uploader(key="datasets_upload").set_value(("Staff list.xlsx", raw.getvalue(), xlsx))
+    button(at, "Register dataset").click().run()
+    assert not at.exception
+    assert any("Registered **Staff-list v1**: 3 rows × 3 columns" in s.value for s in at.success)
+    frame = local_workspace.datasets.load("Staff-list", 1)
+    assert frame["price"].tolist() == [1200.0, 950.0, 80.0] and frame["age"].isna().sum() == 1
+
+
 def test_broken_csv_shows_error_and_creates_nothing(local_workspace) -> None:
     at = open_page("datasets.py")
     at.file_uploader(key="datasets_upload").set_value(("bad.csv", b"a,a\n1,2\n", "text/csv"))

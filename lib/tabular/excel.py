@@ -1,0 +1,147 @@
+"""Excel workbooks (.xlsx, .xlsm): the first sheet as an Arrow table, within the upload limits.
+
+Cells keep the types Excel gave them where a column is all of one kind (numbers, booleans,
+dates); a column holding text (or a mix) is handed on as text, which the caller types as it
+types CSV text (missing-value tokens, numbers written for people, date forms). The sheet is
+streamed row by row (openpyxl's read-only mode) and refused as soon as it is over a limit; the
+zip's declared sizes are checked first, so a compressed bomb is never inflated.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from datetime import date, datetime, time
+from typing import Any
+
+import pyarrow as pa
+
+from lib.settings import UploadLimits
+from lib.tabular.csv_text import check_header, header_names
+from lib.tabular.limits import TableError, check_columns, check_decoded_size, check_rows
+
+# Bytes a non-text cell is counted as against the decoded-size limit.
+CELL_BYTES = 8
+# Rows between checks of the decoded size while reading.
+CHECK_EVERY = 10_000
+
+
+def read_excel(data: bytes, limits: UploadLimits) -> pa.Table:
+    """The first worksheet: its first row names the columns, the rows below are the data."""
+    import openpyxl  # noqa: PLC0415 - only Excel uploads pay for the import
+
+    if data[:4] != b"PK\x03\x04":
+        raise TableError(
+            "This is not an .xlsx workbook (the older .xls format is not read): "
+            "save it as .xlsx or CSV."
+        )
+    _check_zip(data, limits)
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise TableError(f"The file is not a readable Excel workbook ({exc}).") from exc
+    try:
+        sheet = book.worksheets[0] if book.worksheets else None
+        if sheet is None:
+            raise TableError("The workbook has no worksheet.")
+        return _sheet_table(sheet.iter_rows(values_only=True), limits)
+    finally:
+        book.close()
+
+
+def _check_zip(data: bytes, limits: UploadLimits) -> None:
+    """Refuse a workbook whose parts would inflate past the decoded-size limit."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            inflated = sum(info.file_size for info in archive.infolist())
+            if "xl/workbook.xml" not in archive.namelist():
+                raise TableError(
+                    "The file is a zip archive but not an Excel workbook: upload the CSV, "
+                    "Parquet or .xlsx file itself."
+                )
+    except zipfile.BadZipFile as exc:
+        raise TableError(f"The file is not a readable Excel workbook ({exc}).") from exc
+    check_decoded_size(inflated, limits)
+
+
+def _sheet_table(rows: Any, limits: UploadLimits) -> pa.Table:
+    header = next(rows, None)
+    if header is None or all(v is None for v in header):
+        raise TableError("The first row of the sheet is empty: it must name the columns.")
+    names = _trimmed([_text(v) if v is not None else "" for v in header])
+    columns: list[list[Any]] = [[] for _ in names]
+    count = decoded = 0
+    for row in rows:
+        if all(v is None for v in row):
+            continue  # formatted but empty rows
+        values = _trimmed(list(row))
+        if len(values) > len(names):  # cells right of the header: columns without a name
+            names += [""] * (len(values) - len(names))
+            columns += [[None] * count for _ in range(len(values) - len(columns))]
+        for i, column in enumerate(columns):
+            value = values[i] if i < len(values) else None
+            column.append(value)
+            decoded += len(value) if isinstance(value, str) else CELL_BYTES
+        count += 1
+        check_rows(count, limits, at_least=True)
+        if count % CHECK_EVERY == 0:
+            check_decoded_size(decoded, limits, at_least=True)
+    check_decoded_size(decoded, limits)
+    if count == 0:
+        raise TableError("The sheet has a header row but no data rows.")
+    names = [str(n) for n in names]
+    check_header(names)
+    check_columns(len(names), limits)
+    names = header_names(names)
+    return pa.table([_column(values) for values in columns], names=names)
+
+
+def _trimmed(values: list[Any]) -> list[Any]:
+    """Without the empty cells at the end of a row."""
+    end = len(values)
+    while end and values[end - 1] is None:
+        end -= 1
+    return values[:end]
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date | time):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _column(values: list[Any]) -> pa.Array:
+    """One column: typed when every cell is of one kind, else its cells as text."""
+    kinds = {_kind(v) for v in values if v is not None}
+    if kinds == {"bool"}:
+        return pa.array(values, pa.bool_())
+    if kinds == {"int"}:
+        return pa.array(values, pa.int64())
+    if kinds <= {"int", "float"} and kinds:
+        return pa.array([None if v is None else float(v) for v in values], pa.float64())
+    if kinds == {"datetime"}:
+        stamps = [None if v is None else _as_datetime(v) for v in values]
+        return pa.array(stamps, pa.timestamp("us"))
+    if not kinds:
+        return pa.nulls(len(values), pa.float64())
+    return pa.array([None if v is None else _text(v) for v in values], pa.string())
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, datetime | date) and not isinstance(value, time):
+        return "datetime"
+    return "text"
+
+
+def _as_datetime(value: date) -> datetime:
+    return value if isinstance(value, datetime) else datetime(value.year, value.month, value.day)
