@@ -27,6 +27,7 @@ from lib.azure.values import created_at
 from lib.errors import WorkspaceError
 from lib.settings import UploadLimits
 from lib.tabular import (
+    EXCEL_SUFFIXES,
     ORIGINAL_SUFFIXES,
     ParsedTable,
     TableError,
@@ -124,7 +125,8 @@ def _staged_file_name(file_name: str, file_format: str) -> str:
     suffix = ORIGINAL_SUFFIXES.get(file_format, ".csv")
     if not stem:
         return f"data{suffix}"
-    return stem if stem.lower().endswith((suffix, ".pq", ".xlsm")) else f"{stem}{suffix}"
+    kept = (suffix, ".pq", *EXCEL_SUFFIXES) if file_format == "excel" else (suffix, ".pq")
+    return stem if stem.lower().endswith(kept) else f"{stem}{suffix}"
 
 
 class AzureDatasets:

@@ -15,6 +15,7 @@ from lib.tabular.profile import (
     profile_records,
 )
 from lib.tabular.reading import (
+    EXCEL_SUFFIXES,
     ORIGINAL_SUFFIXES,
     ParsedTable,
     detect_format,
@@ -33,6 +34,7 @@ __all__ = [
     "date_formats",
     "CSV_DELIMITERS",
     "HISTOGRAM_BINS",
+    "EXCEL_SUFFIXES",
     "MISSING_TOKENS",
     "ORIGINAL_SUFFIXES",
     "PROFILE_COLUMNS",

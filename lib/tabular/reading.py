@@ -32,6 +32,7 @@ from lib.tabular.columns import (
     with_date_formats,
 )
 from lib.tabular.csv_text import check_duplicates, check_header, header_names, read_layout
+from lib.tabular.excel import OLE_MAGIC, ZIP_MAGIC, read_excel
 from lib.tabular.limits import (
     TableError,
     check_columns,
@@ -41,10 +42,8 @@ from lib.tabular.limits import (
 )
 
 PARQUET_MAGIC = b"PAR1"
-# Excel workbooks: .xlsx and .xlsm are zip files; .xls (the binary format) is refused by name.
-EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
-ZIP_MAGIC = b"PK\x03\x04"
-OLE_MAGIC = b"\xd0\xcf\x11\xe0"
+# Spreadsheets, by extension or by their zip or OLE (.xls) magic bytes.
+EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")
 # How the original upload is named when stored, by format.
 ORIGINAL_SUFFIXES = {"csv": ".csv", "parquet": ".parquet", "excel": ".xlsx"}
 PARQUET_BATCH_ROWS = 65_536
@@ -361,8 +360,6 @@ def parse_table(
     if file_format == "parquet":
         return parse_parquet(data, limits, missing_tokens)
     if file_format == "excel":
-        from lib.tabular.excel import read_excel
-
         table = read_excel(data, limits)
         return typed_table(table, "excel", normalize_tokens(missing_tokens))
     return parse_csv(data, limits, missing_tokens, text_columns)

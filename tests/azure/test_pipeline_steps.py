@@ -54,6 +54,19 @@ def test_split_script_writes_the_same_holdout_as_opsdeck(tmp_path) -> None:
     assert "read_delimited" in (out["valid"] / "MLTable").read_text()
 
 
+def test_split_script_reads_a_spreadsheet_dataset(tmp_path) -> None:
+    frame = bank_like(120)
+    source = tmp_path / "bank.xlsx"
+    frame.to_excel(source, index=False, engine="openpyxl")
+    out = {name: tmp_path / name for name in ("train", "valid", "all")}
+    split.main(
+        ["--data", str(source), "--file_format", "excel", "--target", "y"]
+        + [arg for name, path in out.items() for arg in (f"--{name}", str(path))]
+    )
+    every = pd.read_csv(out["all"] / "data.csv")
+    assert every["age"].tolist() == frame.loc[frame["y"].notna(), "age"].tolist()
+
+
 @pytest.mark.parametrize(
     ("metric", "challenger", "champion", "margin"),
     [

@@ -26,7 +26,7 @@ def read(path: Path, file_format: str, delimiter: str, encoding: str) -> pd.Data
     if file_format == "parquet":
         return pd.read_parquet(path)
     if file_format == "excel":
-        return pd.read_excel(path, sheet_name=0)
+        return pd.read_excel(path, sheet_name=0, engine="calamine")
     return pd.read_csv(path, sep=delimiter, encoding=encoding)
 
 
