@@ -153,6 +153,17 @@ def test_a_zip_that_is_no_workbook_and_a_zip_bomb_are_refused() -> None:
         parse_table("bomb.xlsx", bomb.getvalue(), limits=limits)
 
 
+def test_spreadsheet_columns_a_model_read_as_text_stay_text() -> None:
+    """The Score page reads a model's categorical columns as text, from a spreadsheet too."""
+    data = _workbook([["pclass", "fare", "code"], [1, 7.25, "A"], [3, 8.5, None], [None, 9, "?"]])
+    kept = parse_table("s.xlsx", data, text_columns=["pclass", "fare", "code"]).frame
+    assert kept["pclass"].tolist()[:2] == ["1", "3"] and pd.isna(kept["pclass"].iloc[2])
+    assert kept["fare"].tolist() == ["7.25", "8.5", "9"]
+    assert kept["code"].tolist()[::2] == ["A", "?"]  # a token is a value in a text column
+    typed = parse_table("s.xlsx", data).frame
+    assert str(typed["pclass"].dtype) == "float64" and typed["fare"].tolist() == [7.25, 8.5, 9.0]
+
+
 def test_excel_row_and_header_limits() -> None:
     rows = [["a", "b"]] + [[i, i] for i in range(30)]
     with pytest.raises(TableError, match="over the limit of 20"):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
@@ -307,14 +308,24 @@ def parse_parquet(
     return typed_table(table, "parquet", normalize_tokens(missing_tokens))
 
 
-def typed_table(table: pa.Table, file_format: str, tokens: tuple[str, ...]) -> ParsedTable:
-    """A table with typed columns whose text columns learn their type as CSV text does."""
+def typed_table(
+    table: pa.Table,
+    file_format: str,
+    tokens: tuple[str, ...],
+    text_columns: frozenset[str] = frozenset(),
+) -> ParsedTable:
+    """A table with typed columns whose text columns learn their type as CSV text does
+    (``text_columns`` are kept as text, numbers as they would be written)."""
     missing: dict[str, dict[str, int]] = {}
     formats: dict[str, str] = {}
     columns = []
     for name, column in zip(table.column_names, table.columns, strict=True):
+        if str(name) in text_columns and not is_textual(column.type):
+            column = _written(column)
         if is_textual(column.type):
             builder = ColumnBuilder(str(name), tokens)
+            if str(name) in text_columns:
+                builder.read_as_text()
             for chunk in column.chunks:
                 builder.add(chunk)
             if builder.unresolved:
@@ -327,6 +338,15 @@ def typed_table(table: pa.Table, file_format: str, tokens: tuple[str, ...]) -> P
         columns.append(normalize_column(column))
     table = with_date_formats(columns, [str(n) for n in table.column_names], formats)
     return ParsedTable(table=table, file_format=file_format, missing=missing)
+
+
+def _written(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A typed column as text, whole numbers without a decimal point (3.0 as "3")."""
+    if pa.types.is_floating(column.type):
+        whole = pc.all(pc.equal(column, pc.round(column))).as_py() is not False
+        if whole and len(column.drop_null()):
+            column = column.cast(pa.int64())
+    return column.cast(pa.string())
 
 
 # --- both -----------------------------------------------------------------------------------
@@ -343,7 +363,8 @@ def parse_table(
 ) -> ParsedTable:
     """Validate and parse an uploaded file; raises TableError with a user-facing message.
 
-    `text_columns` of a CSV are read as text whatever they hold (Parquet has its own types).
+    `text_columns` of a CSV or spreadsheet are read as text whatever they hold (Parquet has its
+    own types).
     """
     limits = limits or UploadLimits()
     if max_bytes is not None:
@@ -361,7 +382,8 @@ def parse_table(
         return parse_parquet(data, limits, missing_tokens)
     if file_format == "excel":
         table = read_excel(data, limits)
-        return typed_table(table, "excel", normalize_tokens(missing_tokens))
+        tokens = normalize_tokens(missing_tokens)
+        return typed_table(table, "excel", tokens, frozenset(text_columns))
     return parse_csv(data, limits, missing_tokens, text_columns)
 
 
