@@ -177,7 +177,7 @@ def check_data(
                 "High cardinality feature detection",
                 DONE,
                 "Columns with many distinct text values: " + ", ".join(ids + high) + ".",
-                "; ".join(parts).capitalize() + ".",
+                _sentence("; ".join(parts)),
                 ids + high,
             )
         )
@@ -300,3 +300,8 @@ def model_leakage(
         "flags": [asdict(f) for f in flags],
     }
     return rail, record
+
+
+def _sentence(text: str) -> str:
+    """Text with a capital first letter and a full stop; column names keep their case."""
+    return text[:1].upper() + text[1:] + "."

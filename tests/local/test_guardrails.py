@@ -98,6 +98,16 @@ def test_titanic_like_frame_leak_alerted_and_ids_dropped() -> None:
     # without a column choice the rail says they were dropped, as they are
     action = rails["High cardinality feature detection"].action
     assert "name, ticket were dropped" in action and "as chosen" not in action
+    assert action.startswith("Id-like and free-text columns") and action.endswith(".")
+
+
+def test_rails_name_columns_as_the_file_spells_them() -> None:
+    from tests.test_guardrails import titanic_like
+
+    frame = titanic_like().rename(columns={"name": "Passenger Name", "ticket": "TicketNo"})
+    rails = _by_name(gr.check_data(frame, "survived", "classification"))
+    action = rails["High cardinality feature detection"].action
+    assert "columns Passenger Name were dropped" in action and "for TicketNo only" in action
 
 
 def test_chosen_columns_are_kept_and_the_rest_left_out() -> None:
