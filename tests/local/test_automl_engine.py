@@ -337,6 +337,38 @@ def test_boosters_fit_on_one_thread_below_the_cell_threshold() -> None:
 
 
 @pytest.mark.slow
+def test_a_sampled_first_trial_does_not_end_a_big_search_on_a_guess(tmp_path: Path) -> None:
+    """On a big table the first trials see a sample; their time scaled to every row used to
+    end the search after one trial (a 285,000-row table: 11 s of a 60 s budget used)."""
+    rng = np.random.default_rng(5)
+    n = 150_000
+    X = rng.normal(size=(n, 12))
+    df = pd.DataFrame(X, columns=[f"v{i}" for i in range(12)])
+    logit = -3 + 1.5 * X[:, 0] + X[:, 1] * X[:, 2] + np.sin(3 * X[:, 3])
+    df["label"] = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no")
+    uri, artifacts = _tracking(tmp_path)
+    logs: list[str] = []
+    budget = 20
+    start = time.time()
+    result = run_automl(
+        df,
+        AutoMLSpec(target="label", time_budget_s=budget, experiment_name="big"),
+        tracking_uri=uri,
+        artifact_dir=artifacts,
+        log=logs.append,
+    )
+    elapsed = time.time() - start
+    assert elapsed <= promised_seconds(budget), logs
+    timed = [m for m in logs if "timed at full size" in m]
+    train_rows = int(n * 0.8)  # the automatic holdout's training split
+    sampled = [t for t in result.trials if t["sample_size"] < train_rows]
+    assert sampled, "the search never sampled: the table is too small to test this"
+    # the guess was checked by a measurement, and the search went on past its first trial
+    assert timed and len(result.trials) > 1, logs
+    assert result.best_metrics["AUC_weighted"] > 0.8
+
+
+@pytest.mark.slow
 def test_no_time_left_trims_every_optional_step_and_still_serves_a_model(tmp_path: Path) -> None:
     uri, artifacts = _tracking(tmp_path)
     df = _synthetic(800)

@@ -118,6 +118,7 @@ class CostModel:
     rows: int  # rows the served model is refit on
     search_rows: int  # rows of a full-size search trial (the training split, or all for cv)
     refit_factor: float  # cost of one refit on every row / cost of one validation score
+    folds: int = 1  # validation splits each candidate is fitted on
 
     @classmethod
     def for_folds(cls, rows: int, folds: list[tuple[Any, Any]], cv: bool) -> CostModel:
@@ -126,11 +127,19 @@ class CostModel:
             rows=rows,
             search_rows=rows if cv else fit_rows,
             refit_factor=rows / max(1, len(folds) * fit_rows),
+            folds=len(folds),
         )
 
-    def validation_s(self, trial: dict[str, Any]) -> float:
-        """Seconds to score a trial's config on the validation rows (what its trial took,
-        scaled to the full sample)."""
+    def extrapolated(self, trial: dict[str, Any]) -> bool:
+        """True when the trial saw a sample: its cost at full size is a guess."""
+        return int(trial.get("sample_size") or self.search_rows) < self.search_rows
+
+    def validation_s(self, trial: dict[str, Any], fold_s: float | None = None) -> float:
+        """Seconds to score a trial's config on the validation rows: from ``fold_s`` (one
+        split's fit and score, measured at full size) when given, else what its trial took,
+        scaled to the full sample."""
+        if fold_s is not None:
+            return SAFETY * fold_s * self.folds
         sample = max(1, int(trial.get("sample_size") or self.search_rows))
         scale = max(1.0, self.search_rows / sample)
         return SAFETY * float(trial.get("duration_s") or 0.0) * scale
@@ -138,7 +147,7 @@ class CostModel:
     def refit_s(self, validation_s: float) -> float:
         return validation_s * self.refit_factor
 
-    def finish_s(self, trial: dict[str, Any]) -> float:
+    def finish_s(self, trial: dict[str, Any], fold_s: float | None = None) -> float:
         """The unskippable work after the search if this trial's config is served alone."""
-        val = self.validation_s(trial)
+        val = self.validation_s(trial, fold_s)
         return val + self.refit_s(val) + tail_s()

@@ -22,7 +22,7 @@ from lib.local.automl_engine.members import (
     plain_config,
     search_fit_of_best,
 )
-from lib.local.automl_engine.search import SearchOutcome
+from lib.local.automl_engine.search import FirstSplit, SearchOutcome, config_key
 from lib.local.automl_engine.spec import AutoMLSpec
 from lib.local.tabular_model import Encoder, Member, TabularModel
 
@@ -97,31 +97,39 @@ def candidates(search: SearchOutcome, metric: str, ensemble: bool) -> list[Confi
 
 
 def validation_scores(
-    automl: AutoML, config: Config, data: Prepared, task: str
+    automl: AutoML,
+    config: Config,
+    data: Prepared,
+    task: str,
+    first_split: FirstSplit | None = None,
 ) -> tuple[np.ndarray, Member]:
     """Scores of one config on the validation rows (holdout) or out-of-fold (cv), and the
-    member fitted on the first split."""
+    member fitted on the first split (``first_split``: that fit and its scores, if the search
+    made them already)."""
     name, cfg = config
     n_classes = len(data.classes)
     width = (len(data.y), n_classes) if task == "classification" else (len(data.y),)
     out = np.full(width, np.nan)
     first: Member | None = None
-    for tr, va in data.folds:
-        member = fit_member(
-            learner_class(automl, name),
-            name,
-            cfg,
-            data.X[tr],
-            data.y[tr],
-            task,
-            data.cat_idx,
-            data.n_jobs,
-        )
+    for k, (tr, va) in enumerate(data.folds):
+        if k == 0 and first_split is not None:
+            member, scores, _seconds = first_split
+        else:
+            member = fit_member(
+                learner_class(automl, name),
+                name,
+                cfg,
+                data.X[tr],
+                data.y[tr],
+                task,
+                data.cat_idx,
+                data.n_jobs,
+            )
+            part = TabularModel(
+                task=task, encoder=Encoder([]), members=[member], classes=list(range(n_classes))
+            )
+            scores = part.encoded_scores(data.X[va])
         first = first or member
-        part = TabularModel(
-            task=task, encoder=Encoder([]), members=[member], classes=list(range(n_classes))
-        )
-        scores = part.encoded_scores(data.X[va])
         if task == "classification" and scores.shape[1] != n_classes:
             raise ValueError("a validation fold is missing a class; use fewer folds")
         out[va] = scores
@@ -241,7 +249,9 @@ def select_model(
                 log,
             )
         else:
-            scores, member = validation_scores(search.automl, config, data, spec.task)
+            done = search.first_splits.get(config_key(config))
+            scores, member = validation_scores(search.automl, config, data, spec.task, done)
+            t -= done[2] if done else 0.0  # the refit estimate counts the reused fit too
         cand_scores.append(scores)
         kept.append(config)
         split_members.append(member)
