@@ -336,16 +336,20 @@ def test_boosters_fit_on_one_thread_below_the_cell_threshold() -> None:
     assert pinned_booster("lgbm", 1) is pinned_booster("lgbm", 1)
 
 
-@pytest.mark.slow
-def test_a_sampled_first_trial_does_not_end_a_big_search_on_a_guess(tmp_path: Path) -> None:
-    """On a big table the first trials see a sample; their time scaled to every row used to
-    end the search after one trial (a 285,000-row table: 11 s of a 60 s budget used)."""
+def _big_frame(n: int = 150_000) -> pd.DataFrame:
     rng = np.random.default_rng(5)
-    n = 150_000
     X = rng.normal(size=(n, 12))
     df = pd.DataFrame(X, columns=[f"v{i}" for i in range(12)])
     logit = -3 + 1.5 * X[:, 0] + X[:, 1] * X[:, 2] + np.sin(3 * X[:, 3])
     df["label"] = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no")
+    return df
+
+
+@pytest.mark.slow
+def test_a_sampled_first_trial_does_not_end_a_big_search_on_a_guess(tmp_path: Path) -> None:
+    """On a big table the first trials see a sample; their time scaled to every row used to
+    end the search after one trial (a 285,000-row table: 11 s of a 60 s budget used)."""
+    df = _big_frame()
     uri, artifacts = _tracking(tmp_path)
     logs: list[str] = []
     budget = 20
@@ -360,12 +364,36 @@ def test_a_sampled_first_trial_does_not_end_a_big_search_on_a_guess(tmp_path: Pa
     elapsed = time.time() - start
     assert elapsed <= promised_seconds(budget), logs
     timed = [m for m in logs if "timed at full size" in m]
-    train_rows = int(n * 0.8)  # the automatic holdout's training split
+    train_rows = int(len(df) * 0.8)  # the automatic holdout's training split
     sampled = [t for t in result.trials if t["sample_size"] < train_rows]
     assert sampled, "the search never sampled: the table is too small to test this"
     # the guess was checked by a measurement, and the search went on past its first trial
     assert timed and len(result.trials) > 1, logs
     assert result.best_metrics["AUC_weighted"] > 0.8
+
+
+@pytest.mark.slow
+def test_a_failed_timing_keeps_the_guess_and_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lib.local.automl_engine import search
+
+    def broken(*_args, **_kwargs):
+        raise MemoryError("no room for a full-size fit")
+
+    monkeypatch.setattr(search, "fit_first_split", broken)
+    uri, artifacts = _tracking(tmp_path)
+    logs: list[str] = []
+    result = run_automl(
+        _big_frame(60_000),
+        AutoMLSpec(target="label", time_budget_s=10, experiment_name="big"),
+        tracking_uri=uri,
+        artifact_dir=artifacts,
+        log=logs.append,
+    )
+    assert any("kept the guess" in m and "no room" in m for m in logs), logs
+    assert result.budget["elapsed_s"] <= promised_seconds(10)
+    assert result.model_uri.startswith("runs:/")
 
 
 @pytest.mark.slow

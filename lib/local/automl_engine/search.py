@@ -24,6 +24,7 @@ from lib.local.automl_engine import evaluation as ev
 from lib.local.automl_engine.budget import (
     ENSEMBLE_SHARE,
     MIN_SEARCH_S,
+    SAFETY,
     Clock,
     CostModel,
     slowdown,
@@ -169,7 +170,14 @@ def run_search(
         if time.time() < search_end():
             return
         t = time.time()
-        member, scores = fit_first_split(automl, (row["estimator"], row["config"]), data, spec.task)
+        try:
+            member, scores = fit_first_split(
+                automl, (row["estimator"], row["config"]), data, spec.task
+            )
+        except Exception as exc:  # noqa: BLE001 - the guess stands; the run must go on
+            measured[row["trial"]] = costs.validation_s(row) / SAFETY / costs.folds
+            log(f"search: timing {row['estimator']} at full size failed ({exc}); kept the guess")
+            return
         measured[row["trial"]] = time.time() - t
         first_splits[config_key((row["estimator"], row["config"]))] = (
             member,
