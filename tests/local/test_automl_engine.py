@@ -345,11 +345,34 @@ def _big_frame(n: int = 150_000) -> pd.DataFrame:
     return df
 
 
+def _slow_first_sampled_fit(monkeypatch: pytest.MonkeyPatch, rows: int, pause_s: float) -> None:
+    """Make the first LightGBM fit on a sample of fewer than ``rows`` rows take ``pause_s``
+    longer: the one-time costs a first trial can carry. Scaled to every row, that trial's
+    time is a guess which ends the search on any machine, however fast."""
+    from flaml.automl.model import LGBMEstimator
+
+    fit = LGBMEstimator.fit
+    paused: list[int] = []
+
+    def slow_once(self, X_train, y_train, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not paused and len(X_train) < rows:
+            paused.append(len(X_train))
+            time.sleep(pause_s)
+        return fit(self, X_train, y_train, *args, **kwargs)
+
+    monkeypatch.setattr(LGBMEstimator, "fit", slow_once)
+
+
 @pytest.mark.slow
-def test_a_sampled_first_trial_does_not_end_a_big_search_on_a_guess(tmp_path: Path) -> None:
+def test_a_sampled_first_trial_does_not_end_a_big_search_on_a_guess(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """On a big table the first trials see a sample; their time scaled to every row used to
     end the search after one trial (a 285,000-row table: 11 s of a 60 s budget used)."""
     df = _big_frame()
+    train_rows = int(len(df) * 0.8)  # the automatic holdout's training split
+    # 2 s on a 10,000-row sample, scaled to 120,000 rows: a guess past the whole budget
+    _slow_first_sampled_fit(monkeypatch, train_rows, 2.0)
     uri, artifacts = _tracking(tmp_path)
     logs: list[str] = []
     budget = 20
@@ -364,9 +387,8 @@ def test_a_sampled_first_trial_does_not_end_a_big_search_on_a_guess(tmp_path: Pa
     elapsed = time.time() - start
     assert elapsed <= promised_seconds(budget), logs
     timed = [m for m in logs if "timed at full size" in m]
-    train_rows = int(len(df) * 0.8)  # the automatic holdout's training split
-    sampled = [t for t in result.trials if t["sample_size"] < train_rows]
-    assert sampled, "the search never sampled: the table is too small to test this"
+    first = result.trials[0]
+    assert first["sample_size"] < train_rows and first["duration_s"] >= 2.0, first
     # the guess was checked by a measurement, and the search went on past its first trial
     assert timed and len(result.trials) > 1, logs
     assert result.best_metrics["AUC_weighted"] > 0.8
@@ -382,10 +404,12 @@ def test_a_failed_timing_keeps_the_guess_and_the_run(
         raise MemoryError("no room for a full-size fit")
 
     monkeypatch.setattr(search, "fit_first_split", broken)
+    df = _big_frame(60_000)
+    _slow_first_sampled_fit(monkeypatch, int(len(df) * 0.8), 1.5)
     uri, artifacts = _tracking(tmp_path)
     logs: list[str] = []
     result = run_automl(
-        _big_frame(60_000),
+        df,
         AutoMLSpec(target="label", time_budget_s=10, experiment_name="big"),
         tracking_uri=uri,
         artifact_dir=artifacts,
