@@ -248,6 +248,28 @@ def test_titanic_question_marks_are_missing_numbers() -> None:
     assert "embarked" not in parsed.missing
 
 
+def test_what_spreadsheets_and_statistics_packages_write_for_missing_is_missing() -> None:
+    # a CSV saved from a spreadsheet keeps #N/A and formula errors; Stata and SAS print "."
+    data = (
+        b"income,ratio,visits,when,team\n"
+        b"52000,0.5,3,2024-01-05,#N/A\n"
+        b"#N/A,#DIV/0!,.,#VALUE!,b\n"
+        b"61000,#n/a,--,<NA>,c\n"
+        b"#REF!,0.25,7,2024-02-01,d\n"
+    )
+    parsed = parse_table("export.csv", data)
+    frame = parsed.frame
+    assert str(frame["income"].dtype) == "float64"
+    assert frame["income"].isna().tolist() == [False, True, False, True]
+    assert frame["ratio"].tolist()[::3] == [0.5, 0.25] and frame["ratio"].isna().sum() == 2
+    assert frame["visits"].isna().tolist() == [False, True, True, False]
+    assert str(frame["when"].dtype).startswith("datetime64") and frame["when"].isna().sum() == 2
+    assert parsed.missing["ratio"] == {"#DIV/0!": 1, "#n/a": 1}
+    assert parsed.missing["visits"] == {".": 1, "--": 1}
+    # a text column keeps them as values, as it keeps "?"
+    assert frame["team"].tolist()[0] == "#N/A"
+
+
 def test_missing_tokens_are_the_operators_choice() -> None:
     without_question_mark = parse_table(
         "t.csv", TITANIC, missing_tokens=["", "NA"]

@@ -1,5 +1,6 @@
 from dataclasses import dataclass
 
+from lib.tabular import MISSING_TOKENS
 from lib.upload_form import (
     default_dataset_name,
     default_token_text,
@@ -22,16 +23,9 @@ def test_default_dataset_name() -> None:
 
 
 def test_tokens_from_the_form() -> None:
-    assert tokens_from_form(default_token_text()) == [
-        "",
-        "NA",
-        "N/A",
-        "NaN",
-        "null",
-        "None",
-        "?",
-        "-",
-    ]
+    # the form's text gives back the default list, the empty cell included
+    assert tokens_from_form(default_token_text()) == list(MISSING_TOKENS)
+    assert {"NA", "?", "#N/A", "."} <= set(MISSING_TOKENS)
     assert tokens_from_form(" ?, unknown ,,", empty_is_missing=False) == ["?", "unknown"]
 
 

@@ -23,7 +23,30 @@ from functools import lru_cache
 import pyarrow as pa
 import pyarrow.compute as pc
 
-MISSING_TOKENS: tuple[str, ...] = ("", "NA", "N/A", "NaN", "null", "None", "?", "-")
+# Compared case-insensitively. Besides the usual words: what spreadsheets write for a cell with
+# no value (`#N/A`, `#NA` and the error values a formula leaves in an exported CSV), pandas'
+# `<NA>`, and the `.` and `--` statistics packages and reports print.
+MISSING_TOKENS: tuple[str, ...] = (
+    "",
+    "NA",
+    "N/A",
+    "NaN",
+    "null",
+    "None",
+    "?",
+    "-",
+    "--",
+    ".",
+    "#N/A",
+    "#NA",
+    "<NA>",
+    "#DIV/0!",
+    "#VALUE!",
+    "#REF!",
+    "#NAME?",
+    "#NUM!",
+    "#NULL!",
+)
 TEXT = pa.dictionary(pa.int32(), pa.string())
 TIMESTAMP_UNIT = "us"
 # Tried after ISO 8601, in this order; the first one that parses every value of a column wins

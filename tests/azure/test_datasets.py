@@ -11,7 +11,7 @@ from azure.core.exceptions import ClientAuthenticationError, ResourceExistsError
 from lib.azure.datasets import AzureDatasets, fetch_datastore_file
 from lib.local.datasets import LocalDatasets
 from lib.local.store import Store
-from lib.tabular import TableError, parse_table
+from lib.tabular import MISSING_TOKENS, TableError, parse_table
 from lib.workspace import DatasetService, WorkspaceError
 from tests.support.azure_fakes import DATASTORE_PREFIX, FakeMLClient, foreign_asset, http_error
 
@@ -53,7 +53,7 @@ def test_upload_registers_a_uri_file_asset_with_summary_tags(
         "file_name": "bank.csv",
         "format": "csv",
         "size_bytes": str(len(CSV)),
-        "missing_tokens": json.dumps(["", "NA", "N/A", "NaN", "null", "None", "?", "-"]),
+        "missing_tokens": json.dumps(list(MISSING_TOKENS)),
     }
     assert (dv.name, dv.version, dv.rows, dv.columns) == ("bank", 1, 3, 3)
     assert dv.column_names == ["age", "job", "y"]
