@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from lib.tabular.columns import FORMATTED_NUMBER, NUMBER_DECORATION
 
 PSI_WATCH = 0.1
 PSI_DRIFT = 0.25
@@ -34,6 +37,8 @@ MISSING = "(missing)"
 UNSEEN = "(unseen)"
 NO_DATA = "no data"
 STATE_RANK = {NO_DATA: -1, "OK": 0, "watch": 1, "drift": 2}
+_FORMATTED = re.compile(FORMATTED_NUMBER)
+_DECORATION = re.compile(NUMBER_DECORATION)
 
 
 def psi(expected: Sequence[float], actual: Sequence[float], floor: float = SHARE_FLOOR) -> float:
@@ -78,7 +83,9 @@ def _floats(values: list) -> np.ndarray:
             try:
                 out[i] = float(v) if not _is_missing(v) else np.nan
             except (TypeError, ValueError):
-                pass  # a value that is not a number counts as missing
+                # "$1,234.50" is the number endpoints read it as; anything else counts as missing
+                if isinstance(v, str) and _FORMATTED.match(v.strip()):
+                    out[i] = float(_DECORATION.sub("", v))
         return out
 
 

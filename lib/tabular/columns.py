@@ -71,7 +71,7 @@ DATETIME_FORMATS = (
 # NB: the record encoder (lib/local/fastpath/encoder.py) reads clients' values with the same
 # pattern; it ships inside saved models and cannot import this module.
 FORMATTED_NUMBER = r"^[-+]?\s*[$€£¥]?\s*((\d{1,3}(,\d{3})+|\d+)(\.\d+)?|\.\d+)\s*%?$"
-_NUMBER_DECORATION = r"[$€£¥,%\s]"
+NUMBER_DECORATION = r"[$€£¥,%\s]"
 # The same with a decimal comma and dots (or spaces) between thousands; the currency sign may
 # also follow the number (`12,50 €`).
 COMMA_DECIMAL_NUMBER = r"^[-+]?\s*[$€£¥]?\s*((\d{1,3}([. ]\d{3})+|\d+)(,\d+)?|,\d+)\s*[$€£¥]?\s*%?$"
@@ -131,7 +131,7 @@ def _parse_formatted(values: pa.Array, decimal_comma: bool = False) -> pa.Array:
     if decimal_comma:
         plain = pc.replace_substring_regex(values, _COMMA_DECIMAL_DECORATION, "")
         return pc.cast(pc.replace_substring(plain, ",", "."), pa.float64())
-    return pc.cast(pc.replace_substring_regex(values, _NUMBER_DECORATION, ""), pa.float64())
+    return pc.cast(pc.replace_substring_regex(values, NUMBER_DECORATION, ""), pa.float64())
 
 
 def _as_string(values: pa.Array) -> pa.Array:
