@@ -102,9 +102,8 @@ def _pending_bytes(pending: dict) -> bytes | None:
 def _add_section() -> None:
     with st.form("datasets_upload_form", clear_on_submit=False):
         upload = st.file_uploader(
-            f"CSV (any delimiter, UTF-8 or Latin-1), Parquet or a spreadsheet (.xlsx, .xls, .ods: "
-            "first sheet), "
-            f"up to {upload_mb} MB",
+            "CSV (any delimiter; UTF-8, UTF-16, Windows-1252 or Latin-1), Parquet or a "
+            f"spreadsheet (.xlsx, .xls, .ods: first sheet), up to {upload_mb} MB",
             type=["csv", "tsv", "txt", "parquet", "pq", "xlsx", "xlsm", "xlsb", "xls", "ods"],
             key="datasets_upload",
             max_upload_size=upload_mb,

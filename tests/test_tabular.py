@@ -1,3 +1,4 @@
+import codecs
 import io
 
 import numpy as np
@@ -39,15 +40,34 @@ def test_single_column_csv() -> None:
     assert parsed.frame["value"].tolist() == [1, 2, 3]
 
 
-def test_latin1_and_utf8_bom() -> None:
-    latin = "city,n\nZürich,1\nMálaga,2\n".encode("latin-1")
+def test_text_encodings_spreadsheets_and_editors_write() -> None:
+    # Windows-1252, as spreadsheets on Windows save CSV: the euro sign is byte 0x80
+    windows = "city,price\nZürich,€5\nMálaga,€7\n".encode("cp1252")
+    parsed = parse_table("w.csv", windows)
+    assert parsed.encoding == "cp1252"
+    assert parsed.frame["city"].tolist() == ["Zürich", "Málaga"]
+    assert parsed.frame["price"].tolist() == [5.0, 7.0]
+    # a byte Windows-1252 leaves undefined: Latin-1, which decodes every byte
+    latin = "city,n\nZürich,1\nMálaga,2\n".encode("latin-1") + b"x\x81,3\n"
     parsed = parse_table("l.csv", latin)
     assert parsed.encoding == "latin-1"
-    assert parsed.frame["city"].tolist() == ["Zürich", "Málaga"]
+    assert parsed.frame["city"].tolist() == ["Zürich", "Málaga", "x\x81"]
     bom = "\ufeffcity,n\nZürich,1\n".encode()
     parsed = parse_table("u.csv", bom)
     assert parsed.encoding == "utf-8"
     assert list(parsed.frame.columns) == ["city", "n"]
+    # "Unicode text" from a spreadsheet: UTF-16 with a byte-order mark, tab-separated
+    for codec in ("utf-16-le", "utf-16-be"):
+        bom16 = "\ufeff".encode(codec)
+        text = bom16 + "city\tn\tprice\r\nZürich\t1\t2,5\r\n東京\t2\t3\r\n".encode(codec)
+        parsed = parse_table("unicode.txt", text)
+        assert parsed.encoding == "utf-16"
+        assert parsed.frame["city"].tolist() == ["Zürich", "東京"]
+        assert parsed.frame["n"].tolist() == [1, 2]
+    with pytest.raises(TableError, match="UTF-16"):
+        parse_table(
+            "broken.txt", codecs.BOM_UTF16_LE + "ab,c\n1,2\n".encode("utf-16-le") + b"\x00\xd8"
+        )
 
 
 @pytest.mark.parametrize(

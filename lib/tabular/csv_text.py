@@ -22,26 +22,41 @@ HEADER_MAX_BYTES = 16 * 1024 * 1024
 UTF8_BOM = codecs.BOM_UTF8
 _CHECK_CHUNK = 1 << 20
 _SEP_HINT = re.compile(rb"sep=([^\r\n])\r?\n")
+# The five bytes Windows-1252 leaves undefined: a file with one of them is read as Latin-1.
+_NOT_CP1252 = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
 @dataclass(frozen=True)
 class CsvLayout:
     """What the reader needs to know before parsing the body."""
 
-    encoding: str  # "utf-8" or "latin-1"
+    encoding: str  # "utf-8", "cp1252" or "latin-1"
     delimiter: str
     header: list[str]
     header_bytes: int  # length of the first line, newline included
     body_offset: int  # where the bytes start after a UTF-8 byte-order mark
 
 
+def utf16_as_utf8(data: bytes) -> bytes:
+    """The text of a UTF-16 file (as spreadsheets save "Unicode text") as UTF-8 bytes."""
+    try:
+        return data.decode("utf-16").encode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TableError(
+            f"The file starts as UTF-16 text but byte {exc.start} does not decode as UTF-16."
+        ) from exc
+
+
 def detect_encoding(data: bytes | memoryview) -> str:
-    """UTF-8 when every byte decodes as UTF-8, else Latin-1 (refusing binary data)."""
+    """UTF-8 when every byte decodes as UTF-8, else Windows-1252 (what spreadsheets on Windows
+    write: `€` is byte 0x80) or Latin-1 where that cannot decode; refuses binary data."""
     view = memoryview(data)
     if b"\x00" in bytes(view[:65536]):
         raise TableError(
             "The file contains NUL bytes: it is binary, not a text CSV "
-            "(UTF-8 or Latin-1 expected; upload Parquet with a .parquet name)."
+            "(UTF-8, UTF-16 with a byte-order mark, Windows-1252 or Latin-1 expected; "
+            "upload Parquet with a .parquet name)."
         )
     if isinstance(data, bytes) and data.isascii():
         return "utf-8"
@@ -59,7 +74,7 @@ def detect_encoding(data: bytes | memoryview) -> str:
     controls = sum(1 for ch in head if ord(ch) < 32 and ch not in "\r\n\t")
     if controls > max(5, len(head) // 100):
         raise TableError("The file's bytes do not decode as UTF-8 or Latin-1 text.")
-    return "latin-1"
+    return "latin-1" if _NOT_CP1252.search(view) else "cp1252"
 
 
 def choose_delimiter(sample: str) -> str:

@@ -32,7 +32,14 @@ from lib.tabular.columns import (
     to_storage,
     with_date_formats,
 )
-from lib.tabular.csv_text import check_duplicates, check_header, header_names, read_layout
+from lib.tabular.csv_text import (
+    UTF16_BOMS,
+    check_duplicates,
+    check_header,
+    header_names,
+    read_layout,
+    utf16_as_utf8,
+)
 from lib.tabular.excel import OLE_MAGIC, ZIP_MAGIC, read_excel
 from lib.tabular.limits import (
     TableError,
@@ -206,11 +213,15 @@ def parse_csv(
     missing_tokens: Iterable[str] | None = None,
     text_columns: Iterable[str] = (),
 ) -> ParsedTable:
-    """Parse CSV bytes (UTF-8 or Latin-1, delimiter chosen from a bounded sample).
+    """Parse CSV bytes (UTF-8, UTF-16 with a byte-order mark, Windows-1252 or Latin-1;
+    delimiter chosen from a bounded sample).
 
     `text_columns` are kept as written (a model trained on them as text reads "22" as text).
     """
     limits = limits or UploadLimits()
+    source_encoding = None
+    if data[:2] in UTF16_BOMS:
+        data, source_encoding = utf16_as_utf8(data), "utf-16"
     if not data or data.isspace():
         raise TableError("The file is empty.")
     layout = read_layout(data)
@@ -248,7 +259,7 @@ def parse_csv(
     return ParsedTable(
         table=table,
         file_format="csv",
-        encoding=layout.encoding,
+        encoding=source_encoding or layout.encoding,
         delimiter=layout.delimiter,
         missing=missing,
     )
