@@ -328,8 +328,11 @@ class AzureDatasets:
                     self._cache.popitem(last=False)
         return data
 
+    def missing_tokens(self, name: str, version: int | None = None) -> list[str] | None:
+        """The missing-value tokens a version was registered with (None: the defaults)."""
+        return self._tokens(self.get(name, version))
+
     def _tokens(self, dv: DatasetVersion) -> list[str] | None:
-        """The missing-value tokens the version was registered with (None: the defaults)."""
         with azure_call(f"get dataset {dv.name} v{dv.version}"):
             asset = self.ml_client().data.get(name=dv.name, version=str(dv.version))
         try:

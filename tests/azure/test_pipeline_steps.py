@@ -1,12 +1,15 @@
 """The scripts Azure runs as pipeline steps agree with opsdeck's own rules.
 
-They cannot import opsdeck inside Azure, so they restate the holdout split and the gate; these
-tests hold the two together, and run the split script end to end on a local file.
+Inside Azure they have only their code snapshot (the scripts and opsdeck's table reader), so
+they restate the holdout split and the gate; these tests hold the two together, and run the
+split script end to end on local files, once from a built snapshot on its own.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import subprocess
 import sys
 
 import numpy as np
@@ -15,7 +18,9 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from lib.azure.pipelines import steps
+from lib.azure.pipelines.build import steps_code
 from lib.pipeline_gate import decide, validation_rows
+from lib.tabular import MISSING_TOKENS, parse_table
 
 sys.path.insert(0, steps.__path__[0])  # the scripts import each other as top-level modules
 from lib.azure.pipelines.steps import deploy, gate, split  # noqa: E402
@@ -45,13 +50,13 @@ def test_split_script_writes_the_same_holdout_as_opsdeck(tmp_path) -> None:
             *[arg for name, path in out.items() for arg in (f"--{name}", str(path))],
         ]
     )
-    valid = pd.read_csv(out["valid"] / "data.csv")
-    train = pd.read_csv(out["train"] / "data.csv")
+    valid = pd.read_parquet(out["valid"] / "data.parquet")
+    train = pd.read_parquet(out["train"] / "data.parquet")
     X, y = validation_rows(frame, "y", "classification", "holdout", 0.25)
     assert valid["age"].tolist() == X["age"].tolist()
     assert valid["y"].tolist() == y.tolist()
     assert len(train) + len(valid) == frame["y"].notna().sum()
-    assert "read_delimited" in (out["valid"] / "MLTable").read_text()
+    assert "read_parquet" in (out["valid"] / "MLTable").read_text()
 
 
 def test_split_script_reads_a_spreadsheet_dataset(tmp_path) -> None:
@@ -60,11 +65,85 @@ def test_split_script_reads_a_spreadsheet_dataset(tmp_path) -> None:
     frame.to_excel(source, index=False, engine="openpyxl")
     out = {name: tmp_path / name for name in ("train", "valid", "all")}
     split.main(
-        ["--data", str(source), "--file_format", "excel", "--target", "y"]
+        ["--data", str(source), "--target", "y"]
         + [arg for name, path in out.items() for arg in (f"--{name}", str(path))]
     )
-    every = pd.read_csv(out["all"] / "data.csv")
+    every = pd.read_parquet(out["all"] / "data.parquet")
     assert every["age"].tolist() == frame.loc[frame["y"].notna(), "age"].tolist()
+
+
+MESSY = (
+    "name;age;fare;joined;y\n"
+    "Zoë;?;1.234,50 €;25/01/2024;yes\n"
+    "Ann;38;#N/A;26/01/2024;no\n"
+    "Bob;unknown;7,25 €;27/01/2024;no\n"
+    "Cid;41;12,00 €;;yes\n"
+).encode("cp1252")
+
+
+def _split(source, out, tokens=None) -> None:
+    split.main(
+        ["--data", str(source), "--target", "y", "--holdout_fraction", "0.5"]
+        + (["--missing_tokens", split.encode_tokens(tokens)] if tokens is not None else [])
+        + [arg for name, path in out.items() for arg in (f"--{name}", str(path))]
+    )
+
+
+def test_split_script_reads_a_file_as_its_upload_did(tmp_path) -> None:
+    """Tokens, decimal commas, currency, day-first dates and Windows-1252 text, as opsdeck read
+    them at upload, and the dataset version's own tokens."""
+    source = tmp_path / "messy.csv"
+    source.write_bytes(MESSY)
+    tokens = [*MISSING_TOKENS, "unknown"]
+    out = {name: tmp_path / name for name in ("train", "valid", "all")}
+    _split(source, out, tokens)
+    every = pd.read_parquet(out["all"] / "data.parquet")
+    uploaded = parse_table("messy.csv", MESSY, missing_tokens=tokens).frame
+    pd.testing.assert_frame_equal(every, uploaded, check_dtype=False)
+    assert every["age"].isna().tolist() == [True, False, True, False]
+    assert every["fare"].tolist()[::2] == [1234.5, 7.25]
+    assert every["joined"].iloc[0] == pd.Timestamp("2024-01-25")
+    assert every["name"].iloc[0] == "Zoë"
+    # without the version's own token, "unknown" makes age a text column, as at upload
+    _split(source, out)
+    assert pd.read_parquet(out["all"] / "data.parquet")["age"].tolist()[2] == "unknown"
+
+
+def test_the_steps_code_snapshot_runs_on_its_own(tmp_path) -> None:
+    """The folder Azure uploads holds everything the split step imports from opsdeck."""
+    code = steps_code()
+    assert steps_code() == code  # named by its contents: built once
+    source = tmp_path / "messy.csv"
+    source.write_bytes(MESSY)
+    out = {name: tmp_path / name for name in ("train", "valid", "all")}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    probe = (
+        "import runpy, sys; sys.argv = sys.argv[1:]; sys.path.insert(0, sys.argv[0].rsplit('/', 1)[0]);"
+        "import lib.tabular; assert lib.tabular.__file__.startswith(sys.path[0]), lib.tabular.__file__;"
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            probe,
+            str(code / "split.py"),
+            "--data",
+            str(source),
+            "--target",
+            "y",
+            "--holdout_fraction",
+            "0.5",
+        ]
+        + [arg for name, path in out.items() for arg in (f"--{name}", str(path))],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert pd.read_parquet(out["all"] / "data.parquet")["fare"].iloc[0] == 1234.5
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,7 +28,9 @@ from azure.core.polling import LROPoller
 
 from lib.azure.pipelines import AzurePipelines
 from lib.azure.pipelines.service import SPEC_TAG, azure_trigger
+from lib.azure.pipelines.steps.split import decode_tokens
 from lib.pipeline_rules import ParameterError
+from lib.tabular import MISSING_TOKENS
 from lib.workspace import PipelineService, PipelineSpec, Schedule, WorkspaceError
 from tests.support.azure_fakes import (
     ARM_WORKSPACE,
@@ -37,6 +40,7 @@ from tests.support.azure_fakes import (
     ScriptedPolling,
     http_error,
 )
+from tests.support.azure_fakes_automl import bank_csv
 
 SPEC = PipelineSpec(
     dataset="bank",
@@ -268,6 +272,26 @@ def test_save_registers_a_versioned_pipeline_component(pipelines, fake_client) -
     ):
         assert (bound._port_name, bound._owner.display_name) == (port, "dataset")
     assert nodes["deploy"].inputs.decision._data._owner.display_name == "gate"
+    # The split step reads with opsdeck's own reader, shipped in its code snapshot, with the
+    # missing-value tokens the dataset version was registered with (here: the defaults).
+    split_node = nodes["dataset"]
+    assert decode_tokens(split_node.inputs.missing_tokens._data) == list(MISSING_TOKENS)
+    code = Path(str(split_node.component.code))
+    assert (code / "split.py").is_file() and (code / "lib" / "tabular" / "reading.py").is_file()
+
+
+def test_a_run_splits_with_the_tokens_of_the_version_it_reads(
+    pipelines, fake_client, datasets
+) -> None:
+    pipelines.save("retrain", SPEC)
+    first = bank_csv()
+    more = first + first.splitlines(keepends=True)[-1]  # one more row: a new version
+    datasets.upload("bank", more, "bank.csv", "v2", missing_tokens=["", "unknown"])
+    pipelines.run("retrain", {}, trigger="manual")
+    job, _experiment = fake_client.jobs.received[-1]
+    assert job.inputs["dataset"]._data.path == "azureml:bank:2"
+    split_node = next(n for n in job.jobs.values() if n.display_name == "dataset")
+    assert decode_tokens(split_node.inputs.missing_tokens._data) == ["", "unknown"]
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,10 @@ in `steps/`; the dataset input is `azureml:<name>:<version>`, or `azureml:<name>
 scheduled or published run reads the newest version when it starts.
 """
 
+import hashlib
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +19,7 @@ from azure.ai.ml.entities import Environment, PipelineJob, UserIdentityConfigura
 
 from lib.azure.automl.submit import timeout_minutes
 from lib.azure.automl.translate import azure_algorithms, azure_primary_metric
+from lib.azure.pipelines.steps.split import DEFAULT_TOKENS
 from lib.errors import WorkspaceError
 from lib.metrics import CLASSIFICATION
 from lib.pipeline_gate import DEFAULT_SEED
@@ -22,6 +27,40 @@ from lib.workspace import PipelineSpec
 
 STEPS_DIR = Path(__file__).resolve().parent / "steps"
 DEPLOY_INSTANCE_TYPE = "Standard_DS3_v2"
+REPO_ROOT = Path(__file__).resolve().parents[3]
+# The opsdeck modules the split step imports (the table reader and its limits), shipped in the
+# steps' code snapshot so a pipeline reads a dataset's file exactly as its upload did.
+SHIPPED = ("lib/__init__.py", "lib/settings.py", "lib/tabular")
+
+
+def _snapshot_files() -> list[tuple[str, Path]]:
+    files = [(p.name, p) for p in sorted(STEPS_DIR.iterdir()) if p.suffix in (".py", ".yaml")]
+    for rel in SHIPPED:
+        source = REPO_ROOT / rel
+        found = sorted(source.glob("*.py")) if source.is_dir() else [source]
+        files += [(f.relative_to(REPO_ROOT).as_posix(), f) for f in found]
+    return files
+
+
+def steps_code() -> Path:
+    """The steps' code snapshot: their scripts plus `SHIPPED`, in a folder named by the hash of
+    its contents (Azure reuses an unchanged snapshot; two processes building it agree)."""
+    files = _snapshot_files()
+    digest = hashlib.sha256()
+    for rel, path in files:
+        digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    folder = Path(tempfile.gettempdir()) / f"opsdeck-pipeline-steps-{digest.hexdigest()[:16]}"
+    if folder.is_dir():
+        return folder
+    building = Path(tempfile.mkdtemp(prefix=f"{folder.name}-", dir=folder.parent))
+    for rel, path in files:
+        (building / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, building / rel)
+    try:
+        os.rename(building, folder)
+    except OSError:  # built meanwhile by another process: same contents
+        shutil.rmtree(building, ignore_errors=True)
+    return folder
 
 
 def steps_environment() -> Environment:
@@ -35,7 +74,7 @@ def _step(name: str, script: str, args: str, inputs: dict, outputs: dict) -> Any
     return command(
         name=f"opsdeck_{name}",
         display_name=name,
-        code=str(STEPS_DIR),
+        code=str(steps_code()),
         command=f"python {script} {args}",
         inputs=inputs,
         outputs=outputs,
@@ -47,16 +86,13 @@ def split_step() -> Any:
     return _step(
         "dataset",
         "split.py",
-        "--data ${{inputs.data}} --file_format ${{inputs.file_format}} "
-        "--delimiter '${{inputs.delimiter}}' --encoding ${{inputs.encoding}} "
+        "--data ${{inputs.data}} --missing_tokens ${{inputs.missing_tokens}} "
         "--target ${{inputs.target}} --task ${{inputs.task}} "
         "--holdout_fraction ${{inputs.holdout_fraction}} --seed ${{inputs.seed}} "
         "--train ${{outputs.train}} --valid ${{outputs.valid}} --all ${{outputs.all}}",
         {
             "data": Input(type=AssetTypes.URI_FILE),
-            "file_format": Input(type="string"),
-            "delimiter": Input(type="string"),
-            "encoding": Input(type="string"),
+            "missing_tokens": Input(type="string"),
             "target": Input(type="string"),
             "task": Input(type="string"),
             "holdout_fraction": Input(type="number"),
@@ -146,9 +182,7 @@ def pipeline_job(
     name: str,
     spec: PipelineSpec,
     data: Input,
-    file_format: str = "csv",
-    delimiter: str = ",",
-    encoding: str = "utf-8",
+    missing_tokens: str = DEFAULT_TOKENS,
     model_name: str = "",
 ) -> PipelineJob:
     """The pipeline job for a spec (its steps are named as opsdeck's steps)."""
@@ -163,9 +197,7 @@ def pipeline_job(
     def retrain(dataset: Input, model_name: str, gate_margin: float):  # noqa: ANN202
         parts = split(
             data=dataset,
-            file_format=file_format,
-            delimiter=delimiter,
-            encoding=encoding,
+            missing_tokens=missing_tokens,
             target=spec.target,
             task=spec.task,
             holdout_fraction=spec.holdout_fraction,

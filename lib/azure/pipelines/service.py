@@ -32,12 +32,12 @@ from lib.azure.client import MLClientSource, azure_call
 from lib.azure.compute import JOB_STATES
 from lib.azure.datasets import AzureDatasets
 from lib.azure.pipelines.build import azure_spec_problems, dataset_input, pipeline_job
+from lib.azure.pipelines.steps.split import encode_tokens
 from lib.azure.values import created_at, parse_time, wire_text
 from lib.errors import WorkspaceError
 from lib.names import endpoint_name_for, model_name_for, validate_pipeline_name
 from lib.pipeline_rules import ParameterError, apply_parameters, check_schedule, check_spec
 from lib.pipeline_schedules import next_fire
-from lib.tabular import TableError, parse_table
 from lib.workspace import (
     PIPELINE_STEPS,
     Pipeline,
@@ -141,28 +141,23 @@ class AzurePipelines:
 
     # --- definitions -----------------------------------------------------------------------
 
-    def _format(self, spec: PipelineSpec) -> dict[str, str]:
-        """How the dataset's file is read (format, delimiter, encoding), for the split step."""
-        file_name, data = self.datasets.download(spec.dataset, spec.dataset_version)
-        try:
-            parsed = parse_table(file_name, data)
-        except TableError as exc:
-            raise WorkspaceError(f"Dataset {spec.dataset} cannot be read: {exc}") from exc
-        if spec.target not in parsed.frame.columns:
+    def _tokens(self, spec: PipelineSpec, version: int | None) -> str:
+        """The split step's missing-value tokens: those the dataset version was registered
+        with (a run of the newest version uses the newest now). Reads the version first, so an
+        unreadable file or a missing target fails here rather than on the cluster."""
+        frame = self.datasets.load(spec.dataset, version)
+        if spec.target not in frame.columns:
             raise ParameterError("target", f"{spec.target!r} is not a column of {spec.dataset}.")
-        return {
-            "file_format": parsed.file_format,
-            "delimiter": parsed.delimiter or ",",
-            "encoding": parsed.encoding or "utf-8",
-        }
+        return encode_tokens(self.datasets.missing_tokens(spec.dataset, version))
 
     def _job(self, name: str, spec: PipelineSpec, version: int | None = None) -> Any:
+        version = version if version is not None else spec.dataset_version
         return pipeline_job(
             name,
             spec,
-            dataset_input(spec.dataset, version if version is not None else spec.dataset_version),
+            dataset_input(spec.dataset, version),
+            missing_tokens=self._tokens(spec, version),
             model_name=spec.model_name or model_name_for(spec.dataset, spec.target),
-            **self._format(spec),
         )
 
     def _to_pipeline(self, entity: Any, latest: int) -> Pipeline:
