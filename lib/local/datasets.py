@@ -29,6 +29,7 @@ from lib.files import atomic_write, fsync_dir
 from lib.local.store import Store
 from lib.settings import UploadLimits
 from lib.tabular import (
+    EXCEL_SUFFIXES,
     ORIGINAL_SUFFIXES,
     ParsedTable,
     date_formats,
@@ -70,6 +71,8 @@ def _write_version_files(
 ) -> None:
     """The original bytes, the typed copy, and the preview and profile pages will read."""
     suffix = ORIGINAL_SUFFIXES.get(parsed.file_format, ".csv")
+    if parsed.file_format == "excel" and Path(file_name).suffix.lower() in EXCEL_SUFFIXES:
+        suffix = Path(file_name).suffix.lower()  # an .xls or .ods file is not an .xlsx
     atomic_write(folder / f"original{suffix}", data)
     table = parsed.table
     atomic_write(folder / DATA_FILE, lambda tmp: write_parquet(table, tmp))

@@ -101,6 +101,10 @@ def test_excel_upload_keeps_the_workbook_and_loads_typed(datasets: LocalDatasets
     assert frame["amount"].isna().sum() == 1
     # the workbook itself is what a download gives back
     assert datasets.download("sheet", dv.version) == ("Q3 report.xlsx", raw.getvalue())
+    # kept under its own kind of name: a macro workbook is not stored as an .xlsx
+    macro = datasets.upload("macro", raw.getvalue(), "Q3 report.XLSM")
+    assert [p.name for p in Path(macro.uri).glob("original.*")] == ["original.xlsm"]
+    assert datasets.load("macro", macro.version)["amount"].iloc[20] == 2000.0
 
 
 def test_concurrent_uploads_get_distinct_versions(store: Store) -> None:
