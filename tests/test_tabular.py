@@ -327,6 +327,28 @@ def test_datetime_columns_are_detected() -> None:
     assert when["top_values"] == "2024-01-05 … 2024-02-29" and when["missing_pct"] == 33.33
 
 
+def test_dates_written_out_in_words_or_with_short_years() -> None:
+    data = (
+        b"us_words,eu_words,oracle,us_short,eu_short,not_dates\n"
+        b'"Jan 5, 2024",5 January 2024,05-JAN-24,1/5/24,31/01/24,Jan 5\n'
+        b'"February 29, 2024",29 February 2024,29-Feb-24,12/31/99,01/02/24,Feb 29\n'
+    )
+    parsed = parse_table("d.csv", data)
+    frame = parsed.frame
+    first = {c: frame[c].iloc[0] for c in frame.columns}
+    assert first == {
+        "us_words": pd.Timestamp("2024-01-05"),
+        "eu_words": pd.Timestamp("2024-01-05"),
+        "oracle": pd.Timestamp("2024-01-05"),
+        "us_short": pd.Timestamp("2024-01-05"),
+        "eu_short": pd.Timestamp("2024-01-31"),
+        "not_dates": "Jan 5",
+    }
+    assert frame["us_words"].iloc[1] == pd.Timestamp("2024-02-29")
+    assert frame["us_short"].iloc[1] == pd.Timestamp("1999-12-31")
+    assert date_formats(parsed.table.schema)["us_short"] == "%m/%d/%y"
+
+
 def test_a_non_iso_date_format_is_kept_with_the_column(tmp_path) -> None:
     """A model trained on the column reads that text from clients: the format is stored."""
     data = b"when,us_date,day_first\n2024-01-05,01/31/2024,31.01.2024\n2024-02-29,12/01/2023,\n"

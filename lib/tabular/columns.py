@@ -66,6 +66,15 @@ DATETIME_FORMATS = (
     "%d-%m-%Y",
     "%d-%b-%Y",
     "%d %b %Y",
+    "%d %B %Y",
+    "%b %d, %Y",
+    "%B %d, %Y",
+    "%b %d %Y",
+    "%d-%b-%y",
+    # Two-digit years, as a spreadsheet in a US (or European) locale writes short dates.
+    "%m/%d/%y",
+    "%d/%m/%y",
+    "%d.%m.%y",
 )
 # A number as people write it: sign, currency sign, thousands separators in threes, percent.
 # NB: the record encoder (lib/local/fastpath/encoder.py) reads clients' values with the same
@@ -114,7 +123,14 @@ def _try_parse(values: pa.Array, target: pa.DataType | str) -> pa.Array | None:
 
 def _parse(values: pa.Array, target: pa.DataType | str) -> pa.Array:
     if isinstance(target, str):
-        return pc.strptime(values, format=target, unit=TIMESTAMP_UNIT, error_is_null=False)
+        parsed = pc.strptime(values, format=target, unit=TIMESTAMP_UNIT, error_is_null=False)
+        # Arrow's %Y takes one to four digits: "1/5/24" is not the year 24 under "%m/%d/%Y"
+        # (a short-year format reads it).
+        if "%Y" in target and len(parsed):
+            first = pc.min(pc.year(parsed)).as_py()
+            if first is not None and first < 1000:
+                raise pa.ArrowInvalid(f"a year of fewer than four digits under {target}")
+        return parsed
     return pc.cast(values, target)
 
 
