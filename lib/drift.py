@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lib.tabular.columns import FORMATTED_NUMBER, NUMBER_DECORATION
+from lib.tabular.columns import ACCOUNTING_NEGATIVE, FORMATTED_NUMBER, NUMBER_DECORATION
 
 PSI_WATCH = 0.1
 PSI_DRIFT = 0.25
@@ -39,6 +39,7 @@ NO_DATA = "no data"
 STATE_RANK = {NO_DATA: -1, "OK": 0, "watch": 1, "drift": 2}
 _FORMATTED = re.compile(FORMATTED_NUMBER)
 _DECORATION = re.compile(NUMBER_DECORATION)
+_NEGATIVE = re.compile(ACCOUNTING_NEGATIVE)
 
 
 def psi(expected: Sequence[float], actual: Sequence[float], floor: float = SHARE_FLOOR) -> float:
@@ -84,8 +85,9 @@ def _floats(values: list) -> np.ndarray:
                 out[i] = float(v) if not _is_missing(v) else np.nan
             except (TypeError, ValueError):
                 # "$1,234.50" is the number endpoints read it as; anything else counts as missing
-                if isinstance(v, str) and _FORMATTED.match(v.strip()):
-                    out[i] = float(_DECORATION.sub("", v))
+                text = _NEGATIVE.sub(r"-\1", v.strip()) if isinstance(v, str) else ""
+                if _FORMATTED.match(text):
+                    out[i] = float(_DECORATION.sub("", text))
         return out
 
 

@@ -431,6 +431,16 @@ def test_short_rows_and_quoted_newlines() -> None:
         parse_table("x.csv", b"a,b\n1,2\n1,2,3,4\n")
 
 
+def test_accounting_negatives_and_no_break_spaces_between_thousands() -> None:
+    us = b'item,amount\na,"(1,234.50)"\nb,"2,000.00"\nc,($5)\nd,?\n'
+    assert parse_table("ledger.csv", us).frame["amount"].tolist()[:3] == [-1234.5, 2000.0, -5.0]
+    # a French spreadsheet puts a (narrow) no-break space between thousands
+    eu = "item;amount\na;1\u00a0234,50\nb;2\u202f000,00\nc;(7,5)\n".encode()
+    assert parse_table("fr.csv", eu).frame["amount"].tolist() == [1234.5, 2000.0, -7.5]
+    # parentheses around words are words
+    assert parse_table("n.csv", b"note\n(see below)\n(5)\n").frame["note"].iloc[0] == "(see below)"
+
+
 def test_semicolon_file_with_decimal_commas() -> None:
     data = "city;price;total;share;code;dots\nLyon;1,5;1.234,50 €;12,5 %;1,2,3;7.5\n"
     data += "Nice;2,25;-3 000;7%;4,5,6;8\nMetz;?;,5;0,1%;7;9.25\n"

@@ -83,8 +83,13 @@ FORMATTED_NUMBER = r"^[-+]?\s*[$€£¥]?\s*((\d{1,3}(,\d{3})+|\d+)(\.\d+)?|\.\d
 NUMBER_DECORATION = r"[$€£¥,%\s]"
 # The same with a decimal comma and dots (or spaces) between thousands; the currency sign may
 # also follow the number (`12,50 €`).
-COMMA_DECIMAL_NUMBER = r"^[-+]?\s*[$€£¥]?\s*((\d{1,3}([. ]\d{3})+|\d+)(,\d+)?|,\d+)\s*[$€£¥]?\s*%?$"
-_COMMA_DECIMAL_DECORATION = r"[$€£¥.%\s]"
+# Spreadsheets in French and other locales put a (narrow) no-break space between thousands.
+COMMA_DECIMAL_NUMBER = (
+    r"^[-+]?\s*[$€£¥]?\s*((\d{1,3}([. \x{a0}\x{202f}]\d{3})+|\d+)(,\d+)?|,\d+)\s*[$€£¥]?\s*%?$"
+)
+_COMMA_DECIMAL_DECORATION = r"[$€£¥.%\s\x{a0}\x{202f}]"
+# Accounting notation: a negative amount in parentheses, `(1,234.50)` is -1234.5.
+ACCOUNTING_NEGATIVE = r"^\(\s*([^()]*?)\s*\)$"
 _ISO_TYPES = (pa.timestamp(TIMESTAMP_UNIT), pa.timestamp(TIMESTAMP_UNIT, tz="UTC"))
 _BOOL_WORDS = pa.array(["true", "false"])
 PROBE_VALUES = 64
@@ -137,6 +142,7 @@ def _parse(values: pa.Array, target: pa.DataType | str) -> pa.Array:
 def _formatted_numbers(values: pa.Array, decimal_comma: bool = False) -> pa.Array | None:
     """Non-null strings as float64 when every one is a number written with a currency sign,
     thousands separators or a percent sign, or (``decimal_comma``) a decimal comma."""
+    values = pc.replace_substring_regex(values, ACCOUNTING_NEGATIVE, r"-\1")
     pattern = COMMA_DECIMAL_NUMBER if decimal_comma else FORMATTED_NUMBER
     if not pc.all(pc.match_substring_regex(values, pattern)).as_py():
         return None
@@ -144,6 +150,7 @@ def _formatted_numbers(values: pa.Array, decimal_comma: bool = False) -> pa.Arra
 
 
 def _parse_formatted(values: pa.Array, decimal_comma: bool = False) -> pa.Array:
+    values = pc.replace_substring_regex(values, ACCOUNTING_NEGATIVE, r"-\1")
     if decimal_comma:
         plain = pc.replace_substring_regex(values, _COMMA_DECIMAL_DECORATION, "")
         return pc.cast(pc.replace_substring(plain, ",", "."), pa.float64())

@@ -112,16 +112,18 @@ def test_encoding_of_records_matches_frame_including_unseen_and_missing() -> Non
 def test_numbers_written_for_people_encode_as_the_upload_read_them() -> None:
     """A client sending the text an uploaded file had ("$1,234.50", "12%") gets the number the
     model was trained on, on the record and the frame path alike; other text stays missing."""
-    written = ["$1,234.50", "12%", "-$5", "1,000,000", " 7 ", ".5%", "1,5", "abc", "$", "1,23"]
-    data = ("amount,n\n" + "".join(f'"{v}",{i}\n' for i, v in enumerate(written[:6]))).encode()
+    written = ["$1,234.50", "12%", "-$5", "1,000,000", " 7 ", ".5%", "(1,234.50)", "( $5 )"]
+    written += ["1,5", "abc", "$", "1,23", "(-5)", "()"]
+    data = ("amount,n\n" + "".join(f'"{v}",{i}\n' for i, v in enumerate(written[:8]))).encode()
     uploaded = parse_table("people.csv", data).frame["amount"].tolist()
-    assert uploaded == [1234.5, 12.0, -5.0, 1_000_000.0, 7.0, 0.5]
+    assert uploaded == [1234.5, 12.0, -5.0, 1_000_000.0, 7.0, 0.5, -1234.5, -5.0]
     enc = Encoder.from_frame(pd.DataFrame({"amount": uploaded}))
     records = enc.encode_records([{"amount": v} for v in written])[:, 0]
     frame = enc.encode_frame(pd.DataFrame({"amount": written}))[:, 0]
     np.testing.assert_array_equal(records, frame)
-    assert records[:6].tolist() == uploaded
-    assert np.isnan(records[6:]).all()  # a decimal comma, words, a bare sign: not numbers
+    assert records[:8].tolist() == uploaded
+    # a decimal comma, words, a bare sign, a signed or empty accounting amount: not numbers
+    assert np.isnan(records[8:]).all()
     # the same text is no number to the upload either: such a column stays text
     kept = parse_table("t.csv", b'v\n"1,5"\nabc\n$\n"1,23"\n').frame["v"]
     assert str(kept.dtype) == "str"

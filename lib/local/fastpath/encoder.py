@@ -36,6 +36,7 @@ _FORMATTED_NUMBER = re.compile(
     r"^[-+]?\s*[$€£¥]?\s*((\d{1,3}(,\d{3})+|\d+)(\.\d+)?|\.\d+)\s*%?$", re.ASCII
 )
 _NUMBER_DECORATION = re.compile(r"[$€£¥,%\s]")
+_ACCOUNTING_NEGATIVE = re.compile(r"^\(\s*([^()]*?)\s*\)$")
 
 
 def is_missing(value: Any) -> bool:
@@ -56,7 +57,7 @@ def to_float(value: Any) -> float:
     """A numeric feature value: missing or not a number (e.g. ``"abc"``, ``""``) is NaN.
 
     Text written for people reads as the number it shows, as uploads read it: ``"$1,234.50"``
-    is 1234.5 and ``"12%"`` is 12.
+    is 1234.5, ``"12%"`` is 12 and ``"(5)"`` (accounting) is -5.
     """
     if value is None:
         return math.nan
@@ -64,8 +65,11 @@ def to_float(value: Any) -> float:
         # float() of a NaN is NaN; pandas.NA and pandas.NaT raise TypeError.
         return float(value)
     except (TypeError, ValueError):
-        if isinstance(value, str) and _FORMATTED_NUMBER.match(value.strip()):
-            return float(_NUMBER_DECORATION.sub("", value))
+        if not isinstance(value, str):
+            return math.nan
+        text = _ACCOUNTING_NEGATIVE.sub(r"-\1", value.strip())
+        if _FORMATTED_NUMBER.match(text):
+            return float(_NUMBER_DECORATION.sub("", text))
         return math.nan
 
 
