@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from lib.tabular import MISSING_TOKENS
+from lib.tabular import MISSING_TOKENS, title_rows_of
 
 
 class _Versioned(Protocol):
@@ -54,3 +54,15 @@ def recognised_summary(profile_rows: Sequence[Mapping[str, object]], limit: int 
     ]
     more = f" · and {len(parts) - limit} more columns" if len(parts) > limit else ""
     return " · ".join(parts[:limit]) + more
+
+
+def title_note(file_name: str, data: bytes) -> str | None:
+    """What to tell the operator when a title block above the header row was left out."""
+    titles = title_rows_of(file_name, data)
+    if not titles:
+        return None
+    rows = f"{titles} rows were" if titles > 1 else "row was"
+    return (
+        f"The first {rows} a title or blank, above the header row: left out, and the column "
+        f"names read from row {titles + 1}. The file itself is kept as uploaded."
+    )

@@ -18,6 +18,7 @@ from lib.upload_form import (
     has_digest,
     identical_version,
     recognised_summary,
+    title_note,
     tokens_from_form,
 )
 from lib.workspace import WorkspaceError
@@ -53,6 +54,9 @@ def _register(name: str, data: bytes, file_name: str, description: str, tokens: 
         f"Registered **{dv.name} v{dv.version}**: {dv.rows:,} rows × {dv.columns} columns "
         f"({human_bytes(dv.size_bytes)})."
     )
+    above_header = title_note(file_name, data)
+    if above_header:
+        st.info(above_header, icon=":material/help:")
     read_as_missing = recognised_summary(datasets.profile(dv.name, dv.version).to_dict("records"))
     if read_as_missing:
         st.info(f"Read as missing values: {read_as_missing}", icon=":material/help:")

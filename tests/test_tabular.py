@@ -441,6 +441,26 @@ def test_accounting_negatives_and_no_break_spaces_between_thousands() -> None:
     assert parse_table("n.csv", b"note\n(see below)\n(5)\n").frame["note"].iloc[0] == "(see below)"
 
 
+def test_a_title_block_above_the_header_row_is_left_out() -> None:
+    titled = b"Sales report Q3\nregion,amount,units\nnorth,100,3\nsouth,200,4\n"
+    parsed = parse_table("t.csv", titled)
+    assert parsed.columns == ["region", "amount", "units"] and parsed.title_rows == 1
+    assert parsed.frame["amount"].tolist() == [100, 200]
+    # padded to the table's width, with blank lines, after a byte-order mark, semicolons
+    padded = "\ufeffSales;;\n;;\n\nregion;amount;units\nnorth;1,5;3\n".encode()
+    parsed = parse_table("p.csv", padded)
+    assert (parsed.title_rows, parsed.frame["amount"].tolist()) == (3, [1.5])
+    # not a title: a two-column header, a header of one named column, a quoted title
+    two = parse_table("two.csv", b"note\nx,1\ny,2\n")
+    assert two.title_rows == 0 and two.columns == ["note"]
+    quoted = parse_table("q.csv", b'"Report, Q3",,\na,b,c\n1,2,3\n')
+    assert quoted.title_rows == 0 and quoted.columns[0] == "Report, Q3"
+    # a long run of one-cell lines has no header below it within reach: read as written
+    lines = b"".join(b"line %d,,\n" % i for i in range(30))
+    assert parse_table("l.csv", b"a,b,c\n" + lines).title_rows == 0
+    assert parse_table("l.csv", lines + b"a,b,c\n").title_rows == 0
+
+
 def test_semicolon_file_with_decimal_commas() -> None:
     data = "city;price;total;share;code;dots\nLyon;1,5;1.234,50 €;12,5 %;1,2,3;7.5\n"
     data += "Nice;2,25;-3 000;7%;4,5,6;8\nMetz;?;,5;0,1%;7;9.25\n"

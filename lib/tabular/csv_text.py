@@ -11,7 +11,9 @@ import codecs
 import csv
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from lib.tabular.limits import TableError
 
@@ -21,6 +23,8 @@ SNIFF_MAX_LINES = 50
 HEADER_MAX_BYTES = 16 * 1024 * 1024
 UTF8_BOM = codecs.BOM_UTF8
 _CHECK_CHUNK = 1 << 20
+# How far down a title block above the header row is looked for.
+TITLE_MAX_ROWS = 20
 _SEP_HINT = re.compile(rb"sep=([^\r\n])\r?\n")
 # The five bytes Windows-1252 leaves undefined: a file with one of them is read as Latin-1.
 _NOT_CP1252 = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
@@ -34,8 +38,9 @@ class CsvLayout:
     encoding: str  # "utf-8", "cp1252" or "latin-1"
     delimiter: str
     header: list[str]
-    header_bytes: int  # length of the first line, newline included
-    body_offset: int  # where the bytes start after a UTF-8 byte-order mark
+    header_bytes: int  # length of the header line, newline included
+    body_offset: int  # where the header line starts (after a byte-order mark, title lines)
+    title_rows: int = 0  # lines above the header row that were a title or blank
 
 
 def utf16_as_utf8(data: bytes) -> bytes:
@@ -75,6 +80,20 @@ def detect_encoding(data: bytes | memoryview) -> str:
     if controls > max(5, len(head) // 100):
         raise TableError("The file's bytes do not decode as UTF-8 or Latin-1 text.")
     return "latin-1" if _NOT_CP1252.search(view) else "cp1252"
+
+
+def title_rows(rows: Sequence[Sequence[Any]], width: int) -> int:
+    """How many rows above the header row are a title block: blank rows, and rows with one
+    filled cell in a table of three or more columns (a report's title, a "generated on" line).
+
+    0 unless a row with two or more filled cells follows them within `TITLE_MAX_ROWS`.
+    """
+    for skipped, row in enumerate(rows[: TITLE_MAX_ROWS + 1]):
+        filled = sum(1 for cell in row if cell is not None and str(cell).strip())
+        if filled == 0 or (filled == 1 and width >= 3):
+            continue
+        return skipped if filled >= 2 else 0
+    return 0
 
 
 def choose_delimiter(sample: str) -> str:
@@ -139,6 +158,35 @@ def check_duplicates(names: list[str]) -> None:
         raise TableError(f"Duplicate column names: {shown}.")
 
 
+def _line_end(body: memoryview, limit: int = HEADER_MAX_BYTES) -> int:
+    """Length of the first line of `body`, newline included."""
+    end = bytes(body[:limit]).find(b"\n")
+    if end < 0:
+        if len(body) > limit:
+            raise TableError(
+                f"The first line is longer than {limit // (1024 * 1024)} MB: "
+                "this is not a CSV with a header row."
+            )
+        return len(body)
+    return end + 1
+
+
+def _title_bytes(body: memoryview, sample: str, delimiter: str) -> tuple[int, int]:
+    """(rows, bytes) of the title block above the header row, if the sample has one."""
+    rows = list(csv.reader(io.StringIO(sample), delimiter=delimiter))
+    widths = [len(r) for r in rows if r]
+    if not widths:
+        return 0, 0
+    skip = title_rows(rows, max(set(widths), key=widths.count))
+    size = 0
+    for _ in range(skip):
+        line = bytes(body[size : size + _line_end(body[size:], SNIFF_MAX_BYTES)])
+        if b'"' in line:  # a quoted field may span lines: leave such a file as written
+            return 0, 0
+        size += len(line)
+    return skip, size
+
+
 def read_layout(data: bytes | memoryview) -> CsvLayout:
     """Encoding, header and delimiter of CSV bytes, reading at most header + SNIFF_MAX_BYTES."""
     view = memoryview(data)
@@ -149,16 +197,8 @@ def read_layout(data: bytes | memoryview) -> CsvLayout:
     if hint:
         offset += hint.end()
     body = view[offset:]
-    end = bytes(body[:HEADER_MAX_BYTES]).find(b"\n")
-    if end < 0:
-        if len(body) > HEADER_MAX_BYTES:
-            raise TableError(
-                f"The first line is longer than {HEADER_MAX_BYTES // (1024 * 1024)} MB: "
-                "this is not a CSV with a header row."
-            )
-        end = len(body)
-    header_bytes = end + 1
-    # The sample: the whole header line plus whole lines up to SNIFF_MAX_BYTES after it.
+    header_bytes = _line_end(body)
+    # The sample: the whole first line plus whole lines up to SNIFF_MAX_BYTES after it.
     tail = bytes(body[header_bytes : header_bytes + SNIFF_MAX_BYTES])
     if header_bytes + SNIFF_MAX_BYTES < len(body):
         tail = tail[: tail.rfind(b"\n") + 1]
@@ -166,6 +206,12 @@ def read_layout(data: bytes | memoryview) -> CsvLayout:
     if not sample.strip():
         raise TableError("The file is empty.")
     delimiter = hint.group(1).decode(encoding) if hint else choose_delimiter(sample)
+    # A report's title (or blank lines) above the header row is not the header.
+    titles, title_size = _title_bytes(body, sample, delimiter)
+    if titles:
+        offset += title_size
+        body = view[offset:]
+        header_bytes = _line_end(body)
     header_text = bytes(body[:header_bytes]).decode(encoding, errors="replace")
     header = next(csv.reader(io.StringIO(header_text), delimiter=delimiter), [])
     return CsvLayout(
@@ -174,4 +220,5 @@ def read_layout(data: bytes | memoryview) -> CsvLayout:
         header=header,
         header_bytes=header_bytes,
         body_offset=offset,
+        title_rows=titles,
     )

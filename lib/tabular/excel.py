@@ -11,6 +11,7 @@ dimensions before its cells are converted.
 from __future__ import annotations
 
 import io
+import itertools
 import zipfile
 from datetime import date, datetime, time
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 
 from lib.settings import UploadLimits
-from lib.tabular.csv_text import check_header, header_names
+from lib.tabular.csv_text import TITLE_MAX_ROWS, check_header, header_names, title_rows
 from lib.tabular.limits import TableError, check_columns, check_decoded_size, check_rows
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -29,12 +30,15 @@ WORKBOOK_PARTS = ("xl/workbook.xml", "xl/workbook.bin", "content.xml")
 CELL_BYTES = 8
 # Rows between checks of the decoded size while reading.
 CHECK_EVERY = 10_000
+# Rows below a possible title block that decide the sheet's usual number of filled cells.
+SNIFF_ROWS = 50
 # Whole numbers up to this size are integers (spreadsheets store every number as a double).
 MAX_EXACT_INT = 2**53
 
 
-def read_excel(data: bytes, limits: UploadLimits) -> pa.Table:
-    """The first worksheet: its first row names the columns, the rows below are the data."""
+def read_excel(data: bytes, limits: UploadLimits) -> tuple[pa.Table, int]:
+    """The first worksheet: its first row names the columns (below a title block, if it has
+    one), the rows below are the data. Returns the table and the number of title rows."""
     from python_calamine import CalamineWorkbook  # noqa: PLC0415 - only spreadsheets need it
 
     if data[:4] == ZIP_MAGIC:
@@ -48,7 +52,12 @@ def read_excel(data: bytes, limits: UploadLimits) -> pa.Table:
         raise TableError(f"The file is not a readable spreadsheet ({exc}).") from exc
     check_rows(max(0, sheet.total_height - 1), limits)
     check_columns(sheet.total_width, limits)
-    return _sheet_table(iter(sheet.iter_rows()), limits)
+    rows = iter(sheet.iter_rows())
+    head = list(itertools.islice(rows, TITLE_MAX_ROWS + SNIFF_ROWS))
+    counts = [sum(1 for v in row if v != "") for row in head]
+    widths = [c for c in counts if c]
+    titles = title_rows(head, max(set(widths), key=widths.count)) if widths else 0
+    return _sheet_table(itertools.chain(head[titles:], rows), limits), titles
 
 
 def _check_zip(data: bytes, limits: UploadLimits) -> None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -73,6 +74,7 @@ class ParsedTable:
     delimiter: str | None = None
     # Column -> {token as written in the file: count} for the cells read as missing.
     missing: dict[str, dict[str, int]] = field(default_factory=dict)
+    title_rows: int = 0  # rows above the header row read as a title block and left out
 
     @property
     def rows(self) -> int:
@@ -101,6 +103,21 @@ def detect_format(file_name: str, data: bytes) -> str:
     if lower.endswith(EXCEL_SUFFIXES) or data[:4] in (ZIP_MAGIC, OLE_MAGIC):
         return "excel"
     return "csv"
+
+
+def title_rows_of(file_name: str, data: bytes) -> int:
+    """How many rows above its header row a file's reader leaves out as a title block (for
+    telling the operator after an upload; 0 for Parquet and for files that do not read)."""
+    try:
+        kind = detect_format(file_name, data)
+        if kind == "csv":
+            return read_layout(utf16_as_utf8(data) if data[:2] in UTF16_BOMS else data).title_rows
+        if kind == "excel":
+            unbounded = UploadLimits(sys.maxsize, sys.maxsize, sys.maxsize, sys.maxsize)
+            return read_excel(data, unbounded)[1]
+    except TableError:
+        pass
+    return 0
 
 
 # --- CSV ----------------------------------------------------------------------------------
@@ -262,6 +279,7 @@ def parse_csv(
         encoding=source_encoding or layout.encoding,
         delimiter=layout.delimiter,
         missing=missing,
+        title_rows=layout.title_rows,
     )
 
 
@@ -392,9 +410,10 @@ def parse_table(
     if file_format == "parquet":
         return parse_parquet(data, limits, missing_tokens)
     if file_format == "excel":
-        table = read_excel(data, limits)
+        table, titles = read_excel(data, limits)
         tokens = normalize_tokens(missing_tokens)
-        return typed_table(table, "excel", tokens, frozenset(text_columns))
+        typed = typed_table(table, "excel", tokens, frozenset(text_columns))
+        return replace(typed, title_rows=titles)
     return parse_csv(data, limits, missing_tokens, text_columns)
 
 

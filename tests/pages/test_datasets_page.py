@@ -125,6 +125,34 @@ def test_a_byte_identical_file_asks_before_a_new_version(local_workspace) -> Non
     assert [v.version for v in local_workspace.datasets.versions("people")] == [2, 1]
 
 
+def test_a_report_title_above_the_header_is_left_out_and_said(local_workspace) -> None:
+    import io
+
+    import openpyxl
+
+    report = b"Quarterly staff report\nGenerated 2024-10-01,,\n\nage,price,y\n30,5,no\n41,7,yes\n"
+    at = open_page("datasets.py")
+    _register(at, "report.csv", report)
+    assert any("Registered **report v1**: 2 rows × 3 columns" in s.value for s in at.success)
+    shown = " ".join(i.value for i in at.info)
+    assert "The first 3 rows were a title or blank" in shown and "from row 4" in shown
+    assert list(local_workspace.datasets.load("report", 1).columns) == ["age", "price", "y"]
+    # a spreadsheet with its title in A1
+    book = openpyxl.Workbook()
+    for row in (["Staff"], [], ["age", "price", "y"], [30, 5, "no"], [41, 7, "yes"]):
+        book.active.append(row)
+    raw = io.BytesIO()
+    book.save(raw)
+    at.text_input(key="datasets_name").set_value("sheet")
+    _register(at, "staff.xlsx", raw.getvalue())
+    assert "from row 3" in " ".join(i.value for i in at.info)
+    assert local_workspace.datasets.load("sheet", 1)["price"].tolist() == [5, 7]
+    # a plain file says nothing of the kind
+    at.text_input(key="datasets_name").set_value("plain")
+    _register(at, "plain.csv", CSV)
+    assert not any("title" in i.value for i in at.info)
+
+
 def test_recognised_missing_tokens_are_shown_after_upload(local_workspace) -> None:
     at = open_page("datasets.py")
     _register(at, "titanic.csv", TITANIC)
