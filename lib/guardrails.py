@@ -23,7 +23,8 @@ CHANCE = {"classification": 0.5, "regression": 0.0}
 ID_TEXT_SHARE = 0.9
 # With a name that says "identifier", a smaller share is enough (ticket numbers repeat a little).
 ID_HINTED_SHARE = 0.5
-# Integer columns this unique that count through their range (1..n, sorted row numbers).
+# Integer columns this unique that count through their range in file order (1..n: row
+# numbers; a rank column counts through its range too, but not in the order of the rows).
 ID_INTEGER_SHARE = 0.95
 FREE_TEXT_WORDS = 4.0
 MIN_ROWS = 20
@@ -36,6 +37,9 @@ _ID_HINT = re.compile(
     r"(^|[_\W])(id|ids|rownames?|row_?id|index|uuid|guid|key|ticket|name|names|number|no)($|[_\W])",
     re.IGNORECASE,
 )
+# The names readers give a saved index's blank header cell: pandas "Unnamed: 0", R "X",
+# readr "...1", opsdeck "column_1".
+_INDEX_NAME = re.compile(r"^(unnamed(: ?\d+)?|x|\.\.\.\d+|column_\d+)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,9 @@ def id_like_columns(frame: pd.DataFrame, target: str) -> dict[str, str]:
                 out[str(c)] = f"{distinct} distinct values in {len(values)} rows ({share:.0%})"
         elif _integer_valued(values) and share > ID_INTEGER_SHARE:
             counts_through = values.max() - values.min() + 1 <= 1.1 * len(values)
-            if hinted or counts_through:
+            in_order = values.is_monotonic_increasing or values.is_monotonic_decreasing
+            index_name = bool(_INDEX_NAME.match(str(c).strip()))
+            if hinted or (counts_through and (in_order or index_name)):
                 out[str(c)] = (
                     f"unique integers {values.min():.0f}..{values.max():.0f} (a row number)"
                 )

@@ -56,10 +56,9 @@ def elapsed_s(job: Job) -> float:
 
 @st.cache_data(ttl=600, show_spinner="Checking the columns…")
 def sample_flags(name: str, version: int, target: str, task: str) -> list[ColumnFlag]:
-    """Guardrail flags from a sample of the dataset (ID-like, free text, leakage)."""
-    frame = ws.datasets.load(name, version)
-    frame = frame.sample(n=min(len(frame), 5000), random_state=0)
-    return column_flags(frame, target, task)
+    """Guardrail flags of the dataset (ID-like, free text, leakage), as the run will find them:
+    the whole table in file order (the leakage check samples it as the run does)."""
+    return column_flags(ws.datasets.load(name, version), target, task)
 
 
 # --- submit ---------------------------------------------------------------------------------

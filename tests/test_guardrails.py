@@ -112,6 +112,24 @@ def test_measurements_are_not_ids() -> None:
     assert g.id_like_columns(frame, "y") == {}
 
 
+def test_row_numbers_are_ids_and_ranks_are_features() -> None:
+    """Guerry's departments ranked on wealth, commerce, ...: unique integers 1..n like a row
+    number, but not in the order of the rows."""
+    rng = np.random.default_rng(6)
+    n = 86
+    frame = pd.DataFrame(
+        {
+            "dept": np.arange(1, n + 1),  # in file order: a row number
+            "Wealth": rng.permutation(n) + 1,  # a rank
+            "Commerce": rng.permutation(n) + 1,
+            "Unnamed: 0": rng.permutation(n),  # a saved index, shuffled before it was saved
+            "column_1": rng.permutation(n),
+            "Region": rng.choice(["N", "S", "E", "W"], n),
+        }
+    )
+    assert set(g.id_like_columns(frame, "Region")) == {"dept", "Unnamed: 0", "column_1"}
+
+
 def test_free_text_flagged() -> None:
     rng = np.random.default_rng(4)
     words = ["late", "parcel", "refund", "please", "broken", "thanks", "arrived", "box"]
