@@ -51,6 +51,27 @@ def test_flags_imbalance_missing_constant_and_cardinality(messy: pd.DataFrame) -
     assert all(r.status in (gr.PASSED, gr.DONE, gr.ALERTED) for r in rails.values())
 
 
+def test_constant_columns_and_duplicate_rows_are_counted_exactly() -> None:
+    n = 200
+    frame = pd.DataFrame(
+        {
+            "one_and_gaps": [1.0 if i % 3 else np.nan for i in range(n)],
+            "all_missing": [np.nan] * n,
+            "same_text": ["a"] * n,
+            "two_values": ["a"] * (n - 1) + ["b"],
+            "mixed": [1] * (n - 1) + ["1"],  # 1 and "1" differ
+            "x": np.arange(n) % 50,
+            "y": ["p", "q"] * (n // 2),
+        }
+    )
+    assert gr.constant_columns(frame, "y") == ["one_and_gaps", "all_missing", "same_text"]
+    # the count is pandas' own comparison of every cell (a missing value equals a missing one)
+    expected = int(frame.duplicated().sum())
+    assert 0 < expected < n - 50
+    rails = _by_name(gr.check_data(frame, "y", "classification"))
+    assert rails["Duplicate rows"].details.startswith(f"{expected} of {n} rows")
+
+
 def test_dropped_columns_are_constant_and_id_like_only(messy: pd.DataFrame) -> None:
     assert gr.columns_to_drop(messy, "y") == ["always_one", "customer_id"]
     # city has many values but repeats: it is kept (rare values grouped), not dropped
