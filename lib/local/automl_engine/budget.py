@@ -24,6 +24,9 @@ RETURN_MARGIN_S = 0.5
 # fast path, record the run) on a lightly loaded 2-core machine. Measured on Bank Marketing
 # they took 8-10 s at load average 9-10 and 15 s at 15: the reserve grows with the load.
 TAIL_S = 2.5
+# ... plus this much per feature: MLflow checks the saved model's input example column by
+# column (3,000 features added 2 s).
+TAIL_PER_FEATURE_S = 0.001
 MAX_SLOWDOWN = 8.0
 # Fits after the search ran up to 2.5x their trial's time on a loaded machine: the estimates
 # the search stops by are padded by this factor.
@@ -46,9 +49,9 @@ def slowdown() -> float:
     return min(MAX_SLOWDOWN, max(1.0, load / (os.cpu_count() or 1)))
 
 
-def tail_s() -> float:
+def tail_s(features: int = 0) -> float:
     """Seconds to keep for saving, compiling and recording after the refit, at today's load."""
-    return TAIL_S * slowdown()
+    return (TAIL_S + features * TAIL_PER_FEATURE_S) * slowdown()
 
 
 def promised_seconds(budget_s: float) -> float:
@@ -119,16 +122,23 @@ class CostModel:
     search_rows: int  # rows of a full-size search trial (the training split, or all for cv)
     refit_factor: float  # cost of one refit on every row / cost of one validation score
     folds: int = 1  # validation splits each candidate is fitted on
+    features: int = 0  # columns of the encoded matrix (the saving tail grows with them)
 
     @classmethod
-    def for_folds(cls, rows: int, folds: list[tuple[Any, Any]], cv: bool) -> CostModel:
+    def for_folds(
+        cls, rows: int, folds: list[tuple[Any, Any]], cv: bool, features: int = 0
+    ) -> CostModel:
         fit_rows = len(folds[0][0])
         return cls(
             rows=rows,
             search_rows=rows if cv else fit_rows,
             refit_factor=rows / max(1, len(folds) * fit_rows),
             folds=len(folds),
+            features=features,
         )
+
+    def tail_s(self) -> float:
+        return tail_s(self.features)
 
     def extrapolated(self, trial: dict[str, Any]) -> bool:
         """True when the trial saw a sample: its cost at full size is a guess."""
@@ -150,4 +160,4 @@ class CostModel:
     def finish_s(self, trial: dict[str, Any], fold_s: float | None = None) -> float:
         """The unskippable work after the search if this trial's config is served alone."""
         val = self.validation_s(trial, fold_s)
-        return val + self.refit_s(val) + tail_s()
+        return val + self.refit_s(val) + self.tail_s()

@@ -12,7 +12,7 @@ import numpy as np
 from flaml import AutoML
 
 from lib.local.automl_engine import evaluation as ev
-from lib.local.automl_engine.budget import Clock, CostModel, tail_s
+from lib.local.automl_engine.budget import Clock, CostModel
 from lib.local.automl_engine.data import Prepared
 from lib.local.automl_engine.members import (
     BOOSTERS,
@@ -102,10 +102,12 @@ def validation_scores(
     data: Prepared,
     task: str,
     first_split: FirstSplit | None = None,
+    deadline: float | None = None,
 ) -> tuple[np.ndarray, Member]:
     """Scores of one config on the validation rows (holdout) or out-of-fold (cv), and the
     member fitted on the first split (``first_split``: that fit and its scores, if the search
-    made them already)."""
+    made them already). With a ``deadline`` each fold's boosting stops at its share of the
+    time left, and the scores are those of the trees it fitted."""
     name, cfg = config
     n_classes = len(data.classes)
     width = (len(data.y), n_classes) if task == "classification" else (len(data.y),)
@@ -124,6 +126,7 @@ def validation_scores(
                 task,
                 data.cat_idx,
                 data.n_jobs,
+                None if deadline is None else _fold_deadline(deadline, len(data.folds) - k),
             )
             part = TabularModel(
                 task=task, encoder=Encoder([]), members=[member], classes=list(range(n_classes))
@@ -135,6 +138,12 @@ def validation_scores(
         out[va] = scores
     assert first is not None
     return out[data.val_rows], first
+
+
+def _fold_deadline(deadline: float, folds_left: int) -> float:
+    """When the next fold's fit must end for the folds left to end by ``deadline``."""
+    now = time.time()
+    return now + max(0.0, deadline - now) / folds_left
 
 
 def _search_scores(
@@ -228,7 +237,7 @@ def select_model(
         scoring = costs.validation_s(_trial_of(search, config))
         if i > 0:
             selecting = metric_s * (i + 1) * ENSEMBLE_ROUNDS
-            need = scoring + costs.refit_s(scoring) + sum(refit_s) + selecting + tail_s()
+            need = scoring + costs.refit_s(scoring) + sum(refit_s) + selecting + costs.tail_s()
             if time.time() + need > clock.end:
                 clock.trim(
                     "Ensemble",
@@ -239,7 +248,7 @@ def select_model(
                 break
         t = time.time()
         reused = None
-        if i == 0 and time.time() + scoring + tail_s() > clock.end:
+        if i == 0 and time.time() + scoring + costs.tail_s() > clock.end:
             reused = _search_scores(search, data, spec.task)
         if reused is not None:
             scores, member = reused
@@ -250,7 +259,11 @@ def select_model(
             )
         else:
             done = search.first_splits.get(config_key(config))
-            scores, member = validation_scores(search.automl, config, data, spec.task, done)
+            # The estimate is a guess (a trial FLAML cut short looks cheap): the folds also
+            # stop at the promise.
+            scores, member = validation_scores(
+                search.automl, config, data, spec.task, done, clock.end - costs.tail_s()
+            )
             t -= done[2] if done else 0.0  # the refit estimate counts the reused fit too
         cand_scores.append(scores)
         kept.append(config)
@@ -262,7 +275,7 @@ def select_model(
             metric_s = time.time() - t
     y_val = data.y_val
     if spec.ensemble and len(kept) > 1:
-        select_until = clock.end - sum(refit_s) - tail_s()
+        select_until = clock.end - sum(refit_s) - costs.tail_s()
         counts = greedy_ensemble(
             spec.task, y_val, cand_scores, _selection_metric(spec.task, metric), select_until
         )

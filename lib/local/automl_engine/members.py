@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 import warnings
 from typing import Any
 
@@ -44,6 +45,10 @@ def pinned_booster(name: str, n_jobs: int) -> type:
     return type(base.__name__, (base,), {"__init__": __init__, "__module__": __name__})
 
 
+# The least time a fit with a deadline is given: it always fits at least one tree.
+MIN_FIT_S = 0.05
+
+
 def plain_config(config: dict[str, Any]) -> dict[str, Any]:
     """A FLAML config as plain Python values, without FLAML's own sample-size key."""
     return {
@@ -67,14 +72,34 @@ def fit_member(
     task: str,
     cat_idx: list[int],
     n_jobs: int,
+    deadline: float | None = None,
 ) -> Member:
-    """Fit one FLAML config on an encoded matrix and keep only the native estimator."""
+    """Fit one FLAML config on an encoded matrix and keep only the native estimator.
+
+    A booster stops adding trees at ``deadline`` (epoch seconds): see ``complete``.
+    """
     est = learner_cls(task=task, n_jobs=n_jobs, **plain_config(config))
-    kwargs = {"categorical_feature": cat_idx} if name == "lgbm" and cat_idx else {}
+    kwargs: dict[str, Any] = {"categorical_feature": cat_idx} if name == "lgbm" and cat_idx else {}
+    if deadline is not None:
+        # FLAML's own per-iteration callback ends the boosting at start + budget.
+        kwargs["budget"] = max(MIN_FIT_S, deadline - time.time())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit(X, y, **kwargs)
     return member_of(name, est, config)
+
+
+def complete(member: Member) -> bool:
+    """Whether a booster member has every tree its config asks for (a fit stopped at its
+    deadline has fewer); other members are always complete."""
+    wanted = member.config.get("n_estimators") if member.config else None
+    if wanted is None or member.kind not in ("lgbm", "xgboost"):
+        return True
+    booster = member.estimator
+    if member.kind == "lgbm":
+        per_round = max(1, booster.num_model_per_iteration())
+        return booster.num_trees() // per_round >= int(wanted)
+    return booster.num_boosted_rounds() >= int(wanted)
 
 
 def member_of(name: str, fitted: Any, config: dict[str, Any]) -> Member:

@@ -22,7 +22,7 @@ from lib.files import atomic_write
 from lib.local.automl_engine.budget import Clock, slowdown, tail_s
 from lib.local.automl_engine.data import Prepared
 from lib.local.automl_engine.ensemble import Selection
-from lib.local.automl_engine.members import fit_member, learner_class
+from lib.local.automl_engine.members import complete, fit_member, learner_class
 from lib.local.automl_engine.spec import AutoMLSpec
 from lib.local.fastpath import NotCompilable, compile_model, save, verify
 from lib.local.tabular_model import Member, TabularModel, write_model_code
@@ -63,28 +63,38 @@ def refit_members(
     """Refit the chosen configs on every row while time allows (else serve the member fitted
     on the first validation split); boosters get extra seeds while time allows."""
     chosen = selection.chosen
-    deadline = clock.end - tail_s()
+    deadline = clock.end - tail_s(data.X.shape[1])
     fits: list[list[Member]] = []
     cost: list[float] = []
 
     def fit(name: str, cfg: dict[str, Any]) -> Member:
         learner = learner_class(automl, name)
-        return fit_member(learner, name, cfg, data.X, data.y, spec.task, data.cat_idx, data.n_jobs)
+        return fit_member(
+            learner, name, cfg, data.X, data.y, spec.task, data.cat_idx, data.n_jobs, deadline
+        )
 
+    served_as_split = f"served as fitted on {len(data.folds[0][0])} of the {len(data.y)} rows"
     for i, ((name, cfg), _c) in enumerate(chosen):
         if time.time() + selection.refit_s[i] > deadline:
             clock.trim(
                 "Refit",
-                f"{name} served as fitted on {len(data.folds[0][0])} of the {len(data.y)} rows: "
-                "the refit on every row would not finish in time",
+                f"{name} {served_as_split}: the refit on every row would not finish in time",
                 log,
             )
             fits.append([selection.split_members[i]])
             cost.append(selection.refit_s[i])
             continue
         t = time.time()
-        fits.append([fit(name, cfg)])
+        refit = fit(name, cfg)
         cost.append(time.time() - t)
+        if not complete(refit):  # stopped at the deadline: not the model that was validated
+            clock.trim(
+                "Refit",
+                f"{name} {served_as_split}: the refit on every row ran out of time",
+                log,
+            )
+            refit = selection.split_members[i]
+        fits.append([refit])
     skipped = 0
     for b in range(1, FINAL_SEEDS):
         for i, ((name, cfg), _c) in enumerate(chosen):
@@ -95,7 +105,11 @@ def refit_members(
             if time.time() + cost[i] > deadline:
                 skipped += 1
                 continue
-            fits[i].append(fit(name, bagged))
+            extra = fit(name, bagged)
+            if complete(extra):
+                fits[i].append(extra)
+            else:
+                skipped += 1
     if skipped:
         clock.trim("Extra seeds", f"{skipped} seed refits skipped to finish in time", log)
     members = []

@@ -56,7 +56,9 @@ def run_automl(
 
     phase("Preparing data")
     data = prepare(df, spec, metric, log, guardrails)
-    costs = CostModel.for_folds(len(data.y), data.folds, cv=spec.validation == "cv")
+    costs = CostModel.for_folds(
+        len(data.y), data.folds, cv=spec.validation == "cv", features=data.X.shape[1]
+    )
     recorder = tracking.RunRecorder(
         tracking_uri,
         spec.experiment_name,
