@@ -16,6 +16,7 @@ from lib.local.automl_engine.budget import Clock, CostModel
 from lib.local.automl_engine.data import Prepared
 from lib.local.automl_engine.members import (
     BOOSTERS,
+    complete,
     fit_member,
     learner_class,
     member_of,
@@ -265,6 +266,13 @@ def select_model(
                 search.automl, config, data, spec.task, done, clock.end - costs.tail_s()
             )
             t -= done[2] if done else 0.0  # the refit estimate counts the reused fit too
+            if not complete(member):
+                clock.trim(
+                    "Validation",
+                    f"{config[0]} stopped adding trees at the promise: scored (and served) with "
+                    f"fewer than the {member.config.get('n_estimators')} its config asks for",
+                    log,
+                )
         cand_scores.append(scores)
         kept.append(config)
         split_members.append(member)
