@@ -355,6 +355,13 @@ def test_a_booster_fit_stops_at_its_deadline_and_says_so() -> None:
             learner, name, {"n_estimators": 5}, X, y, "binary", [], 1, time.time() + 60
         )
         assert complete(timed), name
+    # a bagged-tree learner is never cut: given a budget, FLAML would cap its trees silently
+    from flaml.automl.model import RandomForestEstimator
+
+    forest = fit_member(
+        RandomForestEstimator, "rf", {"n_estimators": 40}, X, y, "binary", [], 1, time.time()
+    )
+    assert len(forest.estimator.estimators_) == 40 and complete(forest)
 
 
 @pytest.mark.slow

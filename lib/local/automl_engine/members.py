@@ -76,12 +76,15 @@ def fit_member(
 ) -> Member:
     """Fit one FLAML config on an encoded matrix and keep only the native estimator.
 
-    A booster stops adding trees at ``deadline`` (epoch seconds): see ``complete``.
+    A booster stops adding trees at ``deadline`` (epoch seconds): see ``complete``; other
+    learners fit whole.
     """
     est = learner_cls(task=task, n_jobs=n_jobs, **plain_config(config))
     kwargs: dict[str, Any] = {"categorical_feature": cat_idx} if name == "lgbm" and cat_idx else {}
-    if deadline is not None:
-        # FLAML's own per-iteration callback ends the boosting at start + budget.
+    if deadline is not None and name in BOOSTERS:
+        # FLAML's own per-iteration callback ends the boosting at start + budget. (Given a
+        # budget, its bagged-tree learners fit 1 and 4 trees first to time them, then cap
+        # their trees silently: they get none.)
         kwargs["budget"] = max(MIN_FIT_S, deadline - time.time())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
