@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from lib.tabular import MISSING_TOKENS, title_rows_of
+from lib.tabular import MISSING_TOKENS, UPLOAD_SUFFIXES, layout_of
 
 
 class _Versioned(Protocol):
@@ -16,9 +16,15 @@ class _Versioned(Protocol):
     sha256: str
 
 
+# The extensions the upload form accepts (a table file, or one compressed).
+UPLOAD_TYPES = [suffix.lstrip(".") for suffix in UPLOAD_SUFFIXES]
+
+
 def default_dataset_name(file_name: str) -> str:
-    """A dataset name from an uploaded file's name (`Titanic 3.csv` -> `Titanic-3`)."""
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(file_name).stem).strip("-._")
+    """A dataset name from an uploaded file's name (`Titanic 3.csv` -> `Titanic-3`,
+    `adult.data.gz` -> `adult`)."""
+    name = re.sub(r"\.(gz|gzip|zip)$", "", file_name, flags=re.IGNORECASE)
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(name).stem).strip("-._")
     return stem[:100] or "dataset"
 
 
@@ -56,13 +62,28 @@ def recognised_summary(profile_rows: Sequence[Mapping[str, object]], limit: int 
     return " · ".join(parts[:limit]) + more
 
 
-def title_note(file_name: str, data: bytes) -> str | None:
-    """What to tell the operator when a title block above the header row was left out."""
-    titles = title_rows_of(file_name, data)
-    if not titles:
-        return None
-    rows = f"{titles} rows were" if titles > 1 else "row was"
-    return (
-        f"The first {rows} a title or blank, above the header row: left out, and the column "
-        f"names read from row {titles + 1}. The file itself is kept as uploaded."
-    )
+def layout_notes(file_name: str, data: bytes) -> list[str]:
+    """What to tell the operator about where the table of an uploaded file was found."""
+    layout = layout_of(file_name, data)
+    notes = []
+    if layout.archive == "gzip":
+        notes.append("The file is gzip-compressed: read the table inside it.")
+    if layout.member:
+        notes.append(f"Read **{layout.member}**, the one table in the zip archive.")
+    if layout.sheet:
+        notes.append(f"Read the sheet **{layout.sheet}**: the sheets before it are empty.")
+    if layout.title_rows:
+        titles = layout.title_rows
+        rows = f"{titles} rows were" if titles > 1 else "row was"
+        notes.append(
+            f"The first {rows} a title or blank, above the header row: left out, and the "
+            f"column names read from row {titles + 1}."
+        )
+    if not layout.header_row:
+        notes.append(
+            "The first row holds values, not column names: it is read as data, and the "
+            "columns are named column_1, column_2, ... by position."
+        )
+    if notes:
+        notes.append("The file itself is kept as uploaded.")
+    return notes

@@ -13,12 +13,13 @@ from lib.sample_data import (
 )
 from lib.ui import ago, human_bytes, workspace
 from lib.upload_form import (
+    UPLOAD_TYPES,
     default_dataset_name,
     default_token_text,
     has_digest,
     identical_version,
+    layout_notes,
     recognised_summary,
-    title_note,
     tokens_from_form,
 )
 from lib.workspace import WorkspaceError
@@ -54,9 +55,9 @@ def _register(name: str, data: bytes, file_name: str, description: str, tokens: 
         f"Registered **{dv.name} v{dv.version}**: {dv.rows:,} rows × {dv.columns} columns "
         f"({human_bytes(dv.size_bytes)})."
     )
-    above_header = title_note(file_name, data)
-    if above_header:
-        st.info(above_header, icon=":material/help:")
+    found = layout_notes(file_name, data)
+    if found:
+        st.info(" ".join(found), icon=":material/help:")
     read_as_missing = recognised_summary(datasets.profile(dv.name, dv.version).to_dict("records"))
     if read_as_missing:
         st.info(f"Read as missing values: {read_as_missing}", icon=":material/help:")
@@ -107,8 +108,9 @@ def _add_section() -> None:
     with st.form("datasets_upload_form", clear_on_submit=False):
         upload = st.file_uploader(
             "CSV (any delimiter; UTF-8, UTF-16, Windows-1252 or Latin-1), Parquet or a "
-            f"spreadsheet (.xlsx, .xls, .ods: first sheet), up to {upload_mb} MB",
-            type=["csv", "tsv", "txt", "parquet", "pq", "xlsx", "xlsm", "xlsb", "xls", "ods"],
+            f"spreadsheet (.xlsx, .xls, .ods: first sheet with cells), up to {upload_mb} MB; "
+            "or one of them gzip-compressed or alone in a zip archive",
+            type=UPLOAD_TYPES,
             key="datasets_upload",
             max_upload_size=upload_mb,
         )

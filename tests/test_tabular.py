@@ -1,5 +1,7 @@
 import codecs
+import gzip
 import io
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -75,7 +77,6 @@ def test_text_encodings_spreadsheets_and_editors_write() -> None:
     [
         (b"", "empty"),
         (b"   \n\n", "empty"),
-        (b"1,2,3\n4,5,6\n", "no header"),
         (b"a,b,a\n1,2,3\n", "Duplicate column names: 'a'"),
         (b"column_2,,c\n1,2,3\n", "Duplicate column names: 'column_2'"),
         (b"a,b\n", "no data rows"),
@@ -85,6 +86,71 @@ def test_text_encodings_spreadsheets_and_editors_write() -> None:
 def test_bad_csv_is_rejected_with_reason(data: bytes, message: str) -> None:
     with pytest.raises(TableError, match=message):
         parse_table("bad.csv", data)
+
+
+def test_a_file_without_a_header_row_is_read_as_data() -> None:
+    """UCI's `.data` files and R's `col.names = FALSE` have no header row: the first row is
+    values, read as data, and the columns are named by position."""
+    adult = (
+        b"39, State-gov, 77516, Bachelors, <=50K\n"
+        b"50, Self-emp-not-inc, 83311, Bachelors, <=50K\n"
+        b"38, Private, 215646, HS-grad, <=50K\n"
+        b"53, Private, 234721, 11th, >50K\n"
+        b"28, ?, 338409, Bachelors, >50K\n"
+    )
+    parsed = parse_table("adult.data", adult)
+    assert not parsed.header_row and parsed.rows == 5
+    assert parsed.columns == ["column_1", "column_2", "column_3", "column_4", "column_5"]
+    assert parsed.frame["column_1"].tolist() == [39, 50, 38, 53, 28]
+    assert parsed.frame["column_4"].tolist()[:2] == ["Bachelors", "Bachelors"]
+    # all numbers, with a fraction, "?" for missing (the Cleveland heart data)
+    heart = b"63.0,1.0,145.0,?,0\n67.0,1.0,160.0,3.0,2\n37.0,1.0,130.0,0.0,0\n"
+    parsed = parse_table("processed.cleveland.data", heart)
+    assert not parsed.header_row and parsed.rows == 3
+    assert parsed.frame["column_4"].isna().tolist() == [True, False, False]
+    # semicolons
+    parsed = parse_table("x.csv", b"7.4;0.70;5;red\n7.8;0.88;5;red\n7.8;0.76;6;white\n")
+    assert not parsed.header_row and parsed.frame["column_1"].tolist() == [7.4, 7.8, 7.8]
+    # a single row of values
+    assert not parse_table("one.csv", b"1,2,3\n").header_row
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"age,plan,y\n39,basic,no\n50,pro,yes\n",  # names above values
+        b"country,1952,1957\nAfghanistan,28.8,30.3\nAlbania,55.2,59.3\n",  # years as names
+        b",a,b\n0,x,1\n1,y,2\n",  # a saved index under a blank name
+        b"name;size\nbig;1,5\nsmall;0,5\n",  # semicolons and decimal commas
+        b"a,b\n1,2\n",
+        b"x\n1\n2\n",  # one column
+    ],
+)
+def test_a_header_row_is_a_header_row(data: bytes) -> None:
+    parsed = parse_table("t.csv", data)
+    assert parsed.header_row
+    assert parsed.columns == [
+        c.decode() or "column_1" for c in data.split(b"\n")[0].split(b";" if b";" in data else b",")
+    ]
+
+
+def test_spaces_around_text_values_are_not_part_of_them() -> None:
+    """Files written with ", " between fields: categories, targets and missing values read as
+    they would without the spaces."""
+    data = b"age, workclass, income\n39, State-gov, <=50K\n50, Private , >50K\n28, ?, >50K\n"
+    frame = parse_table("adult.csv", data).frame
+    assert frame.columns.tolist() == ["age", "workclass", "income"]
+    assert frame["age"].tolist() == [39, 50, 28]
+    assert frame["workclass"].tolist() == ["State-gov", "Private", "?"]
+    assert frame["income"].tolist() == ["<=50K", ">50K", ">50K"]
+
+
+def test_lines_ended_by_carriage_returns_alone() -> None:
+    """A classic Mac "CSV (Macintosh)" file ends its lines with a carriage return alone."""
+    parsed = parse_table("mac.csv", b"a,b,c\r1,x,2.5\r2,y,3.5\r")
+    assert parsed.rows == 2
+    assert parsed.frame["c"].tolist() == [2.5, 3.5]
+    assert parsed.frame["b"].tolist() == ["x", "y"]
 
 
 def test_blank_header_names_are_named_by_position() -> None:
@@ -154,14 +220,7 @@ def test_files_no_spreadsheet_reader_can_read_are_refused_with_reason(
         parse_table("book.xls", data)
 
 
-def test_a_zip_that_is_no_workbook_and_a_zip_bomb_are_refused() -> None:
-    import zipfile
-
-    plain = io.BytesIO()
-    with zipfile.ZipFile(plain, "w") as archive:
-        archive.writestr("data.csv", "a,b\n1,2\n")
-    with pytest.raises(TableError, match="zip archive but not a spreadsheet"):
-        parse_table("data.zip", plain.getvalue())
+def test_a_zip_bomb_workbook_is_refused() -> None:
     # A sheet that inflates far past the limit is refused from the zip's directory alone.
     bomb = io.BytesIO()
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -568,3 +627,79 @@ def test_text_columns_keep_numbers_as_written() -> None:
     assert kept["fare"].tolist()[:3] == ["22", "19.9667", "7.0"]
     assert kept["fare"].isna().tolist() == [False, False, False, True]
     assert kept["age"].tolist() == [1, 2, 3, 4]
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_a_compressed_table_is_read_as_the_file_inside() -> None:
+    """Data portals hand out `.csv.gz` files and zip archives with one table in them."""
+    csv_bytes = b"age,plan,y\n39,basic,no\n50,pro,yes\n"
+    parsed = parse_table("churn.csv.gz", gzip.compress(csv_bytes))
+    assert parsed.archive == "gzip" and parsed.frame["age"].tolist() == [39, 50]
+    download = _zip(
+        {
+            "churn/README.txt.md": b"about the data",
+            "churn/WA_Fn-UseC_-Telco-Customer-Churn.csv": csv_bytes,
+            "__MACOSX/churn/._WA_Fn-UseC_-Telco-Customer-Churn.csv": b"\x00\x05junk",
+        }
+    )
+    # a stored copy keeps its original name: the bytes say what it is
+    for name in ("telco.zip", "original.csv"):
+        parsed = parse_table(name, download)
+        assert parsed.archive == "zip"
+        assert parsed.member == "WA_Fn-UseC_-Telco-Customer-Churn.csv"
+        assert parsed.frame["plan"].tolist() == ["basic", "pro"]
+    parquet = to_parquet_bytes(pd.DataFrame({"a": [1, 2]}))
+    assert parse_table("t.zip", _zip({"t.parquet": parquet})).frame["a"].tolist() == [1, 2]
+    assert parse_table("t.xlsx.gz", gzip.compress(_workbook([["a"], [1], [2]]))).rows == 2
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_zip({"a.csv": b"x\n1\n", "b.csv": b"x\n2\n"}), "holds 2 tables"),
+        (_zip({"notes.md": b"hello"}), "holds no CSV"),
+        (gzip.compress(gzip.compress(b"a,b\n1,2\n")), "compressed twice"),
+        (gzip.compress(b"a,b\n1,2\n")[:-9], "does not decompress"),
+        (gzip.compress(b"a,b\n" + b"1,2\n" * 400_000), "inflates past"),
+        (_zip({"big.csv": b"a,b\n" + b"1,2\n" * 400_000}), "inflates past"),
+    ],
+)
+def test_a_bad_archive_is_refused_with_reason(data: bytes, message: str) -> None:
+    limits = UploadLimits(max_upload_bytes=1 << 20, max_uncompressed_bytes=1 << 20)
+    with pytest.raises(TableError, match=message):
+        parse_table("upload.zip", data, limits=limits)
+
+
+def test_the_first_sheet_with_cells_is_read() -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.title = "Cover"
+    data = book.create_sheet("Data")
+    for row in (["a", "b"], [1, "x"], [2, "y"]):
+        data.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    parsed = parse_table("report.xlsx", buffer.getvalue())
+    assert parsed.sheet == "Data" and parsed.frame["b"].tolist() == ["x", "y"]
+    assert parse_table("t.xlsx", _workbook([["a"], [1]])).sheet is None
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("records.json", b'[{"a": 1, "b": 2}]'),
+        ("upload.csv", b'[\n  {"a": 1, "b": 2}\n]'),
+        ("lines.txt", b'{"a": 1}\n{"a": 2}\n'),
+    ],
+)
+def test_json_is_refused_as_json(name: str, data: bytes) -> None:
+    with pytest.raises(TableError, match="JSON"):
+        parse_table(name, data)

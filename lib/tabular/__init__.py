@@ -3,6 +3,7 @@
 Pure functions of bytes and Arrow tables, shared by both backends and the Score page.
 """
 
+from lib.tabular.archives import UPLOAD_SUFFIXES
 from lib.tabular.columns import MISSING_TOKENS, date_formats, normalize_tokens, pandas_dtypes
 from lib.tabular.csv_text import CSV_DELIMITERS, SNIFF_MAX_BYTES, choose_delimiter
 from lib.tabular.limits import TableError
@@ -17,15 +18,16 @@ from lib.tabular.profile import (
 from lib.tabular.reading import (
     EXCEL_SUFFIXES,
     ORIGINAL_SUFFIXES,
+    FileLayout,
     ParsedTable,
     detect_format,
     frame_to_table,
+    layout_of,
     parse_csv,
     parse_parquet,
     parse_table,
     read_preview,
     table_to_frame,
-    title_rows_of,
     to_parquet_bytes,
     write_parquet,
     write_preview,
@@ -40,12 +42,15 @@ __all__ = [
     "ORIGINAL_SUFFIXES",
     "PROFILE_COLUMNS",
     "SNIFF_MAX_BYTES",
+    "FileLayout",
     "ParsedTable",
     "TableError",
+    "UPLOAD_SUFFIXES",
     "choose_delimiter",
     "detect_format",
     "format_tokens",
     "frame_to_table",
+    "layout_of",
     "normalize_tokens",
     "pandas_dtypes",
     "parse_csv",
@@ -56,7 +61,6 @@ __all__ = [
     "profile_records",
     "read_preview",
     "table_to_frame",
-    "title_rows_of",
     "to_parquet_bytes",
     "write_parquet",
     "write_preview",

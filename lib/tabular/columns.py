@@ -349,6 +349,10 @@ class ColumnBuilder:
         return pc.cast(split.cleaned, _KIND_TYPES[self.kind])
 
     def _text(self, chunk: pa.Array) -> pa.Array:
+        # Spaces around a value are how it was written, not what it is: files written with
+        # ", " between fields (UCI's adult census) would otherwise make " Private" a category
+        # no client sends.
+        chunk = pc.utf8_trim_whitespace(chunk)
         if "" in self.tokens:
             empty = pc.equal(chunk, "")
             empties = int(pc.sum(empty).as_py() or 0)

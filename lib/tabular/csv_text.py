@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lib.tabular.columns import MISSING_TOKENS as _DEFAULT_MISSING
 from lib.tabular.limits import TableError
 
 CSV_DELIMITERS = ",;\t|"
@@ -41,6 +42,9 @@ class CsvLayout:
     header_bytes: int  # length of the header line, newline included
     body_offset: int  # where the header line starts (after a byte-order mark, title lines)
     title_rows: int = 0  # lines above the header row that were a title or blank
+    # False when the first row holds values, not names (a file saved without a header row):
+    # it is then read as data, and the columns are named column_1, column_2, ...
+    header_row: bool = True
 
 
 def utf16_as_utf8(data: bytes) -> bytes:
@@ -51,6 +55,18 @@ def utf16_as_utf8(data: bytes) -> bytes:
         raise TableError(
             f"The file starts as UTF-16 text but byte {exc.start} does not decode as UTF-16."
         ) from exc
+
+
+def as_csv_bytes(data: bytes) -> tuple[bytes, str | None]:
+    """CSV bytes the reader takes: UTF-16 as UTF-8, and the lone carriage returns that end the
+    lines of a classic Mac "CSV (Macintosh)" file as newlines. Returns the bytes and the
+    source encoding when it was transcoded."""
+    source = None
+    if data[:2] in UTF16_BOMS:
+        data, source = utf16_as_utf8(data), "utf-16"
+    if data.find(b"\n", 0, HEADER_MAX_BYTES) < 0 and b"\r" in data[:HEADER_MAX_BYTES]:
+        data = data.replace(b"\r", b"\n")
+    return data, source
 
 
 def detect_encoding(data: bytes | memoryview) -> str:
@@ -117,7 +133,9 @@ def choose_delimiter(sample: str) -> str:
     return best
 
 
-def _looks_numeric(value: str) -> bool:
+def _looks_numeric(value: str, decimal_comma: bool = False) -> bool:
+    if decimal_comma:
+        value = value.replace(",", ".")
     try:
         float(value)
     except ValueError:
@@ -125,10 +143,55 @@ def _looks_numeric(value: str) -> bool:
     return True
 
 
+def _is_whole(value: str, decimal_comma: bool) -> bool:
+    return value.strip().lstrip("+-").isdigit() if not decimal_comma else "," not in value
+
+
+def first_row_is_data(header: list[str], rows: Sequence[Sequence[str]], delimiter: str) -> bool:
+    """True when the first row of a file holds values, not column names (as UCI's `.data`
+    files and `write.table(col.names = FALSE)` write them).
+
+    Every column whose sample values are all numbers must have a number on the first row
+    (a name above numbers is a header); and then the first row is all numbers, or has a
+    fraction (column names may be years, never 2.5), or one of its text cells recurs among
+    the values of its own column (`Private` above a column of `Private`s).
+    """
+    width = len(header)
+    if width < 2:
+        return False
+    decimal_comma = delimiter == ";"
+    tokens = {t.lower() for t in _DEFAULT_MISSING}
+    cells = [h.strip() for h in header]
+    body = [r for r in rows if len(r) == width][:SNIFF_MAX_LINES]
+    numeric_columns = 0
+    recurs = False
+    for j, cell in enumerate(cells):
+        values = [v for v in (r[j].strip() for r in body) if v.lower() not in tokens]
+        if not values:
+            continue
+        if all(_looks_numeric(v, decimal_comma) for v in values):
+            if not (_looks_numeric(cell, decimal_comma) or cell.lower() in tokens):
+                return False
+            numeric_columns += 1
+        elif cell and cell in values:
+            recurs = True
+    numbers = [c for c in cells if c and _looks_numeric(c, decimal_comma)]
+    if len(numbers) == width:
+        return True
+    if not numeric_columns:
+        return False
+    return recurs or any(not _is_whole(c, decimal_comma) for c in numbers)
+
+
 def header_names(header: list[str]) -> list[str]:
     """Column names of a header row: stripped, and a blank one named after its position
     (``column_1`` for the first), as the index column pandas writes without a name."""
     return [h.strip() or f"column_{i + 1}" for i, h in enumerate(header)]
+
+
+def positional_names(width: int) -> list[str]:
+    """Names of the columns of a file without a header row: column_1, column_2, ..."""
+    return [f"column_{i + 1}" for i in range(width)]
 
 
 def check_header(header: list[str]) -> None:
@@ -187,6 +250,14 @@ def _title_bytes(body: memoryview, sample: str, delimiter: str) -> tuple[int, in
     return skip, size
 
 
+def _sample(body: memoryview, header_bytes: int, encoding: str) -> str:
+    """The whole first line plus whole lines up to SNIFF_MAX_BYTES after it, as text."""
+    tail = bytes(body[header_bytes : header_bytes + SNIFF_MAX_BYTES])
+    if header_bytes + SNIFF_MAX_BYTES < len(body):
+        tail = tail[: tail.rfind(b"\n") + 1]
+    return (bytes(body[:header_bytes]) + tail).decode(encoding, errors="replace")
+
+
 def read_layout(data: bytes | memoryview) -> CsvLayout:
     """Encoding, header and delimiter of CSV bytes, reading at most header + SNIFF_MAX_BYTES."""
     view = memoryview(data)
@@ -198,11 +269,7 @@ def read_layout(data: bytes | memoryview) -> CsvLayout:
         offset += hint.end()
     body = view[offset:]
     header_bytes = _line_end(body)
-    # The sample: the whole first line plus whole lines up to SNIFF_MAX_BYTES after it.
-    tail = bytes(body[header_bytes : header_bytes + SNIFF_MAX_BYTES])
-    if header_bytes + SNIFF_MAX_BYTES < len(body):
-        tail = tail[: tail.rfind(b"\n") + 1]
-    sample = (bytes(body[:header_bytes]) + tail).decode(encoding, errors="replace")
+    sample = _sample(body, header_bytes, encoding)
     if not sample.strip():
         raise TableError("The file is empty.")
     delimiter = hint.group(1).decode(encoding) if hint else choose_delimiter(sample)
@@ -212,8 +279,9 @@ def read_layout(data: bytes | memoryview) -> CsvLayout:
         offset += title_size
         body = view[offset:]
         header_bytes = _line_end(body)
-    header_text = bytes(body[:header_bytes]).decode(encoding, errors="replace")
-    header = next(csv.reader(io.StringIO(header_text), delimiter=delimiter), [])
+        sample = _sample(body, header_bytes, encoding)
+    rows = list(csv.reader(io.StringIO(sample), delimiter=delimiter))
+    header = rows[0] if rows else []
     return CsvLayout(
         encoding=encoding,
         delimiter=delimiter,
@@ -221,4 +289,5 @@ def read_layout(data: bytes | memoryview) -> CsvLayout:
         header_bytes=header_bytes,
         body_offset=offset,
         title_rows=titles,
+        header_row=not first_row_is_data(header, rows[1:], delimiter),
     )

@@ -36,9 +36,11 @@ SNIFF_ROWS = 50
 MAX_EXACT_INT = 2**53
 
 
-def read_excel(data: bytes, limits: UploadLimits) -> tuple[pa.Table, int]:
-    """The first worksheet: its first row names the columns (below a title block, if it has
-    one), the rows below are the data. Returns the table and the number of title rows."""
+def read_excel(data: bytes, limits: UploadLimits) -> tuple[pa.Table, int, str | None]:
+    """The first worksheet with cells: its first row names the columns (below a title block,
+    if it has one), the rows below are the data. Returns the table, the number of title rows,
+    and the sheet's name when it is not the first sheet (empty sheets before it: a cover page
+    left blank, an emptied "Notes")."""
     from python_calamine import CalamineWorkbook  # noqa: PLC0415 - only spreadsheets need it
 
     if data[:4] == ZIP_MAGIC:
@@ -47,17 +49,21 @@ def read_excel(data: bytes, limits: UploadLimits) -> tuple[pa.Table, int]:
         raise TableError("The file is not a spreadsheet: upload a CSV, Parquet or .xlsx file.")
     try:
         book = CalamineWorkbook.from_filelike(io.BytesIO(data))
-        sheet = book.get_sheet_by_index(0)
+        for index in range(max(1, len(book.sheet_names))):
+            sheet = book.get_sheet_by_index(index)
+            rows = iter(sheet.iter_rows())
+            head = list(itertools.islice(rows, TITLE_MAX_ROWS + SNIFF_ROWS))
+            if any(v != "" for row in head for v in row):
+                break
     except Exception as exc:  # noqa: BLE001 - the reader's errors are many and all mean "unreadable"
         raise TableError(f"The file is not a readable spreadsheet ({exc}).") from exc
     check_rows(max(0, sheet.total_height - 1), limits)
     check_columns(sheet.total_width, limits)
-    rows = iter(sheet.iter_rows())
-    head = list(itertools.islice(rows, TITLE_MAX_ROWS + SNIFF_ROWS))
     counts = [sum(1 for v in row if v != "") for row in head]
     widths = [c for c in counts if c]
     titles = title_rows(head, max(set(widths), key=widths.count)) if widths else 0
-    return _sheet_table(itertools.chain(head[titles:], rows), limits), titles
+    table = _sheet_table(itertools.chain(head[titles:], rows), limits)
+    return table, titles, (sheet.name if index else None)
 
 
 def _check_zip(data: bytes, limits: UploadLimits) -> None:

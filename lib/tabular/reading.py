@@ -25,6 +25,7 @@ import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
 from lib.settings import UploadLimits
+from lib.tabular.archives import unpack
 from lib.tabular.columns import (
     ColumnBuilder,
     is_textual,
@@ -34,12 +35,12 @@ from lib.tabular.columns import (
     with_date_formats,
 )
 from lib.tabular.csv_text import (
-    UTF16_BOMS,
+    as_csv_bytes,
     check_duplicates,
     check_header,
     header_names,
+    positional_names,
     read_layout,
-    utf16_as_utf8,
 )
 from lib.tabular.excel import OLE_MAGIC, ZIP_MAGIC, read_excel
 from lib.tabular.limits import (
@@ -75,6 +76,10 @@ class ParsedTable:
     # Column -> {token as written in the file: count} for the cells read as missing.
     missing: dict[str, dict[str, int]] = field(default_factory=dict)
     title_rows: int = 0  # rows above the header row read as a title block and left out
+    header_row: bool = True  # False: the first row was data, columns are named column_N
+    sheet: str | None = None  # the worksheet read, when it is not the workbook's first
+    archive: str | None = None  # "gzip" or "zip" when the table came out of one
+    member: str | None = None  # the file read inside the archive
 
     @property
     def rows(self) -> int:
@@ -105,19 +110,35 @@ def detect_format(file_name: str, data: bytes) -> str:
     return "csv"
 
 
-def title_rows_of(file_name: str, data: bytes) -> int:
-    """How many rows above its header row a file's reader leaves out as a title block (for
-    telling the operator after an upload; 0 for Parquet and for files that do not read)."""
+@dataclass(frozen=True)
+class FileLayout:
+    """How a file's reader found its table, for telling the operator after an upload."""
+
+    title_rows: int = 0
+    header_row: bool = True
+    sheet: str | None = None
+    archive: str | None = None
+    member: str | None = None
+
+
+def layout_of(file_name: str, data: bytes) -> FileLayout:
+    """Where the table of a file was found: inside an archive, on which sheet, below how many
+    title rows, under a header row or not (a default layout for files that do not read)."""
+    unbounded = UploadLimits(sys.maxsize, sys.maxsize, sys.maxsize, sys.maxsize)
     try:
-        kind = detect_format(file_name, data)
+        unpacked = unpack(file_name, data, unbounded)
+        inner = unpacked.file_name if unpacked.archive == "zip" else None
+        found = FileLayout(archive=unpacked.archive, member=inner)
+        kind = detect_format(unpacked.file_name, unpacked.data)
         if kind == "csv":
-            return read_layout(utf16_as_utf8(data) if data[:2] in UTF16_BOMS else data).title_rows
+            layout = read_layout(as_csv_bytes(unpacked.data)[0])
+            return replace(found, title_rows=layout.title_rows, header_row=layout.header_row)
         if kind == "excel":
-            unbounded = UploadLimits(sys.maxsize, sys.maxsize, sys.maxsize, sys.maxsize)
-            return read_excel(data, unbounded)[1]
+            _, titles, sheet = read_excel(unpacked.data, unbounded)
+            return replace(found, title_rows=titles, sheet=sheet)
+        return found
     except TableError:
-        pass
-    return 0
+        return FileLayout()
 
 
 # --- CSV ----------------------------------------------------------------------------------
@@ -130,11 +151,15 @@ def _csv_batches(
     encoding: str,
     block_size: int,
     only: list[str] | None = None,
+    header_row: bool = True,
 ) -> Iterator[pa.RecordBatch]:
     reader = pacsv.open_csv(
         pa.BufferReader(buffer),
         read_options=pacsv.ReadOptions(
-            column_names=names, skip_rows=1, block_size=block_size, encoding=encoding
+            column_names=names,
+            skip_rows=int(header_row),
+            block_size=block_size,
+            encoding=encoding,
         ),
         parse_options=pacsv.ParseOptions(delimiter=delimiter),
         convert_options=pacsv.ConvertOptions(
@@ -154,6 +179,7 @@ def _pandas_batches(
     delimiter: str,
     encoding: str,
     only: list[str] | None = None,
+    header_row: bool = True,
 ) -> Iterator[pa.RecordBatch]:
     """The forgiving reader for rows Arrow refuses (short rows, values across block ends)."""
     try:
@@ -161,7 +187,7 @@ def _pandas_batches(
             io.BytesIO(data),
             sep=delimiter,
             encoding=encoding,
-            header=0,
+            header=0 if header_row else None,
             names=names,
             usecols=only,
             dtype=str,
@@ -236,15 +262,16 @@ def parse_csv(
     `text_columns` are kept as written (a model trained on them as text reads "22" as text).
     """
     limits = limits or UploadLimits()
-    source_encoding = None
-    if data[:2] in UTF16_BOMS:
-        data, source_encoding = utf16_as_utf8(data), "utf-16"
+    data, source_encoding = as_csv_bytes(data)
     if not data or data.isspace():
         raise TableError("The file is empty.")
     layout = read_layout(data)
-    check_header(layout.header)
     check_columns(len(layout.header), limits)
-    names = header_names(layout.header)
+    if layout.header_row:
+        check_header(layout.header)
+        names = header_names(layout.header)
+    else:
+        names = positional_names(len(layout.header))
     tokens = normalize_tokens(missing_tokens)
     buffer = pa.py_buffer(data)
     if layout.body_offset:
@@ -255,7 +282,7 @@ def parse_csv(
     try:
         table, missing = _build(
             lambda only: _csv_batches(
-                buffer, names, layout.delimiter, layout.encoding, block, only
+                buffer, names, layout.delimiter, layout.encoding, block, only, layout.header_row
             ),
             names,
             limits,
@@ -266,7 +293,9 @@ def parse_csv(
     except pa.ArrowInvalid:
         view = memoryview(data)[layout.body_offset :]
         table, missing = _build(
-            lambda only: _pandas_batches(view, names, layout.delimiter, layout.encoding, only),
+            lambda only: _pandas_batches(
+                view, names, layout.delimiter, layout.encoding, only, layout.header_row
+            ),
             names,
             limits,
             tokens,
@@ -280,6 +309,7 @@ def parse_csv(
         delimiter=layout.delimiter,
         missing=missing,
         title_rows=layout.title_rows,
+        header_row=layout.header_row,
     )
 
 
@@ -406,15 +436,43 @@ def parse_table(
     check_file_size(len(data), limits)
     if not data:
         raise TableError("The file is empty.")
+    unpacked = unpack(file_name, data, limits)
+    parsed = _parse_unpacked(
+        unpacked.file_name, unpacked.data, limits, missing_tokens, text_columns
+    )
+    if unpacked.archive is None:
+        return parsed
+    member = unpacked.file_name if unpacked.archive == "zip" else None
+    return replace(parsed, archive=unpacked.archive, member=member)
+
+
+def _parse_unpacked(
+    file_name: str,
+    data: bytes,
+    limits: UploadLimits,
+    missing_tokens: Iterable[str] | None,
+    text_columns: Iterable[str],
+) -> ParsedTable:
+    if not data:
+        raise TableError("The file is empty.")
     file_format = detect_format(file_name, data)
+    if file_format == "csv" and _is_json(file_name, data):
+        raise TableError("The file is JSON, not a table: save it as CSV, Parquet or a spreadsheet.")
     if file_format == "parquet":
         return parse_parquet(data, limits, missing_tokens)
     if file_format == "excel":
-        table, titles = read_excel(data, limits)
+        table, titles, sheet = read_excel(data, limits)
         tokens = normalize_tokens(missing_tokens)
         typed = typed_table(table, "excel", tokens, frozenset(text_columns))
-        return replace(typed, title_rows=titles)
+        return replace(typed, title_rows=titles, sheet=sheet)
     return parse_csv(data, limits, missing_tokens, text_columns)
+
+
+def _is_json(file_name: str, data: bytes) -> bool:
+    if file_name.lower().endswith((".json", ".jsonl", ".ndjson", ".geojson")):
+        return True
+    head = data[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith((b"[{", b"[\n", b"[\r", b'{"'))
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:

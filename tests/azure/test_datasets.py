@@ -94,7 +94,7 @@ def test_list_answers_from_tags_without_downloading(
     "data, file_name",
     [
         (b"", "empty.csv"),
-        (b"1,2,3\n4,5,6\n", "noheader.csv"),
+        (b"a,b\n", "norows.csv"),
         (b"a,a\n1,2\n", "dupes.csv"),
         (b"PAR1 not really parquet", "bad.parquet"),
     ],

@@ -153,6 +153,27 @@ def test_a_report_title_above_the_header_is_left_out_and_said(local_workspace) -
     assert not any("title" in i.value for i in at.info)
 
 
+def test_a_zipped_file_without_a_header_row_is_read_and_said(local_workspace) -> None:
+    """UCI's adult census as downloaded: zipped, no header row, ", " between fields."""
+    import io
+    import zipfile
+
+    rows = b"39, State-gov, 77516, <=50K\n50, Private, 83311, >50K\n38, Private, 215646, <=50K\n"
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w") as archive:
+        archive.writestr("adult.names", b"| census income")
+        archive.writestr("adult.data", rows)
+    at = open_page("datasets.py")
+    _register(at, "adult.zip", raw.getvalue())
+    assert any("Registered **adult v1**: 3 rows × 4 columns" in s.value for s in at.success)
+    shown = " ".join(i.value for i in at.info)
+    assert "Read **adult.data**, the one table in the zip archive" in shown
+    assert "The first row holds values, not column names" in shown
+    frame = local_workspace.datasets.load("adult", 1)
+    assert frame.columns.tolist() == ["column_1", "column_2", "column_3", "column_4"]
+    assert frame["column_2"].tolist() == ["State-gov", "Private", "Private"]
+
+
 def test_recognised_missing_tokens_are_shown_after_upload(local_workspace) -> None:
     at = open_page("datasets.py")
     _register(at, "titanic.csv", TITANIC)
