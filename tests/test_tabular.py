@@ -408,6 +408,22 @@ def test_dates_written_out_in_words_or_with_short_years() -> None:
     assert date_formats(parsed.table.schema)["us_short"] == "%m/%d/%y"
 
 
+def test_months_are_dates() -> None:
+    """A loan's issue month, a report's period: the first day of the month."""
+    data = (
+        b"issue_month,period,excel,iso,slash,label\n"
+        b"Mar-2018,January 2019,Mar-18,2018-03,3/2018,Q1\n"
+        b"Dec-2017,March 2020,Dec-17,2017-12,12/2017,Q2\n"
+    )
+    parsed = parse_table("loans.csv", data)
+    frame = parsed.frame
+    for column in ("issue_month", "excel", "iso", "slash"):
+        assert frame[column].tolist() == [pd.Timestamp("2018-03-01"), pd.Timestamp("2017-12-01")]
+    assert frame["period"].tolist() == [pd.Timestamp("2019-01-01"), pd.Timestamp("2020-03-01")]
+    assert frame["label"].tolist() == ["Q1", "Q2"]
+    assert date_formats(parsed.table.schema)["issue_month"] == "%b-%Y"
+
+
 def test_a_non_iso_date_format_is_kept_with_the_column(tmp_path) -> None:
     """A model trained on the column reads that text from clients: the format is stored."""
     data = b"when,us_date,day_first\n2024-01-05,01/31/2024,31.01.2024\n2024-02-29,12/01/2023,\n"
@@ -644,7 +660,7 @@ def test_a_compressed_table_is_read_as_the_file_inside() -> None:
     assert parsed.archive == "gzip" and parsed.frame["age"].tolist() == [39, 50]
     download = _zip(
         {
-            "churn/README.txt.md": b"about the data",
+            "churn/README.txt": b"about the data",
             "churn/WA_Fn-UseC_-Telco-Customer-Churn.csv": csv_bytes,
             "__MACOSX/churn/._WA_Fn-UseC_-Telco-Customer-Churn.csv": b"\x00\x05junk",
         }
@@ -664,6 +680,7 @@ def test_a_compressed_table_is_read_as_the_file_inside() -> None:
     ("data", "message"),
     [
         (_zip({"a.csv": b"x\n1\n", "b.csv": b"x\n2\n"}), "holds 2 tables"),
+        (_zip({"a.txt": b"x\n1\n", "b.txt": b"x\n2\n"}), "holds 2 tables"),
         (_zip({"notes.md": b"hello"}), "holds no CSV"),
         (gzip.compress(gzip.compress(b"a,b\n1,2\n")), "compressed twice"),
         (gzip.compress(b"a,b\n1,2\n")[:-9], "does not decompress"),

@@ -122,7 +122,9 @@ def to_dataset_version(data: Data) -> DatasetVersion:
 
 def _staged_file_name(file_name: str, file_format: str) -> str:
     stem = SAFE_FILE_CHARS.sub("_", PurePosixPath(file_name.replace("\\", "/")).name).strip("._")
-    suffix = ORIGINAL_SUFFIXES.get(file_format, ".csv")
+    suffix = {"gzip": ".gz", "zip": ".zip"}.get(file_format) or ORIGINAL_SUFFIXES.get(
+        file_format, ".csv"
+    )
     if not stem:
         return f"data{suffix}"
     kept = (suffix, ".pq", *EXCEL_SUFFIXES) if file_format == "excel" else (suffix, ".pq")
@@ -179,7 +181,8 @@ class AzureDatasets:
             # Read back with the same tokens, the file loads with the same dtypes.
             MISSING_TOKENS_TAG: json.dumps(list(tokens)),
         }
-        file_format = parsed.file_format
+        # A compressed upload is stored as uploaded; its reader unpacks it by its bytes.
+        file_format = parsed.archive or parsed.file_format
         del parsed  # only the summary goes to Azure; free the table before the upload
         with tempfile.TemporaryDirectory(prefix="opsdeck-upload-") as tmp:
             staged = Path(tmp) / _staged_file_name(file_name, file_format)

@@ -115,6 +115,9 @@ def _unzip(data: bytes, limits: UploadLimits) -> tuple[str, bytes]:
             and not PurePosixPath(info.filename).name.startswith(".")
         ]
         tables = [i for i in files if i.filename.lower().endswith(TABLE_SUFFIXES)]
+        # A .txt beside a .csv is its readme; alone, it may be the (tab-separated) table.
+        named = [i for i in tables if not i.filename.lower().endswith(".txt")]
+        tables = named or tables
         if not tables:
             shown = ", ".join(i.filename for i in files[:5]) or "nothing"
             raise TableError(

@@ -75,6 +75,13 @@ DATETIME_FORMATS = (
     "%m/%d/%y",
     "%d/%m/%y",
     "%d.%m.%y",
+    # Months: a loan's issue month, a report's period (day 1 of the month).
+    "%Y-%m",
+    "%m/%Y",
+    "%b-%Y",
+    "%b %Y",
+    "%B %Y",
+    "%b-%y",
 )
 # A number as people write it: sign, currency sign, thousands separators in threes, percent.
 # NB: the record encoder (lib/local/fastpath/encoder.py) reads clients' values with the same

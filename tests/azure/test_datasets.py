@@ -147,6 +147,24 @@ def test_excel_upload_is_staged_as_a_workbook_and_read_typed(
     assert datasets.load("sheet", 1)["amount"].tolist()[:2] == [1200.0, 300.0]
 
 
+def test_a_compressed_upload_is_staged_as_uploaded_and_read_inside(
+    datasets: AzureDatasets, fake_client: FakeMLClient
+) -> None:
+    import gzip
+
+    packed = gzip.compress(CSV)
+    dv = datasets.upload("bank", packed, "bank.csv.gz")
+    assert Path(str(fake_client.data.received[0].path)).name == "bank.csv.gz"
+    assert fake_client.data.staged_bytes == [packed]
+    assert dv.rows == datasets.load("bank", 1).shape[0] > 0
+    assert datasets.load("bank", 1).equals(datasets_load_plain(datasets))
+
+
+def datasets_load_plain(datasets: AzureDatasets) -> pd.DataFrame:
+    datasets.upload("plain", CSV, "bank.csv")
+    return datasets.load("plain", 1)
+
+
 def test_preview_profile_download_round_trip_through_the_fetcher(
     datasets: AzureDatasets, fake_client: FakeMLClient
 ) -> None:
