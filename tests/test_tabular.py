@@ -424,6 +424,28 @@ def test_months_are_dates() -> None:
     assert date_formats(parsed.table.schema)["issue_month"] == "%b-%Y"
 
 
+def test_times_of_day_are_datetimes_and_scores_are_not() -> None:
+    data = (
+        b"time,seconds,clock,score,duration\n"
+        b"14:35,14:35:20,2:35 PM,2:1,125:30:00\n"
+        b"09:05,09:05:00,11:05 am,3:0,1:15:00\n"
+    )
+    parsed = parse_table("t.csv", data)
+    frame = parsed.frame
+    assert frame["time"].tolist() == [
+        pd.Timestamp("1900-01-01 14:35"),
+        pd.Timestamp("1900-01-01 09:05"),
+    ]
+    assert frame["seconds"].iloc[0] == pd.Timestamp("1900-01-01 14:35:20")
+    assert frame["clock"].tolist() == [
+        pd.Timestamp("1900-01-01 14:35"),
+        pd.Timestamp("1900-01-01 11:05"),
+    ]
+    assert frame["score"].tolist() == ["2:1", "3:0"]
+    assert frame["duration"].tolist() == ["125:30:00", "1:15:00"]
+    assert date_formats(parsed.table.schema)["time"] == "%H:%M"
+
+
 def test_a_non_iso_date_format_is_kept_with_the_column(tmp_path) -> None:
     """A model trained on the column reads that text from clients: the format is stored."""
     data = b"when,us_date,day_first\n2024-01-05,01/31/2024,31.01.2024\n2024-02-29,12/01/2023,\n"

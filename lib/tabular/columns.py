@@ -82,7 +82,14 @@ DATETIME_FORMATS = (
     "%b %Y",
     "%B %Y",
     "%b-%y",
+    # Times of day (on 1900-01-01, as strptime reads them; the model's encoder reads clients'
+    # "14:35" the same way), minutes always in two digits: "2:1" is a score, not a time.
+    "%H:%M",
+    "%H:%M:%S",
+    "%I:%M %p",
+    "%I:%M:%S %p",
 )
+_TIME_OF_DAY = r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(\s*[AaPp]\.?[Mm]\.?)?$"
 # A number as people write it: sign, currency sign, thousands separators in threes, percent.
 # NB: the record encoder (lib/local/fastpath/encoder.py) reads clients' values with the same
 # pattern; it ships inside saved models and cannot import this module.
@@ -136,6 +143,11 @@ def _try_parse(values: pa.Array, target: pa.DataType | str) -> pa.Array | None:
 def _parse(values: pa.Array, target: pa.DataType | str) -> pa.Array:
     if isinstance(target, str):
         parsed = pc.strptime(values, format=target, unit=TIMESTAMP_UNIT, error_is_null=False)
+        if (
+            target.startswith(("%H", "%I"))
+            and not pc.all(pc.match_substring_regex(values, _TIME_OF_DAY)).as_py()
+        ):
+            raise pa.ArrowInvalid(f"not a time of day under {target}")
         # Arrow's %Y takes one to four digits: "1/5/24" is not the year 24 under "%m/%d/%Y"
         # (a short-year format reads it).
         if "%Y" in target and len(parsed):

@@ -23,7 +23,7 @@ from lib.local.tabular_model import (
     TabularModel,
     write_model_code,
 )
-from lib.tabular import parse_table
+from lib.tabular import date_formats, parse_table
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -127,6 +127,20 @@ def test_numbers_written_for_people_encode_as_the_upload_read_them() -> None:
     # the same text is no number to the upload either: such a column stays text
     kept = parse_table("t.csv", b'v\n"1,5"\nabc\n$\n"1,23"\n').frame["v"]
     assert str(kept.dtype) == "str"
+
+
+def test_times_of_day_encode_as_the_upload_read_them() -> None:
+    """A client sends "14:35" as the file wrote it; the model reads the hour and the time."""
+    parsed = parse_table("t.csv", b"at,n\n14:35,1\n09:05,2\n23:59,3\n")
+    enc = Encoder.from_frame(
+        parsed.frame[["at"]], datetime_formats=date_formats(parsed.table.schema)
+    )
+    records = enc.encode_records([{"at": "14:35"}, {"at": "1900-01-01T09:05"}, {"at": "noon"}])
+    frame = enc.encode_frame(parsed.frame[["at"]])
+    np.testing.assert_array_equal(records[:2], frame[:2])
+    hour = enc.encoded_columns.index("at (hour)")
+    assert records[:2, hour].tolist() == [14.0, 9.0]
+    assert np.isnan(records[2]).all()
 
 
 def test_categories_match_without_the_spaces_a_file_left_around_them() -> None:
