@@ -742,3 +742,50 @@ def test_the_first_sheet_with_cells_is_read() -> None:
 def test_json_is_refused_as_json(name: str, data: bytes) -> None:
     with pytest.raises(TableError, match="JSON"):
         parse_table(name, data)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "columns", "first"),
+    [
+        # UCI's German credit data: single spaces, no header row
+        (
+            "german.data",
+            b"A11 6 A34 A43 1169 1\nA12 48 A32 A43 5951 2\nA14 12 A34 A46 2096 1\n",
+            6,
+            ["A11", 6, "A34", "A43", 1169, 1],
+        ),
+        # Boston housing: column-aligned, padded with spaces
+        (
+            "housing.data",
+            b" 0.00632  18.00   2.310  0  24.00\n 0.02731   0.00   7.070  0  21.60\n"
+            b" 0.02729   0.00   7.070  0  34.70\n",
+            5,
+            [0.00632, 18.0, 2.31, 0, 24.0],
+        ),
+        # R's write.table: a header, quoted strings with spaces inside
+        (
+            "people.txt",
+            b'"name" "age" "city"\n"Bob Smith" 34 "New York"\n"Ann Lee" 29 "Paris"\n',
+            3,
+            ["Bob Smith", 34, "New York"],
+        ),
+        # the mushroom data: single letters, no header row
+        (
+            "agaricus-lepiota.data",
+            b"p,x,s,n,t\ne,x,s,y,t\ne,b,s,w,t\np,x,y,w,t\ne,x,s,g,f\n",
+            5,
+            ["p", "x", "s", "n", "t"],
+        ),
+    ],
+)
+def test_files_from_statistics_packages_and_data_archives(
+    name: str, data: bytes, columns: int, first: list
+) -> None:
+    frame = parse_table(name, data).frame
+    assert frame.shape[1] == columns
+    assert frame.iloc[0].tolist() == first
+
+
+def test_a_one_column_file_of_words_is_one_column() -> None:
+    frame = parse_table("names.csv", b"name\nBob Smith\nAnn Lee\nJo Ng\n").frame
+    assert frame.columns.tolist() == ["name"] and frame["name"].iloc[0] == "Bob Smith"

@@ -30,6 +30,10 @@ _SEP_HINT = re.compile(rb"sep=([^\r\n])\r?\n")
 # The five bytes Windows-1252 leaves undefined: a file with one of them is read as Latin-1.
 _NOT_CP1252 = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_SPACE_RUN = re.compile(r"[ \t]+")
+_LINE_PADDING = re.compile(r"^[ \t]+|[ \t]+(?=\r?$)", re.MULTILINE)
+_SPACE_RUN_BYTES = re.compile(rb"[ \t]+")
+_LINE_PADDING_BYTES = re.compile(rb"^[ \t]+|[ \t]+(?=\r?$)", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class CsvLayout:
     # False when the first row holds values, not names (a file saved without a header row):
     # it is then read as data, and the columns are named column_1, column_2, ...
     header_row: bool = True
+    # Space-separated with runs of spaces (a column-aligned file): read once collapsed.
+    aligned: bool = False
 
 
 def utf16_as_utf8(data: bytes) -> bytes:
@@ -130,7 +136,31 @@ def choose_delimiter(sample: str) -> str:
         key = (widths.count(mode) / len(widths), widths[0] == mode, mode, -order)
         if best_key is None or key > best_key:
             best, best_key = delimiter, key
+    if best_key is None and _space_separated(sample):
+        return " "
     return best
+
+
+def _space_separated(sample: str) -> bool:
+    """Fields between spaces, as R's `write.table` and UCI's `.data` files write them (runs of
+    spaces in a column-aligned file count as one): the first line and most others alike."""
+    lines = sample if '"' in sample else collapse_spaces(sample)
+    widths = [len(r) for r in csv.reader(io.StringIO(lines), delimiter=" ") if r]
+    widths = widths[:SNIFF_MAX_LINES]
+    if not widths:
+        return False
+    mode = max(set(widths), key=widths.count)
+    return mode >= 2 and widths[0] == mode and widths.count(mode) >= 0.8 * len(widths)
+
+
+def collapse_spaces(text: str) -> str:
+    """Column-aligned text as single-space-separated lines (no space at either end)."""
+    return _SPACE_RUN.sub(" ", _LINE_PADDING.sub("", text))
+
+
+def collapse_space_bytes(data: bytes) -> bytes:
+    """`collapse_spaces` on bytes (ASCII spaces and tabs only, so any encoding holds)."""
+    return _SPACE_RUN_BYTES.sub(b" ", _LINE_PADDING_BYTES.sub(b"", data))
 
 
 def _looks_numeric(value: str, decimal_comma: bool = False) -> bool:
@@ -154,7 +184,8 @@ def first_row_is_data(header: list[str], rows: Sequence[Sequence[str]], delimite
     Every column whose sample values are all numbers must have a number on the first row
     (a name above numbers is a header); and then the first row is all numbers, or has a
     fraction (column names may be years, never 2.5), or one of its text cells recurs among
-    the values of its own column (`Private` above a column of `Private`s).
+    the values of its own column (`Private` above a column of `Private`s). A table of text
+    alone needs most of its first row to recur so (the mushroom data's `p,x,s,n,...`).
     """
     width = len(header)
     if width < 2:
@@ -163,8 +194,7 @@ def first_row_is_data(header: list[str], rows: Sequence[Sequence[str]], delimite
     tokens = {t.lower() for t in _DEFAULT_MISSING}
     cells = [h.strip() for h in header]
     body = [r for r in rows if len(r) == width][:SNIFF_MAX_LINES]
-    numeric_columns = 0
-    recurs = False
+    numeric_columns = text_columns = recurring = 0
     for j, cell in enumerate(cells):
         values = [v for v in (r[j].strip() for r in body) if v.lower() not in tokens]
         if not values:
@@ -173,14 +203,15 @@ def first_row_is_data(header: list[str], rows: Sequence[Sequence[str]], delimite
             if not (_looks_numeric(cell, decimal_comma) or cell.lower() in tokens):
                 return False
             numeric_columns += 1
-        elif cell and cell in values:
-            recurs = True
+        else:
+            text_columns += 1
+            recurring += bool(cell) and cell in values
     numbers = [c for c in cells if c and _looks_numeric(c, decimal_comma)]
     if len(numbers) == width:
         return True
     if not numeric_columns:
-        return False
-    return recurs or any(not _is_whole(c, decimal_comma) for c in numbers)
+        return text_columns >= 2 and recurring * 2 > text_columns
+    return recurring > 0 or any(not _is_whole(c, decimal_comma) for c in numbers)
 
 
 def header_names(header: list[str]) -> list[str]:
@@ -290,4 +321,14 @@ def read_layout(data: bytes | memoryview) -> CsvLayout:
         body_offset=offset,
         title_rows=titles,
         header_row=not first_row_is_data(header, rows[1:], delimiter),
+        aligned=delimiter == " " and '"' not in sample and collapse_spaces(sample) != sample,
     )
+
+
+def csv_layout(data: bytes) -> tuple[bytes, CsvLayout]:
+    """The bytes to parse and their layout (a column-aligned file's spaces collapsed)."""
+    layout = read_layout(data)
+    if layout.aligned:
+        data = collapse_space_bytes(data)
+        layout = read_layout(data)
+    return data, layout

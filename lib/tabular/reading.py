@@ -38,9 +38,9 @@ from lib.tabular.csv_text import (
     as_csv_bytes,
     check_duplicates,
     check_header,
+    csv_layout,
     header_names,
     positional_names,
-    read_layout,
 )
 from lib.tabular.excel import OLE_MAGIC, ZIP_MAGIC, read_excel
 from lib.tabular.limits import (
@@ -131,7 +131,7 @@ def layout_of(file_name: str, data: bytes) -> FileLayout:
         found = FileLayout(archive=unpacked.archive, member=inner)
         kind = detect_format(unpacked.file_name, unpacked.data)
         if kind == "csv":
-            layout = read_layout(as_csv_bytes(unpacked.data)[0])
+            _, layout = csv_layout(as_csv_bytes(unpacked.data)[0])
             return replace(found, title_rows=layout.title_rows, header_row=layout.header_row)
         if kind == "excel":
             _, titles, sheet = read_excel(unpacked.data, unbounded)
@@ -265,7 +265,7 @@ def parse_csv(
     data, source_encoding = as_csv_bytes(data)
     if not data or data.isspace():
         raise TableError("The file is empty.")
-    layout = read_layout(data)
+    data, layout = csv_layout(data)
     check_columns(len(layout.header), limits)
     if layout.header_row:
         check_header(layout.header)
