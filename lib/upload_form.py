@@ -79,6 +79,11 @@ def layout_notes(file_name: str, data: bytes) -> list[str]:
             f"The first {rows} a title or blank, above the header row: left out, and the "
             f"column names read from row {titles + 1}."
         )
+    if layout.header_rows == 2:
+        notes.append(
+            "The column names span two rows (the second names the columns again, or gives "
+            "their units): read as one name per column."
+        )
     if not layout.header_row:
         notes.append(
             "The first row holds values, not column names: it is read as data, and the "

@@ -789,3 +789,34 @@ def test_files_from_statistics_packages_and_data_archives(
 def test_a_one_column_file_of_words_is_one_column() -> None:
     frame = parse_table("names.csv", b"name\nBob Smith\nAnn Lee\nJo Ng\n").frame
     assert frame.columns.tolist() == ["name"] and frame["name"].iloc[0] == "Bob Smith"
+
+
+def test_column_names_over_two_rows_are_one_header() -> None:
+    """UCI's credit-card default data names its columns twice (X1.. over LIMIT_BAL, ...);
+    engineering exports put units below the names. Either way the numbers stay numbers."""
+    coded = b",X1,X2,X3,Y\nID,LIMIT_BAL,SEX,EDUCATION,default payment next month\n"
+    coded += b"1,20000,2,2,1\n2,120000,2,2,1\n3,90000,2,2,0\n"
+    parsed = parse_table("default of credit card clients.csv", coded)
+    assert parsed.header_rows == 2 and parsed.rows == 3
+    assert parsed.columns == ["ID", "LIMIT_BAL", "SEX", "EDUCATION", "default payment next month"]
+    assert parsed.frame["LIMIT_BAL"].tolist() == [20000, 120000, 90000]
+    units = b"time,Temperature,Pressure,site\n,degC,kPa,\n0,21.5,101.3,a\n1,21.7,101.2,b\n"
+    parsed = parse_table("log.csv", units)
+    assert parsed.columns == ["time", "Temperature degC", "Pressure kPa", "site"]
+    assert parsed.frame["Pressure kPa"].tolist() == [101.3, 101.2]
+    sheet = parse_table(
+        "clients.xlsx",
+        _workbook(
+            [
+                ["", "X1", "X2", "Y"],
+                ["ID", "LIMIT_BAL", "SEX", "default"],
+                [1, 20000, 2, 1],
+                [2, 50000, 1, 0],
+            ]
+        ),
+    )
+    assert sheet.header_rows == 2 and sheet.columns == ["ID", "LIMIT_BAL", "SEX", "default"]
+    assert sheet.frame["LIMIT_BAL"].tolist() == [20000, 50000]
+    # a first data row with a word in one numeric column is data, not names
+    plain = parse_table("t.csv", b"a,b,c\n1,n/a2,x\n2,3,y\n4,5,z\n")
+    assert plain.header_rows == 1 and plain.rows == 3

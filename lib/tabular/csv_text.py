@@ -30,6 +30,7 @@ _SEP_HINT = re.compile(rb"sep=([^\r\n])\r?\n")
 # The five bytes Windows-1252 leaves undefined: a file with one of them is read as Latin-1.
 _NOT_CP1252 = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_CODE_NAME = re.compile(r"[A-Za-z]{0,2}\d+|[A-Za-z]")
 _SPACE_RUN = re.compile(r"[ \t]+")
 _LINE_PADDING = re.compile(r"^[ \t]+|[ \t]+(?=\r?$)", re.MULTILINE)
 _SPACE_RUN_BYTES = re.compile(rb"[ \t]+")
@@ -51,6 +52,7 @@ class CsvLayout:
     header_row: bool = True
     # Space-separated with runs of spaces (a column-aligned file): read once collapsed.
     aligned: bool = False
+    header_rows: int = 1  # 2 when the names span two rows (merged into one)
 
 
 def utf16_as_utf8(data: bytes) -> bytes:
@@ -220,6 +222,46 @@ def header_names(header: list[str]) -> list[str]:
     return [h.strip() or f"column_{i + 1}" for i, h in enumerate(header)]
 
 
+def second_header_row(
+    header: Sequence[str], candidate: Sequence[str], rows: Sequence[Sequence[str]], delimiter: str
+) -> bool:
+    """True when the row below the header names the columns again: words above the numeric
+    columns and no number (UCI's credit-card default data puts X1..X23 above LIMIT_BAL, SEX,
+    ...; engineering exports put units below the names, blank above unitless columns)."""
+    width = len(header)
+    if width < 2 or len(candidate) != width or sum(1 for h in header if str(h).strip()) < 2:
+        return False
+    decimal_comma = delimiter == ";"
+    tokens = {t.lower() for t in _DEFAULT_MISSING}
+    body = [r for r in rows if len(r) == width][:SNIFF_MAX_LINES]
+    numeric = named = 0
+    for j in range(width):
+        values = [v for v in (str(r[j]).strip() for r in body) if v.lower() not in tokens]
+        if not values or not all(_looks_numeric(v, decimal_comma) for v in values):
+            continue
+        numeric += 1
+        cell = str(candidate[j]).strip()
+        if _looks_numeric(cell, decimal_comma):
+            return False
+        named += bool(cell) and cell.lower() not in tokens
+    return named >= 2 and named * 2 >= numeric
+
+
+def merge_header_rows(first: Sequence[str], second: Sequence[str]) -> list[str]:
+    """One name per column from two header rows: both (`Temperature °C`), or the second alone
+    where the first is blank, repeats it or is a code (`X1`, `V12`)."""
+    names = []
+    for a, b in zip(first, second, strict=True):
+        a, b = str(a).strip(), str(b).strip()
+        if not b:
+            names.append(a)
+        elif not a or a == b or _CODE_NAME.fullmatch(a):
+            names.append(b)
+        else:
+            names.append(f"{a} {b}")
+    return names
+
+
 def positional_names(width: int) -> list[str]:
     """Names of the columns of a file without a header row: column_1, column_2, ..."""
     return [f"column_{i + 1}" for i in range(width)]
@@ -313,6 +355,17 @@ def read_layout(data: bytes | memoryview) -> CsvLayout:
         sample = _sample(body, header_bytes, encoding)
     rows = list(csv.reader(io.StringIO(sample), delimiter=delimiter))
     header = rows[0] if rows else []
+    header_rows = 1
+    if len(rows) > 2 and second_header_row(header, rows[1], rows[2:], delimiter):
+        first = _line_end(body)
+        line = bytes(body[:first]).decode(encoding, errors="replace")
+        # Line by line only where the first row is one line (no quoted newline in it).
+        if next(csv.reader(io.StringIO(line), delimiter=delimiter), []) == header:
+            header, rows = merge_header_rows(header, rows[1]), rows[1:]
+            offset += first
+            body = view[offset:]
+            header_bytes = _line_end(body)
+            header_rows = 2
     return CsvLayout(
         encoding=encoding,
         delimiter=delimiter,
@@ -322,6 +375,7 @@ def read_layout(data: bytes | memoryview) -> CsvLayout:
         title_rows=titles,
         header_row=not first_row_is_data(header, rows[1:], delimiter),
         aligned=delimiter == " " and '"' not in sample and collapse_spaces(sample) != sample,
+        header_rows=header_rows,
     )
 
 

@@ -13,13 +13,21 @@ from __future__ import annotations
 import io
 import itertools
 import zipfile
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
 import pyarrow as pa
 
 from lib.settings import UploadLimits
-from lib.tabular.csv_text import TITLE_MAX_ROWS, check_header, header_names, title_rows
+from lib.tabular.csv_text import (
+    TITLE_MAX_ROWS,
+    check_header,
+    header_names,
+    merge_header_rows,
+    second_header_row,
+    title_rows,
+)
 from lib.tabular.limits import TableError, check_columns, check_decoded_size, check_rows
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -36,11 +44,20 @@ SNIFF_ROWS = 50
 MAX_EXACT_INT = 2**53
 
 
-def read_excel(data: bytes, limits: UploadLimits) -> tuple[pa.Table, int, str | None]:
+@dataclass(frozen=True)
+class Sheet:
+    """The table of a workbook, and where in the workbook it was found."""
+
+    table: pa.Table
+    title_rows: int = 0
+    name: str | None = None  # set when it is not the first sheet
+    header_rows: int = 1  # 2 when the column names span two rows
+
+
+def read_excel(data: bytes, limits: UploadLimits) -> Sheet:
     """The first worksheet with cells: its first row names the columns (below a title block,
-    if it has one), the rows below are the data. Returns the table, the number of title rows,
-    and the sheet's name when it is not the first sheet (empty sheets before it: a cover page
-    left blank, an emptied "Notes")."""
+    if it has one; two rows when the second names them again), the rows below are the data.
+    Sheets before it may be empty (a cover page left blank, an emptied "Notes")."""
     from python_calamine import CalamineWorkbook  # noqa: PLC0415 - only spreadsheets need it
 
     if data[:4] == ZIP_MAGIC:
@@ -62,8 +79,13 @@ def read_excel(data: bytes, limits: UploadLimits) -> tuple[pa.Table, int, str | 
     counts = [sum(1 for v in row if v != "") for row in head]
     widths = [c for c in counts if c]
     titles = title_rows(head, max(set(widths), key=widths.count)) if widths else 0
+    header_rows = 1
+    below = [[_text(v) for v in row] for row in head[titles:]]
+    if len(below) > 2 and second_header_row(below[0], below[1], below[2:], ","):
+        head[titles + 1] = merge_header_rows(below[0], below[1])
+        titles, header_rows = titles + 1, 2
     table = _sheet_table(itertools.chain(head[titles:], rows), limits)
-    return table, titles, (sheet.name if index else None)
+    return Sheet(table, titles - header_rows + 1, sheet.name if index else None, header_rows)
 
 
 def _check_zip(data: bytes, limits: UploadLimits) -> None:

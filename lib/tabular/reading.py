@@ -77,6 +77,7 @@ class ParsedTable:
     missing: dict[str, dict[str, int]] = field(default_factory=dict)
     title_rows: int = 0  # rows above the header row read as a title block and left out
     header_row: bool = True  # False: the first row was data, columns are named column_N
+    header_rows: int = 1  # 2: the column names span two rows, merged
     sheet: str | None = None  # the worksheet read, when it is not the workbook's first
     archive: str | None = None  # "gzip" or "zip" when the table came out of one
     member: str | None = None  # the file read inside the archive
@@ -116,6 +117,7 @@ class FileLayout:
 
     title_rows: int = 0
     header_row: bool = True
+    header_rows: int = 1
     sheet: str | None = None
     archive: str | None = None
     member: str | None = None
@@ -132,10 +134,17 @@ def layout_of(file_name: str, data: bytes) -> FileLayout:
         kind = detect_format(unpacked.file_name, unpacked.data)
         if kind == "csv":
             _, layout = csv_layout(as_csv_bytes(unpacked.data)[0])
-            return replace(found, title_rows=layout.title_rows, header_row=layout.header_row)
+            return replace(
+                found,
+                title_rows=layout.title_rows,
+                header_row=layout.header_row,
+                header_rows=layout.header_rows,
+            )
         if kind == "excel":
-            _, titles, sheet = read_excel(unpacked.data, unbounded)
-            return replace(found, title_rows=titles, sheet=sheet)
+            sheet = read_excel(unpacked.data, unbounded)
+            return replace(
+                found, title_rows=sheet.title_rows, sheet=sheet.name, header_rows=sheet.header_rows
+            )
         return found
     except TableError:
         return FileLayout()
@@ -310,6 +319,7 @@ def parse_csv(
         missing=missing,
         title_rows=layout.title_rows,
         header_row=layout.header_row,
+        header_rows=layout.header_rows,
     )
 
 
@@ -461,10 +471,12 @@ def _parse_unpacked(
     if file_format == "parquet":
         return parse_parquet(data, limits, missing_tokens)
     if file_format == "excel":
-        table, titles, sheet = read_excel(data, limits)
+        sheet = read_excel(data, limits)
         tokens = normalize_tokens(missing_tokens)
-        typed = typed_table(table, "excel", tokens, frozenset(text_columns))
-        return replace(typed, title_rows=titles, sheet=sheet)
+        typed = typed_table(sheet.table, "excel", tokens, frozenset(text_columns))
+        return replace(
+            typed, title_rows=sheet.title_rows, sheet=sheet.name, header_rows=sheet.header_rows
+        )
     return parse_csv(data, limits, missing_tokens, text_columns)
 
 
