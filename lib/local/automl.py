@@ -11,6 +11,7 @@ import pandas as pd
 
 from lib.automl_rules import TRIAL_COLUMNS, validate_request
 from lib.local.datasets import LocalDatasets
+from lib.local.guardrails import no_features_left
 from lib.local.jobs import JobManager
 from lib.metrics import LOWER_IS_BETTER
 from lib.workspace import AutoMLRequest, Job, WorkspaceError
@@ -26,7 +27,12 @@ class LocalAutoML:
             frame = self.datasets.load(request.dataset, request.dataset_version)
         except WorkspaceError as exc:
             return [str(exc)]
-        return validate_request(request, frame)
+        problems = validate_request(request, frame)
+        if not problems and request.target in frame.columns:
+            nothing = no_features_left(frame, request.target, request.features)
+            if nothing:
+                problems.append(nothing)
+        return problems
 
     def submit(self, request: AutoMLRequest) -> Job:
         problems = self.validate(request)

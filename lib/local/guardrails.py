@@ -95,6 +95,29 @@ def columns_to_drop(df: pd.DataFrame, target: str, features: list[str] | None = 
     return sorted(unchosen | (set(constant_columns(df[[*features, target]], target))))
 
 
+def no_features_left(
+    df: pd.DataFrame, target: str, features: list[str] | None = None
+) -> str | None:
+    """What to tell the operator when the engine would have no column left to learn from."""
+    dropped = columns_to_drop(df, target, features)
+    if any(c != target and c not in dropped for c in map(str, df.columns)):
+        return None
+    if features is not None and not features:
+        return "No feature column is chosen: choose at least one besides the target."
+    constant = set(constant_columns(df, target))
+    shown = ", ".join(
+        f"{c} ({'constant or empty' if c in constant else 'ID-like or free text'})"
+        for c in dropped[:10]
+    )
+    more = f" and {len(dropped) - 10} more" if len(dropped) > 10 else ""
+    keep = (
+        " Keep an ID-like column by choosing it in the column choice, if it is a real feature."
+        if set(dropped) - constant
+        else ""
+    )
+    return f"No column is left to learn from: {shown}{more} would be left out.{keep}"
+
+
 def check_data(
     df: pd.DataFrame, target: str, task: str, features: list[str] | None = None
 ) -> list[Guardrail]:

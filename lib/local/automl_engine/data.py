@@ -88,7 +88,9 @@ def prepare(
         log(f"columns left out: {', '.join(dropped)}")
     X_df = data.drop(columns=[spec.target, *dropped])
     if X_df.shape[1] == 0:
-        raise ValueError("no usable feature columns")
+        raise ValueError(
+            gr.no_features_left(data, spec.target, spec.features) or "no usable feature columns"
+        )
     encoder = Encoder.from_frame(
         X_df, max_categories=gr.MAX_CATEGORIES, datetime_formats=spec.date_formats
     )
