@@ -208,6 +208,11 @@ def member_scores(member: Member, X: np.ndarray, task: str, n_classes: int) -> n
 class TabularModel(mlflow.pyfunc.PythonModel):
     """Encoder + weighted native estimators; labels in the original label space."""
 
+    # Columns of the training table the model was not trained on (ID-like, constant, not
+    # chosen): a client sending a whole row of that table is served, those values unread.
+    # A class default, so models saved before it load with none.
+    ignored_inputs: tuple[str, ...] = ()
+
     def __init__(
         self,
         *,
@@ -217,7 +222,10 @@ class TabularModel(mlflow.pyfunc.PythonModel):
         classes: list[Any] | None = None,
         threshold: float | None = None,
         positive_label: Any = None,
+        ignored_inputs: Sequence[str] = (),
     ):
+        if ignored_inputs:
+            self.ignored_inputs = tuple(str(c) for c in ignored_inputs)
         self.task = task
         self.encoder = encoder
         self.members = members

@@ -528,6 +528,23 @@ def test_ample_time_compiles_and_verifies_the_fast_path(tmp_path: Path) -> None:
     assert result.budget["elapsed_s"] <= promised_seconds(30)
     rail = next(g for g in result.guardrails if g["name"] == BUDGET_GUARDRAIL)
     assert rail["status"] in ("Passed", "Done")
+    # Both served forms take a whole row of the uploaded table, left-out columns included.
+    from lib.local.fastpath.io import load as load_compiled
+    from lib.local.scoring.payloads import InputError, validate_records
+    from lib.local.scoring.served_model import prepare_compiled, prepare_model
+
+    pyfunc = mlflow.pyfunc.load_model(result.model_uri)
+    rows = json.loads(df.drop(columns=["churn"]).head(20).to_json(orient="records"))
+    for served in (prepare_compiled(load_compiled(tmp_path / "fastpath")), prepare_model(pyfunc)):
+        assert served.ignored == {"constant", "row_id"}
+        whole = [dict(r) for r in rows]
+        validate_records(whole, served.columns, 100, ignored=served.ignored)
+        assert "row_id" not in whole[0]
+        bare = [{k: v for k, v in r.items() if k not in ("constant", "row_id")} for r in rows]
+        validate_records(bare, served.columns, 100)
+        assert served.predict(whole) == served.predict(bare)
+        with pytest.raises(InputError, match="unknown column 'rowid'"):
+            validate_records([{**rows[0], "rowid": 1}], served.columns, 1, ignored=served.ignored)
 
 
 def test_a_small_table_is_validated_by_cross_validation_by_default(tmp_path: Path) -> None:

@@ -133,6 +133,7 @@ def build_model(
         classes=classes,
         threshold=selection.threshold,
         positive_label=classes[1] if data.is_clf and len(classes) == 2 else None,
+        ignored_inputs=data.dropped,
     )
 
 

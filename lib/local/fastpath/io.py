@@ -34,6 +34,7 @@ def save(compiled: CompiledModel, directory: str | os.PathLike[str]) -> Path:
         "positive_label": compiled.positive_label,
         "feature_spec": compiled.feature_spec,
         "members": compiled.members,
+        "ignored_inputs": list(compiled.ignored_inputs),
     }
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -69,4 +70,5 @@ def load(directory: str | os.PathLike[str]) -> CompiledModel:
         positive_label=meta["positive_label"],
         members=meta["members"],
         arrays=arrays,
+        ignored_inputs=meta.get("ignored_inputs", []),
     )

@@ -78,8 +78,10 @@ class CompiledModel:
         positive_label: Any,
         members: list[dict[str, Any]],
         arrays: Mapping[str, np.ndarray],
+        ignored_inputs: Sequence[str] = (),
     ):
         self.task = task
+        self.ignored_inputs = tuple(ignored_inputs)
         self.feature_spec = feature_spec
         self.classes_ = list(classes)
         self.threshold = threshold
@@ -245,4 +247,5 @@ def compile_model(model: TabularModel) -> CompiledModel:
         positive_label=model.positive_label,
         members=members,
         arrays=arrays,
+        ignored_inputs=getattr(model, "ignored_inputs", ()),
     )

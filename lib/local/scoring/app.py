@@ -120,7 +120,11 @@ class MirrorWorker:
             status, values = 200, None
             try:
                 validate_records(
-                    records, served.columns, self.app.settings.max_rows, served.allows_null_integers
+                    records,
+                    served.columns,
+                    self.app.settings.max_rows,
+                    served.allows_null_integers,
+                    served.ignored,
                 )
                 fn = served.predict_proba if method == "predict_proba" else served.predict
                 values = as_list(fn(records))
@@ -384,7 +388,11 @@ class ScoringApp:
             rows = len(parsed.records)
             served = deployed.served
             validate_records(
-                parsed.records, served.columns, self.settings.max_rows, served.allows_null_integers
+                parsed.records,
+                served.columns,
+                self.settings.max_rows,
+                served.allows_null_integers,
+                served.ignored,
             )
             fn = served.predict_proba if parsed.method == "predict_proba" else served.predict
             if rows > INLINE_ROWS:

@@ -19,6 +19,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from lib.local.fastpath.encoder import to_float
+
 DEFAULT_MAX_ROWS = 10_000
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 METHODS = ("predict", "predict_proba")
@@ -224,6 +226,8 @@ def number_as_text(value: Any) -> str | None:
 
 
 def _coerce_number(value: str) -> float | int | None:
+    """A number sent as text: plain, or written for people as the upload read it
+    (`"$1,234.50"`, `"12%"`, `"(5)"`); None when it is not one."""
     text = value.strip()
     try:
         number = int(text)
@@ -231,16 +235,22 @@ def _coerce_number(value: str) -> float | int | None:
         try:
             number = float(text)
         except ValueError:
-            return None
+            number = to_float(text)
+            return None if math.isnan(number) else number
     if isinstance(number, float) and not math.isfinite(number):
         return None
     return number
 
 
 def validate_records(
-    records: list, columns: list[Column], max_rows: int, allow_null_integers: bool = True
+    records: list,
+    columns: list[Column],
+    max_rows: int,
+    allow_null_integers: bool = True,
+    ignored: frozenset[str] = frozenset(),
 ) -> None:
-    """Check records against the columns, in place: numeric strings become numbers."""
+    """Check records against the columns, in place: numeric strings become numbers, and the
+    `ignored` columns (of the training table, not read by the model) are dropped."""
     n = len(records)
     if n == 0:
         raise InputError("No rows to score: send at least one record")
@@ -254,6 +264,8 @@ def validate_records(
         if type(rec) is not dict:
             raise InputError(f"Row {i}: expected a JSON object (record), got {_json_type(rec)}")
         if not (all_required and rec.keys() == names):
+            for name in ignored.intersection(rec):
+                del rec[name]
             unknown = [k for k in rec if k not in names]
             if unknown:
                 raise InputError(f"Row {i}: unknown column {unknown[0]!r}")
@@ -278,6 +290,9 @@ def validate_records(
             if kind == "number":
                 limit = limits[name]
                 if t is str:
+                    if not v.strip():  # an empty cell of a CSV row: missing
+                        rec[name] = None
+                        continue
                     v = _coerce_number(v)
                     if v is None:
                         raise InputError(

@@ -152,6 +152,8 @@ class ServedModel:
     classes: list | None = None
     task: str | None = None
     example_records: list[dict] = field(default_factory=list)
+    # Columns of the training table the model does not read: accepted and dropped.
+    ignored: frozenset[str] = frozenset()
     _fast_predict: Callable[[list[dict]], list] | None = None
     _fast_proba: Callable[[list[dict]], list] | None = None
     _pandas_proba: Callable[[Any], Any] | None = None
@@ -246,6 +248,7 @@ def prepare_compiled(compiled: Any, report: dict | None = None) -> ServedModel:
         ),
         classes=classes,
         task=compiled.task,
+        ignored=frozenset(getattr(compiled, "ignored_inputs", ())),
         _fast_predict=compiled.fast_predict,
         _fast_proba=compiled.fast_predict_proba if compiled.task == "classification" else None,
     )
@@ -273,6 +276,7 @@ def prepare_model(pyfunc: Any, check_records: list[dict] | None = None) -> Serve
         check_message="",
         classes=classes,
         task=getattr(raw, "task", None),
+        ignored=frozenset(getattr(raw, "ignored_inputs", ())),
         _pandas_proba=_pandas_proba_fn(raw) if raw is not None else None,
     )
     examples = _input_example_records(pyfunc)

@@ -124,6 +124,24 @@ def test_validate_records_accepts_and_normalises():
     assert rows[2]["age"] == 43 and type(rows[2]["age"]) is int
 
 
+def test_a_row_as_the_uploaded_file_wrote_it_is_read_as_the_upload_read_it():
+    """Money, thousands, percent and accounting text are the numbers the upload read; an empty
+    cell is missing; the training table's left-out columns are dropped, others refused."""
+    rows = [
+        {**GOOD, "balance": "$1,234.50", "customer": "C001"},
+        {**GOOD, "balance": "(5)", "customer": "C002"},
+        {**GOOD, "balance": "12%"},
+        {**GOOD, "balance": "  "},
+    ]
+    validate_records(rows, COLUMNS, 10, ignored=frozenset({"customer"}))
+    assert [r["balance"] for r in rows] == [1234.5, -5.0, 12.0, None]
+    assert all("customer" not in r for r in rows)
+    with pytest.raises(InputError, match="expected a number"):
+        validate_records([{**GOOD, "balance": "1,5"}], COLUMNS, 10)
+    with pytest.raises(InputError, match="unknown column 'customer'"):
+        validate_records([{**GOOD, "customer": "C001"}], COLUMNS, 10)
+
+
 def test_a_number_for_a_text_column_is_its_text():
     """As a CSV cell holding it reads: 22 -> "22", 19.9667 -> "19.9667", 1.0 -> "1.0"."""
     rows = [{**GOOD, "job": v} for v in (22, 19.9667, 1.0, -3, 0.1 + 0.2, 10**20)]
