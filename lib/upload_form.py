@@ -84,6 +84,10 @@ def layout_notes(file_name: str, data: bytes) -> list[str]:
             "The column names span two rows (the second names the columns again, or gives "
             "their units): read as one name per column."
         )
+    if layout.renamed:
+        shown = ", ".join(f"**{name}**" for name in layout.renamed[:10])
+        more = f" and {len(layout.renamed) - 10} more" if len(layout.renamed) > 10 else ""
+        notes.append(f"Column names repeat: the repeats are named {shown}{more}.")
     if not layout.header_row:
         notes.append(
             "The first row holds values, not column names: it is read as data, and the "

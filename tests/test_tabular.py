@@ -15,6 +15,7 @@ from lib.tabular import (
     TableError,
     date_formats,
     detect_format,
+    layout_of,
     parse_table,
     profile_frame,
     profile_records,
@@ -77,8 +78,6 @@ def test_text_encodings_spreadsheets_and_editors_write() -> None:
     [
         (b"", "empty"),
         (b"   \n\n", "empty"),
-        (b"a,b,a\n1,2,3\n", "Duplicate column names: 'a'"),
-        (b"column_2,,c\n1,2,3\n", "Duplicate column names: 'column_2'"),
         (b"a,b\n", "no data rows"),
         (b"a,b\n1,2\n\x00\x01\x02", "binary"),
     ],
@@ -151,6 +150,25 @@ def test_lines_ended_by_carriage_returns_alone() -> None:
     assert parsed.rows == 2
     assert parsed.frame["c"].tolist() == [2.5, 3.5]
     assert parsed.frame["b"].tolist() == ["x", "y"]
+
+
+def test_repeated_column_names_are_numbered() -> None:
+    """Report exports repeat names (two `Date` columns); nothing is refused or lost."""
+    parsed = parse_table("r.csv", b"Date,amount,Date,Date_2,\n2024-01-05,5,x,y,1\n")
+    assert parsed.columns == ["Date", "amount", "Date_3", "Date_2", "column_5"]
+    assert parsed.frame["Date_3"].tolist() == ["x"]
+    assert layout_of("r.csv", b"Date,amount,Date,Date_2,\n2024-01-05,5,x,y,1\n").renamed == (
+        "Date_3",
+    )
+    sheet = _workbook([["a", "b", "a"], [1, 2, 3]])
+    assert parse_table("s.xlsx", sheet).columns == ["a", "b", "a_2"]
+    assert layout_of("s.xlsx", sheet).renamed == ("a_2",)
+    # a blank name beside a column_N name
+    assert parse_table("i.csv", b"column_2,,c\n1,2,3\n").columns == [
+        "column_2",
+        "column_2_2",
+        "c",
+    ]
 
 
 def test_blank_header_names_are_named_by_position() -> None:
@@ -247,8 +265,6 @@ def test_excel_row_and_header_limits() -> None:
     rows = [["a", "b"]] + [[i, i] for i in range(30)]
     with pytest.raises(TableError, match="over the limit of 20"):
         parse_table("long.xlsx", _workbook(rows), limits=UploadLimits(max_rows=20))
-    with pytest.raises(TableError, match="Duplicate column names"):
-        parse_table("dup.xlsx", _workbook([["a", "a"], [1, 2]]))
     with pytest.raises(TableError, match="no data rows"):
         parse_table("head.xlsx", _workbook([["a", "b"]]))
     # a value right of the header gets a column named after its position

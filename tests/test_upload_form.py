@@ -6,6 +6,7 @@ from lib.upload_form import (
     default_token_text,
     has_digest,
     identical_version,
+    layout_notes,
     recognised_summary,
     tokens_from_form,
 )
@@ -45,3 +46,18 @@ def test_recognised_summary_lists_columns_with_missing_cells() -> None:
     text = recognised_summary(rows)
     assert text.startswith('**c0**: "?" (1) · **c1**')
     assert text.endswith("and 2 more columns") and "clean" not in text
+
+
+def test_layout_notes_say_where_the_table_was_found() -> None:
+    import gzip
+
+    plain = b"a,b\n1,2\n"
+    assert layout_notes("t.csv", plain) == []
+    notes = " ".join(layout_notes("t.csv.gz", gzip.compress(b"Date,x,Date\n2024-01-05,1,2\n")))
+    assert "gzip-compressed" in notes and "the repeats are named **Date_2**" in notes
+    assert "kept as uploaded" in notes
+    two = b",X1,X2\nID,LIMIT_BAL,AGE\n1,20000,24\n2,120000,26\n3,90000,34\n"
+    assert "span two rows" in " ".join(layout_notes("credit.csv", two))
+    assert "not column names" in " ".join(
+        layout_notes("heart.data", b"63.0,1.0,145.0\n67.0,1.0,160.0\n")
+    )

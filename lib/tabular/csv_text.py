@@ -217,9 +217,29 @@ def first_row_is_data(header: list[str], rows: Sequence[Sequence[str]], delimite
 
 
 def header_names(header: list[str]) -> list[str]:
-    """Column names of a header row: stripped, and a blank one named after its position
-    (``column_1`` for the first), as the index column pandas writes without a name."""
-    return [h.strip() or f"column_{i + 1}" for i, h in enumerate(header)]
+    """Column names of a header row: stripped, a blank one named after its position
+    (``column_1`` for the first, as the index column pandas writes without a name), and a
+    name that repeats numbered from its second time (``Date``, ``Date_2``)."""
+    names = [str(h).strip() or f"column_{i + 1}" for i, h in enumerate(header)]
+    taken = set(names)
+    seen: set[str] = set()
+    out = []
+    for name in names:
+        if name in seen:
+            n = 2
+            while f"{name}_{n}" in taken:
+                n += 1
+            name = f"{name}_{n}"
+            taken.add(name)
+        seen.add(name)
+        out.append(name)
+    return out
+
+
+def renamed_columns(header: list[str]) -> list[str]:
+    """The names `header_names` gave to repeated names of a header row."""
+    given = [str(h).strip() or f"column_{i + 1}" for i, h in enumerate(header)]
+    return [new for old, new in zip(given, header_names(header), strict=True) if new != old]
 
 
 def second_header_row(
@@ -268,7 +288,7 @@ def positional_names(width: int) -> list[str]:
 
 
 def check_header(header: list[str]) -> None:
-    """Refuse a missing, numeric (no header row) or duplicated set of column names."""
+    """Refuse a missing or numeric (no header row) set of column names."""
     if not header or all(not h.strip() for h in header):
         raise TableError("The first line is empty: a header row with column names is required.")
     header = header_names(header)
@@ -277,7 +297,6 @@ def check_header(header: list[str]) -> None:
             "The first row is all numbers, so the file seems to have no header row: "
             "add a first line with column names."
         )
-    check_duplicates(header)
 
 
 def check_duplicates(names: list[str]) -> None:

@@ -25,6 +25,7 @@ from lib.tabular.csv_text import (
     check_header,
     header_names,
     merge_header_rows,
+    renamed_columns,
     second_header_row,
     title_rows,
 )
@@ -52,6 +53,7 @@ class Sheet:
     title_rows: int = 0
     name: str | None = None  # set when it is not the first sheet
     header_rows: int = 1  # 2 when the column names span two rows
+    renamed: tuple[str, ...] = ()  # names given to repeated column names (Date_2)
 
 
 def read_excel(data: bytes, limits: UploadLimits) -> Sheet:
@@ -84,8 +86,14 @@ def read_excel(data: bytes, limits: UploadLimits) -> Sheet:
     if len(below) > 2 and second_header_row(below[0], below[1], below[2:], ","):
         head[titles + 1] = merge_header_rows(below[0], below[1])
         titles, header_rows = titles + 1, 2
-    table = _sheet_table(itertools.chain(head[titles:], rows), limits)
-    return Sheet(table, titles - header_rows + 1, sheet.name if index else None, header_rows)
+    table, renamed = _sheet_table(itertools.chain(head[titles:], rows), limits)
+    return Sheet(
+        table,
+        titles - header_rows + 1,
+        sheet.name if index else None,
+        header_rows,
+        tuple(renamed),
+    )
 
 
 def _check_zip(data: bytes, limits: UploadLimits) -> None:
@@ -103,7 +111,7 @@ def _check_zip(data: bytes, limits: UploadLimits) -> None:
     check_decoded_size(inflated, limits)
 
 
-def _sheet_table(rows: Any, limits: UploadLimits) -> pa.Table:
+def _sheet_table(rows: Any, limits: UploadLimits) -> tuple[pa.Table, list[str]]:
     header = next(rows, None)
     header = None if header is None else [None if v == "" else v for v in header]
     if header is None or all(v is None for v in header):
@@ -132,8 +140,9 @@ def _sheet_table(rows: Any, limits: UploadLimits) -> pa.Table:
     names = [str(n) for n in names]
     check_header(names)
     check_columns(len(names), limits)
+    renamed = renamed_columns(names)
     names = header_names(names)
-    return pa.table([_column(values) for values in columns], names=names)
+    return pa.table([_column(values) for values in columns], names=names), renamed
 
 
 def _trimmed(values: list[Any]) -> list[Any]:

@@ -41,6 +41,7 @@ from lib.tabular.csv_text import (
     csv_layout,
     header_names,
     positional_names,
+    renamed_columns,
 )
 from lib.tabular.excel import OLE_MAGIC, ZIP_MAGIC, read_excel
 from lib.tabular.limits import (
@@ -118,6 +119,7 @@ class FileLayout:
     title_rows: int = 0
     header_row: bool = True
     header_rows: int = 1
+    renamed: tuple[str, ...] = ()  # names given to repeated column names (Date_2)
     sheet: str | None = None
     archive: str | None = None
     member: str | None = None
@@ -139,11 +141,16 @@ def layout_of(file_name: str, data: bytes) -> FileLayout:
                 title_rows=layout.title_rows,
                 header_row=layout.header_row,
                 header_rows=layout.header_rows,
+                renamed=tuple(renamed_columns(layout.header)) if layout.header_row else (),
             )
         if kind == "excel":
             sheet = read_excel(unpacked.data, unbounded)
             return replace(
-                found, title_rows=sheet.title_rows, sheet=sheet.name, header_rows=sheet.header_rows
+                found,
+                title_rows=sheet.title_rows,
+                sheet=sheet.name,
+                header_rows=sheet.header_rows,
+                renamed=sheet.renamed,
             )
         return found
     except TableError:

@@ -95,7 +95,7 @@ def test_list_answers_from_tags_without_downloading(
     [
         (b"", "empty.csv"),
         (b"a,b\n", "norows.csv"),
-        (b"a,a\n1,2\n", "dupes.csv"),
+        (b"a,b\n1,2\n\x00\x01", "binary.csv"),
         (b"PAR1 not really parquet", "bad.parquet"),
     ],
 )

@@ -65,7 +65,7 @@ def test_preview_and_profile(datasets: LocalDatasets) -> None:
 
 
 def test_bad_upload_writes_nothing(datasets: LocalDatasets, store: Store) -> None:
-    for bad in (b"", b"a,a\n1,2\n", b"a,b\n"):
+    for bad in (b"", b"a,b\n1,2\n\x00\x01", b"a,b\n"):
         with pytest.raises(WorkspaceError):
             datasets.upload("broken", bad, "broken.csv")
     with pytest.raises(WorkspaceError, match="over the"):
