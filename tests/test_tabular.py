@@ -544,6 +544,17 @@ def test_short_rows_and_quoted_newlines() -> None:
         parse_table("x.csv", b"a,b\n1,2\n1,2,3,4\n")
 
 
+def test_us_numbers_in_a_semicolon_file() -> None:
+    """A semicolon file may still write its numbers the US way: `1,234.50` has both marks, so
+    the column reads with a decimal point; its neighbour keeps the decimal comma."""
+    data = b"id;amount;eu;short\n1;0.00;0,5;1,234\n2;1,234.50;1,5;2,500\n3;12,000.00;2,5;3,125\n"
+    frame = parse_table("us.csv", data).frame
+    assert frame["amount"].tolist() == [0.0, 1234.5, 12000.0]
+    assert frame["eu"].tolist() == [0.5, 1.5, 2.5]
+    # without a value with both marks, a semicolon file's comma is its decimal mark
+    assert frame["short"].tolist() == [1.234, 2.5, 3.125]
+
+
 def test_accounting_negatives_and_no_break_spaces_between_thousands() -> None:
     us = b'item,amount\na,"(1,234.50)"\nb,"2,000.00"\nc,($5)\nd,?\n'
     assert parse_table("ledger.csv", us).frame["amount"].tolist()[:3] == [-1234.5, 2000.0, -5.0]

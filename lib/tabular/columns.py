@@ -104,6 +104,8 @@ COMMA_DECIMAL_NUMBER = (
 _COMMA_DECIMAL_DECORATION = r"[$€£¥.%\s\x{a0}\x{202f}]"
 # Accounting notation: a negative amount in parentheses, `(1,234.50)` is -1234.5.
 ACCOUNTING_NEGATIVE = r"^\(\s*([^()]*?)\s*\)$"
+# A thousands comma and then a decimal point: `1,234.50` can only be written the US way.
+_BOTH_MARKS = r"\d,\d{3}(,\d{3})*\.\d"
 _ISO_TYPES = (pa.timestamp(TIMESTAMP_UNIT), pa.timestamp(TIMESTAMP_UNIT, tz="UTC"))
 _BOOL_WORDS = pa.array(["true", "false"])
 PROBE_VALUES = 64
@@ -289,12 +291,25 @@ class ColumnBuilder:
                 fits += ["float", "formatted"]
             elif _formatted_numbers(values, self.decimal_comma) is not None:
                 fits.append("formatted")
+            elif self._written_in_us_style(values):
+                self.decimal_comma = False
+                fits.append("formatted")
             elif pc.all(pc.is_in(pc.utf8_lower(values), value_set=_BOOL_WORDS)).as_py():
                 fits.append("bool")
             else:
                 candidates = self.datetime_fits or [*_ISO_TYPES, *DATETIME_FORMATS]
                 fits += [c for c in candidates if _try_parse(values, c) is not None]
         return _Chunk(cleaned=cleaned, token_counts=counts, values=len(values), fits=fits)
+
+    def _written_in_us_style(self, values: pa.Array) -> bool:
+        """In a file whose decimal mark is a comma, a column of numbers written the US way,
+        told apart by a value with both marks (`1,234.50`): read with a decimal point. Only
+        while what was kept holds no decimal comma (plain numbers read the same either way)."""
+        if not self.decimal_comma or self.kind not in ("unknown", "int", "float"):
+            return False
+        if not pc.any(pc.match_substring_regex(values, _BOTH_MARKS)).as_py():
+            return False
+        return _formatted_numbers(values, decimal_comma=False) is not None
 
     def _add_all_missing(self, chunk: pa.Array, split: _Chunk) -> None:
         if self.kind == "unknown":
