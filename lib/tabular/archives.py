@@ -70,13 +70,14 @@ def _without_suffix(file_name: str, suffixes: tuple[str, ...]) -> str:
 
 
 def _inflated_limit(limits: UploadLimits) -> int:
-    return min(limits.max_uncompressed_bytes, max(limits.max_upload_bytes, 1) * 50)
+    # The file inside is held whole, as an uncompressed upload is: the same limit.
+    return min(limits.max_uncompressed_bytes, limits.max_upload_bytes)
 
 
 def _too_big(limit: int) -> TableError:
     return TableError(
-        f"The compressed file inflates past {limit // (1024 * 1024)} MB: "
-        "upload a smaller table (or the file itself, within the upload limit)."
+        f"The compressed file inflates past {limit / (1024 * 1024):g} MB, the limit for the "
+        "table file inside: upload a smaller table."
     )
 
 
