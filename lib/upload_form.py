@@ -84,6 +84,10 @@ def layout_notes(file_name: str, data: bytes) -> list[str]:
             "The column names span two rows (the second names the columns again, or gives "
             "their units): read as one name per column."
         )
+    if layout.footer_rows:
+        footer = layout.footer_rows
+        rows = f"last {footer} rows" if footer > 1 else "last row"
+        notes.append(f"The {rows} below the table hold notes or totals, not data: left out.")
     if layout.renamed:
         shown = ", ".join(f"**{name}**" for name in layout.renamed[:10])
         more = f" and {len(layout.renamed) - 10} more" if len(layout.renamed) > 10 else ""

@@ -172,11 +172,12 @@ def test_repeated_column_names_are_numbered() -> None:
 
 
 def test_blank_header_names_are_named_by_position() -> None:
-    """`DataFrame.to_csv()` writes its index under a blank name; a trailing comma adds one."""
-    parsed = parse_table("indexed.csv", b",a,b,\n0,1,x,\n1,2,y,\n")
+    """`DataFrame.to_csv()` writes its index under a blank name; a trailing comma adds one
+    (with a value in it, it is a column)."""
+    parsed = parse_table("indexed.csv", b",a,b,\n0,1,x,\n1,2,y,7\n")
     assert parsed.columns == ["column_1", "a", "b", "column_4"]
     assert parsed.frame["column_1"].tolist() == [0, 1] and parsed.frame["b"].tolist() == ["x", "y"]
-    assert parsed.frame["column_4"].isna().all()
+    assert parsed.frame["column_4"].isna().tolist() == [True, False]
 
 
 def _workbook(rows: list[list], sheet_title: str = "data") -> bytes:
@@ -847,3 +848,68 @@ def test_column_names_over_two_rows_are_one_header() -> None:
     # a first data row with a word in one numeric column is data, not names
     plain = parse_table("t.csv", b"a,b,c\n1,n/a2,x\n2,3,y\n4,5,z\n")
     assert plain.header_rows == 1 and plain.rows == 3
+
+
+def test_notes_and_a_totals_row_below_the_table_are_left_out() -> None:
+    """Statistics offices end a table with a totals row and its sources; neither is a row
+    of data (a totals row would be a huge outlier, "Source: ..." turns numbers into text)."""
+    rows = "".join(f"R{i % 4},{i * 3},{i % 7}.25,{'yes' if i % 3 else 'no'}\n" for i in range(60))
+    body = "region,units,price,label\n" + rows
+    footer = 'Total,5310,,\n,,,\n"Source: Office of Statistics, 2022",,,\nNote: provisional,,,\n'
+    parsed = parse_table("report.csv", (body + footer).encode())
+    assert parsed.rows == 60 and parsed.footer_rows == 3
+    assert parsed.frame["units"].dtype == "int64" and parsed.frame["units"].max() == 177
+    assert not parsed.missing
+    # Behind a blank line, a sparser note row is a note too; the same file in a workbook.
+    split = parse_table("r.csv", (body + "\nSource: Office of Statistics, 2022\n").encode())
+    assert split.rows == 60 and split.frame["units"].dtype == "int64"
+    sheet = [["region", "units", "price", "label"]]
+    sheet += [[f"R{i % 4}", i * 3, i % 7 + 0.25, "yes" if i % 3 else "no"] for i in range(60)]
+    sheet += [["Total", 5310, None, None], [], ["Source: Office of Statistics"]]
+    book = parse_table("report.xlsx", _workbook(sheet))
+    assert book.rows == 60 and book.footer_rows == 2
+    assert book.frame["region"].tolist()[-1] == "R3" and book.frame["units"].dtype == "int64"
+
+
+def test_rows_that_only_look_like_a_footer_are_data() -> None:
+    # "Total" is a value of its column elsewhere; a last row of text with values missing and
+    # no blank line above it; a one-column list of words; two columns (no room for notes).
+    plans = "plan,fee,users\n" + "".join(
+        f"{'Total' if i % 2 else 'Basic'},{i},{i * 2}\n" for i in range(10)
+    )
+    assert parse_table("plans.csv", plans.encode()).rows == 10
+    sparse = "name,age,city,score,group\n" + "".join(f"n{i},{i},c{i},{i},g\n" for i in range(9))
+    sparse += "Zoe,,,,g\nTotal Recall,,,,g\n"
+    assert parse_table("p.csv", sparse.encode()).rows == 11
+    words = b"name\nBob\n\nAnn\nJo\n"
+    assert parse_table("w.csv", words).frame["name"].dropna().tolist() == ["Bob", "Ann", "Jo"]
+    pairs = b"item,note\n1,ok\n2,ok\nSource: me,\n"
+    assert parse_table("pairs.csv", pairs).rows == 3
+
+
+def test_comment_lines_above_the_header_row_are_left_out() -> None:
+    body = "".join(f"{i},{i * 2},k{i % 3}\n" for i in range(20))
+    commented = "# exported 2024-03-01\n# units: kg, usd\nid,weight,kind\n" + body
+    parsed = parse_table("c.csv", commented.encode())
+    assert parsed.columns == ["id", "weight", "kind"] and parsed.rows == 20
+    assert parsed.title_rows == 2
+    # A column named "#" (the Pokemon table's number) is a name, not a comment.
+    numbered = parse_table("pokemon.csv", ("#,Name,Type\n" + body).encode())
+    assert numbered.columns == ["#", "Name", "Type"] and numbered.rows == 20
+
+
+def test_columns_with_neither_name_nor_value_are_left_out() -> None:
+    """A spreadsheet's CSV export writes a delimiter for each formatted but empty column."""
+    trailing = b"a,b,,\n1,x,,\n2,y,,\n"
+    assert parse_table("t.csv", trailing).columns == ["a", "b"]
+    kept = parse_table("k.csv", b"a,,c\n1,,x\n2,5,y\n")  # a value: named by position
+    assert kept.columns == ["a", "column_2", "c"]
+    named = parse_table("n.csv", b"a,b,empty\n1,x,\n2,y,\n")  # a name: the operator's column
+    assert named.columns == ["a", "b", "empty"]
+    headerless = parse_table("h.data", b"1.5,2,x,,\n2.5,3,y,,\n3.5,4,x,,\n")
+    assert headerless.columns == ["column_1", "column_2", "column_3"]
+
+
+def test_line_breaks_inside_a_column_name_are_spaces() -> None:
+    data = b'"Annual\nIncome","Age ",x\n1000,20,a\n2000,30,b\n'
+    assert parse_table("i.csv", data).columns == ["Annual Income", "Age", "x"]

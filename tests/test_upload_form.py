@@ -61,3 +61,7 @@ def test_layout_notes_say_where_the_table_was_found() -> None:
     assert "not column names" in " ".join(
         layout_notes("heart.data", b"63.0,1.0,145.0\n67.0,1.0,160.0\n")
     )
+    report = b"region,units,price\nNorth,3,1.5\nSouth,4,2.5\nTotal,7,\n\nSource: survey\n"
+    assert "last 2 rows below the table hold notes or totals" in " ".join(
+        layout_notes("report.csv", report)
+    )

@@ -34,6 +34,9 @@ _CODE_NAME = re.compile(r"[A-Za-z]{0,2}\d+|[A-Za-z]")
 _SPACE_RUN = re.compile(r"[ \t]+")
 _LINE_PADDING = re.compile(r"^[ \t]+|[ \t]+(?=\r?$)", re.MULTILINE)
 _SPACE_RUN_BYTES = re.compile(rb"[ \t]+")
+_DECORATION = re.compile(r"[$€£¥,%\s()]")
+# The first cell of a totals row below a table ("Total", "Grand total", "TOTAL:", "Sum").
+_TOTAL_LABEL = re.compile(r"^((grand|sub)\s*)?totals?\b|^sum:?$", re.IGNORECASE)
 _LINE_PADDING_BYTES = re.compile(rb"^[ \t]+|[ \t]+(?=\r?$)", re.MULTILINE)
 
 
@@ -53,6 +56,8 @@ class CsvLayout:
     # Space-separated with runs of spaces (a column-aligned file): read once collapsed.
     aligned: bool = False
     header_rows: int = 1  # 2 when the names span two rows (merged into one)
+    footer_rows: int = 0  # rows below the table that are notes or totals, left out
+    footer_bytes: int = 0  # bytes at the end of the file that are not the table (with blanks)
 
 
 def utf16_as_utf8(data: bytes) -> bytes:
@@ -107,17 +112,84 @@ def detect_encoding(data: bytes | memoryview) -> str:
 
 
 def title_rows(rows: Sequence[Sequence[Any]], width: int) -> int:
-    """How many rows above the header row are a title block: blank rows, and rows with one
-    filled cell in a table of three or more columns (a report's title, a "generated on" line).
+    """How many rows above the header row are a title block: blank rows, rows with one
+    filled cell in a table of three or more columns (a report's title, a "generated on" line),
+    and comment lines (`# units: kg, usd`: a `#` first, not as many cells as the table).
 
     0 unless a row with two or more filled cells follows them within `TITLE_MAX_ROWS`.
     """
     for skipped, row in enumerate(rows[: TITLE_MAX_ROWS + 1]):
-        filled = sum(1 for cell in row if cell is not None and str(cell).strip())
-        if filled == 0 or (filled == 1 and width >= 3):
+        filled = _filled(row)
+        if filled == 0 or (filled == 1 and width >= 3) or _comment(row, width):
             continue
         return skipped if filled >= 2 else 0
     return 0
+
+
+def _filled(row: Sequence[Any]) -> int:
+    return sum(1 for cell in row if _cell(cell))
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def _comment(row: Sequence[Any], width: int) -> bool:
+    return bool(row) and _cell(row[0]).startswith("#") and len(row) != width
+
+
+def footer_rows(rows: Sequence[Sequence[Any]], width: int) -> int:
+    """How many of the last rows of a table are not data: blank rows, notes below it (one
+    filled cell of text in a table of three or more columns; sparser rows of text behind a
+    blank row, as "Source: ..., 2022" splits) and then a totals row (`Total` first, numbers
+    beside it, the label nowhere else in its column).
+
+    `rows` are the table's last rows, below its header row, as read.
+    """
+    count = len(rows)
+    top = count
+    while top and (_blank(rows[top - 1]) or _note(rows[top - 1], width, strict=False)):
+        top -= 1
+    if not top:  # no row of data above them: they are the table
+        return 0
+    start = next(
+        (
+            i
+            for i in range(top, count)
+            if _blank(rows[i]) or all(_blank(r) or _note(r, width) for r in rows[i:])
+        ),
+        count,
+    )
+    if start and _totals(rows[start - 1], rows[: start - 1]):
+        start -= 1
+    return count - start
+
+
+def _blank(row: Sequence[Any]) -> bool:
+    return _filled(row) == 0
+
+
+def _note(row: Sequence[Any], width: int, strict: bool = True) -> bool:
+    filled = _filled(row)
+    if width < 3 or not row or not filled or not _text_cell(row[0]):
+        return False
+    return filled == 1 or (not strict and width >= 4 and filled <= width // 2)
+
+
+def _text_cell(value: Any) -> bool:
+    text = _cell(value)
+    return bool(text) and isinstance(value, str) and not _looks_numeric(text)
+
+
+def _totals(row: Sequence[Any], above: Sequence[Sequence[Any]]) -> bool:
+    cells = [(j, v) for j, v in enumerate(row) if _cell(v)]
+    if len(cells) < 2 or not _text_cell(cells[0][1]):
+        return False
+    j, label = cells[0][0], _cell(cells[0][1])
+    if not _TOTAL_LABEL.match(label):
+        return False
+    numbers = any(not isinstance(v, str) or _numberish(_cell(v)) for _, v in cells[1:])
+    return numbers and all(len(r) <= j or _cell(r[j]) != label for r in above)
 
 
 def choose_delimiter(sample: str) -> str:
@@ -175,6 +247,11 @@ def _looks_numeric(value: str, decimal_comma: bool = False) -> bool:
     return True
 
 
+def _numberish(text: str) -> bool:
+    """A number, perhaps written for people ($1,234.50, 12 %, (5))."""
+    return _looks_numeric(_DECORATION.sub("", text))
+
+
 def _is_whole(value: str, decimal_comma: bool) -> bool:
     return value.strip().lstrip("+-").isdigit() if not decimal_comma else "," not in value
 
@@ -217,10 +294,10 @@ def first_row_is_data(header: list[str], rows: Sequence[Sequence[str]], delimite
 
 
 def header_names(header: list[str]) -> list[str]:
-    """Column names of a header row: stripped, a blank one named after its position
+    """Column names of a header row: stripped (a line break inside one a space), a blank one named after its position
     (``column_1`` for the first, as the index column pandas writes without a name), and a
     name that repeats numbered from its second time (``Date``, ``Date_2``)."""
-    names = [str(h).strip() or f"column_{i + 1}" for i, h in enumerate(header)]
+    names = [_name(h) or f"column_{i + 1}" for i, h in enumerate(header)]
     taken = set(names)
     seen: set[str] = set()
     out = []
@@ -236,9 +313,14 @@ def header_names(header: list[str]) -> list[str]:
     return out
 
 
+def _name(cell: Any) -> str:
+    """A header cell as a name: spaces, tabs and line breaks inside it as one space."""
+    return " ".join(str(cell).split())
+
+
 def renamed_columns(header: list[str]) -> list[str]:
     """The names `header_names` gave to repeated names of a header row."""
-    given = [str(h).strip() or f"column_{i + 1}" for i, h in enumerate(header)]
+    given = [_name(h) or f"column_{i + 1}" for i, h in enumerate(header)]
     return [new for old, new in zip(given, header_names(header), strict=True) if new != old]
 
 
@@ -342,6 +424,45 @@ def _title_bytes(body: memoryview, sample: str, delimiter: str) -> tuple[int, in
     return skip, size
 
 
+def _footer_bytes(
+    body: memoryview, header_bytes: int, encoding: str, delimiter: str, width: int
+) -> tuple[int, int]:
+    """(rows that are not blank, bytes) of the footer below the table (`footer_rows`), read
+    from the last SNIFF_MAX_BYTES of the file."""
+    start = max(header_bytes, len(body) - SNIFF_MAX_BYTES)
+    tail = bytes(body[start:])
+    if start > header_bytes:  # whole lines only
+        tail = tail[tail.find(b"\n") + 1 :] if b"\n" in tail else b""
+    lines = tail.splitlines(keepends=True)
+    texts = [line.decode(encoding, errors="replace") for line in lines]
+    rows, ends = _records(texts, delimiter)
+    if rows is None:
+        return 0, 0
+    footer = footer_rows(rows, width)
+    if not footer:
+        return 0, 0
+    first = ends[len(rows) - footer - 1] if len(rows) > footer else 0
+    # The footer must read the same on its own (the tail may have begun inside a quoted value).
+    alone, _ = _records(texts[first:], delimiter)
+    if alone != rows[len(rows) - footer :]:
+        return 0, 0
+    size = sum(len(line) for line in lines[first:])
+    return sum(1 for r in rows[len(rows) - footer :] if not _blank(r)), size
+
+
+def _records(texts: list[str], delimiter: str) -> tuple[list[list[str]] | None, list[int]]:
+    """The records of whole lines and, for each, the number of lines read up to its end."""
+    reader = csv.reader(iter(texts), delimiter=delimiter)
+    rows, ends = [], []
+    try:
+        for row in reader:
+            rows.append(row)
+            ends.append(reader.line_num)
+    except csv.Error:
+        return None, []
+    return rows, ends
+
+
 def _sample(body: memoryview, header_bytes: int, encoding: str) -> str:
     """The whole first line plus whole lines up to SNIFF_MAX_BYTES after it, as text."""
     tail = bytes(body[header_bytes : header_bytes + SNIFF_MAX_BYTES])
@@ -385,6 +506,7 @@ def read_layout(data: bytes | memoryview) -> CsvLayout:
             body = view[offset:]
             header_bytes = _line_end(body)
             header_rows = 2
+    footer, footer_size = _footer_bytes(body, header_bytes, encoding, delimiter, len(header))
     return CsvLayout(
         encoding=encoding,
         delimiter=delimiter,
@@ -395,6 +517,8 @@ def read_layout(data: bytes | memoryview) -> CsvLayout:
         header_row=not first_row_is_data(header, rows[1:], delimiter),
         aligned=delimiter == " " and '"' not in sample and collapse_spaces(sample) != sample,
         header_rows=header_rows,
+        footer_rows=footer,
+        footer_bytes=footer_size,
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import itertools
 import zipfile
+from collections import deque
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
@@ -23,6 +24,7 @@ from lib.settings import UploadLimits
 from lib.tabular.csv_text import (
     TITLE_MAX_ROWS,
     check_header,
+    footer_rows,
     header_names,
     merge_header_rows,
     renamed_columns,
@@ -41,6 +43,8 @@ CELL_BYTES = 8
 CHECK_EVERY = 10_000
 # Rows below a possible title block that decide the sheet's usual number of filled cells.
 SNIFF_ROWS = 50
+# Rows at the end of a sheet looked at for notes and a totals row below the table.
+FOOTER_MAX_ROWS = 50
 # Whole numbers up to this size are integers (spreadsheets store every number as a double).
 MAX_EXACT_INT = 2**53
 
@@ -54,6 +58,7 @@ class Sheet:
     name: str | None = None  # set when it is not the first sheet
     header_rows: int = 1  # 2 when the column names span two rows
     renamed: tuple[str, ...] = ()  # names given to repeated column names (Date_2)
+    footer_rows: int = 0  # rows below the table (notes, a totals row) left out
 
 
 def read_excel(data: bytes, limits: UploadLimits) -> Sheet:
@@ -86,13 +91,14 @@ def read_excel(data: bytes, limits: UploadLimits) -> Sheet:
     if len(below) > 2 and second_header_row(below[0], below[1], below[2:], ","):
         head[titles + 1] = merge_header_rows(below[0], below[1])
         titles, header_rows = titles + 1, 2
-    table, renamed = _sheet_table(itertools.chain(head[titles:], rows), limits)
+    table, renamed, footer = _sheet_table(itertools.chain(head[titles:], rows), limits)
     return Sheet(
         table,
         titles - header_rows + 1,
         sheet.name if index else None,
         header_rows,
         tuple(renamed),
+        footer,
     )
 
 
@@ -111,7 +117,9 @@ def _check_zip(data: bytes, limits: UploadLimits) -> None:
     check_decoded_size(inflated, limits)
 
 
-def _sheet_table(rows: Any, limits: UploadLimits) -> tuple[pa.Table, list[str]]:
+def _sheet_table(rows: Any, limits: UploadLimits) -> tuple[pa.Table, list[str], int]:
+    """The table below the header row, its renamed columns, and how many rows at its end
+    were notes or totals (left out)."""
     header = next(rows, None)
     header = None if header is None else [None if v == "" else v for v in header]
     if header is None or all(v is None for v in header):
@@ -119,8 +127,10 @@ def _sheet_table(rows: Any, limits: UploadLimits) -> tuple[pa.Table, list[str]]:
     names = _trimmed([_text(v) if v is not None else "" for v in header])
     columns: list[list[Any]] = [[] for _ in names]
     count = decoded = 0
+    last: deque[list[Any]] = deque(maxlen=FOOTER_MAX_ROWS)
     for row in rows:
         values = _trimmed([None if v == "" else v for v in row])
+        last.append(values)
         if not values:
             continue  # formatted but empty rows
         if len(values) > len(names):  # cells right of the header: columns without a name
@@ -135,6 +145,11 @@ def _sheet_table(rows: Any, limits: UploadLimits) -> tuple[pa.Table, list[str]]:
         if count % CHECK_EVERY == 0:
             check_decoded_size(decoded, limits, at_least=True)
     check_decoded_size(decoded, limits)
+    footer = footer_rows(list(last), len(names))
+    dropped = sum(1 for values in list(last)[len(last) - footer :] if values) if footer else 0
+    if dropped:
+        count -= dropped
+        columns = [column[:count] for column in columns]
     if count == 0:
         raise TableError("The sheet has a header row but no data rows.")
     names = [str(n) for n in names]
@@ -142,7 +157,8 @@ def _sheet_table(rows: Any, limits: UploadLimits) -> tuple[pa.Table, list[str]]:
     check_columns(len(names), limits)
     renamed = renamed_columns(names)
     names = header_names(names)
-    return pa.table([_column(values) for values in columns], names=names), renamed
+    table = pa.table([_column(values) for values in columns], names=names)
+    return table, renamed, dropped
 
 
 def _trimmed(values: list[Any]) -> list[Any]:

@@ -79,6 +79,7 @@ class ParsedTable:
     title_rows: int = 0  # rows above the header row read as a title block and left out
     header_row: bool = True  # False: the first row was data, columns are named column_N
     header_rows: int = 1  # 2: the column names span two rows, merged
+    footer_rows: int = 0  # rows below the table (notes, a totals row) left out
     sheet: str | None = None  # the worksheet read, when it is not the workbook's first
     archive: str | None = None  # "gzip" or "zip" when the table came out of one
     member: str | None = None  # the file read inside the archive
@@ -119,6 +120,7 @@ class FileLayout:
     title_rows: int = 0
     header_row: bool = True
     header_rows: int = 1
+    footer_rows: int = 0
     renamed: tuple[str, ...] = ()  # names given to repeated column names (Date_2)
     sheet: str | None = None
     archive: str | None = None
@@ -141,6 +143,7 @@ def layout_of(file_name: str, data: bytes) -> FileLayout:
                 title_rows=layout.title_rows,
                 header_row=layout.header_row,
                 header_rows=layout.header_rows,
+                footer_rows=layout.footer_rows,
                 renamed=tuple(renamed_columns(layout.header)) if layout.header_row else (),
             )
         if kind == "excel":
@@ -150,6 +153,7 @@ def layout_of(file_name: str, data: bytes) -> FileLayout:
                 title_rows=sheet.title_rows,
                 sheet=sheet.name,
                 header_rows=sheet.header_rows,
+                footer_rows=sheet.footer_rows,
                 renamed=sheet.renamed,
             )
         return found
@@ -289,9 +293,8 @@ def parse_csv(
     else:
         names = positional_names(len(layout.header))
     tokens = normalize_tokens(missing_tokens)
-    buffer = pa.py_buffer(data)
-    if layout.body_offset:
-        buffer = buffer.slice(layout.body_offset)
+    end = len(data) - layout.footer_bytes
+    buffer = pa.py_buffer(data).slice(layout.body_offset, end - layout.body_offset)
     block = _block_size(layout.header_bytes)
     # Spreadsheets write semicolon-separated files where the comma is the decimal mark.
     decimal_comma = layout.delimiter == ";"
@@ -307,7 +310,7 @@ def parse_csv(
             decimal_comma,
         )
     except pa.ArrowInvalid:
-        view = memoryview(data)[layout.body_offset :]
+        view = memoryview(data)[layout.body_offset : end]
         table, missing = _build(
             lambda only: _pandas_batches(
                 view, names, layout.delimiter, layout.encoding, only, layout.header_row
@@ -318,6 +321,10 @@ def parse_csv(
             frozenset(text_columns),
             decimal_comma,
         )
+    empty = _unnamed_empty_columns(table, layout.header if layout.header_row else None)
+    if empty:
+        table = table.drop_columns(empty)
+        missing = {k: v for k, v in missing.items() if k not in empty}
     return ParsedTable(
         table=table,
         file_format="csv",
@@ -327,7 +334,22 @@ def parse_csv(
         title_rows=layout.title_rows,
         header_row=layout.header_row,
         header_rows=layout.header_rows,
+        footer_rows=layout.footer_rows,
     )
+
+
+def _unnamed_empty_columns(table: pa.Table, header: list[str] | None) -> list[str]:
+    """Columns with neither a name nor a value: what a delimiter at the end of every line
+    makes (a spreadsheet's export of formatted but empty columns). In a file without a header
+    row, the empty columns at the right end."""
+    names = table.column_names
+    empty = [table.column(n).null_count == table.num_rows for n in names]
+    if header is not None:
+        return [n for n, h, e in zip(names, header, empty, strict=True) if e and not h.strip()]
+    keep = len(names)
+    while keep > 1 and empty[keep - 1]:
+        keep -= 1
+    return names[keep:]
 
 
 # --- Parquet ------------------------------------------------------------------------------
@@ -482,7 +504,11 @@ def _parse_unpacked(
         tokens = normalize_tokens(missing_tokens)
         typed = typed_table(sheet.table, "excel", tokens, frozenset(text_columns))
         return replace(
-            typed, title_rows=sheet.title_rows, sheet=sheet.name, header_rows=sheet.header_rows
+            typed,
+            title_rows=sheet.title_rows,
+            sheet=sheet.name,
+            header_rows=sheet.header_rows,
+            footer_rows=sheet.footer_rows,
         )
     return parse_csv(data, limits, missing_tokens, text_columns)
 
