@@ -71,7 +71,17 @@ def layout_notes(file_name: str, data: bytes) -> list[str]:
     if layout.member:
         notes.append(f"Read **{layout.member}**, the one table in the zip archive.")
     if layout.sheet:
-        notes.append(f"Read the sheet **{layout.sheet}**: the sheets before it are empty.")
+        notes.append(
+            f"Read the sheet **{layout.sheet}**: of the workbook's sheets, it holds the "
+            "biggest table."
+        )
+    if layout.other_sheets:
+        shown = ", ".join(f"**{name}**" for name in layout.other_sheets[:10])
+        more = f" and {len(layout.other_sheets) - 10} more" if len(layout.other_sheets) > 10 else ""
+        notes.append(
+            f"Not read: the sheets {shown}{more}. To use one, save it as its own file and upload "
+            "that."
+        )
     if layout.title_rows:
         titles = layout.title_rows
         rows = f"{titles} rows were" if titles > 1 else "row was"

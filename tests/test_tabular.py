@@ -759,6 +759,40 @@ def test_the_first_sheet_with_cells_is_read() -> None:
     assert parse_table("t.xlsx", _workbook([["a"], [1]])).sheet is None
 
 
+def _book(sheets: list[tuple[str, list[list]]], hidden: str | None = None) -> bytes:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for title, rows in sheets:
+        sheet = book.create_sheet(title)
+        for row in rows:
+            sheet.append(row)
+        if title == hidden:
+            sheet.sheet_state = "hidden"
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def test_the_sheet_holding_the_table_is_read() -> None:
+    """Statistics offices put a cover page and a data dictionary before the data."""
+    data = [["id", "age", "y"]] + [[i, 20 + i % 40, "yes" if i % 3 else "no"] for i in range(30)]
+    cover = [["Household survey 2023"], [], ["Contents"], ["Data: the responses"], ["Notes"]]
+    variables = [["Variable", "Meaning"], ["id", "respondent"], ["age", "years"], ["y", "answer"]]
+    book = _book([("Cover", cover), ("Variables", variables), ("Data", data)])
+    parsed = parse_table("survey.xlsx", book)
+    assert parsed.sheet == "Data" and parsed.rows == 30 and parsed.columns == ["id", "age", "y"]
+    assert layout_of("survey.xlsx", book).other_sheets == ("Cover", "Variables")
+    # The first sheet, when it holds the biggest table; a hidden sheet is never read.
+    first = _book([("Data", data), ("Variables", variables)])
+    assert parse_table("s.xlsx", first).sheet is None
+    lookup = [["code", "label"]] + [[i, f"l{i}"] for i in range(500)]
+    with_hidden = _book([("Data", data), ("Lookup", lookup)], hidden="Lookup")
+    assert parse_table("s.xlsx", with_hidden).rows == 30
+    assert layout_of("s.xlsx", with_hidden).other_sheets == ()
+
+
 @pytest.mark.parametrize(
     ("name", "data"),
     [

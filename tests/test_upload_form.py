@@ -1,3 +1,4 @@
+import io
 from dataclasses import dataclass
 
 from lib.tabular import MISSING_TOKENS
@@ -61,6 +62,18 @@ def test_layout_notes_say_where_the_table_was_found() -> None:
     assert "not column names" in " ".join(
         layout_notes("heart.data", b"63.0,1.0,145.0\n67.0,1.0,160.0\n")
     )
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.title = "Cover"
+    book.active.append(["Survey 2023"])
+    data = book.create_sheet("Data")
+    for row in (["a", "b"], [1, "x"], [2, "y"]):
+        data.append(row)
+    saved = io.BytesIO()
+    book.save(saved)
+    said = " ".join(layout_notes("survey.xlsx", saved.getvalue()))
+    assert "Read the sheet **Data**" in said and "Not read: the sheets **Cover**" in said
     report = b"region,units,price\nNorth,3,1.5\nSouth,4,2.5\nTotal,7,\n\nSource: survey\n"
     assert "last 2 rows below the table hold notes or totals" in " ".join(
         layout_notes("report.csv", report)

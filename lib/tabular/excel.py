@@ -59,12 +59,13 @@ class Sheet:
     header_rows: int = 1  # 2 when the column names span two rows
     renamed: tuple[str, ...] = ()  # names given to repeated column names (Date_2)
     footer_rows: int = 0  # rows below the table (notes, a totals row) left out
+    others: tuple[str, ...] = ()  # the workbook's other sheets with cells, not read
 
 
 def read_excel(data: bytes, limits: UploadLimits) -> Sheet:
-    """The first worksheet with cells: its first row names the columns (below a title block,
-    if it has one; two rows when the second names them again), the rows below are the data.
-    Sheets before it may be empty (a cover page left blank, an emptied "Notes")."""
+    """The worksheet holding the table (`_table_sheet`): its first row names the columns
+    (below a title block, if it has one; two rows when the second names them again), the
+    rows below are the data, down to any notes or totals row below them."""
     from python_calamine import CalamineWorkbook  # noqa: PLC0415 - only spreadsheets need it
 
     if data[:4] == ZIP_MAGIC:
@@ -73,12 +74,10 @@ def read_excel(data: bytes, limits: UploadLimits) -> Sheet:
         raise TableError("The file is not a spreadsheet: upload a CSV, Parquet or .xlsx file.")
     try:
         book = CalamineWorkbook.from_filelike(io.BytesIO(data))
-        for index in range(max(1, len(book.sheet_names))):
-            sheet = book.get_sheet_by_index(index)
-            rows = iter(sheet.iter_rows())
-            head = list(itertools.islice(rows, TITLE_MAX_ROWS + SNIFF_ROWS))
-            if any(v != "" for row in head for v in row):
-                break
+        index, others = _table_sheet(book)
+        sheet = book.get_sheet_by_index(index)
+        rows = iter(sheet.iter_rows())
+        head = list(itertools.islice(rows, TITLE_MAX_ROWS + SNIFF_ROWS))
     except Exception as exc:  # noqa: BLE001 - the reader's errors are many and all mean "unreadable"
         raise TableError(f"The file is not a readable spreadsheet ({exc}).") from exc
     check_rows(max(0, sheet.total_height - 1), limits)
@@ -99,7 +98,40 @@ def read_excel(data: bytes, limits: UploadLimits) -> Sheet:
         header_rows,
         tuple(renamed),
         footer,
+        others,
     )
+
+
+def _table_sheet(book: Any) -> tuple[int, tuple[str, ...]]:
+    """The index of the sheet to read, and the names of the other sheets with cells: of the visible worksheets, the biggest that holds a
+    table (a row of two or more names above a row of two or more values), else the first
+    with cells. A cover page, a contents list or a hidden lookup sheet is passed over; a
+    data dictionary before the data is smaller than the data."""
+    sheets = book.sheets_metadata
+    visible = [
+        i
+        for i, meta in enumerate(sheets)
+        if str(meta.visible).endswith("Visible") and str(meta.typ).endswith("WorkSheet")
+    ] or list(range(len(sheets)))
+    best, best_key, filled = None, None, []
+    for index in visible:
+        sheet = book.get_sheet_by_index(index)
+        head = list(itertools.islice(iter(sheet.iter_rows()), TITLE_MAX_ROWS + SNIFF_ROWS))
+        if not any(v != "" for row in head for v in row):
+            continue
+        filled.append(index)
+        key = (_holds_table(head), sheet.height * sheet.width)
+        if best_key is None or key > best_key:
+            best, best_key = index, key
+    if best is None:
+        return (visible[0] if visible else 0), ()
+    return best, tuple(str(sheets[i].name) for i in filled if i != best)
+
+
+def _holds_table(head: list[list[Any]]) -> bool:
+    counts = [sum(1 for v in row if v != "") for row in head]
+    names = next((i for i, c in enumerate(counts) if c >= 2), None)
+    return names is not None and any(c >= 2 for c in counts[names + 1 :])
 
 
 def _check_zip(data: bytes, limits: UploadLimits) -> None:

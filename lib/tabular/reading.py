@@ -123,6 +123,7 @@ class FileLayout:
     footer_rows: int = 0
     renamed: tuple[str, ...] = ()  # names given to repeated column names (Date_2)
     sheet: str | None = None
+    other_sheets: tuple[str, ...] = ()  # a workbook's sheets with cells that were not read
     archive: str | None = None
     member: str | None = None
 
@@ -152,6 +153,7 @@ def layout_of(file_name: str, data: bytes) -> FileLayout:
                 found,
                 title_rows=sheet.title_rows,
                 sheet=sheet.name,
+                other_sheets=sheet.others,
                 header_rows=sheet.header_rows,
                 footer_rows=sheet.footer_rows,
                 renamed=sheet.renamed,
