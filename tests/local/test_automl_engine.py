@@ -528,19 +528,21 @@ def test_ample_time_compiles_and_verifies_the_fast_path(tmp_path: Path) -> None:
     assert result.budget["elapsed_s"] <= promised_seconds(30)
     rail = next(g for g in result.guardrails if g["name"] == BUDGET_GUARDRAIL)
     assert rail["status"] in ("Passed", "Done")
-    # Both served forms take a whole row of the uploaded table, left-out columns included.
+    # Both served forms take a whole row of the uploaded table, left-out columns and the
+    # target included.
     from lib.local.fastpath.io import load as load_compiled
     from lib.local.scoring.payloads import InputError, validate_records
     from lib.local.scoring.served_model import prepare_compiled, prepare_model
 
     pyfunc = mlflow.pyfunc.load_model(result.model_uri)
-    rows = json.loads(df.drop(columns=["churn"]).head(20).to_json(orient="records"))
+    rows = json.loads(df.head(20).to_json(orient="records"))
     for served in (prepare_compiled(load_compiled(tmp_path / "fastpath")), prepare_model(pyfunc)):
-        assert served.ignored == {"constant", "row_id"}
+        assert served.ignored == {"constant", "row_id", "churn"}
         whole = [dict(r) for r in rows]
         validate_records(whole, served.columns, 100, ignored=served.ignored)
-        assert "row_id" not in whole[0]
-        bare = [{k: v for k, v in r.items() if k not in ("constant", "row_id")} for r in rows]
+        assert "row_id" not in whole[0] and "churn" not in whole[0]
+        left_out = ("constant", "row_id", "churn")
+        bare = [{k: v for k, v in r.items() if k not in left_out} for r in rows]
         validate_records(bare, served.columns, 100)
         assert served.predict(whole) == served.predict(bare)
         with pytest.raises(InputError, match="unknown column 'rowid'"):

@@ -133,7 +133,8 @@ def build_model(
         classes=classes,
         threshold=selection.threshold,
         positive_label=classes[1] if data.is_clf and len(classes) == 2 else None,
-        ignored_inputs=data.dropped,
+        # A client scoring a row of the uploaded table sends its target cell too.
+        ignored_inputs=[*data.dropped, spec.target],
     )
 
 
