@@ -37,6 +37,10 @@ _ID_HINT = re.compile(
     r"(^|[_\W])(id|ids|rownames?|row_?id|index|uuid|guid|key|ticket|name|names|number|no)($|[_\W])",
     re.IGNORECASE,
 )
+# Names that can only mean "identifier" (not "number of ..."): integers under such a name that
+# are mostly distinct identify what the rows are about (a patient tested twice, an order line).
+_ID_NAME = re.compile(r"(^|[_\W])(id|ids|rownames?|row_?id|uuid|guid)($|[_\W])", re.IGNORECASE)
+_CAMEL_ID = re.compile(r"[a-z](Id|ID|Ids|IDs)$")  # customerId, PassengerID
 # The names readers give a saved index's blank header cell: pandas "Unnamed: 0", R "X",
 # readr "...1", opsdeck "column_1".
 _INDEX_NAME = re.compile(r"^(unnamed(: ?\d+)?|x|\.\.\.\d+|column_\d+)$", re.IGNORECASE)
@@ -89,7 +93,7 @@ def id_like_columns(frame: pd.DataFrame, target: str) -> dict[str, str]:
         values = frame[c].dropna()
         if len(values) < MIN_ROWS:
             continue
-        hinted = bool(_ID_HINT.search(str(c)))
+        hinted = bool(_ID_HINT.search(str(c)) or _CAMEL_ID.search(str(c)))
         if _is_text(values):
             distinct = values.nunique()
             share = distinct / len(values)
@@ -104,8 +108,12 @@ def id_like_columns(frame: pd.DataFrame, target: str) -> dict[str, str]:
         index_name = bool(_INDEX_NAME.match(str(c).strip()))
         if not (hinted or (counts_through and (in_order or index_name))):
             continue
-        if values.nunique() / len(values) > ID_INTEGER_SHARE:
+        distinct = values.nunique()
+        share = distinct / len(values)
+        if share > ID_INTEGER_SHARE:
             out[str(c)] = f"unique integers {values.min():.0f}..{values.max():.0f} (a row number)"
+        elif share > ID_HINTED_SHARE and (_ID_NAME.search(str(c)) or _CAMEL_ID.search(str(c))):
+            out[str(c)] = f"{distinct} distinct identifiers in {len(values)} rows ({share:.0%})"
     return out
 
 

@@ -112,6 +112,27 @@ def test_measurements_are_not_ids() -> None:
     assert g.id_like_columns(frame, "y") == {}
 
 
+def test_identifiers_that_repeat_a_little_are_ids() -> None:
+    """A patient tested twice, a customer ordering again: the id column is mostly distinct,
+    not a row number, and its name says what it is."""
+    rng = np.random.default_rng(8)
+    n = 400
+    subjects = rng.permutation(np.concatenate([np.arange(320), rng.integers(0, 320, n - 320)]))
+    frame = pd.DataFrame(
+        {
+            "subject_id": subjects * 7 + 1000,
+            "customerId": subjects + 50_000,
+            "Order ID": subjects,
+            "paid": rng.integers(0, 100_000, n),  # ends in "id", means money
+            "number_of_visits": rng.integers(0, 500, n),  # "number", a count
+            "y": rng.choice(["a", "b"], n),
+        }
+    )
+    found = g.id_like_columns(frame, "y")
+    assert set(found) == {"subject_id", "customerId", "Order ID"}
+    assert "distinct identifiers" in found["subject_id"]
+
+
 def test_row_numbers_are_ids_and_ranks_are_features() -> None:
     """Guerry's departments ranked on wealth, commerce, ...: unique integers 1..n like a row
     number, but not in the order of the rows."""
