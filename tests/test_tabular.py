@@ -947,3 +947,59 @@ def test_columns_with_neither_name_nor_value_are_left_out() -> None:
 def test_line_breaks_inside_a_column_name_are_spaces() -> None:
     data = b'"Annual\nIncome","Age ",x\n1000,20,a\n2000,30,b\n'
     assert parse_table("i.csv", data).columns == ["Annual Income", "Age", "x"]
+
+
+ARFF = b"""% Adult census extract
+% from the UCI repository
+@relation 'adult-sample'
+
+@attribute age numeric
+@attribute workclass {Private,'Self-emp',?}
+@attribute 'capital gain' real
+@attribute when date "yyyy-MM-dd"
+@attribute class {'<=50K','>50K'}
+
+@data
+39,Private,2174,2020-01-05,'<=50K'
+50,'Self-emp',0,2020-02-05,'>50K'
+% a comment between rows
+38,?,?,2020-03-05,'<=50K'
+"""
+
+
+def test_arff_files_are_read_with_their_attribute_names() -> None:
+    """OpenML and many UCI sets are handed out as Weka's ARFF."""
+    parsed = parse_table("adult.arff", ARFF)
+    frame = parsed.frame
+    assert parsed.file_format == "arff" and parsed.rows == 3
+    assert parsed.columns == ["age", "workclass", "capital gain", "when", "class"]
+    assert frame["age"].tolist() == [39, 50, 38]
+    assert frame["class"].tolist() == ["<=50K", ">50K", "<=50K"]  # quotes are not the value
+    assert pd.isna(frame["workclass"].iloc[2]) and pd.isna(frame["capital gain"].iloc[2])
+    assert str(frame["when"].dtype).startswith("datetime64")
+    # Unquoted rows, any file name (found by `@relation`), compressed, numbers as names.
+    plain = b"@RELATION iris\n@ATTRIBUTE sepallength REAL\n@ATTRIBUTE 1 REAL\n"
+    plain += b"@ATTRIBUTE class {setosa,virginica}\n@DATA\n5.1,3.5,setosa\n4.9,?,virginica\n"
+    iris = parse_table("iris.txt", plain)
+    assert iris.columns == ["sepallength", "1", "class"] and iris.frame["1"].isna().tolist() == [
+        False,
+        True,
+    ]
+    assert parse_table("iris.arff.gz", gzip.compress(plain)).frame.equals(iris.frame)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (
+            b"@relation s\n@attribute a numeric\n@attribute b numeric\n@data\n{0 1}\n{1 2}\n",
+            "sparse",
+        ),
+        (b'@relation r\n@attribute bag relational\n@end bag\n@data\n"1"\n', "relational"),
+        (b"@relation n\n@attribute a numeric\n1\n2\n", "no @data"),
+        (b"@relation n\n@data\n1\n", "no @attribute"),
+    ],
+)
+def test_arff_that_is_not_one_row_per_line_is_refused(data: bytes, reason: str) -> None:
+    with pytest.raises(TableError, match=reason):
+        parse_table("x.arff", data)

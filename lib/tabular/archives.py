@@ -26,6 +26,7 @@ TABLE_SUFFIXES = (
     ".txt",
     ".data",
     ".dat",
+    ".arff",
     ".parquet",
     ".pq",
     ".xlsx",

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from lib.settings import UploadLimits
 from lib.tabular.archives import unpack
+from lib.tabular.arff import arff_as_csv, is_arff
 from lib.tabular.columns import (
     ColumnBuilder,
     is_textual,
@@ -35,6 +36,7 @@ from lib.tabular.columns import (
     with_date_formats,
 )
 from lib.tabular.csv_text import (
+    CsvLayout,
     as_csv_bytes,
     check_duplicates,
     check_header,
@@ -56,7 +58,7 @@ PARQUET_MAGIC = b"PAR1"
 # Spreadsheets, by extension or by their zip or OLE (.xls) magic bytes.
 EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")
 # How the original upload is named when stored, by format.
-ORIGINAL_SUFFIXES = {"csv": ".csv", "parquet": ".parquet", "excel": ".xlsx"}
+ORIGINAL_SUFFIXES = {"csv": ".csv", "parquet": ".parquet", "excel": ".xlsx", "arff": ".arff"}
 PARQUET_BATCH_ROWS = 65_536
 PARQUET_BATCH_BYTES = 16 << 20
 PARQUET_PROBE_ROWS = 64
@@ -104,12 +106,15 @@ def table_to_frame(table: pa.Table) -> pd.DataFrame:
 
 
 def detect_format(file_name: str, data: bytes) -> str:
-    """Parquet or Excel by extension or magic bytes, everything else CSV."""
+    """Parquet or Excel by extension or magic bytes, ARFF by extension or its `@relation`
+    line, everything else CSV."""
     lower = file_name.lower()
     if lower.endswith((".parquet", ".pq")) or data[:4] == PARQUET_MAGIC:
         return "parquet"
     if lower.endswith(EXCEL_SUFFIXES) or data[:4] in (ZIP_MAGIC, OLE_MAGIC):
         return "excel"
+    if is_arff(file_name, data):
+        return "arff"
     return "csv"
 
 
@@ -277,20 +282,25 @@ def parse_csv(
     limits: UploadLimits | None = None,
     missing_tokens: Iterable[str] | None = None,
     text_columns: Iterable[str] = (),
+    layout: CsvLayout | None = None,
 ) -> ParsedTable:
     """Parse CSV bytes (UTF-8, UTF-16 with a byte-order mark, Windows-1252 or Latin-1;
     delimiter chosen from a bounded sample).
 
     `text_columns` are kept as written (a model trained on them as text reads "22" as text).
+    `layout`, when the caller knows it (names from an ARFF header), is used as given.
     """
     limits = limits or UploadLimits()
-    data, source_encoding = as_csv_bytes(data)
-    if not data or data.isspace():
-        raise TableError("The file is empty.")
-    data, layout = csv_layout(data)
+    source_encoding = None
+    if layout is None:
+        data, source_encoding = as_csv_bytes(data)
+        if not data or data.isspace():
+            raise TableError("The file is empty.")
+        data, layout = csv_layout(data)
+        if layout.header_row:
+            check_header(layout.header)
     check_columns(len(layout.header), limits)
     if layout.header_row:
-        check_header(layout.header)
         names = header_names(layout.header)
     else:
         names = positional_names(len(layout.header))
@@ -512,6 +522,10 @@ def _parse_unpacked(
             header_rows=sheet.header_rows,
             footer_rows=sheet.footer_rows,
         )
+    if file_format == "arff":
+        arff = arff_as_csv(data)
+        parsed = parse_csv(arff.data, limits, missing_tokens, text_columns, layout=arff.layout)
+        return replace(parsed, file_format="arff")
     return parse_csv(data, limits, missing_tokens, text_columns)
 
 

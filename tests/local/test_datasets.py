@@ -107,6 +107,20 @@ def test_excel_upload_keeps_the_workbook_and_loads_typed(datasets: LocalDatasets
     assert datasets.load("macro", macro.version)["amount"].iloc[20] == 2000.0
 
 
+def test_arff_upload_keeps_the_file_and_loads_typed(datasets: LocalDatasets) -> None:
+    arff = b"@relation credit\n@attribute age numeric\n@attribute 'job type' {a,b}\n"
+    arff += b"@attribute y {yes,no}\n@data\n" + b"".join(
+        b"%d,%s,%s\n" % (20 + i, b"?" if i == 4 else b"ab"[i % 2 : i % 2 + 1], b"yes")
+        for i in range(30)
+    )
+    dv = datasets.upload("credit", arff, "credit-g.arff")
+    assert (dv.file_format, dv.rows, dv.columns) == ("arff", 30, 3)
+    assert [p.name for p in Path(dv.uri).glob("original.*")] == ["original.arff"]
+    frame = datasets.load("credit", dv.version)
+    assert frame["age"].dtype == "int64" and frame["job type"].isna().sum() == 1
+    assert datasets.download("credit", dv.version) == ("credit-g.arff", arff)
+
+
 def test_concurrent_uploads_get_distinct_versions(store: Store) -> None:
     errors: list[Exception] = []
 
