@@ -48,16 +48,17 @@ def arff_as_csv(data: bytes) -> ArffTable:
     header = data[: found.start()].decode(encoding, errors="replace")
     names, relation = _attributes(header)
     body = data[found.end() :].lstrip(b"\r\n")
-    first = next((line.strip() for line in body.splitlines() if _is_row(line)), b"")
+    first = next((line.strip() for line in body[:65536].splitlines() if _is_row(line)), b"")
     if first.startswith(b"{"):
         raise TableError(
             "The ARFF file is sparse ({index value, ...} rows): save it as dense ARFF or CSV."
         )
     encoding = detect_encoding(body) if encoding == "utf-8" else encoding
     # `?` is ARFF's missing value in every column, text ones too: an empty cell to the reader.
-    body = _BARE_MISSING.sub(b"", body)
+    if b"?" in body:
+        body = _BARE_MISSING.sub(b"", body)
     quoted = b"'" in body or b'"' in body
-    comments = bool(re.search(rb"^[ \t]*(%|\r?$)", body, re.M))
+    comments = bool(re.search(rb"^[ \t]*%", body, re.M))  # (the reader skips blank lines)
     if quoted or comments:
         body, encoding = _rewritten(body, encoding), "utf-8"
     line = _csv_line(header_names(names)).encode(encoding, errors="replace")
