@@ -1,7 +1,10 @@
 import codecs
 import gzip
 import io
+import tempfile
 import zipfile
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -1003,3 +1006,54 @@ def test_arff_files_are_read_with_their_attribute_names() -> None:
 def test_arff_that_is_not_one_row_per_line_is_refused(data: bytes, reason: str) -> None:
     with pytest.raises(TableError, match=reason):
         parse_table("x.arff", data)
+
+
+def _stat_file(kind: str, frame: pd.DataFrame, **labels: Any) -> bytes:
+    import pyreadstat
+
+    writer = {"sav": pyreadstat.write_sav, "dta": pyreadstat.write_dta}.get(kind)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"f.{kind}"
+        if kind == "xpt":
+            pyreadstat.write_xport(frame, str(path))
+        else:
+            writer(frame, str(path), **labels)
+        return path.read_bytes()
+
+
+def test_files_of_statistics_packages_are_read_with_their_labels() -> None:
+    """Survey data comes as SPSS, Stata or SAS files: labels are the values, dates are dates."""
+    frame = pd.DataFrame(
+        {
+            "age": [30.0, 41.0, None, 25.0],
+            "sex": [1.0, 2.0, 1.0, 99.0],
+            "visit": pd.to_datetime(["2020-01-01", "2020-02-01", "2020-03-01", "2020-04-01"]),
+            "town": ["Leeds", "York", "Hull", "Leeds"],
+        }
+    )
+    sav = _stat_file(
+        "sav",
+        frame,
+        variable_value_labels={"sex": {1.0: "male", 2.0: "female"}},
+        missing_ranges={"sex": [99.0]},  # "refused to answer"
+    )
+    parsed = parse_table("survey.sav", sav)
+    assert parsed.file_format == "spss" and parsed.rows == 4
+    assert parsed.frame["sex"].tolist()[:3] == ["male", "female", "male"]
+    assert pd.isna(parsed.frame["sex"].iloc[3]) and pd.isna(parsed.frame["age"].iloc[2])
+    assert str(parsed.frame["visit"].dtype).startswith("datetime64")
+    assert parse_table("upload.bin", sav).file_format == "spss"  # told by its first bytes
+    dta = parse_table("survey.dta", _stat_file("dta", frame.assign(sex=[1, 2, 1, 2])))
+    assert dta.file_format == "stata" and dta.frame["town"].tolist()[1] == "York"
+    xpt = parse_table("survey.xpt", _stat_file("xpt", frame.drop(columns=["visit"])))
+    assert xpt.file_format == "xport" and xpt.frame["age"].tolist()[:2] == [30.0, 41.0]
+
+
+def test_statistics_files_are_refused_with_reason_and_within_limits() -> None:
+    with pytest.raises(TableError, match="not a readable SPSS file"):
+        parse_table("broken.sav", b"$FL2" + b"\x00garbage" * 100)
+    with pytest.raises(TableError, match="not a readable Stata file"):
+        parse_table("broken.dta", b"<stata_dta><header>nonsense")
+    many = _stat_file("sav", pd.DataFrame({"a": np.arange(50.0)}))
+    with pytest.raises(TableError, match="rows"):
+        parse_table("many.sav", many, limits=UploadLimits(max_rows=10))

@@ -53,12 +53,23 @@ from lib.tabular.limits import (
     check_file_size,
     check_rows,
 )
+from lib.tabular.stat_files import KINDS as STAT_KINDS
+from lib.tabular.stat_files import read_stat_file, stat_format
 
 PARQUET_MAGIC = b"PAR1"
 # Spreadsheets, by extension or by their zip or OLE (.xls) magic bytes.
 EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")
 # How the original upload is named when stored, by format.
-ORIGINAL_SUFFIXES = {"csv": ".csv", "parquet": ".parquet", "excel": ".xlsx", "arff": ".arff"}
+ORIGINAL_SUFFIXES = {
+    "csv": ".csv",
+    "parquet": ".parquet",
+    "excel": ".xlsx",
+    "arff": ".arff",
+    "spss": ".sav",
+    "stata": ".dta",
+    "xport": ".xpt",
+    "sas7bdat": ".sas7bdat",
+}
 PARQUET_BATCH_ROWS = 65_536
 PARQUET_BATCH_BYTES = 16 << 20
 PARQUET_PROBE_ROWS = 64
@@ -106,13 +117,16 @@ def table_to_frame(table: pa.Table) -> pd.DataFrame:
 
 
 def detect_format(file_name: str, data: bytes) -> str:
-    """Parquet or Excel by extension or magic bytes, ARFF by extension or its `@relation`
-    line, everything else CSV."""
+    """Parquet, Excel, SPSS, Stata or SAS by extension or magic bytes, ARFF by extension or its
+    `@relation` line, everything else CSV."""
     lower = file_name.lower()
     if lower.endswith((".parquet", ".pq")) or data[:4] == PARQUET_MAGIC:
         return "parquet"
     if lower.endswith(EXCEL_SUFFIXES) or data[:4] in (ZIP_MAGIC, OLE_MAGIC):
         return "excel"
+    statistics = stat_format(file_name, data)
+    if statistics:
+        return statistics
     if is_arff(file_name, data):
         return "arff"
     return "csv"
@@ -522,6 +536,10 @@ def _parse_unpacked(
             header_rows=sheet.header_rows,
             footer_rows=sheet.footer_rows,
         )
+    if file_format in STAT_KINDS:
+        table = read_stat_file(file_format, data, limits)
+        tokens = normalize_tokens(missing_tokens)
+        return typed_table(table, file_format, tokens, frozenset(text_columns))
     if file_format == "arff":
         arff = arff_as_csv(data)
         parsed = parse_csv(arff.data, limits, missing_tokens, text_columns, layout=arff.layout)
