@@ -1054,6 +1054,16 @@ def test_statistics_files_are_refused_with_reason_and_within_limits() -> None:
         parse_table("broken.sav", b"$FL2" + b"\x00garbage" * 100)
     with pytest.raises(TableError, match="not a readable Stata file"):
         parse_table("broken.dta", b"<stata_dta><header>nonsense")
+    # A variable record whose type byte is damaged ends the C reader with a segmentation
+    # fault: the reader runs in a child process, so this process refuses it and goes on.
+    frame = pd.DataFrame({"age": np.arange(200.0), "town": ["Leeds", "York"] * 100})
+    labelled = {"sex": {1.0: "m", 2.0: "f"}}
+    sav = bytearray(
+        _stat_file("sav", frame.assign(sex=[1.0, 2.0] * 100), variable_value_labels=labelled)
+    )
+    sav[180] = 0xFF  # after the 176-byte file header and the record's type code
+    with pytest.raises(TableError, match="the reader stopped on it"):
+        parse_table("hostile.sav", bytes(sav))
     many = _stat_file("sav", pd.DataFrame({"a": np.arange(50.0)}))
     with pytest.raises(TableError, match="rows"):
         parse_table("many.sav", many, limits=UploadLimits(max_rows=10))

@@ -3,6 +3,8 @@ as Arrow tables.
 
 Read with pyreadstat (ReadStat) from the bytes, in chunks: the declared rows and columns are
 checked against the upload limits before any row is decoded, then each chunk before the next.
+The reader is C code that a damaged or hostile `.sav` file can crash (a fuzzed `.sav` ends the
+process with a segmentation fault), so it runs in a child process: the page survives any file.
 Value labels become the values (`1` labelled "male" reads "male"), user-defined and extended
 missing values (SPSS's 99 = "refused", Stata's `.a`) are missing, dates are dates.
 """
@@ -10,7 +12,11 @@ missing values (SPSS's 99 = "refused", Stata's `.a`) are missing, dates are date
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -20,6 +26,10 @@ from lib.settings import UploadLimits
 from lib.tabular.limits import TableError, check_columns, check_decoded_size, check_rows
 
 CHUNK_ROWS = 100_000
+# A file the reader has not finished in this long is refused (a hostile file may loop).
+READ_TIMEOUT_S = 300
+_ROOT = Path(__file__).resolve().parents[2]  # the folder holding `lib`
+_REFUSED = 2
 # kind -> (what the operator calls it, the reader's function name)
 KINDS = {
     "spss": ("SPSS", "read_sav"),
@@ -66,7 +76,41 @@ def _old_stata(data: bytes) -> bool:
 
 
 def read_stat_file(kind: str, data: bytes, limits: UploadLimits) -> pa.Table:
-    """The file's table within `limits`; refuses what does not read, with the reason."""
+    """The file's table within `limits`, read in a child process; refuses what does not read
+    (or stops the reader), with the reason."""
+    label = KINDS[kind][0]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(_ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    args = [str(limits.max_rows), str(limits.max_columns), str(limits.max_uncompressed_bytes)]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "lib.tabular.stat_files", kind, *args],
+            input=data,
+            capture_output=True,
+            timeout=READ_TIMEOUT_S,
+            env=env,
+            cwd=_ROOT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise TableError(
+            f"The {label} file was not read within {READ_TIMEOUT_S} s: refused."
+        ) from exc
+    if done.returncode == _REFUSED:
+        raise TableError(done.stderr.decode("utf-8", errors="replace").strip())
+    if done.returncode != 0:
+        raise TableError(
+            f"The file is not a readable {label} file (the reader stopped on it, "
+            f"exit {done.returncode})."
+        )
+    with pa.ipc.open_stream(done.stdout) as stream:
+        return stream.read_all()
+
+
+def _read(kind: str, data: bytes, limits: UploadLimits) -> pa.Table:
+    """The file's table within `limits` (in this process)."""
     import pyreadstat  # noqa: PLC0415 - only these files need it
 
     label, function = KINDS[kind]
@@ -133,3 +177,28 @@ def _text(value: object) -> object:
     if isinstance(value, bytes):
         return value.decode("latin-1")
     return value if isinstance(value, str) else str(value)
+
+
+def main() -> None:
+    """The child: the file on stdin, its table as an Arrow stream on stdout; a refusal's
+    reason on stderr with exit status 2."""
+    kind, rows, columns, decoded = sys.argv[1], *map(int, sys.argv[2:5])
+    limits = UploadLimits(
+        max_upload_bytes=sys.maxsize,
+        max_rows=rows,
+        max_columns=columns,
+        max_uncompressed_bytes=decoded,
+    )
+    try:
+        table = _read(kind, sys.stdin.buffer.read(), limits)
+    except TableError as exc:
+        sys.stderr.write(str(exc))
+        sys.exit(_REFUSED)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    sys.stdout.buffer.write(sink.getvalue().to_pybytes())
+
+
+if __name__ == "__main__":
+    main()
