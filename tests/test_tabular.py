@@ -1067,3 +1067,20 @@ def test_statistics_files_are_refused_with_reason_and_within_limits() -> None:
     many = _stat_file("sav", pd.DataFrame({"a": np.arange(50.0)}))
     with pytest.raises(TableError, match="rows"):
         parse_table("many.sav", many, limits=UploadLimits(max_rows=10))
+
+
+def test_utf16_without_a_byte_order_mark_and_stray_nul_bytes_are_text() -> None:
+    """Database tools write UTF-16 without a byte-order mark, and pad fields with NULs."""
+    text = "name,age,city\nZoë,30,Köln\nAnn,41,York\n"
+    for data in (text.encode("utf-16-le"), text.encode("utf-16-be")):
+        parsed = parse_table("export.csv", data)
+        assert parsed.encoding == "utf-16" and parsed.frame["city"].tolist() == ["Köln", "York"]
+    padded = parse_table("padded.csv", text.encode().replace(b"30", b"3\x000"))
+    assert padded.frame["age"].tolist() == [30, 41]
+    with pytest.raises(TableError, match="binary"):
+        parse_table("image.csv", bytes(range(256)) * 40)
+
+
+def test_a_carriage_return_inside_a_row_ends_it_as_the_reader_does() -> None:
+    parsed = parse_table("t.csv", b"a,b,c\n1,x\ry,3\n2,z,4\n")
+    assert parsed.columns == ["a", "b", "c"] and parsed.rows == 3

@@ -105,7 +105,7 @@ def _is_workbook(data: bytes) -> bool:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, NotImplementedError, ValueError, EOFError):
         return True  # let the spreadsheet reader say what is wrong with it
     return any(part in names for part in WORKBOOK_PARTS)
 

@@ -77,9 +77,29 @@ def as_csv_bytes(data: bytes) -> tuple[bytes, str | None]:
     source = None
     if data[:2] in UTF16_BOMS:
         data, source = utf16_as_utf8(data), "utf-16"
+    elif b"\x00" in data[:65536]:
+        data, source = _without_nul(data)
     if data.find(b"\n", 0, HEADER_MAX_BYTES) < 0 and b"\r" in data[:HEADER_MAX_BYTES]:
         data = data.replace(b"\r", b"\n")
     return data, source
+
+
+def _without_nul(data: bytes) -> tuple[bytes, str | None]:
+    """Text with NUL bytes: UTF-16 written without a byte-order mark (a NUL beside every ASCII
+    character) as UTF-8, or a few stray NULs (a database export's padding) left out. Anything
+    else is left for `detect_encoding` to refuse as binary."""
+    head = data[:65536]
+    even, odd = head[0::2], head[1::2]
+    for zeros, other, codec in ((odd, even, "utf-16-le"), (even, odd, "utf-16-be")):
+        if zeros.count(0) >= 0.9 * len(zeros) and other.count(0) <= 0.01 * len(other):
+            try:
+                return data.decode(codec).encode("utf-8"), "utf-16"
+            except UnicodeDecodeError:
+                break
+    controls = sum(head.count(c) for c in range(1, 32) if c not in (9, 10, 13))
+    if head.count(0) <= max(1, len(head) // 1000) and not controls:
+        return data.replace(b"\x00", b""), None
+    return data, None
 
 
 def detect_encoding(data: bytes | memoryview) -> str:
@@ -200,7 +220,9 @@ def choose_delimiter(sample: str) -> str:
     """
     best, best_key = ",", None
     for order, delimiter in enumerate(CSV_DELIMITERS):
-        widths = [len(r) for r in csv.reader(io.StringIO(sample), delimiter=delimiter) if r]
+        widths = [
+            len(r) for r in csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter) if r
+        ]
         widths = widths[:SNIFF_MAX_LINES]
         if not widths:
             continue
@@ -219,7 +241,7 @@ def _space_separated(sample: str) -> bool:
     """Fields between spaces, as R's `write.table` and UCI's `.data` files write them (runs of
     spaces in a column-aligned file count as one): the first line and most others alike."""
     lines = sample if '"' in sample else collapse_spaces(sample)
-    widths = [len(r) for r in csv.reader(io.StringIO(lines), delimiter=" ") if r]
+    widths = [len(r) for r in csv.reader(io.StringIO(lines, newline=""), delimiter=" ") if r]
     widths = widths[:SNIFF_MAX_LINES]
     if not widths:
         return False
@@ -410,7 +432,7 @@ def _line_end(body: memoryview, limit: int = HEADER_MAX_BYTES) -> int:
 
 def _title_bytes(body: memoryview, sample: str, delimiter: str) -> tuple[int, int]:
     """(rows, bytes) of the title block above the header row, if the sample has one."""
-    rows = list(csv.reader(io.StringIO(sample), delimiter=delimiter))
+    rows = list(csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter))
     widths = [len(r) for r in rows if r]
     if not widths:
         return 0, 0
@@ -493,14 +515,14 @@ def read_layout(data: bytes | memoryview) -> CsvLayout:
         body = view[offset:]
         header_bytes = _line_end(body)
         sample = _sample(body, header_bytes, encoding)
-    rows = list(csv.reader(io.StringIO(sample), delimiter=delimiter))
+    rows = list(csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter))
     header = rows[0] if rows else []
     header_rows = 1
     if len(rows) > 2 and second_header_row(header, rows[1], rows[2:], delimiter):
         first = _line_end(body)
         line = bytes(body[:first]).decode(encoding, errors="replace")
         # Line by line only where the first row is one line (no quoted newline in it).
-        if next(csv.reader(io.StringIO(line), delimiter=delimiter), []) == header:
+        if next(csv.reader(io.StringIO(line, newline=""), delimiter=delimiter), []) == header:
             header, rows = merge_header_rows(header, rows[1]), rows[1:]
             offset += first
             body = view[offset:]

@@ -144,7 +144,7 @@ def _check_zip(data: bytes, limits: UploadLimits) -> None:
                     "The file is a zip archive but not a spreadsheet: upload the CSV, "
                     "Parquet or .xlsx file itself."
                 )
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, NotImplementedError, ValueError, EOFError) as exc:
         raise TableError(f"The file is not a readable spreadsheet ({exc}).") from exc
     check_decoded_size(inflated, limits)
 

@@ -384,7 +384,7 @@ def _unnamed_empty_columns(table: pa.Table, header: list[str] | None) -> list[st
 def _open_parquet(data: bytes) -> pq.ParquetFile:
     try:
         return pq.ParquetFile(pa.BufferReader(data))
-    except (pa.ArrowException, OSError) as exc:
+    except (pa.ArrowException, OSError, ValueError) as exc:  # names that are not UTF-8 too
         raise TableError(f"The file is not a valid Parquet file ({exc}).") from exc
 
 
@@ -501,10 +501,17 @@ def parse_table(
     check_file_size(len(data), limits)
     if not data:
         raise TableError("The file is empty.")
-    unpacked = unpack(file_name, data, limits)
-    parsed = _parse_unpacked(
-        unpacked.file_name, unpacked.data, limits, missing_tokens, text_columns
-    )
+    try:
+        unpacked = unpack(file_name, data, limits)
+        parsed = _parse_unpacked(
+            unpacked.file_name, unpacked.data, limits, missing_tokens, text_columns
+        )
+    except (TableError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged file reaches corners of every reader
+        raise TableError(
+            f"The file could not be read ({type(exc).__name__}: {exc}). Nothing was stored."
+        ) from exc
     if unpacked.archive is None:
         return parsed
     member = unpacked.file_name if unpacked.archive == "zip" else None
