@@ -1084,3 +1084,25 @@ def test_utf16_without_a_byte_order_mark_and_stray_nul_bytes_are_text() -> None:
 def test_a_carriage_return_inside_a_row_ends_it_as_the_reader_does() -> None:
     parsed = parse_table("t.csv", b"a,b,c\n1,x\ry,3\n2,z,4\n")
     assert parsed.columns == ["a", "b", "c"] and parsed.rows == 3
+
+
+def test_a_name_over_several_columns_names_each_of_them() -> None:
+    """Reports put a merged `Q1` cell over `sales` and `units`: both are Q1's."""
+    data = b"region,Q1,,Q2,\n,sales,units,sales,units\nNorth,100,3,120,4\nSouth,90,2,95,3\n"
+    parsed = parse_table("quarters.csv", data)
+    assert parsed.columns == ["region", "Q1 sales", "Q1 units", "Q2 sales", "Q2 units"]
+    assert parsed.frame["Q2 units"].tolist() == [4, 3]
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in (["region", "Q1", None, "Q2", None], [None, "sales", "units", "sales", "units"]):
+        sheet.append(row)
+    sheet.append(["North", 100, 3, 120, 4])
+    sheet.append(["South", 90, 2, 95, 3])
+    sheet.merge_cells("B1:C1")
+    sheet.merge_cells("D1:E1")
+    saved = io.BytesIO()
+    book.save(saved)
+    merged = parse_table("quarters.xlsx", saved.getvalue())
+    assert merged.columns == ["region", "Q1 sales", "Q1 units", "Q2 sales", "Q2 units"]

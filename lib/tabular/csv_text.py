@@ -373,17 +373,37 @@ def second_header_row(
 
 def merge_header_rows(first: Sequence[str], second: Sequence[str]) -> list[str]:
     """One name per column from two header rows: both (`Temperature °C`), or the second alone
-    where the first is blank, repeats it or is a code (`X1`, `V12`)."""
+    where the first is blank, repeats it or is a code (`X1`, `V12`). A name over several
+    columns (a merged cell: `Q1` over `sales` and `units`, blank beside it) names each of them
+    (`Q1 sales`, `Q1 units`)."""
+    upper = [str(a).strip() for a in first]
+    lower = [str(b).strip() for b in second]
+    groups = _header_groups(upper, lower)
     names = []
-    for a, b in zip(first, second, strict=True):
-        a, b = str(a).strip(), str(b).strip()
-        if not b:
+    for a, b, group in zip(upper, lower, groups, strict=True):
+        if group:
+            names.append(f"{group} {b}" if b else group)
+        elif not b:
             names.append(a)
         elif not a or a == b or _CODE_NAME.fullmatch(a):
             names.append(b)
         else:
             names.append(f"{a} {b}")
     return names
+
+
+def _header_groups(upper: list[str], lower: list[str]) -> list[str]:
+    """For each column, the upper name it falls under when that name spans several columns
+    (filled, then blank above named columns to its right), else ""."""
+    groups = [""] * len(upper)
+    for j, name in enumerate(upper):
+        if not name or j + 1 >= len(upper) or upper[j + 1] or not lower[j + 1]:
+            continue
+        k = j
+        while k < len(upper) and (k == j or (not upper[k] and lower[k])):
+            groups[k] = name
+            k += 1
+    return groups
 
 
 def positional_names(width: int) -> list[str]:
