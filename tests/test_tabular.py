@@ -544,8 +544,10 @@ def test_short_rows_and_quoted_newlines() -> None:
     assert ragged["a"].tolist() == [1, 3] and pd.isna(ragged["c"].iloc[0])
     quoted = parse_table("q.csv", b'note,n\n"two\nlines",1\n"plain",2\n').frame
     assert quoted["note"].tolist() == ["two\nlines", "plain"]
-    with pytest.raises(TableError, match="could not be parsed"):
+    with pytest.raises(TableError, match="Line 3 of the file has 4 fields where the header has 2"):
         parse_table("x.csv", b"a,b\n1,2\n1,2,3,4\n")
+    with pytest.raises(TableError, match="semicolon in it must be in double quotes"):
+        parse_table("x.csv", b"a;b;c\n1;2;3\n1;2;3;4\n")
 
 
 def test_us_numbers_in_a_semicolon_file() -> None:

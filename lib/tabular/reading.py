@@ -77,6 +77,8 @@ WRITE_ROW_GROUP = 131_072
 MIN_BLOCK_BYTES = 1 << 20
 MAX_BLOCK_BYTES = 64 << 20
 PANDAS_INDEX = re.compile(r"__index_level_\d+__")
+_RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe", " ": "space"}
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,14 @@ def _pandas_batches(
         for chunk in chunks:
             yield pa.RecordBatch.from_pandas(chunk, preserve_index=False)
     except (pd.errors.ParserError, ValueError) as exc:
+        ragged = _RAGGED.search(str(exc))
+        if ragged:
+            want, line, saw = ragged.groups()
+            raise TableError(
+                f"Line {line} of the file has {saw} fields where the header has {want}: a value "
+                f"with a {_DELIMITER_NAMES.get(delimiter, repr(delimiter))} in it must be in "
+                "double quotes. Nothing was stored."
+            ) from exc
         raise TableError(f"The CSV could not be parsed: {exc}".strip()) from exc
 
 
