@@ -344,6 +344,12 @@ class AzureDatasets:
             return None
         return [str(t) for t in tokens] if isinstance(tokens, list) else None
 
+    def parsed(self, name: str, version: int | None = None) -> tuple[DatasetVersion, ParsedTable]:
+        """A version and its table, read as it was registered (the operator's missing-value
+        tokens)."""
+        dv = self.get(name, version)
+        return dv, self._parse(dv)
+
     def _parse(self, dv: DatasetVersion) -> ParsedTable:
         try:
             return parse_table(

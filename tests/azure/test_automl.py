@@ -115,6 +115,22 @@ def test_the_mltable_holds_the_table_as_opsdeck_read_it(
     assert sorted(d.name for d in datasets.list()) == ["bank", "people"]
 
 
+def test_the_mltable_reads_the_upload_with_the_operators_tokens(
+    automl: AzureAutoML, fake_client: FakeMLClient, datasets: AzureDatasets
+) -> None:
+    """A token the operator added at upload (`n.a.`) is missing in what Azure trains on too."""
+    rows = [
+        f"{'n.a.' if i % 5 == 0 else 20 + i % 50},{'yes' if i % 3 else 'no'}" for i in range(60)
+    ]
+    data = ("age,y\n" + "\n".join(rows) + "\n").encode()
+    datasets.upload("survey", data, "survey.csv", missing_tokens=["", "n.a."])
+    automl.submit(request(dataset="survey", features=["age"]))
+    [mltable_uri] = [u for u in fake_client.datastore.files if u.endswith("/MLTable")]
+    folder = mltable_uri.removesuffix("MLTable")
+    typed = pd.read_parquet(io.BytesIO(fake_client.datastore.files[folder + "data.parquet"]))
+    assert str(typed["age"].dtype) == "float64" and typed["age"].isna().sum() == 12
+
+
 def test_second_submit_reuses_the_mltable(automl: AzureAutoML, fake_client: FakeMLClient) -> None:
     automl.submit(request())
     automl.submit(request(primary_metric="accuracy"))

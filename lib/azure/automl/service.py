@@ -28,7 +28,7 @@ from lib.azure.client import MLClientSource, azure_call
 from lib.azure.compute import list_jobs
 from lib.azure.datasets import AzureDatasets
 from lib.errors import WorkspaceError
-from lib.tabular import ParsedTable, TableError, parse_table
+from lib.tabular import ParsedTable
 from lib.workspace import AutoMLRequest, DatasetVersion, Job
 
 
@@ -63,13 +63,9 @@ class AzureAutoML:
     # --- submission -----------------------------------------------------------------------
 
     def _read(self, request: AutoMLRequest) -> tuple[DatasetVersion, ParsedTable]:
-        """The dataset version and its parsed table."""
-        dv = self.datasets.get(request.dataset, request.dataset_version)
-        file_name, data = self.datasets.download(request.dataset, request.dataset_version)
-        try:
-            return dv, parse_table(file_name, data)
-        except TableError as exc:
-            raise WorkspaceError(f"Dataset {dv.name} v{dv.version} cannot be read: {exc}") from exc
+        """The dataset version and its table as registered (with the operator's tokens: the
+        MLTable Azure trains on is written from it)."""
+        return self.datasets.parsed(request.dataset, request.dataset_version)
 
     def validate(self, request: AutoMLRequest) -> list[str]:
         """Problems with the data (the rules both backends share) and with the Azure settings."""
