@@ -174,6 +174,34 @@ def test_a_zipped_file_without_a_header_row_is_read_and_said(local_workspace) ->
     assert frame["column_2"].tolist() == ["State-gov", "Private", "Private"]
 
 
+def test_a_report_workbook_is_read_from_its_data_sheet_and_said(local_workspace) -> None:
+    """A statistics office's workbook: a cover page first, a source note and totals below."""
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.title = "Cover"
+    book.active.append(["Household survey 2023"])
+    data = book.create_sheet("Data")
+    data.append(["region", "households", "share"])
+    for i in range(12):
+        data.append([f"R{i}", 100 + i, 0.5])
+    data.append(["Total", 1266, None])
+    data.append([])
+    data.append(["Source: Office of Statistics"])
+    raw = io.BytesIO()
+    book.save(raw)
+    at = open_page("datasets.py")
+    _register(at, "survey.xlsx", raw.getvalue())
+    assert any("Registered **survey v1**: 12 rows × 3 columns" in s.value for s in at.success)
+    shown = " ".join(i.value for i in at.info)
+    assert "Read the sheet **Data**" in shown and "Not read: the sheets **Cover**" in shown
+    assert "last 2 rows below the table hold notes or totals" in shown
+    frame = local_workspace.datasets.load("survey", 1)
+    assert str(frame["households"].dtype) == "int64" and frame["households"].max() == 111
+
+
 def test_recognised_missing_tokens_are_shown_after_upload(local_workspace) -> None:
     at = open_page("datasets.py")
     _register(at, "titanic.csv", TITANIC)
