@@ -62,15 +62,15 @@ def recognised_summary(profile_rows: Sequence[Mapping[str, object]], limit: int 
     return " · ".join(parts[:limit]) + more
 
 
-def layout_notes(file_name: str, data: bytes) -> list[str]:
+def layout_notes(file_name: str, data: bytes, sheet: str | None = None) -> list[str]:
     """What to tell the operator about where the table of an uploaded file was found."""
-    layout = layout_of(file_name, data)
+    layout = layout_of(file_name, data, sheet)
     notes = []
     if layout.archive == "gzip":
         notes.append("The file is gzip-compressed: read the table inside it.")
     if layout.member:
         notes.append(f"Read **{layout.member}**, the one table in the zip archive.")
-    if layout.sheet:
+    if layout.sheet and not layout.sheet_named:
         notes.append(
             f"Read the sheet **{layout.sheet}**: of the workbook's sheets, it holds the "
             "biggest table."
@@ -79,8 +79,8 @@ def layout_notes(file_name: str, data: bytes) -> list[str]:
         shown = ", ".join(f"**{name}**" for name in layout.other_sheets[:10])
         more = f" and {len(layout.other_sheets) - 10} more" if len(layout.other_sheets) > 10 else ""
         notes.append(
-            f"Not read: the sheets {shown}{more}. To use one, save it as its own file and upload "
-            "that."
+            f"Not read: the sheets {shown}{more}. To use one, name it under **Sheet** and "
+            "upload the workbook again."
         )
     if layout.title_rows:
         titles = layout.title_rows

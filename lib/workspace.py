@@ -96,13 +96,17 @@ def check_upload(
     data: bytes,
     limits: UploadLimits | int,
     missing_tokens: Sequence[str] | None = None,
+    sheet: str | None = None,
 ) -> tuple[str, ParsedTable]:
     """Validate a dataset upload the same way on every backend: (clean name, parsed table)."""
     name = validate_dataset_name(name)
     if isinstance(limits, int):
         limits = UploadLimits(max_upload_bytes=limits)
     try:
-        return name, parse_table(file_name, data, limits=limits, missing_tokens=missing_tokens)
+        parsed = parse_table(
+            file_name, data, limits=limits, missing_tokens=missing_tokens, sheet=sheet or None
+        )
+        return name, parsed
     except TableError as exc:
         raise WorkspaceError(str(exc)) from exc
 
@@ -119,11 +123,13 @@ class DatasetService(Protocol):
         file_name: str,
         description: str = "",
         missing_tokens: Sequence[str] | None = None,
+        sheet: str | None = None,
     ) -> DatasetVersion:
         """Register bytes as a new immutable version of `name`.
 
         `missing_tokens` (default `lib.tabular.MISSING_TOKENS`) are read as missing values in
-        columns that are otherwise numeric or datetime.
+        columns that are otherwise numeric or datetime. `sheet` names the sheet of a workbook
+        to read (default: the one holding the biggest table).
         """
         ...
 

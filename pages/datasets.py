@@ -43,10 +43,19 @@ def _show(dv_name: str, version: int) -> None:
     st.session_state[f"datasets_version_{dv_name}"] = version
 
 
-def _register(name: str, data: bytes, file_name: str, description: str, tokens: list[str]):
+def _register(
+    name: str,
+    data: bytes,
+    file_name: str,
+    description: str,
+    tokens: list[str],
+    sheet: str | None = None,
+):
     try:
         with st.spinner(f"Registering {file_name} …"):
-            dv = datasets.upload(name, data, file_name, description, missing_tokens=tokens)
+            dv = datasets.upload(
+                name, data, file_name, description, missing_tokens=tokens, sheet=sheet
+            )
     except WorkspaceError as exc:
         st.error(f"Not registered: {exc}", icon=":material/error:")
         return
@@ -55,7 +64,7 @@ def _register(name: str, data: bytes, file_name: str, description: str, tokens: 
         f"Registered **{dv.name} v{dv.version}**: {dv.rows:,} rows × {dv.columns} columns "
         f"({human_bytes(dv.size_bytes)})."
     )
-    found = layout_notes(file_name, data)
+    found = layout_notes(file_name, data, sheet)
     if found:
         st.info(" ".join(found), icon=":material/help:")
     read_as_missing = recognised_summary(datasets.profile(dv.name, dv.version).to_dict("records"))
@@ -69,6 +78,7 @@ def _submit(source: str, name: str, data: bytes, file_name: str, description: st
         st.session_state.get("datasets_tokens", default_token_text()),
         st.session_state.get("datasets_empty_missing", True),
     )
+    sheet = (st.session_state.get("datasets_sheet") or "").strip() if source == "upload" else ""
     same = identical_version(datasets.versions(name) if name in names else [], data)
     if same is not None:
         st.session_state["datasets_pending"] = {
@@ -77,11 +87,12 @@ def _submit(source: str, name: str, data: bytes, file_name: str, description: st
             "file_name": file_name,
             "description": description,
             "tokens": tokens,
+            "sheet": sheet or None,
             "version": same.version,
             "sha256": same.sha256,
         }
         return
-    _register(name, data, file_name, description, tokens)
+    _register(name, data, file_name, description, tokens, sheet or None)
 
 
 def _confirm_identical(pending: dict) -> None:
@@ -90,7 +101,12 @@ def _confirm_identical(pending: dict) -> None:
         st.error("The file is no longer the one that was checked: choose it again.")
         return
     _register(
-        pending["name"], data, pending["file_name"], pending["description"], pending["tokens"]
+        pending["name"],
+        data,
+        pending["file_name"],
+        pending["description"],
+        pending["tokens"],
+        pending.get("sheet"),
     )
 
 
@@ -127,6 +143,13 @@ def _add_section() -> None:
             "otherwise numeric or datetime. In text columns they stay values.",
         )
         c2.checkbox("Empty cells are missing", value=True, key="datasets_empty_missing")
+        st.text_input(
+            "Sheet",
+            key="datasets_sheet",
+            placeholder="workbooks: the sheet holding the biggest table",
+            help="The name of the workbook sheet to read; leave empty to read the visible "
+            "sheet holding the biggest table. Other files have no sheets.",
+        )
         submitted = st.form_submit_button("Register dataset", type="primary")
     if submitted:
         if upload is None:

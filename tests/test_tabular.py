@@ -796,6 +796,14 @@ def test_the_sheet_holding_the_table_is_read() -> None:
     with_hidden = _book([("Data", data), ("Lookup", lookup)], hidden="Lookup")
     assert parse_table("s.xlsx", with_hidden).rows == 30
     assert layout_of("s.xlsx", with_hidden).other_sheets == ()
+    # The operator's choice of sheet, named as the workbook names it (case and spaces aside).
+    named = parse_table("survey.xlsx", book, sheet="variables ")
+    assert named.columns == ["Variable", "Meaning"] and named.rows == 3
+    chosen = layout_of("survey.xlsx", book, "Variables")
+    assert chosen.sheet_named and chosen.other_sheets == ("Cover", "Data")
+    with pytest.raises(TableError, match="no sheet named 'Sums': its sheets are Cover, Variables"):
+        parse_table("survey.xlsx", book, sheet="Sums")
+    assert parse_table("t.csv", b"a,b\n1,2\n", sheet="Data").rows == 1  # no sheets: ignored
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,7 @@ CACHE_MAX_BYTES = 256 * 1024 * 1024
 UPLOAD_ATTEMPTS = 3
 PREVIEW_ROWS = 100
 MISSING_TOKENS_TAG = "missing_tokens"
+SHEET_TAG = "sheet"  # the workbook sheet the operator named at upload
 ASSET_PATH_MESSAGE = "Asset paths cannot be updated"
 SAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -167,9 +168,10 @@ class AzureDatasets:
         file_name: str,
         description: str = "",
         missing_tokens: Sequence[str] | None = None,
+        sheet: str | None = None,
     ) -> DatasetVersion:
         tokens = normalize_tokens(missing_tokens)
-        name, parsed = check_upload(name, file_name, data, self.limits, tokens)
+        name, parsed = check_upload(name, file_name, data, self.limits, tokens, sheet)
         tags = {
             "rows": str(parsed.rows),
             "columns": str(len(parsed.columns)),
@@ -180,6 +182,7 @@ class AzureDatasets:
             "size_bytes": str(len(data)),
             # Read back with the same tokens, the file loads with the same dtypes.
             MISSING_TOKENS_TAG: json.dumps(list(tokens)),
+            **({SHEET_TAG: sheet.strip()} if sheet and sheet.strip() else {}),
         }
         # A compressed upload is stored as uploaded; its reader unpacks it by its bytes.
         file_format = parsed.archive or parsed.file_format
@@ -333,27 +336,35 @@ class AzureDatasets:
 
     def missing_tokens(self, name: str, version: int | None = None) -> list[str] | None:
         """The missing-value tokens a version was registered with (None: the defaults)."""
-        return self._tokens(self.get(name, version))
+        return self._read_options(self.get(name, version))[0]
 
-    def _tokens(self, dv: DatasetVersion) -> list[str] | None:
+    def sheet(self, name: str, version: int | None = None) -> str | None:
+        """The workbook sheet the operator named at upload (None: the one found)."""
+        return self._read_options(self.get(name, version))[1]
+
+    def _read_options(self, dv: DatasetVersion) -> tuple[list[str] | None, str | None]:
+        """(missing-value tokens, sheet) a version was registered with, from its tags."""
         with azure_call(f"get dataset {dv.name} v{dv.version}"):
             asset = self.ml_client().data.get(name=dv.name, version=str(dv.version))
+        tags = asset.tags or {}
+        sheet = str(tags.get(SHEET_TAG) or "") or None
         try:
-            tokens = json.loads((asset.tags or {}).get(MISSING_TOKENS_TAG, "null"))
+            tokens = json.loads(tags.get(MISSING_TOKENS_TAG, "null"))
         except ValueError:
-            return None
-        return [str(t) for t in tokens] if isinstance(tokens, list) else None
+            return None, sheet
+        return ([str(t) for t in tokens] if isinstance(tokens, list) else None), sheet
 
     def parsed(self, name: str, version: int | None = None) -> tuple[DatasetVersion, ParsedTable]:
         """A version and its table, read as it was registered (the operator's missing-value
-        tokens)."""
+        tokens and sheet)."""
         dv = self.get(name, version)
         return dv, self._parse(dv)
 
     def _parse(self, dv: DatasetVersion) -> ParsedTable:
+        tokens, sheet = self._read_options(dv)
         try:
             return parse_table(
-                dv.file_name, self._read(dv), limits=self.limits, missing_tokens=self._tokens(dv)
+                dv.file_name, self._read(dv), limits=self.limits, missing_tokens=tokens, sheet=sheet
             )
         except TableError as exc:
             raise WorkspaceError(f"Dataset {dv.name} v{dv.version} cannot be read: {exc}") from exc

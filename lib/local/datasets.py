@@ -67,7 +67,12 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _write_version_files(
-    folder: Path, parsed: ParsedTable, data: bytes, file_name: str, tokens: tuple[str, ...]
+    folder: Path,
+    parsed: ParsedTable,
+    data: bytes,
+    file_name: str,
+    tokens: tuple[str, ...],
+    sheet: str | None = None,
 ) -> None:
     """The original bytes, the typed copy, and the preview and profile pages will read."""
     suffix = ORIGINAL_SUFFIXES.get(parsed.file_format, ".csv")
@@ -89,6 +94,7 @@ def _write_version_files(
         "file_name": file_name,
         "missing_tokens": list(tokens),
         "date_formats": date_formats(table.schema),
+        "sheet": sheet or None,
     }
     atomic_write(folder / META_FILE, json.dumps(meta).encode())
 
@@ -129,16 +135,17 @@ class LocalDatasets:
         file_name: str,
         description: str = "",
         missing_tokens: Iterable[str] | None = None,
+        sheet: str | None = None,
     ) -> DatasetVersion:
         tokens = normalize_tokens(missing_tokens)
-        name, parsed = check_upload(name, file_name, data, self.limits, tokens)
+        name, parsed = check_upload(name, file_name, data, self.limits, tokens, sheet)
         rows, columns, file_format = parsed.rows, parsed.columns, parsed.file_format
         # Files go to a staging folder outside the name's folder (a delete never touches it);
         # the version number is allocated inside the write transaction.
         staging = self.root / STAGING_DIR / f"{os.getpid()}-{uuid.uuid4().hex}"
         staging.mkdir(parents=True)
         try:
-            _write_version_files(staging, parsed, data, file_name, tokens)
+            _write_version_files(staging, parsed, data, file_name, tokens, sheet)
             del parsed  # the typed table is on disk now; free it before committing
             version = self._commit(
                 name, description, file_name, file_format, staging, data, rows, columns

@@ -62,7 +62,7 @@ class Sheet:
     others: tuple[str, ...] = ()  # the workbook's other sheets with cells, not read
 
 
-def read_excel(data: bytes, limits: UploadLimits) -> Sheet:
+def read_excel(data: bytes, limits: UploadLimits, sheet_name: str | None = None) -> Sheet:
     """The worksheet holding the table (`_table_sheet`): its first row names the columns
     (below a title block, if it has one; two rows when the second names them again), the
     rows below are the data, down to any notes or totals row below them."""
@@ -74,10 +74,12 @@ def read_excel(data: bytes, limits: UploadLimits) -> Sheet:
         raise TableError("The file is not a spreadsheet: upload a CSV, Parquet or .xlsx file.")
     try:
         book = CalamineWorkbook.from_filelike(io.BytesIO(data))
-        index, others = _table_sheet(book)
+        index, others = _table_sheet(book) if not sheet_name else _named_sheet(book, sheet_name)
         sheet = book.get_sheet_by_index(index)
         rows = iter(sheet.iter_rows())
         head = list(itertools.islice(rows, TITLE_MAX_ROWS + SNIFF_ROWS))
+    except TableError:
+        raise
     except Exception as exc:  # noqa: BLE001 - the reader's errors are many and all mean "unreadable"
         raise TableError(f"The file is not a readable spreadsheet ({exc}).") from exc
     check_rows(max(0, sheet.total_height - 1), limits)
@@ -126,6 +128,24 @@ def _table_sheet(book: Any) -> tuple[int, tuple[str, ...]]:
     if best is None:
         return (visible[0] if visible else 0), ()
     return best, tuple(str(sheets[i].name) for i in filled if i != best)
+
+
+def _named_sheet(book: Any, name: str) -> tuple[int, tuple[str, ...]]:
+    """The index of the sheet the operator named (spaces and case aside), and the other sheets
+    with cells; refuses a name the workbook does not have, listing the ones it has."""
+    names = [str(meta.name) for meta in book.sheets_metadata]
+    wanted = name.strip().casefold()
+    index = next((i for i, n in enumerate(names) if n.strip().casefold() == wanted), None)
+    if index is None:
+        shown = ", ".join(names[:20])
+        raise TableError(f"The workbook has no sheet named {name!r}: its sheets are {shown}.")
+    others = []
+    for i, other in enumerate(names):
+        if i != index:
+            head = itertools.islice(iter(book.get_sheet_by_index(i).iter_rows()), SNIFF_ROWS)
+            if any(v != "" for row in head for v in row):
+                others.append(other)
+    return index, tuple(others)
 
 
 def _holds_table(head: list[list[Any]]) -> bool:

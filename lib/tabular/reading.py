@@ -145,13 +145,15 @@ class FileLayout:
     renamed: tuple[str, ...] = ()  # names given to repeated column names (Date_2)
     sheet: str | None = None
     other_sheets: tuple[str, ...] = ()  # a workbook's sheets with cells that were not read
+    sheet_named: bool = False  # the sheet read is the one the operator named
     archive: str | None = None
     member: str | None = None
 
 
-def layout_of(file_name: str, data: bytes) -> FileLayout:
-    """Where the table of a file was found: inside an archive, on which sheet, below how many
-    title rows, under a header row or not (a default layout for files that do not read)."""
+def layout_of(file_name: str, data: bytes, sheet: str | None = None) -> FileLayout:
+    """Where the table of a file was found: inside an archive, on which sheet (`sheet`: the
+    one the operator named), below how many title rows, under a header row or not (a default
+    layout for files that do not read)."""
     unbounded = UploadLimits(sys.maxsize, sys.maxsize, sys.maxsize, sys.maxsize)
     try:
         unpacked = unpack(file_name, data, unbounded)
@@ -169,15 +171,16 @@ def layout_of(file_name: str, data: bytes) -> FileLayout:
                 renamed=tuple(renamed_columns(layout.header)) if layout.header_row else (),
             )
         if kind == "excel":
-            sheet = read_excel(unpacked.data, unbounded)
+            book = read_excel(unpacked.data, unbounded, sheet)
             return replace(
                 found,
-                title_rows=sheet.title_rows,
-                sheet=sheet.name,
-                other_sheets=sheet.others,
-                header_rows=sheet.header_rows,
-                footer_rows=sheet.footer_rows,
-                renamed=sheet.renamed,
+                title_rows=book.title_rows,
+                sheet=book.name,
+                sheet_named=bool(sheet),
+                other_sheets=book.others,
+                header_rows=book.header_rows,
+                footer_rows=book.footer_rows,
+                renamed=book.renamed,
             )
         return found
     except TableError:
@@ -494,11 +497,13 @@ def parse_table(
     limits: UploadLimits | None = None,
     missing_tokens: Iterable[str] | None = None,
     text_columns: Iterable[str] = (),
+    sheet: str | None = None,
 ) -> ParsedTable:
     """Validate and parse an uploaded file; raises TableError with a user-facing message.
 
     `text_columns` of a CSV or spreadsheet are read as text whatever they hold (Parquet has its
-    own types).
+    own types). `sheet` names a workbook's sheet to read (by default the one holding the
+    biggest table); other files have no sheets and ignore it.
     """
     limits = limits or UploadLimits()
     if max_bytes is not None:
@@ -514,7 +519,7 @@ def parse_table(
     try:
         unpacked = unpack(file_name, data, limits)
         parsed = _parse_unpacked(
-            unpacked.file_name, unpacked.data, limits, missing_tokens, text_columns
+            unpacked.file_name, unpacked.data, limits, missing_tokens, text_columns, sheet
         )
     except (TableError, MemoryError):
         raise
@@ -534,6 +539,7 @@ def _parse_unpacked(
     limits: UploadLimits,
     missing_tokens: Iterable[str] | None,
     text_columns: Iterable[str],
+    sheet_name: str | None = None,
 ) -> ParsedTable:
     if not data:
         raise TableError("The file is empty.")
@@ -543,7 +549,7 @@ def _parse_unpacked(
     if file_format == "parquet":
         return parse_parquet(data, limits, missing_tokens)
     if file_format == "excel":
-        sheet = read_excel(data, limits)
+        sheet = read_excel(data, limits, sheet_name)
         tokens = normalize_tokens(missing_tokens)
         typed = typed_table(sheet.table, "excel", tokens, frozenset(text_columns))
         return replace(

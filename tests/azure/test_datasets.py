@@ -223,6 +223,30 @@ def test_missing_datasets_raise_the_local_messages(tmp_path: Path, datasets: Azu
         assert str(azure_error.value) == str(local_error.value)
 
 
+def test_a_named_sheet_is_read_again_as_registered(tmp_path: Path, datasets: AzureDatasets) -> None:
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.title = "Big"
+    for i in range(30):
+        book.active.append([f"r{i}", i])
+    small = book.create_sheet("Small")
+    small.append(["age", "y"])
+    small.append([30, "no"])
+    small.append([45, "yes"])
+    saved = io.BytesIO()
+    book.save(saved)
+    local = LocalDatasets(Store(tmp_path / "home"), max_upload_bytes=1024 * 1024)
+    for service in (local, datasets):
+        dv = service.upload("book", saved.getvalue(), "book.xlsx", sheet="Small")
+        assert (dv.rows, dv.columns) == (2, 2)
+        assert service.load("book", dv.version)["age"].tolist() == [30, 45]
+    assert datasets.sheet("book", 1) == "Small"
+    assert local.get("book", 1).rows == datasets.get("book", 1).rows == 2
+
+
 def test_same_answers_as_the_local_backend(tmp_path: Path, datasets: AzureDatasets) -> None:
     local = LocalDatasets(Store(tmp_path / "home"), max_upload_bytes=1024 * 1024)
     semi = b"age;job;y\n30;admin;no\n45;technician;yes\n"

@@ -109,6 +109,28 @@ def test_split_script_reads_a_file_as_its_upload_did(tmp_path) -> None:
     assert pd.read_parquet(out["all"] / "data.parquet")["age"].tolist()[2] == "unknown"
 
 
+def test_split_script_reads_the_registered_sheet(tmp_path) -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.title = "Cover"
+    book.active.append(["survey", "2024"])
+    book.active.append(["by", "office"])
+    data = book.create_sheet("Answers")
+    data.append(["age", "y"])
+    for i in range(20):
+        data.append([20 + i, "yes" if i % 2 else "no"])
+    source = tmp_path / "survey.xlsx"
+    book.save(source)
+    out = {name: tmp_path / name for name in ("train", "valid", "all")}
+    split.main(
+        ["--data", str(source), "--target", "y", "--sheet", split.encode_sheet("Answers")]
+        + [arg for name, path in out.items() for arg in (f"--{name}", str(path))]
+    )
+    assert pd.read_parquet(out["all"] / "data.parquet")["age"].tolist()[:2] == [20, 21]
+    assert split.decode_sheet(split.encode_sheet(None)) is None
+
+
 def test_the_steps_code_snapshot_runs_on_its_own(tmp_path) -> None:
     """The folder Azure uploads holds everything the split step imports from opsdeck."""
     code = steps_code()

@@ -28,7 +28,7 @@ from azure.core.polling import LROPoller
 
 from lib.azure.pipelines import AzurePipelines
 from lib.azure.pipelines.service import SPEC_TAG, azure_trigger
-from lib.azure.pipelines.steps.split import decode_tokens
+from lib.azure.pipelines.steps.split import decode_sheet, decode_tokens
 from lib.pipeline_rules import ParameterError
 from lib.tabular import MISSING_TOKENS
 from lib.workspace import PipelineService, PipelineSpec, Schedule, WorkspaceError
@@ -276,6 +276,7 @@ def test_save_registers_a_versioned_pipeline_component(pipelines, fake_client) -
     # missing-value tokens the dataset version was registered with (here: the defaults).
     split_node = nodes["dataset"]
     assert decode_tokens(split_node.inputs.missing_tokens._data) == list(MISSING_TOKENS)
+    assert decode_sheet(split_node.inputs.sheet._data) is None
     code = Path(str(split_node.component.code))
     assert (code / "split.py").is_file() and (code / "lib" / "tabular" / "reading.py").is_file()
 
@@ -292,6 +293,33 @@ def test_a_run_splits_with_the_tokens_of_the_version_it_reads(
     assert job.inputs["dataset"]._data.path == "azureml:bank:2"
     split_node = next(n for n in job.jobs.values() if n.display_name == "dataset")
     assert decode_tokens(split_node.inputs.missing_tokens._data) == ["", "unknown"]
+
+
+def test_a_run_reads_the_sheet_its_version_was_registered_from(
+    pipelines, fake_client, datasets
+) -> None:
+    import io
+
+    import openpyxl
+    import pandas as pd
+
+    book = openpyxl.Workbook()
+    book.active.title = "Notes"
+    book.active.append(["about", "this"])
+    book.active.append(["a", "b"])
+    bank = book.create_sheet("Bank 2024")
+    frame = pd.read_csv(io.BytesIO(bank_csv()), sep=None, engine="python").head(40)
+    bank.append(list(frame.columns))
+    for row in frame.itertuples(index=False):
+        bank.append(list(row))
+    saved = io.BytesIO()
+    book.save(saved)
+    datasets.upload("bank", saved.getvalue(), "bank.xlsx", "v2", sheet="Bank 2024")
+    pipelines.save("retrain", SPEC)
+    pipelines.run("retrain", {}, trigger="manual")
+    job, _experiment = fake_client.jobs.received[-1]
+    split_node = next(n for n in job.jobs.values() if n.display_name == "dataset")
+    assert decode_sheet(split_node.inputs.sheet._data) == "Bank 2024"
 
 
 @pytest.mark.parametrize(

@@ -200,6 +200,21 @@ def test_a_report_workbook_is_read_from_its_data_sheet_and_said(local_workspace)
     assert "last 2 rows below the table hold notes or totals" in shown
     frame = local_workspace.datasets.load("survey", 1)
     assert str(frame["households"].dtype) == "int64" and frame["households"].max() == 111
+    # The operator names another sheet: a new version of what that sheet holds.
+    codes = book.create_sheet("Codes")
+    codes.append(["region", "name"])
+    for i in range(3):
+        codes.append([f"R{i}", f"Region {i}"])
+    raw = io.BytesIO()
+    book.save(raw)
+    at.text_input(key="datasets_sheet").set_value(" codes ")
+    _register(at, "survey.xlsx", raw.getvalue())
+    assert any("Registered **survey v2**: 3 rows × 2 columns" in s.value for s in at.success)
+    assert "Not read: the sheets **Cover**, **Data**" in " ".join(i.value for i in at.info)
+    at.text_input(key="datasets_sheet").set_value("Summary")
+    at.text_input(key="datasets_name").set_value("summary")
+    _register(at, "survey.xlsx", raw.getvalue())
+    assert any("no sheet named 'Summary'" in e.value for e in at.error)
 
 
 def test_recognised_missing_tokens_are_shown_after_upload(local_workspace) -> None:

@@ -19,7 +19,7 @@ from azure.ai.ml.entities import Environment, PipelineJob, UserIdentityConfigura
 
 from lib.azure.automl.submit import timeout_minutes
 from lib.azure.automl.translate import azure_algorithms, azure_primary_metric
-from lib.azure.pipelines.steps.split import DEFAULT_TOKENS
+from lib.azure.pipelines.steps.split import DEFAULT_SHEET, DEFAULT_TOKENS
 from lib.errors import WorkspaceError
 from lib.metrics import CLASSIFICATION
 from lib.pipeline_gate import DEFAULT_SEED
@@ -87,12 +87,14 @@ def split_step() -> Any:
         "dataset",
         "split.py",
         "--data ${{inputs.data}} --missing_tokens ${{inputs.missing_tokens}} "
+        "--sheet ${{inputs.sheet}} "
         "--target ${{inputs.target}} --task ${{inputs.task}} "
         "--holdout_fraction ${{inputs.holdout_fraction}} --seed ${{inputs.seed}} "
         "--train ${{outputs.train}} --valid ${{outputs.valid}} --all ${{outputs.all}}",
         {
             "data": Input(type=AssetTypes.URI_FILE),
             "missing_tokens": Input(type="string"),
+            "sheet": Input(type="string"),
             "target": Input(type="string"),
             "task": Input(type="string"),
             "holdout_fraction": Input(type="number"),
@@ -184,6 +186,7 @@ def pipeline_job(
     data: Input,
     missing_tokens: str = DEFAULT_TOKENS,
     model_name: str = "",
+    sheet: str = DEFAULT_SHEET,
 ) -> PipelineJob:
     """The pipeline job for a spec (its steps are named as opsdeck's steps)."""
     problems = azure_spec_problems(spec)
@@ -198,6 +201,7 @@ def pipeline_job(
         parts = split(
             data=dataset,
             missing_tokens=missing_tokens,
+            sheet=sheet,
             target=spec.target,
             task=spec.task,
             holdout_fraction=spec.holdout_fraction,

@@ -32,7 +32,7 @@ from lib.azure.client import MLClientSource, azure_call
 from lib.azure.compute import JOB_STATES
 from lib.azure.datasets import AzureDatasets
 from lib.azure.pipelines.build import azure_spec_problems, dataset_input, pipeline_job
-from lib.azure.pipelines.steps.split import encode_tokens
+from lib.azure.pipelines.steps.split import encode_sheet, encode_tokens
 from lib.azure.values import created_at, parse_time, wire_text
 from lib.errors import WorkspaceError
 from lib.names import endpoint_name_for, model_name_for, validate_pipeline_name
@@ -158,6 +158,7 @@ class AzurePipelines:
             dataset_input(spec.dataset, version),
             missing_tokens=self._tokens(spec, version),
             model_name=spec.model_name or model_name_for(spec.dataset, spec.target),
+            sheet=encode_sheet(self.datasets.sheet(spec.dataset, version)),
         )
 
     def _to_pipeline(self, entity: Any, latest: int) -> Pipeline:

@@ -25,6 +25,7 @@ MLTABLE = (
     "transformations:\n  - read_parquet:\n      include_path_column: false\n"
 )
 DEFAULT_TOKENS = "defaults"
+DEFAULT_SHEET = "found"
 
 
 def encode_tokens(tokens: list[str] | None) -> str:
@@ -40,7 +41,22 @@ def decode_tokens(word: str) -> list[str] | None:
     return [str(t) for t in json.loads(base64.urlsafe_b64decode(word.encode()))]
 
 
-def read(path: Path, missing_tokens: list[str] | None = None) -> pd.DataFrame:
+def encode_sheet(sheet: str | None) -> str:
+    """A workbook sheet's name as one shell-safe word (None: the sheet holding the table)."""
+    if not sheet:
+        return DEFAULT_SHEET
+    return base64.urlsafe_b64encode(json.dumps(sheet).encode()).decode()
+
+
+def decode_sheet(word: str) -> str | None:
+    if word == DEFAULT_SHEET:
+        return None
+    return str(json.loads(base64.urlsafe_b64decode(word.encode())))
+
+
+def read(
+    path: Path, missing_tokens: list[str] | None = None, sheet: str | None = None
+) -> pd.DataFrame:
     """The dataset's table as opsdeck read it at upload, without the upload's size limits."""
     # `lib/` sits beside this script in the code snapshot (on sys.path as the script's folder).
     from lib.settings import UploadLimits
@@ -55,7 +71,7 @@ def read(path: Path, missing_tokens: list[str] | None = None) -> pd.DataFrame:
         max_uncompressed_bytes=sys.maxsize,
     )
     return parse_table(
-        path.name, path.read_bytes(), limits=unbounded, missing_tokens=missing_tokens
+        path.name, path.read_bytes(), limits=unbounded, missing_tokens=missing_tokens, sheet=sheet
     ).frame
 
 
@@ -87,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--missing_tokens", default=DEFAULT_TOKENS)
+    parser.add_argument("--sheet", default=DEFAULT_SHEET)
     parser.add_argument("--target", required=True)
     parser.add_argument("--task", default="classification")
     parser.add_argument("--holdout_fraction", type=float, default=0.2)
@@ -95,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--valid", type=Path, required=True)
     parser.add_argument("--all", type=Path, required=True)
     args = parser.parse_args(argv)
-    frame = read(args.data, decode_tokens(args.missing_tokens))
+    frame = read(args.data, decode_tokens(args.missing_tokens), decode_sheet(args.sheet))
     data, rows = holdout_positions(frame, args.target, args.task, args.holdout_fraction, args.seed)
     keep = np.ones(len(data), dtype=bool)
     keep[rows] = False
