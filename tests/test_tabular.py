@@ -940,6 +940,11 @@ def test_comment_lines_above_the_header_row_are_left_out() -> None:
     parsed = parse_table("c.csv", commented.encode())
     assert parsed.columns == ["id", "weight", "kind"] and parsed.rows == 20
     assert parsed.title_rows == 2
+    # Weather stations write dozens of comment lines; `##` lines above a `#`-named header.
+    many = "".join(f"# line {i}: note, with comma\n" for i in range(60)) + "id,weight,kind\n"
+    assert parse_table("noaa.csv", (many + body).encode()).columns == ["id", "weight", "kind"]
+    vcf = "##fileformat=VCFv4.2\n##source=x\n#CHROM,POS,ID\n" + body
+    assert parse_table("calls.csv", vcf.encode()).columns == ["#CHROM", "POS", "ID"]
     # A column named "#" (the Pokemon table's number) is a name, not a comment.
     numbered = parse_table("pokemon.csv", ("#,Name,Type\n" + body).encode())
     assert numbered.columns == ["#", "Name", "Type"] and numbered.rows == 20

@@ -134,13 +134,20 @@ def detect_encoding(data: bytes | memoryview) -> str:
 def title_rows(rows: Sequence[Sequence[Any]], width: int) -> int:
     """How many rows above the header row are a title block: blank rows, rows with one
     filled cell in a table of three or more columns (a report's title, a "generated on" line),
-    and comment lines (`# units: kg, usd`: a `#` first, not as many cells as the table).
+    and comment lines (`# units: kg, usd`: a `#` first, not as many cells as the table; `##`
+    always), however many (weather stations write dozens).
 
-    0 unless a row with two or more filled cells follows them within `TITLE_MAX_ROWS`.
+    0 unless a row with two or more filled cells follows within `TITLE_MAX_ROWS` title rows.
     """
-    for skipped, row in enumerate(rows[: TITLE_MAX_ROWS + 1]):
+    titles = 0
+    for skipped, row in enumerate(rows):
+        if _comment(row, width):
+            continue
         filled = _filled(row)
-        if filled == 0 or (filled == 1 and width >= 3) or _comment(row, width):
+        if filled == 0 or (filled == 1 and width >= 3):
+            titles += 1
+            if titles > TITLE_MAX_ROWS:
+                return 0
             continue
         return skipped if filled >= 2 else 0
     return 0
@@ -155,7 +162,8 @@ def _cell(value: Any) -> str:
 
 
 def _comment(row: Sequence[Any], width: int) -> bool:
-    return bool(row) and _cell(row[0]).startswith("#") and len(row) != width
+    first = _cell(row[0]) if row else ""
+    return first.startswith("##") or (first.startswith("#") and len(row) != width)
 
 
 def footer_rows(rows: Sequence[Sequence[Any]], width: int) -> int:
@@ -453,7 +461,7 @@ def _line_end(body: memoryview, limit: int = HEADER_MAX_BYTES) -> int:
 def _title_bytes(body: memoryview, sample: str, delimiter: str) -> tuple[int, int]:
     """(rows, bytes) of the title block above the header row, if the sample has one."""
     rows = list(csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter))
-    widths = [len(r) for r in rows if r]
+    widths = [len(r) for r in rows if r and not r[0].lstrip().startswith("#")]
     if not widths:
         return 0, 0
     skip = title_rows(rows, max(set(widths), key=widths.count))
