@@ -180,14 +180,14 @@ def footer_rows(rows: Sequence[Sequence[Any]], width: int) -> int:
         top -= 1
     if not top:  # no row of data above them: they are the table
         return 0
-    start = next(
-        (
-            i
-            for i in range(top, count)
-            if _blank(rows[i]) or all(_blank(r) or _note(r, width) for r in rows[i:])
-        ),
-        count,
-    )
+    # From the end: where the rows below are all blank or one-cell notes.
+    strict_from = count
+    while strict_from > top and (
+        _blank(rows[strict_from - 1]) or _note(rows[strict_from - 1], width)
+    ):
+        strict_from -= 1
+    blank = next((i for i in range(top, count) if _blank(rows[i])), count)
+    start = min(blank, strict_from)
     if start and _totals(rows[start - 1], rows[: start - 1]):
         start -= 1
     return count - start
