@@ -932,6 +932,10 @@ def test_rows_that_only_look_like_a_footer_are_data() -> None:
     assert parse_table("w.csv", words).frame["name"].dropna().tolist() == ["Bob", "Ann", "Jo"]
     pairs = b"item,note\n1,ok\n2,ok\nSource: me,\n"
     assert parse_table("pairs.csv", pairs).rows == 3
+    # More "notes" than a footer has: rows of data whose other cells are missing.
+    tail = "a,b,c\n" + "".join(f"{i},x,{i}\n" for i in range(50))
+    tail += "".join(f"name{i},,\n" for i in range(40)) + ",,\n"
+    assert parse_table("t.csv", tail.encode()).rows == 90
 
 
 def test_comment_lines_above_the_header_row_are_left_out() -> None:

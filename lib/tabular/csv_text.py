@@ -24,6 +24,8 @@ SNIFF_MAX_LINES = 50
 HEADER_MAX_BYTES = 16 * 1024 * 1024
 UTF8_BOM = codecs.BOM_UTF8
 _CHECK_CHUNK = 1 << 20
+# More rows of notes than this below a table are rows of data with cells missing.
+FOOTER_MAX_NOTES = 30
 # How far down a title block above the header row is looked for.
 TITLE_MAX_ROWS = 20
 _SEP_HINT = re.compile(rb"sep=([^\r\n])\r?\n")
@@ -188,6 +190,12 @@ def footer_rows(rows: Sequence[Sequence[Any]], width: int) -> int:
         strict_from -= 1
     blank = next((i for i in range(top, count) if _blank(rows[i])), count)
     start = min(blank, strict_from)
+    if sum(1 for r in rows[start:] if not _blank(r)) > FOOTER_MAX_NOTES:
+        # So many are rows of data with cells missing: only the blank rows at the end go.
+        end = count
+        while end and _blank(rows[end - 1]):
+            end -= 1
+        return count - end
     if start and _totals(rows[start - 1], rows[: start - 1]):
         start -= 1
     return count - start
