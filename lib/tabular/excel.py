@@ -74,8 +74,7 @@ def read_excel(data: bytes, limits: UploadLimits, sheet_name: str | None = None)
         raise TableError("The file is not a spreadsheet: upload a CSV, Parquet or .xlsx file.")
     try:
         book = CalamineWorkbook.from_filelike(io.BytesIO(data))
-        index, others = _table_sheet(book) if not sheet_name else _named_sheet(book, sheet_name)
-        sheet = book.get_sheet_by_index(index)
+        index, sheet, others = _named_sheet(book, sheet_name) if sheet_name else _table_sheet(book)
         rows = iter(sheet.iter_rows())
         head = list(itertools.islice(rows, TITLE_MAX_ROWS + SNIFF_ROWS))
     except TableError:
@@ -104,18 +103,20 @@ def read_excel(data: bytes, limits: UploadLimits, sheet_name: str | None = None)
     )
 
 
-def _table_sheet(book: Any) -> tuple[int, tuple[str, ...]]:
-    """The index of the sheet to read, and the names of the other sheets with cells: of the visible worksheets, the biggest that holds a
-    table (a row of two or more names above a row of two or more values), else the first
-    with cells. A cover page, a contents list or a hidden lookup sheet is passed over; a
-    data dictionary before the data is smaller than the data."""
+def _table_sheet(book: Any) -> tuple[int, Any, tuple[str, ...]]:
+    """The sheet to read (index, loaded sheet) and the names of the other sheets with cells.
+
+    Of the visible worksheets, the biggest that holds a table (a row of two or more names
+    above a row of two or more values), else the first with cells: a cover page, a contents
+    list or a hidden lookup sheet is passed over; a data dictionary is smaller than the data.
+    """
     sheets = book.sheets_metadata
     visible = [
         i
         for i, meta in enumerate(sheets)
         if str(meta.visible).endswith("Visible") and str(meta.typ).endswith("WorkSheet")
     ] or list(range(len(sheets)))
-    best, best_key, filled = None, None, []
+    best, best_key, best_sheet, filled = None, None, None, []
     for index in visible:
         sheet = book.get_sheet_by_index(index)
         head = list(itertools.islice(iter(sheet.iter_rows()), TITLE_MAX_ROWS + SNIFF_ROWS))
@@ -124,14 +125,15 @@ def _table_sheet(book: Any) -> tuple[int, tuple[str, ...]]:
         filled.append(index)
         key = (_holds_table(head), sheet.height * sheet.width)
         if best_key is None or key > best_key:
-            best, best_key = index, key
+            best, best_key, best_sheet = index, key, sheet  # kept: loading parses the sheet
     if best is None:
-        return (visible[0] if visible else 0), ()
-    return best, tuple(str(sheets[i].name) for i in filled if i != best)
+        first = visible[0] if visible else 0
+        return first, book.get_sheet_by_index(first), ()
+    return best, best_sheet, tuple(str(sheets[i].name) for i in filled if i != best)
 
 
-def _named_sheet(book: Any, name: str) -> tuple[int, tuple[str, ...]]:
-    """The index of the sheet the operator named (spaces and case aside), and the other sheets
+def _named_sheet(book: Any, name: str) -> tuple[int, Any, tuple[str, ...]]:
+    """The sheet the operator named (index, loaded sheet) (spaces and case aside), and the other sheets
     with cells; refuses a name the workbook does not have, listing the ones it has."""
     names = [str(meta.name) for meta in book.sheets_metadata]
     wanted = name.strip().casefold()
@@ -145,7 +147,7 @@ def _named_sheet(book: Any, name: str) -> tuple[int, tuple[str, ...]]:
             head = itertools.islice(iter(book.get_sheet_by_index(i).iter_rows()), SNIFF_ROWS)
             if any(v != "" for row in head for v in row):
                 others.append(other)
-    return index, tuple(others)
+    return index, book.get_sheet_by_index(index), tuple(others)
 
 
 def _holds_table(head: list[list[Any]]) -> bool:
