@@ -140,7 +140,9 @@ def _add_section() -> None:
             value=default_token_text(),
             key="datasets_tokens",
             help="Comma-separated; read as missing (case-insensitive) in columns that are "
-            "otherwise numeric or datetime. In text columns they stay values.",
+            "otherwise numeric or datetime. In text columns: tokens you add, and those no "
+            "category is (?, N/A, null, #N/A …); NA, None, - and . only where the file writes "
+            "them for missing numbers too.",
         )
         c2.checkbox("Empty cells are missing", value=True, key="datasets_empty_missing")
         st.text_input(

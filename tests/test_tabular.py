@@ -143,7 +143,8 @@ def test_spaces_around_text_values_are_not_part_of_them() -> None:
     frame = parse_table("adult.csv", data).frame
     assert frame.columns.tolist() == ["age", "workclass", "income"]
     assert frame["age"].tolist() == [39, 50, 28]
-    assert frame["workclass"].tolist() == ["State-gov", "Private", "?"]
+    assert frame["workclass"].tolist()[:2] == ["State-gov", "Private"]
+    assert pd.isna(frame["workclass"].iloc[2])  # " ?" is a missing workclass
     assert frame["income"].tolist() == ["<=50K", ">50K", ">50K"]
 
 
@@ -340,11 +341,13 @@ def test_titanic_question_marks_are_missing_numbers() -> None:
     assert str(frame["fare"].dtype) == "float64" and frame["fare"].isna().sum() == 1
     assert parsed.missing["age"] == {"?": 1, "NA": 1}
     assert parsed.missing["fare"] == {"?": 1}
-    # Text columns keep their tokens as values; only empty cells are missing there.
-    assert frame["embarked"].tolist() == ["S", "S", "S", "?", "C"]
-    assert frame["boat"].tolist()[:4] == ["2", "?", "-", "D"]
-    assert pd.isna(frame["boat"].iloc[4]) and parsed.missing["boat"] == {"": 1}
-    assert "embarked" not in parsed.missing
+    # In text columns "?" is missing too; "NA" as well, since this file writes it for a
+    # missing age; "-" only stands for missing in text here, so it is a value.
+    assert frame["embarked"].isna().tolist() == [False, False, False, True, False]
+    assert frame["boat"].tolist()[2:4] == ["-", "D"]
+    assert frame["boat"].isna().tolist() == [False, True, False, False, True]
+    assert parsed.missing["boat"] == {"": 1, "?": 1}
+    assert parsed.missing["embarked"] == {"?": 1}
 
 
 def test_what_spreadsheets_and_statistics_packages_write_for_missing_is_missing() -> None:
@@ -365,8 +368,56 @@ def test_what_spreadsheets_and_statistics_packages_write_for_missing_is_missing(
     assert str(frame["when"].dtype).startswith("datetime64") and frame["when"].isna().sum() == 2
     assert parsed.missing["ratio"] == {"#DIV/0!": 1, "#n/a": 1}
     assert parsed.missing["visits"] == {".": 1, "--": 1}
-    # a text column keeps them as values, as it keeps "?"
-    assert frame["team"].tolist()[0] == "#N/A"
+    # no one writes them as a value: missing in a text column too
+    assert pd.isna(frame["team"].iloc[0]) and frame["team"].tolist()[1:] == ["b", "c", "d"]
+    assert parsed.missing["team"] == {"#N/A": 1}
+
+
+def test_tokens_in_text_columns_are_missing_unless_a_category_can_be_them() -> None:
+    """Placeholders are missing in text; `NA`, `None`, `-` and `.` only where the file writes
+    them for missing numbers too; the operator's own tokens everywhere."""
+    data = (
+        b"region,veneer,job,grade,rooms,note\n"
+        b"NA,None,admin.,-,3,n/a\n"
+        b"EU,Stone,unknown,a,4,NULL\n"
+        b"NA,None,technician,b,5,ok\n"
+        b"EU,None,unknown,c,6,ok\n"
+    )
+    parsed = parse_table("houses.csv", data)
+    frame = parsed.frame
+    assert frame["region"].tolist() == ["NA", "EU", "NA", "EU"]  # North America
+    assert frame["veneer"].tolist() == ["None", "Stone", "None", "None"]
+    assert frame["grade"].tolist()[0] == "-" and frame["job"].tolist()[1] == "unknown"
+    assert frame["note"].isna().tolist() == [True, True, False, False]
+    assert parsed.missing == {"note": {"n/a": 1, "NULL": 1}}
+    offered = {v for c in parsed.table.column("note").chunks for v in c.dictionary.to_pylist()}
+    assert offered == {"ok"}  # no "n/a" left to offer on the Score form
+    # The same words written for a missing number: the file's way of writing missing.
+    numbers = data.replace(b"b,5,ok", b"b,NA,ok").replace(b"c,6,ok", b"c,-,ok")
+    parsed = parse_table("houses.csv", numbers)
+    assert parsed.frame["region"].isna().tolist() == [True, False, True, False]
+    assert pd.isna(parsed.frame["grade"].iloc[0])
+    assert parsed.frame["veneer"].tolist()[0] == "None"
+    assert parsed.missing["region"] == {"NA": 2} and parsed.missing["rooms"] == {"NA": 1, "-": 1}
+    # An added token is missing wherever it is; a removed one nowhere.
+    own = parse_table("houses.csv", data, missing_tokens=["", "unknown"])
+    assert own.frame["job"].isna().tolist() == [False, True, False, True]
+    assert own.frame["note"].tolist()[:2] == ["n/a", "NULL"]
+    # A column the operator keeps as written keeps them.
+    kept = parse_table("houses.csv", data, text_columns=["note"]).frame
+    assert kept["note"].tolist()[:2] == ["n/a", "NULL"]
+
+
+def test_tokens_in_text_columns_of_workbooks_and_parquet() -> None:
+    workbook = _workbook([["age", "cabin"], [22, "C85"], ["?", "?"], [30, "null"], [4, "B2"]])
+    parsed = parse_table("t.xlsx", workbook)
+    assert parsed.frame["cabin"].isna().tolist() == [False, True, True, False]
+    assert parsed.missing["cabin"] == {"?": 1, "null": 1}
+    buffer = io.BytesIO()
+    pd.DataFrame({"n": [1, 2, 3], "c": ["x", "?", None]}).to_parquet(buffer)
+    parsed = parse_table("t.parquet", buffer.getvalue())
+    assert parsed.frame["c"].isna().tolist() == [False, True, True]
+    assert parsed.missing["c"] == {"?": 1}
 
 
 def test_missing_tokens_are_the_operators_choice() -> None:
@@ -503,10 +554,10 @@ def test_types_learned_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     frame = parsed.frame
     assert str(frame["ints"].dtype) == "float64" and frame["ints"].iloc[350] == 7.5
     assert pd.isna(frame["ints"].iloc[300])
-    # Numbers then a word: the column is text and its "?" is a value again.
+    # Numbers then a word: the column is text, and its "?" is still missing.
     assert str(frame["late_word"].dtype) == "str"
-    assert frame["late_word"].iloc[300] == "?" and frame["late_word"].iloc[350] == "word"
-    assert "late_word" not in parsed.missing
+    assert pd.isna(frame["late_word"].iloc[300]) and frame["late_word"].iloc[350] == "word"
+    assert frame["late_word"].iloc[299] == "299" and parsed.missing["late_word"] == {"?": 1}
     assert str(frame["late_missing"].dtype) == "float64"
     assert frame["day_first"].iloc[350] == pd.Timestamp("2024-01-13")
     assert frame["day_first"].iloc[2] == pd.Timestamp("2024-03-01")

@@ -7,9 +7,12 @@ the decimal mark) `1.234,5` and `12,5 %` read as 1234.5 and 12.5.
 
 A column of strings is typed chunk by chunk as it is read (`ColumnBuilder`), so the text is
 never held twice; the rare column whose kind changes late is read again as text. Missing-value tokens
-(`NA`, `?`, `-`, ...) count as missing only where the rest of the column is numeric or datetime;
-in a text column they are values, and only empty cells are missing. Text is dictionary-encoded
-in memory (4 bytes a cell) and stored as plain strings.
+(`NA`, `?`, `-`, ...) count as missing where the rest of the column is numeric or datetime. In
+a text column the tokens no one writes as a value (`?`, `N/A`, `null`, `#N/A`, ...) and the
+tokens the operator added are missing too; the ones a category can be (`NA` for North America,
+`None` for no veneer, `-`, `.`) only when the same file writes them for missing numbers or dates
+(`missing_in_text`). Text is dictionary-encoded in memory (4 bytes a cell) and stored as plain
+strings.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ MISSING_TOKENS: tuple[str, ...] = (
     "#NAME?",
     "#NUM!",
     "#NULL!",
+)
+# The default tokens that are never a value: missing in text columns as well (lower case).
+PLACEHOLDER_TOKENS = frozenset(
+    t.lower() for t in MISSING_TOKENS if t and t not in ("NA", "None", "-", ".")
 )
 TEXT = pa.dictionary(pa.int32(), pa.string())
 TIMESTAMP_UNIT = "us"
@@ -542,3 +549,77 @@ def _pandas_dtype(data_type: pa.DataType) -> str:
 def to_storage(table: pa.Table) -> pa.Table:
     """The table in its stored schema (dictionary text decoded)."""
     return table.cast(storage_schema(table.schema))
+
+
+def text_missing_tokens(
+    tokens: Iterable[str], recognised_elsewhere: Iterable[str]
+) -> frozenset[str]:
+    """The tokens (lower case) read as missing in text columns: placeholders, the operator's
+    own tokens, and the word-like defaults the file writes for missing numbers or dates
+    (`recognised_elsewhere`: tokens as found in the typed columns)."""
+    defaults = {t.lower() for t in MISSING_TOKENS}
+    used = {t.strip().lower() for t in recognised_elsewhere}
+    out = set()
+    for token in tokens:
+        low = token.strip().lower()
+        if low and (low in PLACEHOLDER_TOKENS or low not in defaults or low in used):
+            out.add(low)
+    return frozenset(out)
+
+
+def missing_in_text(
+    table: pa.Table,
+    missing: dict[str, dict[str, int]],
+    tokens: Iterable[str],
+    kept_as_written: frozenset[str] = frozenset(),
+) -> tuple[pa.Table, dict[str, dict[str, int]]]:
+    """Text columns with the cells holding a missing-value token made missing, and the
+    tokens counted; columns in `kept_as_written` are left as they are."""
+    text = [
+        str(n)
+        for n, t in zip(table.column_names, table.schema.types, strict=True)
+        if is_textual(t) and str(n) not in kept_as_written
+    ]
+    if not text:
+        return table, missing
+    elsewhere = [t for name, counts in missing.items() if name not in text for t in counts]
+    lowered = text_missing_tokens(tokens, elsewhere)
+    if not lowered:
+        return table, missing
+    value_set = pa.array(sorted(lowered), pa.string())
+    missing = {k: dict(v) for k, v in missing.items()}
+    for name in text:
+        index = table.column_names.index(name)
+        column = table.column(index)
+        counts: Counter[str] = Counter()
+        chunks = []
+        for chunk in column.chunks:
+            hit = _token_cells(chunk, value_set)
+            if hit is None:
+                chunks.append(chunk)
+                continue
+            strings = _as_string(chunk)
+            for item in pc.value_counts(pc.filter(strings, hit)).to_pylist():
+                counts[item["values"]] += item["counts"]
+            cleaned = pc.if_else(hit, pa.scalar(None, pa.string()), strings)
+            chunks.append(
+                pc.dictionary_encode(cleaned) if chunk.type == TEXT else cleaned.cast(chunk.type)
+            )
+        if counts:
+            missing.setdefault(name, {}).update(counts)
+            table = table.set_column(
+                index, table.field(index), pa.chunked_array(chunks, column.type)
+            )
+    return table, missing
+
+
+def _token_cells(chunk: pa.Array, value_set: pa.Array) -> pa.Array | None:
+    """Which cells of a text chunk hold one of the (lower-case) tokens; None if none does."""
+    if pa.types.is_dictionary(chunk.type):
+        # The dictionary first: most text columns hold no token, and it is small.
+        known = pc.is_in(pc.utf8_lower(chunk.dictionary), value_set=value_set)
+        if not pc.any(known).as_py():
+            return None
+        return pc.fill_null(pc.take(known, chunk.indices), False)
+    hit = pc.fill_null(pc.is_in(pc.utf8_lower(chunk), value_set=value_set), False)
+    return hit if pc.any(hit).as_py() else None

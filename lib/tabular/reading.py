@@ -30,6 +30,7 @@ from lib.tabular.arff import arff_as_csv, is_arff
 from lib.tabular.columns import (
     ColumnBuilder,
     is_textual,
+    missing_in_text,
     normalize_column,
     normalize_tokens,
     to_storage,
@@ -296,7 +297,7 @@ def _build(
     table = with_date_formats(columns, names, formats)
     check_decoded_size(table.nbytes, limits)
     missing = {b.name: b.recognised() for b in builders if b.recognised()}
-    return table, missing
+    return missing_in_text(table, missing, tokens, text_columns)
 
 
 def _block_size(header_bytes: int) -> int:
@@ -474,6 +475,7 @@ def typed_table(
                 formats[str(name)] = builder.date_format
         columns.append(normalize_column(column))
     table = with_date_formats(columns, [str(n) for n in table.column_names], formats)
+    table, missing = missing_in_text(table, missing, tokens, text_columns)
     return ParsedTable(table=table, file_format=file_format, missing=missing)
 
 
