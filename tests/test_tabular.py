@@ -1049,7 +1049,11 @@ def test_arff_files_are_read_with_their_attribute_names() -> None:
     assert frame["age"].tolist() == [39, 50, 38]
     assert frame["class"].tolist() == ["<=50K", ">50K", "<=50K"]  # quotes are not the value
     assert pd.isna(frame["workclass"].iloc[2]) and pd.isna(frame["capital gain"].iloc[2])
+    assert parsed.missing["workclass"] == {"?": 1}  # as the file wrote it
     assert str(frame["when"].dtype).startswith("datetime64")
+    # ARFF's `?` is missing even when the operator does not count "?" as missing elsewhere.
+    strict = parse_table("adult.arff", ARFF, missing_tokens=["NA"]).frame
+    assert pd.isna(strict["workclass"].iloc[2]) and pd.isna(strict["capital gain"].iloc[2])
     # Unquoted rows, any file name (found by `@relation`), compressed, numbers as names.
     plain = b"@RELATION iris\n@ATTRIBUTE sepallength REAL\n@ATTRIBUTE 1 REAL\n"
     plain += b"@ATTRIBUTE class {setosa,virginica}\n@DATA\n5.1,3.5,setosa\n4.9,?,virginica\n"

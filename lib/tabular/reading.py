@@ -567,8 +567,15 @@ def _parse_unpacked(
         return typed_table(table, file_format, tokens, frozenset(text_columns))
     if file_format == "arff":
         arff = arff_as_csv(data)
-        parsed = parse_csv(arff.data, limits, missing_tokens, text_columns, layout=arff.layout)
-        return replace(parsed, file_format="arff")
+        # `?` reaches the reader as an empty cell, missing whatever tokens the operator chose.
+        tokens = (*normalize_tokens(missing_tokens), "")
+        parsed = parse_csv(arff.data, limits, tokens, text_columns, layout=arff.layout)
+        # The reader saw ARFF's `?` as an empty cell: say it as the file wrote it.
+        missing = {
+            column: {("?" if token == "" else token): n for token, n in counts.items()}
+            for column, counts in parsed.missing.items()
+        }
+        return replace(parsed, file_format="arff", missing=missing)
     return parse_csv(data, limits, missing_tokens, text_columns)
 
 
