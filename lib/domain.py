@@ -17,7 +17,7 @@ class DatasetVersion:
     version: int
     description: str
     file_name: str
-    file_format: str  # "csv", "parquet" or "excel"
+    file_format: str  # csv, parquet, excel, arff, json, spss, stata, xport, sas7bdat
     rows: int
     columns: int
     size_bytes: int

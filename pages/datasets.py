@@ -123,8 +123,8 @@ def _pending_bytes(pending: dict) -> bytes | None:
 def _add_section() -> None:
     with st.form("datasets_upload_form", clear_on_submit=False):
         upload = st.file_uploader(
-            "CSV (any delimiter; UTF-8, UTF-16, Windows-1252 or Latin-1), Parquet, ARFF, SPSS, "
-            "Stata, SAS or a spreadsheet (.xlsx, .xls, .ods: the sheet holding the table), "
+            "CSV (any delimiter; UTF-8, UTF-16, Windows-1252 or Latin-1), Parquet, ARFF, JSON "
+            "(records or JSON Lines), SPSS, Stata, SAS or a spreadsheet (.xlsx, .xls, .ods: the sheet holding the table), "
             f"up to {upload_mb} MB; "
             "or one of them gzip-compressed or alone in a zip archive",
             type=UPLOAD_TYPES,

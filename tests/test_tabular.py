@@ -1,6 +1,7 @@
 import codecs
 import gzip
 import io
+import json
 import tempfile
 import zipfile
 from pathlib import Path
@@ -857,17 +858,89 @@ def test_the_sheet_holding_the_table_is_read() -> None:
     assert parse_table("t.csv", b"a,b\n1,2\n", sheet="Data").rows == 1  # no sheets: ignored
 
 
+def _people() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "id": [1, 2, 3],
+            "name": ["Ann", "Bob", None],
+            "fare": [7.25, None, 8.5],
+            "vip": [True, False, True],
+            "joined": ["2024-01-02", "2024-02-03", None],
+        }
+    )
+
+
+@pytest.mark.parametrize("orient", ["records", "split", "columns", "index", "table", "lines"])
+def test_json_tables_are_read_in_the_layouts_people_write(orient: str) -> None:
+    """APIs and `DataFrame.to_json` write records, JSON Lines, or pandas' other layouts."""
+    people = _people()
+    if orient == "lines":
+        data = people.to_json(orient="records", lines=True).encode()
+    else:
+        data = people.to_json(orient=orient).encode()
+    parsed = parse_table("people.json" if orient != "lines" else "people.jsonl", data)
+    frame = parsed.frame.drop(columns=["index"], errors="ignore")  # "table" writes the index
+    as_csv = parse_table("people.csv", people.to_csv(index=False).encode()).frame
+    assert parsed.file_format == "json"
+    pd.testing.assert_frame_equal(frame, as_csv)
+    assert parse_table("people.json.gz", gzip.compress(data)).frame.shape == parsed.frame.shape
+
+
+def test_json_nested_records_wrappers_and_text_values() -> None:
+    nested = (
+        b'{"count": 3, "next": null, "results": ['
+        b'{"user": {"name": "a", "age": 30}, "tags": ["x", "y"], "score": "12", "code": "NA"},'
+        b'{"user": {"name": "b"}, "tags": [], "score": 7, "code": "EU"},'
+        b'{"user": null, "extra": true, "score": "n/a", "code": "NA"}]}'
+    )
+    parsed = parse_table("api.json", nested)
+    frame = parsed.frame
+    assert frame.columns.tolist() == ["user.name", "user.age", "tags", "score", "code", "extra"]
+    assert frame["user.name"].tolist()[:2] == ["a", "b"] and pd.isna(frame["user.name"].iloc[2])
+    assert frame["tags"].tolist()[:2] == ['["x", "y"]', "[]"]  # a list is kept as its text
+    assert str(frame["score"].dtype) == "float64" and frame["score"].tolist()[:2] == [12, 7]
+    assert parsed.missing["score"] == {"n/a": 1}
+    assert frame["code"].tolist() == ["NA", "EU", "NA"]  # a region, as in a CSV
+    features = [
+        {"type": "Feature", "properties": {"town": t, "n": i}, "geometry": None}
+        for i, t in enumerate(["Leeds", "York"])
+    ]
+    geo = json.dumps({"type": "FeatureCollection", "features": features}).encode()
+    assert parse_table("towns.geojson", geo).frame.to_dict("list") == {
+        "town": ["Leeds", "York"],
+        "n": [0, 1],
+    }
+    values = parse_table("v.json", b'[["town", "n"], ["Leeds", 1], ["York", 2]]').frame
+    assert values.columns.tolist() == ["town", "n"] and values["n"].tolist() == [1, 2]
+
+
 @pytest.mark.parametrize(
-    ("name", "data"),
+    ("data", "reason"),
     [
-        ("records.json", b'[{"a": 1, "b": 2}]'),
-        ("upload.csv", b'[\n  {"a": 1, "b": 2}\n]'),
-        ("lines.txt", b'{"a": 1}\n{"a": 2}\n'),
+        (b"[1, 2, 3]", "single values, not records"),
+        (b'{"a": [1, 2]}', "holds no table"),
+        (b'[{"a": 1},\n {"a": 2}', "not valid JSON: .* line 2"),
+        (b'[{"a": 1}] trailing', "extra data after the array at line 1, column 12"),
+        (b'{"a": 1}\n[1]', "a line that is not a record at line 2"),
+        (b"[]", "no rows"),
+        (b"[" * 100_000 + b"]" * 100_000, "nests too deep"),
     ],
 )
-def test_json_is_refused_as_json(name: str, data: bytes) -> None:
-    with pytest.raises(TableError, match="JSON"):
-        parse_table(name, data)
+def test_json_that_is_not_a_table_is_refused_with_reason(data: bytes, reason: str) -> None:
+    with pytest.raises(TableError, match=reason):
+        parse_table("bad.json", data)
+
+
+def test_json_is_read_within_the_limits() -> None:
+    rows = json.dumps([{"a": i, "b": "x"} for i in range(100)]).encode()
+    with pytest.raises(TableError, match="over the limit of 50"):
+        parse_table("r.json", rows, limits=UploadLimits(max_rows=50))
+    wide = json.dumps([{f"c{i}": i for i in range(30)}]).encode()
+    with pytest.raises(TableError, match="30 columns, over the limit of 20"):
+        parse_table("w.json", wide, limits=UploadLimits(max_columns=20))
+    many = "\n".join(json.dumps({"a": i, "b": "x" * 100}) for i in range(70_000)).encode()
+    with pytest.raises(TableError, match="decodes to more than"):
+        parse_table("m.jsonl", many, limits=UploadLimits(max_uncompressed_bytes=1024 * 1024))
 
 
 @pytest.mark.parametrize(

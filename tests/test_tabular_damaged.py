@@ -45,6 +45,7 @@ def _originals() -> dict[str, bytes]:
         "t.xlsx": sheet.getvalue(),
         "t.parquet": to_parquet_bytes(frame),
         "t.arff": arff + b"".join(b"%d,'x'\n" % i for i in range(200)),
+        "t.json": frame.to_json(orient="records", date_format="iso").encode(),
     }
 
 

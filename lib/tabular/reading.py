@@ -47,6 +47,7 @@ from lib.tabular.csv_text import (
     renamed_columns,
 )
 from lib.tabular.excel import OLE_MAGIC, ZIP_MAGIC, read_excel
+from lib.tabular.json_records import is_json, read_json_table
 from lib.tabular.limits import (
     TableError,
     check_columns,
@@ -66,6 +67,7 @@ ORIGINAL_SUFFIXES = {
     "parquet": ".parquet",
     "excel": ".xlsx",
     "arff": ".arff",
+    "json": ".json",
     "spss": ".sav",
     "stata": ".dta",
     "xport": ".xpt",
@@ -87,7 +89,7 @@ class ParsedTable:
     """A typed table read from an upload, with what was learned while reading it."""
 
     table: pa.Table
-    file_format: str  # "csv" or "parquet"
+    file_format: str  # csv, parquet, excel, arff, json or a statistics package's
     encoding: str | None = None
     delimiter: str | None = None
     # Column -> {token as written in the file: count} for the cells read as missing.
@@ -121,7 +123,7 @@ def table_to_frame(table: pa.Table) -> pd.DataFrame:
 
 def detect_format(file_name: str, data: bytes) -> str:
     """Parquet, Excel, SPSS, Stata or SAS by extension or magic bytes, ARFF by extension or its
-    `@relation` line, everything else CSV."""
+    `@relation` line, JSON by extension or its first characters, everything else CSV."""
     lower = file_name.lower()
     if lower.endswith((".parquet", ".pq")) or data[:4] == PARQUET_MAGIC:
         return "parquet"
@@ -132,6 +134,8 @@ def detect_format(file_name: str, data: bytes) -> str:
         return statistics
     if is_arff(file_name, data):
         return "arff"
+    if is_json(file_name, data):
+        return "json"
     return "csv"
 
 
@@ -546,8 +550,10 @@ def _parse_unpacked(
     if not data:
         raise TableError("The file is empty.")
     file_format = detect_format(file_name, data)
-    if file_format == "csv" and _is_json(file_name, data):
-        raise TableError("The file is JSON, not a table: save it as CSV, Parquet or a spreadsheet.")
+    if file_format == "json":
+        table = read_json_table(data, limits)
+        tokens = normalize_tokens(missing_tokens)
+        return typed_table(table, file_format, tokens, frozenset(text_columns))
     if file_format == "parquet":
         return parse_parquet(data, limits, missing_tokens)
     if file_format == "excel":
@@ -577,13 +583,6 @@ def _parse_unpacked(
         }
         return replace(parsed, file_format="arff", missing=missing)
     return parse_csv(data, limits, missing_tokens, text_columns)
-
-
-def _is_json(file_name: str, data: bytes) -> bool:
-    if file_name.lower().endswith((".json", ".jsonl", ".ndjson", ".geojson")):
-        return True
-    head = data[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
-    return head.startswith((b"[{", b"[\n", b"[\r", b'{"'))
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:

@@ -147,6 +147,16 @@ def test_excel_upload_is_staged_as_a_workbook_and_read_typed(
     assert datasets.load("sheet", 1)["amount"].tolist()[:2] == [1200.0, 300.0]
 
 
+def test_json_upload_is_staged_as_json_and_read_again(
+    datasets: AzureDatasets, fake_client: FakeMLClient
+) -> None:
+    records = b'{"results": [{"amount": "1,200", "y": "yes"}, {"amount": 300, "y": "no"}]}'
+    dv = datasets.upload("api", records, "export")
+    assert Path(str(fake_client.data.received[0].path)).name == "export.json"
+    assert (dv.file_format, dv.rows) == ("json", 2)
+    assert datasets.load("api", 1)["amount"].tolist() == [1200, 300]
+
+
 def test_a_compressed_upload_is_staged_as_uploaded_and_read_inside(
     datasets: AzureDatasets, fake_client: FakeMLClient
 ) -> None:

@@ -121,6 +121,16 @@ def test_arff_upload_keeps_the_file_and_loads_typed(datasets: LocalDatasets) -> 
     assert datasets.download("credit", dv.version) == ("credit-g.arff", arff)
 
 
+def test_json_upload_keeps_the_file_and_loads_typed(datasets: LocalDatasets) -> None:
+    records = b'[{"age": 31, "job": "admin.", "y": "no"}, {"age": "?", "job": null, "y": "yes"}]'
+    dv = datasets.upload("api", records, "export")  # no extension: found by its content
+    assert (dv.file_format, dv.rows, dv.columns) == ("json", 2, 3)
+    assert [p.name for p in Path(dv.uri).glob("original.*")] == ["original.json"]
+    frame = datasets.load("api", dv.version)
+    assert str(frame["age"].dtype) == "float64" and frame["age"].isna().tolist() == [False, True]
+    assert datasets.download("api", dv.version) == ("export", records)
+
+
 def test_concurrent_uploads_get_distinct_versions(store: Store) -> None:
     errors: list[Exception] = []
 

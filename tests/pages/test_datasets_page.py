@@ -174,6 +174,22 @@ def test_a_zipped_file_without_a_header_row_is_read_and_said(local_workspace) ->
     assert frame["column_2"].tolist() == ["State-gov", "Private", "Private"]
 
 
+def test_an_api_export_in_json_registers_with_its_placeholders_missing(local_workspace) -> None:
+    """A JSON Lines export with nested records and `?` for an unknown occupation."""
+    import json
+
+    rows = [
+        {"age": 30 + i, "job": {"title": "?" if i % 4 == 0 else "clerk"}, "y": "no"}
+        for i in range(12)
+    ]
+    at = open_page("datasets.py")
+    _register(at, "people.jsonl", "\n".join(json.dumps(r) for r in rows).encode())
+    assert any("Registered **people v1**: 12 rows × 3 columns" in s.value for s in at.success)
+    assert any('**job.title**: "?" (3)' in i.value for i in at.info)
+    frame = local_workspace.datasets.load("people", 1)
+    assert frame["job.title"].isna().sum() == 3 and str(frame["age"].dtype) == "int64"
+
+
 def test_a_report_workbook_is_read_from_its_data_sheet_and_said(local_workspace) -> None:
     """A statistics office's workbook: a cover page first, a source note and totals below."""
     import io
