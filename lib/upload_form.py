@@ -66,9 +66,16 @@ def layout_notes(file_name: str, data: bytes, sheet: str | None = None) -> list[
     """What to tell the operator about where the table of an uploaded file was found."""
     layout = layout_of(file_name, data, sheet)
     notes = []
-    if layout.archive == "gzip":
-        notes.append("The file is gzip-compressed: read the table inside it.")
-    if layout.member:
+    if layout.archive in ("gzip", "bzip2", "xz"):
+        notes.append(f"The file is {layout.archive}-compressed: read the table inside it.")
+    if layout.member and layout.other_members:
+        shown = ", ".join(f"**{name}**" for name in layout.other_members[:5])
+        more = f" and {len(layout.other_members) - 5} more" if len(layout.other_members) > 5 else ""
+        notes.append(
+            f"Read **{layout.member}**, the training table of the zip archive; not read: "
+            f"{shown}{more}. To register one of them, upload it on its own."
+        )
+    elif layout.member:
         notes.append(f"Read **{layout.member}**, the one table in the zip archive.")
     if layout.sheet and not layout.sheet_named:
         notes.append(

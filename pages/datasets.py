@@ -126,7 +126,8 @@ def _add_section() -> None:
             "CSV (any delimiter; UTF-8, UTF-16, Windows-1252 or Latin-1), Parquet, ARFF, JSON "
             "(records or JSON Lines), SPSS, Stata, SAS or a spreadsheet (.xlsx, .xls, .ods: the sheet holding the table), "
             f"up to {upload_mb} MB; "
-            "or one of them gzip-compressed or alone in a zip archive",
+            "or one of them compressed (gzip, bzip2, xz) or in a zip archive (alone, or train.csv "
+            "beside others)",
             type=UPLOAD_TYPES,
             key="datasets_upload",
             max_upload_size=upload_mb,

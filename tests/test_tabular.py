@@ -1,7 +1,9 @@
+import bz2
 import codecs
 import gzip
 import io
 import json
+import lzma
 import tempfile
 import zipfile
 from pathlib import Path
@@ -781,6 +783,33 @@ def test_a_compressed_table_is_read_as_the_file_inside() -> None:
     parquet = to_parquet_bytes(pd.DataFrame({"a": [1, 2]}))
     assert parse_table("t.zip", _zip({"t.parquet": parquet})).frame["a"].tolist() == [1, 2]
     assert parse_table("t.xlsx.gz", gzip.compress(_workbook([["a"], [1], [2]]))).rows == 2
+    for packed, kind in ((bz2.compress(csv_bytes), "bzip2"), (lzma.compress(csv_bytes), "xz")):
+        parsed = parse_table("covtype.data.x", packed)
+        assert parsed.archive == kind and parsed.frame["age"].tolist() == [39, 50]
+
+
+def test_a_competitions_zip_is_read_from_its_training_table() -> None:
+    """`titanic.zip` holds train.csv, test.csv and a sample submission: train.csv is read."""
+    train = b"PassengerId,Survived,Age\n1,0,22\n2,1,38\n"
+    members = {
+        "gender_submission.csv": b"PassengerId,Survived\n3,0\n",
+        "test.csv": b"PassengerId,Age\n3,30\n",
+        "train.csv": train,
+        "data_description.txt": b"notes",
+    }
+    parsed = parse_table("titanic.zip", _zip(members))
+    assert parsed.member == "train.csv" and parsed.frame["Survived"].tolist() == [0, 1]
+    layout = layout_of("titanic.zip", _zip(members))
+    assert layout.other_members == ("gender_submission.csv", "test.csv")
+    # Two training tables, or none among several: the operator says which.
+    pairs = [
+        {"train.csv": train, "train_labels.csv": train},
+        {"a.csv": train, "b.csv": train},
+        {"trains.csv": train, "stations.csv": train},  # a table about trains
+    ]
+    for pair in pairs:
+        with pytest.raises(TableError, match="holds 2 tables"):
+            parse_table("two.zip", _zip(pair))
 
 
 @pytest.mark.parametrize(
@@ -790,6 +819,10 @@ def test_a_compressed_table_is_read_as_the_file_inside() -> None:
         (_zip({"a.txt": b"x\n1\n", "b.txt": b"x\n2\n"}), "holds 2 tables"),
         (_zip({"notes.md": b"hello"}), "holds no CSV"),
         (gzip.compress(gzip.compress(b"a,b\n1,2\n")), "compressed twice"),
+        (bz2.compress(gzip.compress(b"a,b\n1,2\n")), "compressed twice"),
+        (bz2.compress(b"a,b\n1,2\n")[:-9], "bzip2 file does not decompress"),
+        (lzma.compress(b"a,b\n1,2\n")[:-9], "xz file does not decompress"),
+        (lzma.compress(b"a,b\n" + b"1,2\n" * 400_000), "inflates past"),
         (gzip.compress(b"a,b\n1,2\n")[:-9], "does not decompress"),
         (gzip.compress(b"a,b\n" + b"1,2\n" * 400_000), "inflates past"),
         (_zip({"big.csv": b"a,b\n" + b"1,2\n" * 400_000}), "inflates past"),

@@ -57,6 +57,17 @@ def test_layout_notes_say_where_the_table_was_found() -> None:
     notes = " ".join(layout_notes("t.csv.gz", gzip.compress(b"Date,x,Date\n2024-01-05,1,2\n")))
     assert "gzip-compressed" in notes and "the repeats are named **Date_2**" in notes
     assert "kept as uploaded" in notes
+    import lzma
+    import zipfile
+
+    assert "xz-compressed" in " ".join(layout_notes("t.csv.xz", lzma.compress(plain)))
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        for name in ("test.csv", "train.csv", "sample_submission.csv"):
+            z.writestr(name, plain)
+    notes = " ".join(layout_notes("contest.zip", archive.getvalue()))
+    assert "Read **train.csv**, the training table of the zip archive" in notes
+    assert "not read: **test.csv**, **sample_submission.csv**" in notes
     two = b",X1,X2\nID,LIMIT_BAL,AGE\n1,20000,24\n2,120000,26\n3,90000,34\n"
     assert "span two rows" in " ".join(layout_notes("credit.csv", two))
     assert "not column names" in " ".join(

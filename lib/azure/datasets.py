@@ -123,9 +123,9 @@ def to_dataset_version(data: Data) -> DatasetVersion:
 
 def _staged_file_name(file_name: str, file_format: str) -> str:
     stem = SAFE_FILE_CHARS.sub("_", PurePosixPath(file_name.replace("\\", "/")).name).strip("._")
-    suffix = {"gzip": ".gz", "zip": ".zip"}.get(file_format) or ORIGINAL_SUFFIXES.get(
-        file_format, ".csv"
-    )
+    suffix = {"gzip": ".gz", "bzip2": ".bz2", "xz": ".xz", "zip": ".zip"}.get(
+        file_format
+    ) or ORIGINAL_SUFFIXES.get(file_format, ".csv")
     if not stem:
         return f"data{suffix}"
     kept = (suffix, ".pq", *EXCEL_SUFFIXES) if file_format == "excel" else (suffix, ".pq")

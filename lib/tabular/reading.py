@@ -99,7 +99,7 @@ class ParsedTable:
     header_rows: int = 1  # 2: the column names span two rows, merged
     footer_rows: int = 0  # rows below the table (notes, a totals row) left out
     sheet: str | None = None  # the worksheet read, when it is not the workbook's first
-    archive: str | None = None  # "gzip" or "zip" when the table came out of one
+    archive: str | None = None  # "gzip", "bzip2", "xz" or "zip" when the table came out of one
     member: str | None = None  # the file read inside the archive
 
     @property
@@ -153,6 +153,7 @@ class FileLayout:
     sheet_named: bool = False  # the sheet read is the one the operator named
     archive: str | None = None
     member: str | None = None
+    other_members: tuple[str, ...] = ()  # the tables of a zip archive beside the one read
 
 
 def layout_of(file_name: str, data: bytes, sheet: str | None = None) -> FileLayout:
@@ -163,7 +164,7 @@ def layout_of(file_name: str, data: bytes, sheet: str | None = None) -> FileLayo
     try:
         unpacked = unpack(file_name, data, unbounded)
         inner = unpacked.file_name if unpacked.archive == "zip" else None
-        found = FileLayout(archive=unpacked.archive, member=inner)
+        found = FileLayout(archive=unpacked.archive, member=inner, other_members=unpacked.others)
         kind = detect_format(unpacked.file_name, unpacked.data)
         if kind == "csv":
             _, layout = csv_layout(as_csv_bytes(unpacked.data)[0])
