@@ -160,7 +160,8 @@ with tab_batch:
     limits = ws.settings.limits
     upload_mb = min(limits.max_upload_mb, int(st.get_option("server.maxUploadSize")))
     upload = st.file_uploader(
-        f"CSV, Parquet or a spreadsheet with the model's input columns, up to {upload_mb} MB",
+        f"A file with the model's input columns, in any form the Datasets page reads (CSV, "
+        f"Parquet, JSON, a spreadsheet, compressed …), up to {upload_mb} MB",
         key="score_batch_file",
         max_upload_size=upload_mb,
     )
