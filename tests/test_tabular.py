@@ -187,6 +187,33 @@ def test_blank_header_names_are_named_by_position() -> None:
     assert parsed.frame["column_4"].isna().tolist() == [True, False]
 
 
+def test_a_delimiter_ending_every_data_row_but_not_the_header_shifts_nothing() -> None:
+    """Some exporters end each data row with a delimiter the header row lacks: the values
+    stay under their names (they were shifted left, the first column taken for an index)."""
+    parsed = parse_table("export.csv", b"id,amount,y\n1,20.5,no\n2,7,yes\n3,1,no\n")
+    shifted = parse_table("export.csv", b"id,amount,y\n1,20.5,no,\n2,7,yes,\n3,1,no,\n")
+    assert shifted.frame.equals(parsed.frame) and shifted.missing == {}
+    # A value in the extra field later on: kept as a column of its own, nothing lost.
+    late = b"id,amount,y\n1,20.5,no,\n2,7,yes,\n3,1,no,\n" + b"4,2,yes,late\n"
+    frame = parse_table("export.csv", late).frame
+    assert frame["id"].tolist() == [1, 2, 3, 4] and frame["column_4"].tolist()[3] == "late"
+    # R's write.table with row names: the extra field is the first and holds the names.
+    named = parse_table("r.txt", b"a,b\nr1,1,2\nr2,3,4\nr3,5,6\n").frame
+    assert named["a"].tolist() == [1, 3, 5] and named["b"].tolist() == [2, 4, 6]
+
+
+def test_rows_with_no_value_inside_the_table_are_left_out() -> None:
+    """Spreadsheets write `,,` for an empty row between blocks of data."""
+    parsed = parse_table("blocks.csv", b"a,b,c\n1,x,\n,,\n2,y,z\n,,\n3,,w\n")
+    assert parsed.frame["a"].tolist() == [1, 2, 3] and parsed.rows == 3
+    assert parsed.missing == {"b": {"": 1}, "c": {"": 1}}
+    assert parse_table("q.csv", b'a,b\n1,x\n"",""\n2,y\n').rows == 2
+    # A row of missing-value tokens is a record (a respondent who answered nothing); a row
+    # with one value is data.
+    tokens = parse_table("na.csv", b"a,b\n1,x\nNA,NA\n2,\n").frame
+    assert tokens["a"].isna().tolist() == [False, True, False]
+
+
 def _workbook(rows: list[list], sheet_title: str = "data") -> bytes:
     import openpyxl
 
@@ -458,6 +485,8 @@ def test_datetime_columns_are_detected() -> None:
     }
     when = next(r for r in prof if r["column"] == "when")
     assert when["top_values"] == "2024-01-05 … 2024-02-29" and when["missing_pct"] == 33.33
+    dotted = parse_table("k.csv", b"day,n\n2024.01.05,1\n2024.12.31,2\n").frame
+    assert dotted["day"].tolist() == [pd.Timestamp("2024-01-05"), pd.Timestamp("2024-12-31")]
 
 
 def test_dates_written_out_in_words_or_with_short_years() -> None:

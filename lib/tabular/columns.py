@@ -69,6 +69,7 @@ DATETIME_FORMATS = (
     "%d/%m/%Y %H:%M:%S",
     "%d/%m/%Y %H:%M",
     "%d.%m.%Y",
+    "%Y.%m.%d",  # as Korea, Hungary and Lithuania write dates
     "%d.%m.%Y %H:%M:%S",
     "%d-%m-%Y",
     "%d-%b-%Y",

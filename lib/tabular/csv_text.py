@@ -564,6 +564,9 @@ def read_layout(data: bytes | memoryview) -> CsvLayout:
             body = view[offset:]
             header_bytes = _line_end(body)
             header_rows = 2
+    if _trailing_delimiter(header, rows[1:-1] if len(rows) > 2 else rows[1:]):
+        # Read as a column with no name: left out when it holds nothing, as such columns are.
+        header = [*header, ""]
     footer, footer_size = _footer_bytes(body, header_bytes, encoding, delimiter, len(header))
     return CsvLayout(
         encoding=encoding,
@@ -578,6 +581,13 @@ def read_layout(data: bytes | memoryview) -> CsvLayout:
         footer_rows=footer,
         footer_bytes=footer_size,
     )
+
+
+def _trailing_delimiter(header: list[str], rows: list[list[str]]) -> bool:
+    """Every data row ends with a delimiter the header row does not have (`1,2,3,` under
+    `a,b,c`): the reader would otherwise take the first column for the rows' index and shift
+    every value one column to the left."""
+    return bool(rows) and all(len(row) == len(header) + 1 and not row[-1].strip() for row in rows)
 
 
 def csv_layout(data: bytes) -> tuple[bytes, CsvLayout]:

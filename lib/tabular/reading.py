@@ -370,6 +370,8 @@ def parse_csv(
     if empty:
         table = table.drop_columns(empty)
         missing = {k: v for k, v in missing.items() if k not in empty}
+    blank_lines = _blank_lines(memoryview(data)[layout.body_offset : end], layout.delimiter)
+    table, missing = _without_blank_rows(table, missing, blank_lines)
     return ParsedTable(
         table=table,
         file_format="csv",
@@ -381,6 +383,46 @@ def parse_csv(
         header_rows=layout.header_rows,
         footer_rows=layout.footer_rows,
     )
+
+
+def _blank_lines(body: memoryview, delimiter: str) -> int:
+    """How many lines hold delimiters and nothing else (`,,,`, `"",""`)."""
+    if delimiter.isspace():
+        return 0  # a line of spaces is an empty line, which the reader skips
+    blank = rb'[ \t"]*(?:' + re.escape(delimiter.encode()) + rb'[ \t"]*)+\r?(?=\n|\Z)'
+    first = 1 if re.match(blank, body) else 0
+    # Led by a line break, the search skips from one to the next (4x faster than `^` lines).
+    return first + sum(1 for _ in re.finditer(rb"\n" + blank, body))
+
+
+def _without_blank_rows(
+    table: pa.Table, missing: dict[str, dict[str, int]], blank_lines: int
+) -> tuple[pa.Table, dict[str, dict[str, int]]]:
+    """The table without the rows of `blank_lines` (`,,,`: what a spreadsheet writes for an
+    empty row between blocks of data), when they are all its rows without a value; a row of
+    missing-value tokens (`?,?,?`) is a record, kept."""
+    if not blank_lines or table.num_columns < 2 or table.num_rows == 0:
+        return table, missing
+    blank = None
+    for column in table.columns:
+        if column.null_count == 0:
+            return table, missing
+        nulls = pc.is_null(column)
+        blank = nulls if blank is None else pc.and_(blank, nulls)
+    count = pc.sum(blank).as_py() or 0
+    if count != blank_lines or count == table.num_rows:
+        return table, missing
+    kept = table.filter(pc.invert(blank))
+    fewer = {}
+    for name, counts in missing.items():
+        counts = dict(counts)
+        if counts.get("", 0) >= count:  # the blank rows' cells
+            counts[""] -= count
+            if not counts[""]:
+                del counts[""]
+        if counts:
+            fewer[name] = counts
+    return kept, fewer
 
 
 def _unnamed_empty_columns(table: pa.Table, header: list[str] | None) -> list[str]:
