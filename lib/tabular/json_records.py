@@ -259,6 +259,10 @@ class _Columns:
         if not self.batch:
             return
         size = len(self.batch)
+        top: dict[str, None] = {}
+        for record in self.batch:
+            top.update(dict.fromkeys(record))
+        check_columns(len(self.chunks.keys() | top.keys()), self.limits)  # before building any
         columns = _batch_columns(self.batch)
         self.batch = []
         check_columns(len(set(self.chunks) | set(columns)), self.limits)
