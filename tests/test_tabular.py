@@ -202,6 +202,15 @@ def test_a_delimiter_ending_every_data_row_but_not_the_header_shifts_nothing() -
     assert named["a"].tolist() == [1, 3, 5] and named["b"].tolist() == [2, 4, 6]
 
 
+def test_a_sheets_empty_columns_between_the_table_and_a_note_are_left_out() -> None:
+    """A note typed two columns right of the table: the empty columns between are nothing."""
+    rows: list[list] = [["age", "y"]] + [[20 + i, "no"] for i in range(10)]
+    rows[2] = [21, "no", None, None, None, "note: provisional"]
+    parsed = parse_table("t.xlsx", _workbook(rows))
+    assert parsed.columns == ["age", "y", "column_3"]  # the note keeps a column of its own
+    assert parsed.frame["column_3"].count() == 1
+
+
 def test_rows_with_no_value_inside_the_table_are_left_out() -> None:
     """Spreadsheets write `,,` for an empty row between blocks of data."""
     parsed = parse_table("blocks.csv", b"a,b,c\n1,x,\n,,\n2,y,z\n,,\n3,,w\n")

@@ -206,6 +206,14 @@ def _sheet_table(rows: Any, limits: UploadLimits) -> tuple[pa.Table, list[str], 
         columns = [column[:count] for column in columns]
     if count == 0:
         raise TableError("The sheet has a header row but no data rows.")
+    # Columns with neither a name nor a value (between the table and a note beside it).
+    kept = [
+        i
+        for i, (name, column) in enumerate(zip(names, columns, strict=True))
+        if str(name).strip() or any(v is not None for v in column)
+    ]
+    if len(kept) < len(names):
+        names, columns = [names[i] for i in kept], [columns[i] for i in kept]
     names = [str(n) for n in names]
     check_header(names)
     check_columns(len(names), limits)
