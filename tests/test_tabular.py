@@ -211,6 +211,23 @@ def test_a_sheets_empty_columns_between_the_table_and_a_note_are_left_out() -> N
     assert parsed.frame["column_3"].count() == 1
 
 
+def test_the_header_repeated_further_down_is_not_data() -> None:
+    """Files joined with `cat`, reports that repeat the header on each page, tables stacked
+    on one sheet: the repeats are left out and the numbers stay numbers."""
+    one = b"age,income,y\r\n30,100,no\r\n40,200,yes\r\n"
+    joined = one * 3
+    parsed = parse_table("joined.csv", joined)
+    assert parsed.columns == ["age", "income", "y"] and parsed.rows == 6
+    assert str(parsed.frame["age"].dtype) == "int64" and parsed.missing == {}
+    quoted = parse_table("q.csv", b'"age","y"\n1,"no"\n"age","y"\n2,"yes"\n').frame
+    assert quoted["age"].tolist() == [1, 2]
+    # A row that only starts like the header is data.
+    assert parse_table("p.csv", b"a,b\n1,x\na,c\n").frame["a"].tolist() == ["1", "a"]
+    stacked = _workbook([["age", "y"], [1, "no"], [], ["age", "y"], [2, "yes"], ["age", "y"]])
+    sheet = parse_table("s.xlsx", stacked).frame
+    assert sheet["age"].tolist() == [1, 2] and str(sheet["age"].dtype) == "int64"
+
+
 def test_rows_with_no_value_inside_the_table_are_left_out() -> None:
     """Spreadsheets write `,,` for an empty row between blocks of data."""
     parsed = parse_table("blocks.csv", b"a,b,c\n1,x,\n,,\n2,y,z\n,,\n3,,w\n")

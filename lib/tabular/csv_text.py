@@ -310,6 +310,8 @@ def first_row_is_data(header: list[str], rows: Sequence[Sequence[str]], delimite
     decimal_comma = delimiter == ";"
     tokens = {t.lower() for t in _DEFAULT_MISSING}
     cells = [h.strip() for h in header]
+    # The first row again further down (files joined one after another) says nothing.
+    rows = [r for r in rows if [v.strip() for v in r] != cells]
     body = [r for r in rows if len(r) == width][:SNIFF_MAX_LINES]
     numeric_columns = text_columns = recurring = 0
     for j, cell in enumerate(cells):

@@ -179,11 +179,18 @@ def _sheet_table(rows: Any, limits: UploadLimits) -> tuple[pa.Table, list[str], 
     if header is None or all(v is None for v in header):
         raise TableError("The first row of the sheet is empty: it must name the columns.")
     names = _trimmed([_text(v) if v is not None else "" for v in header])
+    repeated = list(names)  # a row like this further down is the header again, not data
     columns: list[list[Any]] = [[] for _ in names]
     count = decoded = 0
     last: deque[list[Any]] = deque(maxlen=FOOTER_MAX_ROWS)
     for row in rows:
         values = _trimmed([None if v == "" else v for v in row])
+        if (
+            values
+            and values[0] == header[0]
+            and [_text(v) if v is not None else "" for v in values] == repeated
+        ):
+            continue  # tables stacked on one sheet under the same header
         last.append(values)
         if not values:
             continue  # formatted but empty rows

@@ -339,6 +339,8 @@ def parse_csv(
         names = positional_names(len(layout.header))
     tokens = normalize_tokens(missing_tokens)
     end = len(data) - layout.footer_bytes
+    if layout.header_row:
+        data, end = _without_header_repeats(data, layout, end)
     buffer = pa.py_buffer(data).slice(layout.body_offset, end - layout.body_offset)
     block = _block_size(layout.header_bytes)
     # Spreadsheets write semicolon-separated files where the comma is the decimal mark.
@@ -383,6 +385,21 @@ def parse_csv(
         header_rows=layout.header_rows,
         footer_rows=layout.footer_rows,
     )
+
+
+def _without_header_repeats(data: bytes, layout: CsvLayout, end: int) -> tuple[bytes, int]:
+    """The bytes without the lines that repeat the header row (files joined with `cat`, a
+    report repeating its header on every page), and where the table ends in them."""
+    start = layout.body_offset + layout.header_bytes
+    line = bytes(data[layout.body_offset : start]).rstrip(b"\r\n")
+    if not line.strip():
+        return data, end
+    repeat = re.compile(rb"\n" + re.escape(line) + rb"\r?(?=\n|\Z)")
+    body = memoryview(data)[start - 1 : end]  # from the header's line break
+    if not repeat.search(body):
+        return data, end
+    kept = repeat.sub(b"", body)
+    return bytes(data[: start - 1]) + kept + bytes(data[end:]), start - 1 + len(kept)
 
 
 def _blank_lines(body: memoryview, delimiter: str) -> int:
