@@ -228,6 +228,29 @@ def test_the_header_repeated_further_down_is_not_data() -> None:
     assert sheet["age"].tolist() == [1, 2] and str(sheet["age"].dtype) == "int64"
 
 
+@pytest.mark.parametrize(
+    ("data", "what"),
+    [
+        (
+            b"\n<!DOCTYPE html>\n<html><body><p>Sign in, then download.</p></body></html>\n",
+            "web page",
+        ),
+        (b"<html>\n<p>Error 404, page not found</p>\n</html>", "web page"),
+        (b'<?xml version="1.0"?>\n<rows><row a="1"/></rows>\n', "XML"),
+        (b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\n", "PDF"),
+        (b"Rar!\x1a\x07\x01\x00" + b"x" * 40, "RAR or 7-Zip"),
+        (b"\x89PNG\r\n\x1a\n" + b"x" * 40, "image"),
+    ],
+)
+def test_a_document_that_is_no_table_is_refused_saying_what_it_is(data: bytes, what: str) -> None:
+    """Download links hand out sign-in pages and reports: they read as a one-column table."""
+    with pytest.raises(TableError, match=what):
+        parse_table("data.csv", data)
+    with pytest.raises(TableError, match=what):
+        parse_table("data.csv.gz", gzip.compress(data))
+    assert parse_table("tags.csv", b"<b>,c\n1,2\n").columns == ["<b>", "c"]
+
+
 def test_rows_with_no_value_inside_the_table_are_left_out() -> None:
     """Spreadsheets write `,,` for an empty row between blocks of data."""
     parsed = parse_table("blocks.csv", b"a,b,c\n1,x,\n,,\n2,y,z\n,,\n3,,w\n")

@@ -402,6 +402,38 @@ def _without_header_repeats(data: bytes, layout: CsvLayout, end: int) -> tuple[b
     return bytes(data[: start - 1]) + kept + bytes(data[end:]), start - 1 + len(kept)
 
 
+# What a download link hands out when it is not the data: a sign-in or error page, a report.
+_DOCUMENTS = (
+    (
+        re.compile(rb"\s*(<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>])", re.I),
+        "a web page "
+        "(HTML): a sign-in or error page saved instead of the data? Download the file again",
+    ),
+    (
+        re.compile(rb"\s*<\?xml[\s?]", re.I),
+        "XML, not a table: save it as CSV, JSON or a spreadsheet",
+    ),
+    (
+        re.compile(rb"%PDF-"),
+        "a PDF document, not a table: export its table as CSV or a spreadsheet",
+    ),
+    (re.compile(rb"\{\\rtf"), "a rich-text document, not a table: save it as CSV"),
+    (
+        re.compile(rb"Rar!\x1a\x07|7z\xbc\xaf\x27\x1c"),
+        "a RAR or 7-Zip archive: unpack it and upload the table file, or a zip of it",
+    ),
+    (re.compile(rb"\x89PNG|\xff\xd8\xff|GIF8"), "an image, not a table"),
+)
+
+
+def _refuse_documents(data: bytes) -> None:
+    """Refuse, saying what it is, a file that is no table at all but reads as one column."""
+    head = data[:1024].removeprefix(b"\xef\xbb\xbf")
+    for pattern, what in _DOCUMENTS:
+        if pattern.match(head):
+            raise TableError(f"The file is {what}. Nothing was stored.")
+
+
 def _blank_lines(body: memoryview, delimiter: str) -> int:
     """How many lines hold delimiters and nothing else (`,,,`, `"",""`)."""
     if delimiter.isspace():
@@ -610,6 +642,8 @@ def _parse_unpacked(
     if not data:
         raise TableError("The file is empty.")
     file_format = detect_format(file_name, data)
+    if file_format == "csv":
+        _refuse_documents(data)
     if file_format == "json":
         table = read_json_table(data, limits)
         tokens = normalize_tokens(missing_tokens)
