@@ -8,16 +8,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from lib.tabular import MISSING_TOKENS, UPLOAD_SUFFIXES, layout_of
+from lib.tabular import MISSING_TOKENS, layout_of
 
 
 class _Versioned(Protocol):
     version: int
     sha256: str
-
-
-# The extensions the upload form accepts (a table file, or one compressed).
-UPLOAD_TYPES = [suffix.lstrip(".") for suffix in UPLOAD_SUFFIXES]
 
 
 def default_dataset_name(file_name: str) -> str:

@@ -13,7 +13,6 @@ from lib.sample_data import (
 )
 from lib.ui import ago, human_bytes, workspace
 from lib.upload_form import (
-    UPLOAD_TYPES,
     default_dataset_name,
     default_token_text,
     has_digest,
@@ -127,8 +126,9 @@ def _add_section() -> None:
             "(records or JSON Lines), SPSS, Stata, SAS or a spreadsheet (.xlsx, .xls, .ods: the sheet holding the table), "
             f"up to {upload_mb} MB; "
             "or one of them compressed (gzip, bzip2, xz) or in a zip archive (alone, or train.csv "
-            "beside others)",
-            type=UPLOAD_TYPES,
+            "beside others). Any file name: a file is read by what it holds (`adult.test`, "
+            "an export without an extension).",
+            type=None,
             key="datasets_upload",
             max_upload_size=upload_mb,
         )

@@ -3,7 +3,6 @@
 Pure functions of bytes and Arrow tables, shared by both backends and the Score page.
 """
 
-from lib.tabular.archives import UPLOAD_SUFFIXES
 from lib.tabular.columns import MISSING_TOKENS, date_formats, normalize_tokens, pandas_dtypes
 from lib.tabular.csv_text import CSV_DELIMITERS, SNIFF_MAX_BYTES, choose_delimiter
 from lib.tabular.limits import TableError
@@ -45,7 +44,6 @@ __all__ = [
     "FileLayout",
     "ParsedTable",
     "TableError",
-    "UPLOAD_SUFFIXES",
     "choose_delimiter",
     "detect_format",
     "format_tokens",

@@ -39,6 +39,8 @@ _TRAINING = re.compile(r"(^|[^a-z])train(ing)?([^a-z]|$)", re.IGNORECASE)
 TABLE_SUFFIXES = (
     ".csv",
     ".tsv",
+    ".tab",
+    ".psv",
     ".txt",
     ".data",
     ".dat",
@@ -60,8 +62,6 @@ TABLE_SUFFIXES = (
     ".xls",
     ".ods",
 )
-# What the upload form accepts: a table file, or one compressed.
-UPLOAD_SUFFIXES = (*TABLE_SUFFIXES, ".gz", ".bz2", ".xz", ".zip")
 _CHUNK = 1 << 20
 
 

@@ -94,6 +94,16 @@ def test_the_new_dataset_is_shown_after_registering(local_workspace) -> None:
     assert [m.value for m in at.metric][:2] == ["4", "3"]
 
 
+def test_any_file_name_is_taken_and_read_by_what_it_holds(local_workspace) -> None:
+    """UCI hands out `adult.test`; exports come without an extension."""
+    at = open_page("datasets.py")
+    assert list(at.file_uploader(key="datasets_upload").proto.type) == []  # no name filter
+    _register(at, "adult.test", CSV)
+    assert any("Registered **adult v1**" in s.value for s in at.success)
+    _register(at, "page.csv", b"<!DOCTYPE html>\n<html><body>Sign in</body></html>\n")
+    assert any("web page" in e.value for e in at.error)
+
+
 def test_the_add_section_stays_open_with_its_messages(local_workspace) -> None:
     at = open_page("datasets.py")
     assert at.expander[0].proto.expanded  # empty workspace: open
