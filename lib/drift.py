@@ -87,7 +87,7 @@ def _floats(values: list) -> np.ndarray:
                 # "$1,234.50" is the number endpoints read it as; anything else counts as missing
                 text = _NEGATIVE.sub(r"-\1", v.strip()) if isinstance(v, str) else ""
                 if _FORMATTED.match(text):
-                    out[i] = float(_DECORATION.sub("", text))
+                    out[i] = float(_DECORATION.sub("", text).replace("−", "-"))
         return out
 
 

@@ -54,6 +54,7 @@ def test_numeric_cells_are_training_deciles_plus_missing():
     assert profile.count(["12", "n/a"]).tolist() == [1, 0, 0, 1]
     # Numbers written for people fall where the endpoint reads them ("$1,234.50" is 1234.5).
     assert profile.count(["$35", "1,234", "12%", "$", "1,5", "(5)"]).tolist() == [2, 1, 1, 2]
+    assert profile.count(["\u221235"]).tolist() == [1, 0, 0, 0]  # U+2212, a web page's minus
 
 
 def test_categorical_cells_are_training_categories_plus_unseen_and_missing():

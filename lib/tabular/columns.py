@@ -101,13 +101,14 @@ _TIME_OF_DAY = r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(\s*[AaPp]\.?[Mm]\.?)?$"
 # A number as people write it: sign, currency sign, thousands separators in threes, percent.
 # NB: the record encoder (lib/local/fastpath/encoder.py) reads clients' values with the same
 # pattern; it ships inside saved models and cannot import this module.
-FORMATTED_NUMBER = r"^[-+]?\s*[$€£¥]?\s*((\d{1,3}(,\d{3})+|\d+)(\.\d+)?|\.\d+)\s*%?$"
+# A minus may be the typographic one (U+2212), as tables copied from web pages write it.
+FORMATTED_NUMBER = r"^[-+−]?\s*[$€£¥]?\s*((\d{1,3}(,\d{3})+|\d+)(\.\d+)?|\.\d+)\s*%?$"
 NUMBER_DECORATION = r"[$€£¥,%\s]"
 # The same with a decimal comma and dots (or spaces) between thousands; the currency sign may
 # also follow the number (`12,50 €`).
 # Spreadsheets in French and other locales put a (narrow) no-break space between thousands.
 COMMA_DECIMAL_NUMBER = (
-    r"^[-+]?\s*[$€£¥]?\s*((\d{1,3}([. \x{a0}\x{202f}]\d{3})+|\d+)(,\d+)?|,\d+)\s*[$€£¥]?\s*%?$"
+    r"^[-+−]?\s*[$€£¥]?\s*((\d{1,3}([. \x{a0}\x{202f}]\d{3})+|\d+)(,\d+)?|,\d+)\s*[$€£¥]?\s*%?$"
 )
 _COMMA_DECIMAL_DECORATION = r"[$€£¥.%\s\x{a0}\x{202f}]"
 # Accounting notation: a negative amount in parentheses, `(1,234.50)` is -1234.5.
@@ -179,6 +180,7 @@ def _formatted_numbers(values: pa.Array, decimal_comma: bool = False) -> pa.Arra
 
 
 def _parse_formatted(values: pa.Array, decimal_comma: bool = False) -> pa.Array:
+    values = pc.replace_substring(values, "−", "-")
     values = pc.replace_substring_regex(values, ACCOUNTING_NEGATIVE, r"-\1")
     if decimal_comma:
         plain = pc.replace_substring_regex(values, _COMMA_DECIMAL_DECORATION, "")

@@ -127,6 +127,10 @@ def test_numbers_written_for_people_encode_as_the_upload_read_them() -> None:
     # the same text is no number to the upload either: such a column stays text
     kept = parse_table("t.csv", b'v\n"1,5"\nabc\n$\n"1,23"\n').frame["v"]
     assert str(kept.dtype) == "str"
+    # the minus sign of tables copied from web pages (U+2212), in the file and from a client
+    minus = parse_table("w.csv", 'amount\n"\u22121,234.5"\n3\n'.encode()).frame["amount"]
+    assert minus.tolist() == [-1234.5, 3.0]
+    assert enc.encode_records([{"amount": "\u22121,234.5"}])[0, 0] == -1234.5
 
 
 def test_times_of_day_encode_as_the_upload_read_them() -> None:

@@ -33,7 +33,7 @@ _PANDAS_MISSING = frozenset({"NAType", "NaTType"})
 # The upload's pattern of a number written for people (lib/tabular/columns.py), repeated here
 # because this module ships inside saved models on its own.
 _FORMATTED_NUMBER = re.compile(
-    r"^[-+]?\s*[$€£¥]?\s*((\d{1,3}(,\d{3})+|\d+)(\.\d+)?|\.\d+)\s*%?$", re.ASCII
+    r"^[-+−]?\s*[$€£¥]?\s*((\d{1,3}(,\d{3})+|\d+)(\.\d+)?|\.\d+)\s*%?$", re.ASCII
 )
 _NUMBER_DECORATION = re.compile(r"[$€£¥,%\s]")
 _ACCOUNTING_NEGATIVE = re.compile(r"^\(\s*([^()]*?)\s*\)$")
@@ -69,7 +69,7 @@ def to_float(value: Any) -> float:
             return math.nan
         text = _ACCOUNTING_NEGATIVE.sub(r"-\1", value.strip())
         if _FORMATTED_NUMBER.match(text):
-            return float(_NUMBER_DECORATION.sub("", text))
+            return float(_NUMBER_DECORATION.sub("", text).replace("−", "-"))
         return math.nan
 
 
