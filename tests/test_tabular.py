@@ -1023,13 +1023,18 @@ def test_json_nested_records_wrappers_and_text_values() -> None:
     }
     values = parse_table("v.json", b'[["town", "n"], ["Leeds", 1], ["York", 2]]').frame
     assert values.columns.tolist() == ["town", "n"] and values["n"].tolist() == [1, 2]
+    lists = parse_table("l.json", b'{"town": ["Leeds", "York"], "n": [1, null]}').frame
+    assert lists["town"].tolist() == ["Leeds", "York"] and lists["n"].isna().tolist() == [
+        False,
+        True,
+    ]
 
 
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
         (b"[1, 2, 3]", "single values, not records"),
-        (b'{"a": [1, 2]}', "holds no table"),
+        (b'{"a": [1, 2], "b": [3]}', "holds no table"),  # columns of unequal length
         (b'[{"a": 1},\n {"a": 2}', "not valid JSON: .* line 2"),
         (b'[{"a": 1}] trailing', "extra data after the array at line 1, column 12"),
         (b'{"a": 1}\n[1]', "a line that is not a record at line 2"),

@@ -3,10 +3,11 @@
 Read: an array of records (`DataFrame.to_json(orient="records")`, most REST APIs), JSON Lines
 (one record a line), an object holding an array of records (`{"data": [...]}`, `{"results":
 [...]}`, pandas' `table` layout), GeoJSON features (their properties), pandas' `split` layout
-(`{"columns": [...], "data": [[...]]}`), an array of arrays (a first row of names is the header)
-and pandas' default `columns` and `index` layouts (an object of objects). A nested object
-becomes `parent.child` columns; a list is kept as its JSON text. Every value is handed on as
-text and typed as CSV text is, so `1`, `"1"` and `true` read as a CSV cell would.
+(`{"columns": [...], "data": [[...]]}`), an array of arrays (a first row of names is the header),
+an object of equally long arrays (one a column) and pandas' default `columns` and `index`
+layouts (an object of objects). A nested object becomes `parent.child` columns; a list is kept
+as its JSON text. Every value is handed on as text and typed as CSV text is, so `1`, `"1"` and
+`true` read as a CSV cell would.
 
 Records are decoded one at a time and the columns kept as Arrow text in batches, so the rows
 and the decoded size are checked against the limits while reading.
@@ -147,6 +148,11 @@ def _records_of(whole: dict) -> list[Any]:
     if arrays:
         return max(arrays, key=len)
     values = list(whole.values())
+    lengths = {len(v) for v in values if isinstance(v, list)}
+    if values and len(lengths) == 1 and all(isinstance(v, list) for v in values):
+        # Columns as lists (`json.dump(frame.to_dict("list"))`): one value of each a row.
+        names = list(whole)
+        return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
     if values and all(isinstance(v, dict) for v in values):
         labels = list(whole)
         if all(_ROW_LABEL.match(str(k)) for k in labels):  # pandas "index": rows by label
