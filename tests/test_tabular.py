@@ -1023,6 +1023,9 @@ def test_json_nested_records_wrappers_and_text_values() -> None:
     }
     values = parse_table("v.json", b'[["town", "n"], ["Leeds", 1], ["York", 2]]').frame
     assert values.columns.tolist() == ["town", "n"] and values["n"].tolist() == [1, 2]
+    solr = b'{"responseHeader": {"status": 0}, "response": {"numFound": 2, "docs": '
+    solr += b'[{"id": "a", "n": 1}, {"id": "b", "n": 2}]}}'
+    assert parse_table("solr.json", solr).frame["n"].tolist() == [1, 2]
     lists = parse_table("l.json", b'{"town": ["Leeds", "York"], "n": [1, null]}').frame
     assert lists["town"].tolist() == ["Leeds", "York"] and lists["n"].isna().tolist() == [
         False,

@@ -2,7 +2,7 @@
 
 Read: an array of records (`DataFrame.to_json(orient="records")`, most REST APIs), JSON Lines
 (one record a line), an object holding an array of records (`{"data": [...]}`, `{"results":
-[...]}`, pandas' `table` layout), GeoJSON features (their properties), pandas' `split` layout
+[...]}`, pandas' `table` layout, or deeper: `{"response": {"docs": [...]}}`), GeoJSON features (their properties), pandas' `split` layout
 (`{"columns": [...], "data": [[...]]}`), an array of arrays (a first row of names is the header),
 an object of equally long arrays (one a column) and pandas' default `columns` and `index`
 layouts (an object of objects). A nested object becomes `parent.child` columns; a list is kept
@@ -144,9 +144,9 @@ def _records_of(whole: dict) -> list[Any]:
     names, rows = whole.get("columns"), whole.get("data")
     if _is_name_list(names) and isinstance(rows, list) and all(isinstance(r, list) for r in rows):
         return [dict(zip(names, row, strict=False)) for row in rows]
-    arrays = [v for v in whole.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
-    if arrays:
-        return max(arrays, key=len)
+    records = _records_inside(whole)
+    if records:
+        return records
     values = list(whole.values())
     lengths = {len(v) for v in values if isinstance(v, list)}
     if values and len(lengths) == 1 and all(isinstance(v, list) for v in values):
@@ -165,6 +165,24 @@ def _records_of(whole: dict) -> list[Any]:
     if values and not any(isinstance(v, list) for v in values):
         return [whole]  # one record alone
     raise TableError(_NO_TABLE)
+
+
+def _records_inside(whole: dict, depth: int = 3) -> list[dict] | None:
+    """The longest array of records in the object or the objects inside it (`{"results":
+    [...]}`, Solr's `{"response": {"docs": [...]}}`), looking `depth` levels down."""
+    best: list[dict] | None = None
+    level = [whole]
+    for _ in range(depth):
+        found = [v for obj in level for v in obj.values() if _is_records(v)]
+        if found:
+            best = max(found, key=len)
+            break
+        level = [v for obj in level for v in obj.values() if isinstance(v, dict)]
+    return best
+
+
+def _is_records(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and isinstance(value[0], dict)
 
 
 def _is_name_list(names: Any) -> bool:
