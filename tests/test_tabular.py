@@ -478,6 +478,11 @@ def test_tokens_in_text_columns_are_missing_unless_a_category_can_be_them() -> N
     assert pd.isna(parsed.frame["grade"].iloc[0])
     assert parsed.frame["veneer"].tolist()[0] == "None"
     assert parsed.missing["region"] == {"NA": 2} and parsed.missing["rooms"] == {"NA": 1, "-": 1}
+    # R's write.csv quotes text and writes a missing value as a bare NA, numbers or not.
+    r_export = b'"sex","region","age"\n"male",NA,31\n"female","EU",40\n"male","EU",22\n'
+    parsed = parse_table("r.csv", r_export)
+    assert parsed.frame["region"].isna().tolist() == [True, False, False]
+    assert parsed.missing == {"region": {"NA": 1}}
     # An added token is missing wherever it is; a removed one nowhere.
     own = parse_table("houses.csv", data, missing_tokens=["", "unknown"])
     assert own.frame["job"].isna().tolist() == [False, True, False, True]

@@ -575,9 +575,11 @@ def missing_in_text(
     missing: dict[str, dict[str, int]],
     tokens: Iterable[str],
     kept_as_written: frozenset[str] = frozenset(),
+    written_for_missing: Iterable[str] = (),
 ) -> tuple[pa.Table, dict[str, dict[str, int]]]:
     """Text columns with the cells holding a missing-value token made missing, and the
-    tokens counted; columns in `kept_as_written` are left as they are."""
+    tokens counted; columns in `kept_as_written` are left as they are. `written_for_missing`:
+    tokens the file is known to write for a missing value (R's bare `NA`)."""
     text = [
         str(n)
         for n, t in zip(table.column_names, table.schema.types, strict=True)
@@ -586,6 +588,7 @@ def missing_in_text(
     if not text:
         return table, missing
     elsewhere = [t for name, counts in missing.items() if name not in text for t in counts]
+    elsewhere += list(written_for_missing)
     lowered = text_missing_tokens(tokens, elsewhere)
     if not lowered:
         return table, missing

@@ -271,6 +271,7 @@ def _build(
     tokens: tuple[str, ...],
     text_columns: frozenset[str] = frozenset(),
     decimal_comma: bool = False,
+    written_for_missing: tuple[str, ...] = (),
 ) -> tuple[pa.Table, dict[str, dict[str, int]]]:
     """Type every column while reading once; read again only the columns that need it."""
     builders = [ColumnBuilder(n, tokens, decimal_comma) for n in names]
@@ -302,7 +303,7 @@ def _build(
     table = with_date_formats(columns, names, formats)
     check_decoded_size(table.nbytes, limits)
     missing = {b.name: b.recognised() for b in builders if b.recognised()}
-    return missing_in_text(table, missing, tokens, text_columns)
+    return missing_in_text(table, missing, tokens, text_columns, written_for_missing)
 
 
 def _block_size(header_bytes: int) -> int:
@@ -345,6 +346,7 @@ def parse_csv(
     block = _block_size(layout.header_bytes)
     # Spreadsheets write semicolon-separated files where the comma is the decimal mark.
     decimal_comma = layout.delimiter == ";"
+    r_missing = ("NA",) if _written_by_r(memoryview(data)[layout.body_offset : end], layout) else ()
     try:
         table, missing = _build(
             lambda only: _csv_batches(
@@ -355,6 +357,7 @@ def parse_csv(
             tokens,
             frozenset(text_columns),
             decimal_comma,
+            r_missing,
         )
     except pa.ArrowInvalid:
         view = memoryview(data)[layout.body_offset : end]
@@ -367,6 +370,7 @@ def parse_csv(
             tokens,
             frozenset(text_columns),
             decimal_comma,
+            r_missing,
         )
     empty = _unnamed_empty_columns(table, layout.header if layout.header_row else None)
     if empty:
@@ -432,6 +436,18 @@ def _refuse_documents(data: bytes) -> None:
     for pattern, what in _DOCUMENTS:
         if pattern.match(head):
             raise TableError(f"The file is {what}. Nothing was stored.")
+
+
+def _written_by_r(body: memoryview, layout: CsvLayout) -> bool:
+    """R's `write.csv`: text in quotes and a missing value a bare `NA` (a quoted "NA" is text
+    to R, but the reader keeps no quotes); looked for in the first megabytes."""
+    if not layout.header_row:
+        return False
+    head = body[: 4 << 20]
+    mark = re.escape(layout.delimiter.encode())
+    bare = rb"(?:^|" + mark + rb")NA(?:" + mark + rb"|\r?$)"
+    quoted = rb"(?:^|" + mark + rb')"[^"\n]*[A-Za-z][^"\n]*"(?:' + mark + rb"|\r?$)"
+    return bool(re.search(bare, head, re.M)) and bool(re.search(quoted, head, re.M))
 
 
 def _blank_lines(body: memoryview, delimiter: str) -> int:
