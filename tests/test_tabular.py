@@ -478,6 +478,10 @@ def test_tokens_in_text_columns_are_missing_unless_a_category_can_be_them() -> N
     assert pd.isna(parsed.frame["grade"].iloc[0])
     assert parsed.frame["veneer"].tolist()[0] == "None"
     assert parsed.missing["region"] == {"NA": 2} and parsed.missing["rooms"] == {"NA": 1, "-": 1}
+    # Only as the file writes them: sodium's "Na" beside a missing "NA", a person named Nan.
+    lab = parse_table("lab.csv", b"test,who,value\nNa,Nan,NA\nK,Li,4.1\nNA,NaN,5\n").frame
+    assert lab["test"].tolist()[:2] == ["Na", "K"] and pd.isna(lab["test"].iloc[2])
+    assert lab["who"].tolist()[:2] == ["Nan", "Li"] and pd.isna(lab["who"].iloc[2])
     # R's write.csv quotes text and writes a missing value as a bare NA, numbers or not.
     r_export = b'"sex","region","age"\n"male",NA,31\n"female","EU",40\n"male","EU",22\n'
     parsed = parse_table("r.csv", r_export)

@@ -556,18 +556,27 @@ def to_storage(table: pa.Table) -> pa.Table:
 
 def text_missing_tokens(
     tokens: Iterable[str], recognised_elsewhere: Iterable[str]
-) -> frozenset[str]:
-    """The tokens (lower case) read as missing in text columns: placeholders, the operator's
-    own tokens, and the word-like defaults the file writes for missing numbers or dates
-    (`recognised_elsewhere`: tokens as found in the typed columns)."""
+) -> tuple[frozenset[str], frozenset[str]]:
+    """The tokens read as missing in text columns, as (exact strings, lower-case strings):
+    placeholders as they are written (`N/A`, `n/a`; not `Nan`, a name), the operator's own
+    tokens in any case, and the word-like defaults exactly as the file writes them for missing
+    numbers or dates (`recognised_elsewhere`), so sodium's `Na` stays a value beside `NA`."""
     defaults = {t.lower() for t in MISSING_TOKENS}
-    used = {t.strip().lower() for t in recognised_elsewhere}
-    out = set()
+    written = {t.strip() for t in recognised_elsewhere}
+    exact: set[str] = set()
+    folded: set[str] = set()
     for token in tokens:
-        low = token.strip().lower()
-        if low and (low in PLACEHOLDER_TOKENS or low not in defaults or low in used):
-            out.add(low)
-    return frozenset(out)
+        clean = token.strip()
+        low = clean.lower()
+        if not low:
+            continue
+        if low not in defaults:
+            folded.add(low)
+        elif low in PLACEHOLDER_TOKENS:
+            exact |= {clean, low, clean.upper()}
+        else:
+            exact |= {w for w in written if w.lower() == low}
+    return frozenset(exact), frozenset(folded)
 
 
 def missing_in_text(
@@ -589,10 +598,10 @@ def missing_in_text(
         return table, missing
     elsewhere = [t for name, counts in missing.items() if name not in text for t in counts]
     elsewhere += list(written_for_missing)
-    lowered = text_missing_tokens(tokens, elsewhere)
-    if not lowered:
+    exact, folded = text_missing_tokens(tokens, elsewhere)
+    if not exact and not folded:
         return table, missing
-    value_set = pa.array(sorted(lowered), pa.string())
+    value_sets = (pa.array(sorted(exact), pa.string()), pa.array(sorted(folded), pa.string()))
     missing = {k: dict(v) for k, v in missing.items()}
     for name in text:
         index = table.column_names.index(name)
@@ -600,7 +609,7 @@ def missing_in_text(
         counts: Counter[str] = Counter()
         chunks = []
         for chunk in column.chunks:
-            hit = _token_cells(chunk, value_set)
+            hit = _token_cells(chunk, *value_sets)
             if hit is None:
                 chunks.append(chunk)
                 continue
@@ -619,13 +628,21 @@ def missing_in_text(
     return table, missing
 
 
-def _token_cells(chunk: pa.Array, value_set: pa.Array) -> pa.Array | None:
-    """Which cells of a text chunk hold one of the (lower-case) tokens; None if none does."""
+def _token_cells(chunk: pa.Array, exact: pa.Array, folded: pa.Array) -> pa.Array | None:
+    """Which cells of a text chunk hold a token (`exact` as written, `folded` in any case);
+    None if none does."""
+
+    def found(values: pa.Array) -> pa.Array:
+        hit = pc.is_in(values, value_set=exact)
+        if len(folded):
+            hit = pc.or_(hit, pc.is_in(pc.utf8_lower(values), value_set=folded))
+        return pc.fill_null(hit, False)
+
     if pa.types.is_dictionary(chunk.type):
         # The dictionary first: most text columns hold no token, and it is small.
-        known = pc.is_in(pc.utf8_lower(chunk.dictionary), value_set=value_set)
+        known = found(chunk.dictionary)
         if not pc.any(known).as_py():
             return None
         return pc.fill_null(pc.take(known, chunk.indices), False)
-    hit = pc.fill_null(pc.is_in(pc.utf8_lower(chunk), value_set=value_set), False)
+    hit = found(chunk)
     return hit if pc.any(hit).as_py() else None
