@@ -202,6 +202,32 @@ def test_a_delimiter_ending_every_data_row_but_not_the_header_shifts_nothing() -
     assert named["a"].tolist() == [1, 3, 5] and named["b"].tolist() == [2, 4, 6]
 
 
+def test_a_report_sheets_merged_cells_read_as_the_sheet_shows_them() -> None:
+    """`North` merged down over its three months is the region of all three rows; a merged
+    title above a sparse table is still a title."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Sales report 2024"])
+    sheet.append([])
+    sheet.append(["region", "month", "sales"])
+    rows = [["North", "Jan", 1], [None, "Feb", 2], [None, "Mar", 3], ["South", "Jan", 4]]
+    for row in [*rows, [None, "Feb", None], ["West", "Jan", None]]:
+        sheet.append(row)
+    sheet.merge_cells("A1:C1")
+    sheet.merge_cells("A4:A6")
+    sheet.merge_cells("A7:A8")
+    sheet.merge_cells("B9:C9")  # across, not down: nothing to fill
+    raw = io.BytesIO()
+    book.save(raw)
+    parsed = parse_table("report.xlsx", raw.getvalue())
+    assert parsed.title_rows == 2 and parsed.columns == ["region", "month", "sales"]
+    frame = parsed.frame
+    assert frame["region"].tolist() == ["North"] * 3 + ["South"] * 2 + ["West"]
+    assert frame["sales"].tolist()[:4] == [1, 2, 3, 4] and frame["sales"].isna().sum() == 2
+
+
 def test_a_sheets_empty_columns_between_the_table_and_a_note_are_left_out() -> None:
     """A note typed two columns right of the table: the empty columns between are nothing."""
     rows: list[list] = [["age", "y"]] + [[20 + i, "no"] for i in range(10)]

@@ -14,6 +14,7 @@ import io
 import itertools
 import zipfile
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
@@ -85,13 +86,20 @@ def read_excel(data: bytes, limits: UploadLimits, sheet_name: str | None = None)
     check_columns(sheet.total_width, limits)
     counts = [sum(1 for v in row if v != "") for row in head]
     widths = [c for c in counts if c]
-    titles = title_rows(head, max(set(widths), key=widths.count)) if widths else 0
+    # The table's width is its fullest row (the header): a sparse table's commonest row is
+    # narrower, and would make a one-cell title a row of the table.
+    titles = title_rows(head, max(widths)) if widths else 0
     header_rows = 1
     below = [[_text(v) for v in row] for row in head[titles:]]
     if len(below) > 2 and second_header_row(below[0], below[1], below[2:], ","):
         head[titles + 1] = merge_header_rows(below[0], below[1])
         titles, header_rows = titles + 1, 2
-    table, renamed, footer = _sheet_table(itertools.chain(head[titles:], rows), limits)
+    data_rows = itertools.chain(head[titles + 1 :], rows)
+    first = sheet.start[0] + titles + 1  # the sheet row of the first data row
+    data_rows = _merged_down(data_rows, _vertical_merges(sheet, first), first, sheet.start[1])
+    table, renamed, footer = _sheet_table(
+        itertools.chain(head[titles : titles + 1], data_rows), limits
+    )
     return Sheet(
         table,
         titles - header_rows + 1,
@@ -101,6 +109,40 @@ def read_excel(data: bytes, limits: UploadLimits, sheet_name: str | None = None)
         footer,
         others,
     )
+
+
+def _vertical_merges(sheet: Any, first: int) -> dict[int, list[tuple[int, int]]]:
+    """Cells merged down one column below the header: top row -> [(column, last row)]."""
+    try:
+        ranges = sheet.merged_cell_ranges or []
+    except Exception:  # noqa: BLE001 - a format without merges (.xls from some writers)
+        return {}
+    tops: dict[int, list[tuple[int, int]]] = {}
+    for (top, column), (last, right) in ranges:
+        if last > top and right == column and top >= first:
+            tops.setdefault(top, []).append((column, last))
+    return tops
+
+
+def _merged_down(
+    rows: Iterator[list[Any]], tops: dict[int, list[tuple[int, int]]], first: int, left: int
+) -> Iterator[list[Any]]:
+    """Rows with a cell merged down a column (a report's `North` over its three months) read
+    as the sheet shows it: its value on every row it spans, not on the first alone."""
+    if not tops:
+        yield from rows
+        return
+    carried: dict[int, tuple[Any, int]] = {}  # column index -> (value, last row)
+    for number, row in enumerate(rows, start=first):
+        for column, last in tops.get(number, ()):
+            if 0 <= column - left < len(row):
+                carried[column - left] = (row[column - left], last)
+        for j, (value, last) in list(carried.items()):
+            if number > last:
+                del carried[j]
+            elif j < len(row) and row[j] == "":
+                row = [*row[:j], value, *row[j + 1 :]]
+        yield row
 
 
 def _table_sheet(book: Any) -> tuple[int, Any, tuple[str, ...]]:
