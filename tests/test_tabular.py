@@ -202,6 +202,14 @@ def test_a_delimiter_ending_every_data_row_but_not_the_header_shifts_nothing() -
     assert named["a"].tolist() == [1, 3, 5] and named["b"].tolist() == [2, 4, 6]
 
 
+def test_a_text_file_named_as_a_workbook_is_read_as_what_it_is() -> None:
+    """Systems export tab-separated text as `report.xls` so that Excel opens it."""
+    parsed = parse_table("report.xls", b"id\tamount\n1\t2.5\n2\t3\n")
+    assert parsed.file_format == "csv" and parsed.frame["amount"].tolist() == [2.5, 3.0]
+    with pytest.raises(TableError, match="web page \\(HTML\\) named as a spreadsheet"):
+        parse_table("report.xls", b"<html><table><tr><td>a</td></tr></table></html>")
+
+
 def test_a_report_sheets_merged_cells_read_as_the_sheet_shows_them() -> None:
     """`North` merged down over its three months is the region of all three rows; a merged
     title above a sparse table is still a title."""

@@ -127,7 +127,9 @@ def detect_format(file_name: str, data: bytes) -> str:
     lower = file_name.lower()
     if lower.endswith((".parquet", ".pq")) or data[:4] == PARQUET_MAGIC:
         return "parquet"
-    if lower.endswith(EXCEL_SUFFIXES) or data[:4] in (ZIP_MAGIC, OLE_MAGIC):
+    # A workbook is a zip or an OLE file whatever its name; an `.xls` that is text (a tab-
+    # separated export named for Excel to open it) is read as what it is.
+    if data[:4] in (ZIP_MAGIC, OLE_MAGIC) or (lower.endswith(EXCEL_SUFFIXES) and _binary(data)):
         return "excel"
     statistics = stat_format(file_name, data)
     if statistics:
@@ -430,9 +432,19 @@ _DOCUMENTS = (
 )
 
 
-def _refuse_documents(data: bytes) -> None:
+def _binary(data: bytes) -> bool:
+    return b"\x00" in data[:1024]
+
+
+def _refuse_documents(data: bytes, file_name: str = "") -> None:
     """Refuse, saying what it is, a file that is no table at all but reads as one column."""
     head = data[:1024].removeprefix(b"\xef\xbb\xbf")
+    if file_name.lower().endswith(EXCEL_SUFFIXES) and _DOCUMENTS[0][0].match(head):
+        raise TableError(
+            "The file is a web page (HTML) named as a spreadsheet, as some systems export "
+            "tables: open it in a spreadsheet program and save it as .xlsx or CSV. Nothing "
+            "was stored."
+        )
     for pattern, what in _DOCUMENTS:
         if pattern.match(head):
             raise TableError(f"The file is {what}. Nothing was stored.")
@@ -659,7 +671,7 @@ def _parse_unpacked(
         raise TableError("The file is empty.")
     file_format = detect_format(file_name, data)
     if file_format == "csv":
-        _refuse_documents(data)
+        _refuse_documents(data, file_name)
     if file_format == "json":
         table = read_json_table(data, limits)
         tokens = normalize_tokens(missing_tokens)
