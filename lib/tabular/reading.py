@@ -452,10 +452,10 @@ def _refuse_documents(data: bytes, file_name: str = "") -> None:
 
 def _written_by_r(body: memoryview, layout: CsvLayout) -> bool:
     """R's `write.csv`: text in quotes and a missing value a bare `NA` (a quoted "NA" is text
-    to R, but the reader keeps no quotes); looked for in the first megabytes."""
+    to R, but the reader keeps no quotes); looked for in the first megabyte."""
     if not layout.header_row:
         return False
-    head = body[: 4 << 20]
+    head = body[: 1 << 20]
     mark = re.escape(layout.delimiter.encode())
     bare = rb"(?:^|" + mark + rb")NA(?:" + mark + rb"|\r?$)"
     quoted = rb"(?:^|" + mark + rb')"[^"\n]*[A-Za-z][^"\n]*"(?:' + mark + rb"|\r?$)"
