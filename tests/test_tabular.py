@@ -481,6 +481,7 @@ def test_what_spreadsheets_and_statistics_packages_write_for_missing_is_missing(
     assert str(frame["when"].dtype).startswith("datetime64") and frame["when"].isna().sum() == 2
     assert parsed.missing["ratio"] == {"#DIV/0!": 1, "#n/a": 1}
     assert parsed.missing["visits"] == {".": 1, "--": 1}
+    assert parse_table("m.csv", b"n,s\n1,x\n\\N,\\N\n").frame.isna().sum().tolist() == [1, 1]
     # no one writes them as a value: missing in a text column too
     assert pd.isna(frame["team"].iloc[0]) and frame["team"].tolist()[1:] == ["b", "c", "d"]
     assert parsed.missing["team"] == {"#N/A": 1}

@@ -28,7 +28,8 @@ import pyarrow.compute as pc
 
 # Compared case-insensitively. Besides the usual words: what spreadsheets write for a cell with
 # no value (`#N/A`, `#NA` and the error values a formula leaves in an exported CSV), pandas'
-# `<NA>`, and the `.` and `--` statistics packages and reports print.
+# `<NA>`, the `.` and `--` statistics packages and reports print, and the `\N` of a MySQL or
+# Hive export.
 MISSING_TOKENS: tuple[str, ...] = (
     "",
     "NA",
@@ -49,6 +50,7 @@ MISSING_TOKENS: tuple[str, ...] = (
     "#NAME?",
     "#NUM!",
     "#NULL!",
+    "\\N",
 )
 # The default tokens that are never a value: missing in text columns as well (lower case).
 PLACEHOLDER_TOKENS = frozenset(
