@@ -123,7 +123,7 @@ def _add_section() -> None:
     with st.form("datasets_upload_form", clear_on_submit=False):
         upload = st.file_uploader(
             "CSV (any delimiter; UTF-8, UTF-16, Windows-1252 or Latin-1), Parquet, ARFF, JSON "
-            "(records or JSON Lines), SPSS, Stata, SAS or a spreadsheet (.xlsx, .xls, .ods: the sheet holding the table), "
+            "(records or JSON Lines), a web page's table, SPSS, Stata, SAS or a spreadsheet (.xlsx, .xls, .ods: the sheet holding the table), "
             f"up to {upload_mb} MB; "
             "or one of them compressed (gzip, bzip2, xz) or in a zip archive (alone, or train.csv "
             "beside others). Any file name: a file is read by what it holds (`adult.test`, "

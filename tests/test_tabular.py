@@ -206,8 +206,42 @@ def test_a_text_file_named_as_a_workbook_is_read_as_what_it_is() -> None:
     """Systems export tab-separated text as `report.xls` so that Excel opens it."""
     parsed = parse_table("report.xls", b"id\tamount\n1\t2.5\n2\t3\n")
     assert parsed.file_format == "csv" and parsed.frame["amount"].tolist() == [2.5, 3.0]
-    with pytest.raises(TableError, match="web page \\(HTML\\) named as a spreadsheet"):
-        parse_table("report.xls", b"<html><table><tr><td>a</td></tr></table></html>")
+    html = b"<html><body><table><tr><td>id</td><td>amount</td></tr><tr><td>1</td><td>2.5</td>"
+    html += b"</tr><tr><td>2</td><td>3</td></tr></table></body></html>"
+    parsed = parse_table("report.xls", html)  # a web application's "export to Excel"
+    assert parsed.file_format == "html" and parsed.frame["amount"].tolist() == [2.5, 3.0]
+
+
+WEB_TABLE = b"""<!DOCTYPE html><html><head><title>GDP</title><style>td {color: red}</style>
+</head><body><table class="nav"><tr><td>Home</td><td>About</td></tr></table>
+<table class="wikitable">
+<tr><th rowspan="2">Country</th><th colspan="2">GDP (US$ million)</th><th rowspan="2">Region</th></tr>
+<tr><th>2022</th><th>2023</th></tr>
+<tr><td><a href="/us">United States</a>[1]</td><td>25,462,700</td><td>26,949,643</td>
+<td rowspan="2">Americas</td></tr>
+<tr><td>Canada</td><td>2,139,840</td><td>&minus;</td></tr>
+<tr><td>Germany<sup>[a]</sup></td><td>4,082,469</td><td>4,429,838</td><td>Europe</td></tr>
+</table><script>var t = "<table>";</script></body></html>"""
+
+
+def test_a_web_pages_table_is_read_as_a_browser_shows_it() -> None:
+    """A table saved from a web page: the biggest table, spans repeated, footnotes left out."""
+    parsed = parse_table("gdp.html", WEB_TABLE)
+    assert parsed.file_format == "html"
+    assert parsed.columns == [
+        "Country",
+        "GDP (US$ million) 2022",
+        "GDP (US$ million) 2023",
+        "Region",
+    ]
+    frame = parsed.frame
+    assert frame["Country"].tolist() == ["United States", "Canada", "Germany"]
+    assert frame["GDP (US$ million) 2023"].tolist()[::2] == [26949643, 4429838]
+    assert pd.isna(frame["GDP (US$ million) 2023"].iloc[1])  # a dash: no value
+    assert frame["Region"].tolist() == ["Americas", "Americas", "Europe"]
+    sign_in = b"<html><head><title>Sign in</title></head><body><form></form></body></html>"
+    with pytest.raises(TableError, match="web page \\(HTML\\) without a table"):
+        parse_table("data.csv", sign_in)
 
 
 def test_a_report_sheets_merged_cells_read_as_the_sheet_shows_them() -> None:

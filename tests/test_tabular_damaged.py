@@ -46,6 +46,7 @@ def _originals() -> dict[str, bytes]:
         "t.parquet": to_parquet_bytes(frame),
         "t.arff": arff + b"".join(b"%d,'x'\n" % i for i in range(200)),
         "t.json": frame.to_json(orient="records", date_format="iso").encode(),
+        "t.html": frame.to_html(index=False).encode(),
     }
 
 

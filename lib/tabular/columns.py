@@ -28,8 +28,8 @@ import pyarrow.compute as pc
 
 # Compared case-insensitively. Besides the usual words: what spreadsheets write for a cell with
 # no value (`#N/A`, `#NA` and the error values a formula leaves in an exported CSV), pandas'
-# `<NA>`, the `.` and `--` statistics packages and reports print, and the `\N` of a MySQL or
-# Hive export.
+# `<NA>`, the `.`, `--` and dashes (`–`, `—`, `−`) statistics packages, reports and web
+# tables print, and the `\N` of a MySQL or Hive export.
 MISSING_TOKENS: tuple[str, ...] = (
     "",
     "NA",
@@ -40,6 +40,9 @@ MISSING_TOKENS: tuple[str, ...] = (
     "?",
     "-",
     "--",
+    "–",
+    "—",
+    "−",
     ".",
     "#N/A",
     "#NA",

@@ -47,6 +47,7 @@ from lib.tabular.csv_text import (
     renamed_columns,
 )
 from lib.tabular.excel import OLE_MAGIC, ZIP_MAGIC, read_excel
+from lib.tabular.html_tables import is_html_table, read_html_table
 from lib.tabular.json_records import is_json, read_json_table
 from lib.tabular.limits import (
     TableError,
@@ -68,6 +69,7 @@ ORIGINAL_SUFFIXES = {
     "excel": ".xlsx",
     "arff": ".arff",
     "json": ".json",
+    "html": ".html",
     "spss": ".sav",
     "stata": ".dta",
     "xport": ".xpt",
@@ -123,7 +125,8 @@ def table_to_frame(table: pa.Table) -> pd.DataFrame:
 
 def detect_format(file_name: str, data: bytes) -> str:
     """Parquet, Excel, SPSS, Stata or SAS by extension or magic bytes, ARFF by extension or its
-    `@relation` line, JSON by extension or its first characters, everything else CSV."""
+    `@relation` line, JSON by extension or its first characters, a web page by its first tag,
+    everything else CSV."""
     lower = file_name.lower()
     if lower.endswith((".parquet", ".pq")) or data[:4] == PARQUET_MAGIC:
         return "parquet"
@@ -138,6 +141,8 @@ def detect_format(file_name: str, data: bytes) -> str:
         return "arff"
     if is_json(file_name, data):
         return "json"
+    if is_html_table(data):
+        return "html"
     return "csv"
 
 
@@ -408,7 +413,8 @@ def _without_header_repeats(data: bytes, layout: CsvLayout, end: int) -> tuple[b
     return bytes(data[: start - 1]) + kept + bytes(data[end:]), start - 1 + len(kept)
 
 
-# What a download link hands out when it is not the data: a sign-in or error page, a report.
+# What a download link hands out when it is not the data: a sign-in or error page, a report
+# (a web page with a table is read for it, `html_tables`).
 _DOCUMENTS = (
     (
         re.compile(rb"\s*(<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>])", re.I),
@@ -436,15 +442,9 @@ def _binary(data: bytes) -> bool:
     return b"\x00" in data[:1024]
 
 
-def _refuse_documents(data: bytes, file_name: str = "") -> None:
+def _refuse_documents(data: bytes) -> None:
     """Refuse, saying what it is, a file that is no table at all but reads as one column."""
     head = data[:1024].removeprefix(b"\xef\xbb\xbf")
-    if file_name.lower().endswith(EXCEL_SUFFIXES) and _DOCUMENTS[0][0].match(head):
-        raise TableError(
-            "The file is a web page (HTML) named as a spreadsheet, as some systems export "
-            "tables: open it in a spreadsheet program and save it as .xlsx or CSV. Nothing "
-            "was stored."
-        )
     for pattern, what in _DOCUMENTS:
         if pattern.match(head):
             raise TableError(f"The file is {what}. Nothing was stored.")
@@ -671,7 +671,11 @@ def _parse_unpacked(
         raise TableError("The file is empty.")
     file_format = detect_format(file_name, data)
     if file_format == "csv":
-        _refuse_documents(data, file_name)
+        _refuse_documents(data)
+    if file_format == "html":
+        table = read_html_table(data, limits)
+        tokens = normalize_tokens(missing_tokens)
+        return typed_table(table, file_format, tokens, frozenset(text_columns))
     if file_format == "json":
         table = read_json_table(data, limits)
         tokens = normalize_tokens(missing_tokens)

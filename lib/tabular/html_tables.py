@@ -1,0 +1,154 @@
+"""Tables in HTML: what "export to Excel" writes in many web applications (a `report.xls` that
+is a web page) and a table saved from a web page.
+
+The biggest `<table>` (by cells) is read: its first row names the columns (two rows of `<th>`
+make one name each, as two header rows of a CSV do), `colspan` repeats a header cell over the
+columns it spans, `rowspan` repeats a cell down the rows it spans, and a cell's text is what a
+browser shows (tags dropped, spaces collapsed, footnote marks such as `[1]` left out). Values are
+handed on as text and typed as CSV cells are. Read with the standard library's HTML parser.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pyarrow as pa
+
+from lib.settings import UploadLimits
+from lib.tabular.csv_text import header_names, merge_header_rows, second_header_row
+from lib.tabular.limits import TableError, check_columns, check_decoded_size, check_rows
+
+_SPACES = re.compile(r"\s+")
+_FOOTNOTE = re.compile(r"\[(\d+|[a-z]|note \d+|citation needed)\]")
+_HTML = re.compile(rb"\s*(<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]|<table[\s>])", re.I)
+
+
+def is_html_table(data: bytes) -> bool:
+    """A web page with a `<table>` in it."""
+    return bool(_HTML.match(data[:1024].removeprefix(b"\xef\xbb\xbf"))) and b"<t" in data.lower()
+
+
+class _Tables(HTMLParser):
+    """Every table of a page as rows of (text, is_header, colspan, rowspan) cells."""
+
+    def __init__(self, limits: UploadLimits) -> None:
+        super().__init__(convert_charrefs=True)
+        self.limits = limits
+        self.tables: list[list[list[tuple[str, bool, int, int]]]] = []
+        self._open: list[list[list[tuple[str, bool, int, int]]]] = []  # nested tables
+        self._cell: list[str] | None = None
+        self._cell_attrs: tuple[bool, int, int] = (False, 1, 1)
+        self._skip = 0  # inside <script> or <style>
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag == "table":
+            self._open.append([])
+        elif tag == "tr" and self._open:
+            self._end_cell()
+            self._open[-1].append([])
+        elif tag in ("td", "th") and self._open:
+            self._end_cell()
+            if not self._open[-1]:
+                self._open[-1].append([])
+            values = dict(attrs)
+            self._cell = []
+            self._cell_attrs = (
+                tag == "th",
+                _span(values.get("colspan")),
+                _span(values.get("rowspan")),
+            )
+        elif tag == "br" and self._cell is not None:
+            self._cell.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._skip = max(0, self._skip - 1)
+        elif tag in ("td", "th"):
+            self._end_cell()
+        elif tag == "table" and self._open:
+            self._end_cell()
+            rows = [r for r in self._open.pop() if r]
+            if rows:
+                self.tables.append(rows)
+                check_rows(max(len(t) for t in self.tables), self.limits, at_least=True)
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None and not self._skip:
+            self._cell.append(data)
+
+    def _end_cell(self) -> None:
+        if self._cell is None or not self._open:
+            return
+        text = _FOOTNOTE.sub("", _SPACES.sub(" ", "".join(self._cell))).strip()
+        self._open[-1][-1].append((text, *self._cell_attrs))
+        self._cell = None
+
+
+def _span(value: str | None) -> int:
+    try:
+        return max(1, min(int(value or 1), 1000))
+    except ValueError:
+        return 1
+
+
+def _grid(rows: list[list[tuple[str, bool, int, int]]]) -> tuple[list[list[str]], int]:
+    """The table as a grid of texts (spans repeated), and how many leading rows are headers."""
+    grid: list[list[str]] = []
+    below: dict[int, tuple[str, int]] = {}  # column -> (text, rows still to fill)
+    headers = 0
+    for number, cells in enumerate(rows):
+        row: list[str] = []
+        queue = list(cells)
+        column = 0
+        while queue or any(c >= column for c in below):
+            if column in below:
+                text, left = below[column]
+                row.append(text)
+                below[column] = (text, left - 1)
+                if left <= 1:
+                    del below[column]
+                column += 1
+                continue
+            if not queue:
+                column += 1
+                row.append("")
+                continue
+            text, _, colspan, rowspan = queue.pop(0)
+            for _ in range(colspan):
+                if rowspan > 1:
+                    below[column] = (text, rowspan - 1)
+                row.append(text)
+                column += 1
+        grid.append(row)
+        if number == headers and cells and all(is_header for _, is_header, _, _ in cells):
+            headers += 1
+    width = max(len(r) for r in grid)
+    return [r + [""] * (width - len(r)) for r in grid], headers
+
+
+def read_html_table(data: bytes, limits: UploadLimits) -> pa.Table:
+    """The biggest table of an HTML page, every column as text (typed afterwards)."""
+    text = data.decode("utf-8-sig", errors="replace")
+    parser = _Tables(limits)
+    parser.feed(text)
+    parser.close()
+    tables = [t for t in parser.tables if len(t) >= 2 and max(len(r) for r in t) >= 2]
+    if not tables:
+        raise TableError(
+            "The file is a web page (HTML) without a table: a sign-in or error page saved "
+            "instead of the data? Download the file again. Nothing was stored."
+        )
+    grid, headers = _grid(max(tables, key=lambda t: sum(len(r) for r in t)))
+    header, body = grid[0], grid[1:]
+    if headers >= 2 or (len(body) > 2 and second_header_row(header, body[0], body[1:], ",")):
+        header, body = merge_header_rows(header, body[0]), body[1:]
+    check_columns(len(header), limits)
+    check_rows(len(body), limits)
+    if not body:
+        raise TableError("The table in the web page has a header but no data rows.")
+    columns = [pa.array([row[j] or None for row in body], pa.string()) for j in range(len(header))]
+    check_decoded_size(sum(c.nbytes for c in columns), limits)
+    return pa.table(columns, names=header_names(header))
