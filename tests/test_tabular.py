@@ -239,6 +239,9 @@ def test_a_web_pages_table_is_read_as_a_browser_shows_it() -> None:
     assert frame["GDP (US$ million) 2023"].tolist()[::2] == [26949643, 4429838]
     assert pd.isna(frame["GDP (US$ million) 2023"].iloc[1])  # a dash: no value
     assert frame["Region"].tolist() == ["Americas", "Americas", "Europe"]
+    spans = b"<table><tr>" + b'<td colspan="1000">x</td>' * 40 + b"</tr><tr><td>1</td></tr></table>"
+    with pytest.raises(TableError, match="columns, over the limit of 20"):
+        parse_table("wide.html", spans, limits=UploadLimits(max_columns=20))
     sign_in = b"<html><head><title>Sign in</title></head><body><form></form></body></html>"
     with pytest.raises(TableError, match="web page \\(HTML\\) without a table"):
         parse_table("data.csv", sign_in)

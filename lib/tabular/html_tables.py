@@ -94,7 +94,9 @@ def _span(value: str | None) -> int:
         return 1
 
 
-def _grid(rows: list[list[tuple[str, bool, int, int]]]) -> tuple[list[list[str]], int]:
+def _grid(
+    rows: list[list[tuple[str, bool, int, int]]], limits: UploadLimits
+) -> tuple[list[list[str]], int]:
     """The table as a grid of texts (spans repeated), and how many leading rows are headers."""
     grid: list[list[str]] = []
     below: dict[int, tuple[str, int]] = {}  # column -> (text, rows still to fill)
@@ -117,6 +119,7 @@ def _grid(rows: list[list[tuple[str, bool, int, int]]]) -> tuple[list[list[str]]
                 row.append("")
                 continue
             text, _, colspan, rowspan = queue.pop(0)
+            check_columns(column + colspan, limits)  # spans make a row wide from a few bytes
             for _ in range(colspan):
                 if rowspan > 1:
                     below[column] = (text, rowspan - 1)
@@ -141,7 +144,7 @@ def read_html_table(data: bytes, limits: UploadLimits) -> pa.Table:
             "The file is a web page (HTML) without a table: a sign-in or error page saved "
             "instead of the data? Download the file again. Nothing was stored."
         )
-    grid, headers = _grid(max(tables, key=lambda t: sum(len(r) for r in t)))
+    grid, headers = _grid(max(tables, key=lambda t: sum(len(r) for r in t)), limits)
     header, body = grid[0], grid[1:]
     if headers >= 2 or (len(body) > 2 and second_header_row(header, body[0], body[1:], ",")):
         header, body = merge_header_rows(header, body[0]), body[1:]
