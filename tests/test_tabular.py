@@ -242,6 +242,11 @@ def test_a_web_pages_table_is_read_as_a_browser_shows_it() -> None:
     spans = b"<table><tr>" + b'<td colspan="1000">x</td>' * 40 + b"</tr><tr><td>1</td></tr></table>"
     with pytest.raises(TableError, match="columns, over the limit of 20"):
         parse_table("wide.html", spans, limits=UploadLimits(max_columns=20))
+    rows = b"<table>" + b"<tr><td>1</td><td>2</td></tr>" * 100 + b"</table>"
+    with pytest.raises(TableError, match="more than 50 rows"):
+        parse_table("long.html", rows, limits=UploadLimits(max_rows=50))
+    with pytest.raises(TableError, match="decodes to more than"):
+        parse_table("big.html", rows * 40, limits=UploadLimits(max_uncompressed_bytes=1 << 20))
     sign_in = b"<html><head><title>Sign in</title></head><body><form></form></body></html>"
     with pytest.raises(TableError, match="web page \\(HTML\\) without a table"):
         parse_table("data.csv", sign_in)

@@ -20,6 +20,9 @@ from lib.tabular.csv_text import header_names, merge_header_rows, second_header_
 from lib.tabular.limits import TableError, check_columns, check_decoded_size, check_rows
 
 _SPACES = re.compile(r"\s+")
+# What a cell costs in memory while the page is parsed (a tuple and its text), counted against
+# the decoded-size limit as the cells come.
+CELL_BYTES = 160
 _FOOTNOTE = re.compile(r"\[(\d+|[a-z]|note \d+|citation needed)\]")
 _HTML = re.compile(rb"\s*(<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]|<table[\s>])", re.I)
 
@@ -40,6 +43,7 @@ class _Tables(HTMLParser):
         self._cell: list[str] | None = None
         self._cell_attrs: tuple[bool, int, int] = (False, 1, 1)
         self._skip = 0  # inside <script> or <style>
+        self._bytes = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in ("script", "style"):
@@ -49,6 +53,7 @@ class _Tables(HTMLParser):
         elif tag == "tr" and self._open:
             self._end_cell()
             self._open[-1].append([])
+            check_rows(len(self._open[-1]) - 1, self.limits, at_least=True)
         elif tag in ("td", "th") and self._open:
             self._end_cell()
             if not self._open[-1]:
@@ -85,6 +90,9 @@ class _Tables(HTMLParser):
         text = _FOOTNOTE.sub("", _SPACES.sub(" ", "".join(self._cell))).strip()
         self._open[-1][-1].append((text, *self._cell_attrs))
         self._cell = None
+        self._bytes += CELL_BYTES + len(text)
+        if self._bytes > self.limits.max_uncompressed_bytes:
+            check_decoded_size(self._bytes, self.limits, at_least=True)
 
 
 def _span(value: str | None) -> int:
