@@ -54,7 +54,8 @@ def _originals() -> dict[str, bytes]:
 def test_corrupted_files_are_read_or_refused_with_reason(name: str) -> None:
     original = _originals()[name]
     rng = random.Random(name)
-    outcomes = {"read": 0, "refused": 0}
+    intact = parse_table(name, original).frame
+    outcomes = {"read": 0, "refused": 0, "changed": 0}
     for _ in range(MUTANTS):
         data = bytearray(original)
         for _ in range(rng.randint(1, 8)):
@@ -65,10 +66,13 @@ def test_corrupted_files_are_read_or_refused_with_reason(name: str) -> None:
             data = data[: rng.randrange(1, len(data))]
         started = time.monotonic()
         try:
-            parse_table(name, bytes(data))
+            frame = parse_table(name, bytes(data)).frame
             outcomes["read"] += 1
+            outcomes["changed"] += not frame.equals(intact)
         except TableError as exc:
             assert str(exc)
             outcomes["refused"] += 1
         assert time.monotonic() - started < 10
-    assert outcomes["refused"] > 0  # the corruption reached the reader
+    # The corruption reached the reader: refused, or read as something else (a web page's
+    # lexer reads most damaged pages).
+    assert outcomes["refused"] + outcomes["changed"] > 0
