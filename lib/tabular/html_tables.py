@@ -29,7 +29,8 @@ _HTML = re.compile(rb"\s*(<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]|<tab
 
 def is_html_table(data: bytes) -> bool:
     """A web page with a `<table>` in it."""
-    return bool(_HTML.match(data[:1024].removeprefix(b"\xef\xbb\xbf"))) and b"<t" in data.lower()
+    head = data[:1024].removeprefix(b"\xef\xbb\xbf")
+    return bool(_HTML.match(head)) and (b"<t" in data or b"<T" in data)
 
 
 _HIDDEN = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->", re.I | re.S)
