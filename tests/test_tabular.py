@@ -564,6 +564,9 @@ def test_tokens_in_text_columns_are_missing_unless_a_category_can_be_them() -> N
     parsed = parse_table("r.csv", r_export)
     assert parsed.frame["region"].isna().tolist() == [True, False, False]
     assert parsed.missing == {"region": {"NA": 1}}
+    # A spreadsheet quotes only what needs it: Namibia's NA beside a quoted address is a value.
+    excel = b'address,country\n"1 Main St, Windhoek",NA\n"2 High St, Leeds",UK\n'
+    assert parse_table("x.csv", excel).frame["country"].tolist() == ["NA", "UK"]
     # An added token is missing wherever it is; a removed one nowhere.
     own = parse_table("houses.csv", data, missing_tokens=["", "unknown"])
     assert own.frame["job"].isna().tolist() == [False, True, False, True]

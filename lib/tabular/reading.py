@@ -451,15 +451,19 @@ def _refuse_documents(data: bytes) -> None:
 
 
 def _written_by_r(body: memoryview, layout: CsvLayout) -> bool:
-    """R's `write.csv`: text in quotes and a missing value a bare `NA` (a quoted "NA" is text
-    to R, but the reader keeps no quotes); looked for in the first megabyte."""
+    """R's `write.csv`: every name and text value in quotes, a missing value a bare `NA` (a
+    quoted "NA" is text to R, but the reader keeps no quotes). Told by a header row of quoted
+    names alone (spreadsheets and pandas quote only the names that need it) and a bare `NA`
+    in the first megabyte."""
     if not layout.header_row:
         return False
-    head = body[: 1 << 20]
+    header = bytes(body[: layout.header_bytes]).rstrip(b"\r\n")
+    fields = header.split(layout.delimiter.encode())
+    if not all(len(f) >= 2 and f[:1] == b'"' and f[-1:] == b'"' for f in fields):
+        return False
     mark = re.escape(layout.delimiter.encode())
     bare = rb"(?:^|" + mark + rb")NA(?:" + mark + rb"|\r?$)"
-    quoted = rb"(?:^|" + mark + rb')"[^"\n]*[A-Za-z][^"\n]*"(?:' + mark + rb"|\r?$)"
-    return bool(re.search(bare, head, re.M)) and bool(re.search(quoted, head, re.M))
+    return bool(re.search(bare, body[: 1 << 20], re.M))
 
 
 def _blank_lines(body: memoryview, delimiter: str) -> int:
