@@ -210,6 +210,9 @@ def test_no_request_fails_through_split_rollback_key_rotation_and_restart(
         new_primary, _ = endpoints.regenerate_key(name, "primary")
         load.wait_for_more(200)
         key["now"] = new_primary
+        # Requests sent with the secondary just before the move are still in flight: the
+        # move is over once every client thread has sent with the new key.
+        load.wait_for_more(200)
         endpoints.regenerate_key(name, "secondary")
         load.wait_for_more(200)
         # Restart for update: a new process takes the port over, the old one drains.
