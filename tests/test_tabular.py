@@ -202,6 +202,15 @@ def test_a_delimiter_ending_every_data_row_but_not_the_header_shifts_nothing() -
     assert named["a"].tolist() == [1, 3, 5] and named["b"].tolist() == [2, 4, 6]
 
 
+def test_a_password_protected_workbook_is_refused_saying_so() -> None:
+    """Excel saves a protected .xlsx as an OLE file with an `EncryptedPackage` stream."""
+    sectors = bytearray(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504) + bytes(1024))
+    name = "EncryptedPackage".encode("utf-16-le")
+    sectors[512 : 512 + len(name)] = name  # a directory entry
+    with pytest.raises(TableError, match="password-protected"):
+        parse_table("salaries.xlsx", bytes(sectors))
+
+
 def test_a_text_file_named_as_a_workbook_is_read_as_what_it_is() -> None:
     """Systems export tab-separated text as `report.xls` so that Excel opens it."""
     parsed = parse_table("report.xls", b"id\tamount\n1\t2.5\n2\t3\n")

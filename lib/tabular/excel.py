@@ -36,6 +36,8 @@ from lib.tabular.limits import TableError, check_columns, check_decoded_size, ch
 
 ZIP_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # the binary .xls format
+# A password-protected .xlsx is an OLE file holding this stream (its name in UTF-16).
+ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
 # A zip is a workbook when it holds one of these parts (.xlsx/.xlsm, .xlsb, .ods).
 WORKBOOK_PARTS = ("xl/workbook.xml", "xl/workbook.bin", "content.xml")
 # Bytes a non-text cell is counted as against the decoded-size limit.
@@ -73,6 +75,11 @@ def read_excel(data: bytes, limits: UploadLimits, sheet_name: str | None = None)
         _check_zip(data, limits)
     elif data[:4] != OLE_MAGIC:
         raise TableError("The file is not a spreadsheet: upload a CSV, Parquet or .xlsx file.")
+    elif ENCRYPTED_PACKAGE in data:
+        raise TableError(
+            "The workbook is password-protected: save a copy without a password (or export "
+            "the sheet as CSV) and upload that. Nothing was stored."
+        )
     try:
         book = CalamineWorkbook.from_filelike(io.BytesIO(data))
         index, sheet, others = _named_sheet(book, sheet_name) if sheet_name else _table_sheet(book)
