@@ -36,6 +36,15 @@ from lib.tabular.columns import (
     to_storage,
     with_date_formats,
 )
+from lib.tabular.csv_body import (
+    binary,
+    blank_lines,
+    refuse_documents,
+    unnamed_empty_columns,
+    without_blank_rows,
+    without_header_repeats,
+    written_by_r,
+)
 from lib.tabular.csv_text import (
     CsvLayout,
     as_csv_bytes,
@@ -132,7 +141,7 @@ def detect_format(file_name: str, data: bytes) -> str:
         return "parquet"
     # A workbook is a zip or an OLE file whatever its name; an `.xls` that is text (a tab-
     # separated export named for Excel to open it) is read as what it is.
-    if data[:4] in (ZIP_MAGIC, OLE_MAGIC) or (lower.endswith(EXCEL_SUFFIXES) and _binary(data)):
+    if data[:4] in (ZIP_MAGIC, OLE_MAGIC) or (lower.endswith(EXCEL_SUFFIXES) and binary(data)):
         return "excel"
     statistics = stat_format(file_name, data)
     if statistics:
@@ -348,12 +357,12 @@ def parse_csv(
     tokens = normalize_tokens(missing_tokens)
     end = len(data) - layout.footer_bytes
     if layout.header_row:
-        data, end = _without_header_repeats(data, layout, end)
+        data, end = without_header_repeats(data, layout, end)
     buffer = pa.py_buffer(data).slice(layout.body_offset, end - layout.body_offset)
     block = _block_size(layout.header_bytes)
     # Spreadsheets write semicolon-separated files where the comma is the decimal mark.
     decimal_comma = layout.delimiter == ";"
-    r_missing = ("NA",) if _written_by_r(memoryview(data)[layout.body_offset : end], layout) else ()
+    r_missing = ("NA",) if written_by_r(memoryview(data)[layout.body_offset : end], layout) else ()
     try:
         table, missing = _build(
             lambda only: _csv_batches(
@@ -379,12 +388,12 @@ def parse_csv(
             decimal_comma,
             r_missing,
         )
-    empty = _unnamed_empty_columns(table, layout.header if layout.header_row else None)
+    empty = unnamed_empty_columns(table, layout.header if layout.header_row else None)
     if empty:
         table = table.drop_columns(empty)
         missing = {k: v for k, v in missing.items() if k not in empty}
-    blank_lines = _blank_lines(memoryview(data)[layout.body_offset : end], layout.delimiter)
-    table, missing = _without_blank_rows(table, missing, blank_lines)
+    blanks = blank_lines(memoryview(data)[layout.body_offset : end], layout.delimiter)
+    table, missing = without_blank_rows(table, missing, blanks)
     return ParsedTable(
         table=table,
         file_format="csv",
@@ -396,128 +405,6 @@ def parse_csv(
         header_rows=layout.header_rows,
         footer_rows=layout.footer_rows,
     )
-
-
-def _without_header_repeats(data: bytes, layout: CsvLayout, end: int) -> tuple[bytes, int]:
-    """The bytes without the lines that repeat the header row (files joined with `cat`, a
-    report repeating its header on every page), and where the table ends in them."""
-    start = layout.body_offset + layout.header_bytes
-    line = bytes(data[layout.body_offset : start]).rstrip(b"\r\n")
-    if not line.strip():
-        return data, end
-    repeat = re.compile(rb"\n" + re.escape(line) + rb"\r?(?=\n|\Z)")
-    body = memoryview(data)[start - 1 : end]  # from the header's line break
-    if not repeat.search(body):
-        return data, end
-    kept = repeat.sub(b"", body)
-    return bytes(data[: start - 1]) + kept + bytes(data[end:]), start - 1 + len(kept)
-
-
-# What a download link hands out when it is not the data: a sign-in or error page, a report
-# (a web page with a table is read for it, `html_tables`).
-_DOCUMENTS = (
-    (
-        re.compile(rb"\s*(<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>])", re.I),
-        "a web page "
-        "(HTML): a sign-in or error page saved instead of the data? Download the file again",
-    ),
-    (
-        re.compile(rb"\s*<\?xml[\s?]", re.I),
-        "XML, not a table: save it as CSV, JSON or a spreadsheet",
-    ),
-    (
-        re.compile(rb"%PDF-"),
-        "a PDF document, not a table: export its table as CSV or a spreadsheet",
-    ),
-    (re.compile(rb"\{\\rtf"), "a rich-text document, not a table: save it as CSV"),
-    (
-        re.compile(rb"Rar!\x1a\x07|7z\xbc\xaf\x27\x1c"),
-        "a RAR or 7-Zip archive: unpack it and upload the table file, or a zip of it",
-    ),
-    (re.compile(rb"\x89PNG|\xff\xd8\xff|GIF8"), "an image, not a table"),
-)
-
-
-def _binary(data: bytes) -> bool:
-    return b"\x00" in data[:1024]
-
-
-def _refuse_documents(data: bytes) -> None:
-    """Refuse, saying what it is, a file that is no table at all but reads as one column."""
-    head = data[:1024].removeprefix(b"\xef\xbb\xbf")
-    for pattern, what in _DOCUMENTS:
-        if pattern.match(head):
-            raise TableError(f"The file is {what}. Nothing was stored.")
-
-
-def _written_by_r(body: memoryview, layout: CsvLayout) -> bool:
-    """R's `write.csv`: every name and text value in quotes, a missing value a bare `NA` (a
-    quoted "NA" is text to R, but the reader keeps no quotes). Told by a header row of quoted
-    names alone (spreadsheets and pandas quote only the names that need it) and a bare `NA`
-    in the first megabyte."""
-    if not layout.header_row:
-        return False
-    header = bytes(body[: layout.header_bytes]).rstrip(b"\r\n")
-    fields = header.split(layout.delimiter.encode())
-    if not all(len(f) >= 2 and f[:1] == b'"' and f[-1:] == b'"' for f in fields):
-        return False
-    mark = re.escape(layout.delimiter.encode())
-    bare = rb"(?:^|" + mark + rb")NA(?:" + mark + rb"|\r?$)"
-    return bool(re.search(bare, body[: 1 << 20], re.M))
-
-
-def _blank_lines(body: memoryview, delimiter: str) -> int:
-    """How many lines hold delimiters and nothing else (`,,,`, `"",""`)."""
-    if delimiter.isspace():
-        return 0  # a line of spaces is an empty line, which the reader skips
-    blank = rb'[ \t"]*(?:' + re.escape(delimiter.encode()) + rb'[ \t"]*)+\r?(?=\n|\Z)'
-    first = 1 if re.match(blank, body) else 0
-    # Led by a line break, the search skips from one to the next (4x faster than `^` lines).
-    return first + sum(1 for _ in re.finditer(rb"\n" + blank, body))
-
-
-def _without_blank_rows(
-    table: pa.Table, missing: dict[str, dict[str, int]], blank_lines: int
-) -> tuple[pa.Table, dict[str, dict[str, int]]]:
-    """The table without the rows of `blank_lines` (`,,,`: what a spreadsheet writes for an
-    empty row between blocks of data), when they are all its rows without a value; a row of
-    missing-value tokens (`?,?,?`) is a record, kept."""
-    if not blank_lines or table.num_columns < 2 or table.num_rows == 0:
-        return table, missing
-    blank = None
-    for column in table.columns:
-        if column.null_count == 0:
-            return table, missing
-        nulls = pc.is_null(column)
-        blank = nulls if blank is None else pc.and_(blank, nulls)
-    count = pc.sum(blank).as_py() or 0
-    if count != blank_lines or count == table.num_rows:
-        return table, missing
-    kept = table.filter(pc.invert(blank))
-    fewer = {}
-    for name, counts in missing.items():
-        counts = dict(counts)
-        if counts.get("", 0) >= count:  # the blank rows' cells
-            counts[""] -= count
-            if not counts[""]:
-                del counts[""]
-        if counts:
-            fewer[name] = counts
-    return kept, fewer
-
-
-def _unnamed_empty_columns(table: pa.Table, header: list[str] | None) -> list[str]:
-    """Columns with neither a name nor a value: what a delimiter at the end of every line
-    makes (a spreadsheet's export of formatted but empty columns). In a file without a header
-    row, the empty columns at the right end."""
-    names = table.column_names
-    empty = [table.column(n).null_count == table.num_rows for n in names]
-    if header is not None:
-        return [n for n, h, e in zip(names, header, empty, strict=True) if e and not h.strip()]
-    keep = len(names)
-    while keep > 1 and empty[keep - 1]:
-        keep -= 1
-    return names[keep:]
 
 
 # --- Parquet ------------------------------------------------------------------------------
@@ -675,7 +562,7 @@ def _parse_unpacked(
         raise TableError("The file is empty.")
     file_format = detect_format(file_name, data)
     if file_format == "csv":
-        _refuse_documents(data)
+        refuse_documents(data)
     if file_format == "html":
         table = read_html_table(data, limits)
         tokens = normalize_tokens(missing_tokens)
