@@ -34,13 +34,24 @@ LEAKAGE_MAX_COLUMNS = 300
 # Scores at or above these look too good to be true for real-world data.
 TOO_GOOD = {"AUC_weighted": 0.99, "accuracy": 0.99, "r2_score": 0.99}
 _ID_HINT = re.compile(
-    r"(^|[_\W])(id|ids|rownames?|row_?id|index|uuid|guid|key|ticket|name|names|number|no)($|[_\W])",
+    r"(^|[_\W])(id|ids|rownames?|row_?id|index|uuid|guid|key|ticket|name|names|number|no"
+    r"|phone|mobile|e_?mail|ssn|passport|iban|serial)($|[_\W])",
     re.IGNORECASE,
 )
+# A person's name says who a row is about, not what predicts the outcome (and a model keyed on
+# surnames learns families and origins): flagged once it has more than a handful of values.
+_PERSON_NAME = re.compile(
+    r"(^|[_\W])(sur_?name|(first|last|full|given|family|middle|fore|maiden)_?names?"
+    r"|(customer|client|employee|patient|passenger|person|user|contact|member|student|owner)"
+    r"_?names?)($|[_\W])",
+    re.IGNORECASE,
+)
+PERSON_NAME_VALUES = 50
 # Names that can only mean "identifier" (not "number of ..."): integers under such a name that
 # are mostly distinct identify what the rows are about (a patient tested twice, an order line).
 _ID_NAME = re.compile(r"(^|[_\W])(id|ids|rownames?|row_?id|uuid|guid)($|[_\W])", re.IGNORECASE)
 _CAMEL_ID = re.compile(r"[a-z](Id|ID|Ids|IDs)$")  # customerId, PassengerID
+_CAMEL_WORD = re.compile(r"(?<=[a-z0-9])(?=[A-Z][a-z])|(?<=[a-z])(?=[A-Z])")
 # The names readers give a saved index's blank header cell: pandas "Unnamed: 0", R "X",
 # readr "...1", opsdeck "column_1".
 _INDEX_NAME = re.compile(r"^(unnamed(: ?\d+)?|x|\.\.\.\d+|column_\d+)$", re.IGNORECASE)
@@ -84,6 +95,11 @@ def _integer_valued(values: pd.Series) -> bool:
     return bool(np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))
 
 
+def _words(name: object) -> str:
+    """A column name with its camel-case words apart: EmployeeNumber -> Employee_Number."""
+    return _CAMEL_WORD.sub("_", str(name))
+
+
 def id_like_columns(frame: pd.DataFrame, target: str) -> dict[str, str]:
     """Columns that identify rows rather than describe them: column -> reason."""
     out: dict[str, str] = {}
@@ -93,12 +109,17 @@ def id_like_columns(frame: pd.DataFrame, target: str) -> dict[str, str]:
         values = frame[c].dropna()
         if len(values) < MIN_ROWS:
             continue
-        hinted = bool(_ID_HINT.search(str(c)) or _CAMEL_ID.search(str(c)))
+        words = _words(c)
+        hinted = bool(_ID_HINT.search(words) or _CAMEL_ID.search(str(c)))
         if _is_text(values):
             distinct = values.nunique()
             share = distinct / len(values)
             if share > ID_TEXT_SHARE or (hinted and share > ID_HINTED_SHARE):
                 out[str(c)] = f"{distinct} distinct values in {len(values)} rows ({share:.0%})"
+            elif _PERSON_NAME.search(words) and distinct > PERSON_NAME_VALUES:
+                out[str(c)] = (
+                    f"a person's name ({distinct:,} distinct values in {len(values):,} rows)"
+                )
             continue
         # The cheap tests first: counting distinct values of a million numbers takes 0.1 s.
         if not _integer_valued(values):
@@ -111,8 +132,9 @@ def id_like_columns(frame: pd.DataFrame, target: str) -> dict[str, str]:
         distinct = values.nunique()
         share = distinct / len(values)
         if share > ID_INTEGER_SHARE:
-            out[str(c)] = f"unique integers {values.min():.0f}..{values.max():.0f} (a row number)"
-        elif share > ID_HINTED_SHARE and (_ID_NAME.search(str(c)) or _CAMEL_ID.search(str(c))):
+            what = "a row number" if counts_through and in_order else "an identifier"
+            out[str(c)] = f"unique integers {values.min():.0f}..{values.max():.0f} ({what})"
+        elif share > ID_HINTED_SHARE and (_ID_NAME.search(words) or _CAMEL_ID.search(str(c))):
             out[str(c)] = f"{distinct} distinct identifiers in {len(values)} rows ({share:.0%})"
     return out
 

@@ -133,6 +133,36 @@ def test_identifiers_that_repeat_a_little_are_ids() -> None:
     assert "distinct identifiers" in found["subject_id"]
 
 
+def test_camel_case_identifiers_and_peoples_names_are_ids() -> None:
+    """A bank's churn export: RowNumber, CustomerId, Surname beside the features; an HR file's
+    EmployeeNumber (sorted, with gaps); a contact list's phone numbers."""
+    rng = np.random.default_rng(12)
+    n = 3000
+    family = [f"Fam{i}son" for i in range(600)]
+    weights = 1 / np.arange(1, 601)
+    frame = pd.DataFrame(
+        {
+            "RowNumber": np.arange(1, n + 1),
+            "CustomerId": rng.permutation(np.arange(15_565_701, 15_565_701 + 3 * n))[:n],
+            "Surname": rng.choice(family, n, p=weights / weights.sum()),
+            "EmployeeNumber": np.sort(rng.choice(np.arange(1, 2 * n), n, replace=False)),
+            "Phone": rng.integers(2_000_000_000, 9_999_999_999, n),
+            "NumOfProducts": rng.integers(1, 5, n),  # "Num", a count
+            "ProductName": rng.choice([f"plan {i}" for i in range(30)], n),  # a category
+            "Geography": rng.choice(["France", "Spain", "Germany"], n),
+            "Exited": rng.choice([0, 1], n),
+        }
+    )
+    found = g.id_like_columns(frame, "Exited")
+    assert set(found) == {"RowNumber", "CustomerId", "Surname", "EmployeeNumber", "Phone"}
+    assert "(a row number)" in found["RowNumber"]
+    assert "(an identifier)" in found["CustomerId"]
+    assert found["Surname"].startswith("a person's name (")
+    # A name column with a handful of values (a team's five reps) is a category.
+    few = frame.assign(LastName=rng.choice(["Ng", "Ruiz", "Olsen", "Kaur", "Berg"], n))
+    assert "LastName" not in g.id_like_columns(few, "Exited")
+
+
 def test_row_numbers_are_ids_and_ranks_are_features() -> None:
     """Guerry's departments ranked on wealth, commerce, ...: unique integers 1..n like a row
     number, but not in the order of the rows."""
