@@ -141,7 +141,9 @@ def _add_section() -> None:
             value=default_token_text(),
             key="datasets_tokens",
             help="Comma-separated; read as missing (case-insensitive) in columns that are "
-            "otherwise numeric or datetime. In text columns: tokens you add, and those no "
+            "otherwise numeric or datetime. A number you add (-999, 9999) is missing by value "
+            "in number columns (-999.0 too), and the endpoints of models trained on the "
+            "dataset read it as no value. In text columns: tokens you add, and those no "
             "category is (?, N/A, null, #N/A …); NA, None, - and . only where the file writes "
             "them for missing numbers too.",
         )

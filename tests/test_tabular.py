@@ -25,6 +25,7 @@ from lib.tabular import (
     parse_table,
     profile_frame,
     profile_records,
+    sentinel_values,
     to_parquet_bytes,
 )
 
@@ -595,6 +596,40 @@ def test_tokens_in_text_columns_of_workbooks_and_parquet() -> None:
     parsed = parse_table("t.parquet", buffer.getvalue())
     assert parsed.frame["c"].isna().tolist() == [False, True, True]
     assert parsed.missing["c"] == {"?": 1}
+
+
+def test_a_numeric_token_is_missing_by_value_in_number_columns() -> None:
+    """Weather stations write -999 or 9999 for "not measured": a token the operator types is
+    matched by value in number columns (-999.0, a workbook's number cell), as text elsewhere."""
+    tokens = ["", "NA", "-999", "9999"]
+    data = b"temp,rain,station,reading\n21.5,-999,-999,1\n-999.0,3,KX,2\n19,99990,9999,3\n"
+    parsed = parse_table("w.csv", data, missing_tokens=tokens)
+    frame = parsed.frame
+    assert frame["temp"].isna().tolist() == [False, True, False]
+    assert frame["rain"].isna().tolist() == [True, False, False]  # 99990 is not 9999
+    assert str(frame["rain"].dtype) == "float64" and frame["rain"].iloc[2] == 99990
+    assert frame["station"].isna().tolist() == [True, False, True]  # text: as written
+    assert frame["reading"].tolist() == [1, 2, 3]
+    assert parsed.missing == {
+        "temp": {"-999": 1},
+        "rain": {"-999": 1},
+        "station": {"-999": 1, "9999": 1},
+    }
+    assert sentinel_values(parsed.missing, parsed.table.schema) == {
+        "temp": [-999.0],
+        "rain": [-999.0],
+    }
+    # Without the token -999 is a temperature like any other.
+    assert parse_table("w.csv", data).frame["temp"].iloc[1] == -999
+    workbook = _workbook([["depth", "site"], [-999, "a"], [12.5, "b"], [3, "c"]])
+    assert parse_table("w.xlsx", workbook, missing_tokens=tokens).frame[
+        "depth"
+    ].isna().tolist() == [True, False, False]
+    buffer = io.BytesIO()
+    pd.DataFrame({"n": [9999, 2, 3], "f": [1.5, -999.0, 2.0]}).to_parquet(buffer)
+    parsed = parse_table("w.parquet", buffer.getvalue(), missing_tokens=tokens)
+    assert parsed.frame.isna().to_numpy().tolist() == [[True, False], [False, True], [False, False]]
+    assert parsed.missing == {"n": {"9999": 1}, "f": {"-999": 1}}
 
 
 def test_missing_tokens_are_the_operators_choice() -> None:

@@ -138,6 +138,7 @@ def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict
         experiment_name=request.get("experiment_name", "automl"),
         features=features,
         date_formats=datasets.date_formats(request["dataset"], request["dataset_version"]),
+        missing_numbers=datasets.missing_numbers(request["dataset"], request["dataset_version"]),
     )
     tracking.ensure_store(ctx.store.home)
     try:

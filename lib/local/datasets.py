@@ -37,6 +37,7 @@ from lib.tabular import (
     profile_from_records,
     profile_records,
     read_preview,
+    sentinel_values,
     write_parquet,
     write_preview,
 )
@@ -94,6 +95,7 @@ def _write_version_files(
         "file_name": file_name,
         "missing_tokens": list(tokens),
         "date_formats": date_formats(table.schema),
+        "missing_numbers": sentinel_values(parsed.missing, table.schema),
         "sheet": sheet or None,
     }
     atomic_write(folder / META_FILE, json.dumps(meta).encode())
@@ -358,6 +360,14 @@ class LocalDatasets:
         path = Path(self.get(name, version).uri) / META_FILE
         meta = json.loads(path.read_text()) if path.exists() else {}
         return dict(meta.get("date_formats") or {})
+
+    def missing_numbers(self, name: str, version: int | None = None) -> dict[str, list[float]]:
+        """Number column -> the values its upload read as missing (the operator's -999)."""
+        path = Path(self.get(name, version).uri) / META_FILE
+        meta = json.loads(path.read_text()) if path.exists() else {}
+        return {
+            str(k): [float(v) for v in vs] for k, vs in (meta.get("missing_numbers") or {}).items()
+        }
 
     def _cached(self, key: tuple[str, str], compute):
         with self._cache_lock:

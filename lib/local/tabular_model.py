@@ -85,7 +85,8 @@ class Encoder(RecordEncoder):
     """The record encoder plus what needs pandas: learning the spec, encoding whole frames."""
 
     # NB: registered models pickle this object's __dict__ (feature_spec, columns, kinds,
-    # _lookups, categorical_indices): keep those names so they still unpickle.
+    # _lookups, categorical_indices; _dates and _blanks when they have them): keep those names
+    # so they still unpickle.
     def __init__(self, feature_spec: list[dict[str, Any]]):
         super().__init__(feature_spec)
         self.kinds = [f["kind"] for f in feature_spec]
@@ -101,11 +102,13 @@ class Encoder(RecordEncoder):
         max_categories: int = 1000,
         categorical: Sequence[str] = (),
         datetime_formats: Mapping[str, str] | None = None,
+        missing_numbers: Mapping[str, Sequence[float]] | None = None,
     ) -> Encoder:
         """Learn the feature spec from training features (categories ordered by frequency).
 
         ``datetime_formats`` names the strptime format a datetime column was read with, so
-        records may send that text as well as ISO 8601.
+        records may send that text as well as ISO 8601. ``missing_numbers`` names the numbers
+        a column's upload read as missing (-999), which records then send for "no value".
         """
         spec: list[dict[str, Any]] = []
         for name in df.columns:
@@ -133,6 +136,9 @@ class Encoder(RecordEncoder):
                 entry["categories"] = None
                 entry["min"] = float(numeric.min()) if len(numeric) else None
                 entry["max"] = float(numeric.max()) if len(numeric) else None
+                blanks = (missing_numbers or {}).get(str(name))
+                if blanks:
+                    entry["missing_values"] = [float(v) for v in blanks]
             spec.append(entry)
         return Encoder(spec)
 
@@ -159,7 +165,7 @@ class Encoder(RecordEncoder):
                     out[:, at] = [to_float(v) for v in col.tolist()]
             else:
                 out[:, at] = [category_code(lookup, v) for v in col.tolist()]
-        return out
+        return self.blank_out(out)
 
     def encode_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Encoding of plain dict records with no pandas on the path."""

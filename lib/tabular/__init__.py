@@ -31,8 +31,10 @@ from lib.tabular.reading import (
     write_parquet,
     write_preview,
 )
+from lib.tabular.sentinels import sentinel_values
 
 __all__ = [
+    "sentinel_values",
     "date_formats",
     "CSV_DELIMITERS",
     "HISTOGRAM_BINS",

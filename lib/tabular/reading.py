@@ -65,6 +65,7 @@ from lib.tabular.limits import (
     check_file_size,
     check_rows,
 )
+from lib.tabular.sentinels import missing_in_numbers
 from lib.tabular.stat_files import KINDS as STAT_KINDS
 from lib.tabular.stat_files import read_stat_file, stat_format
 
@@ -319,6 +320,7 @@ def _build(
     table = with_date_formats(columns, names, formats)
     check_decoded_size(table.nbytes, limits)
     missing = {b.name: b.recognised() for b in builders if b.recognised()}
+    table, missing = missing_in_numbers(table, missing, tokens)
     return missing_in_text(table, missing, tokens, text_columns, written_for_missing)
 
 
@@ -490,6 +492,7 @@ def typed_table(
                 formats[str(name)] = builder.date_format
         columns.append(normalize_column(column))
     table = with_date_formats(columns, [str(n) for n in table.column_names], formats)
+    table, missing = missing_in_numbers(table, missing, tokens)
     table, missing = missing_in_text(table, missing, tokens, text_columns)
     return ParsedTable(table=table, file_format=file_format, missing=missing)
 

@@ -92,7 +92,10 @@ def prepare(
             gr.no_features_left(data, spec.target, spec.features) or "no usable feature columns"
         )
     encoder = Encoder.from_frame(
-        X_df, max_categories=gr.MAX_CATEGORIES, datetime_formats=spec.date_formats
+        X_df,
+        max_categories=gr.MAX_CATEGORIES,
+        datetime_formats=spec.date_formats,
+        missing_numbers=spec.missing_numbers,
     )
     X = encoder.encode_frame(X_df)
     if is_clf:

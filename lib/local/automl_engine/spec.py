@@ -24,6 +24,8 @@ class AutoMLSpec:
     features: list[str] | None = None  # None: all but constant, ID-like and free-text columns
     # Column -> strptime format its dates were uploaded in: clients may send that text too.
     date_formats: dict[str, str] | None = None
+    # Column -> numbers the upload read as missing (-999): clients sending them send no value.
+    missing_numbers: dict[str, list[float]] | None = None
 
 
 @dataclass

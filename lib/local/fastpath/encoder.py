@@ -179,6 +179,9 @@ class RecordEncoder:
     # ``_dates``; every other one keeps exactly the attributes older models were saved with,
     # and the class default below serves them unchanged.
     _dates: list[tuple[tuple[str, ...], str | None] | None] | None = None
+    # Likewise only an encoder with numbers read as missing at upload (-999) stores these:
+    # (encoded column, those numbers) of each such feature.
+    _blanks: list[tuple[int, np.ndarray]] | None = None
 
     def __init__(self, feature_spec: list[dict[str, Any]]):
         self.feature_spec = feature_spec
@@ -192,6 +195,19 @@ class RecordEncoder:
                 (tuple(f["parts"]), f.get("format")) if f["kind"] == DATETIME else None
                 for f in feature_spec
             ]
+        if any(f.get("missing_values") for f in feature_spec):
+            self._blanks = [
+                (at, np.asarray(f["missing_values"], dtype=np.float64))
+                for at, f in zip(self.offsets, feature_spec, strict=True)
+                if f["kind"] == NUMERIC and f.get("missing_values")
+            ]
+
+    def blank_out(self, matrix: np.ndarray) -> np.ndarray:
+        """The encoded matrix with the numbers the upload read as missing made NaN (in place)."""
+        for at, values in self._blanks or ():
+            column = matrix[:, at]
+            column[np.isin(column, values)] = np.nan
+        return matrix
 
     @property
     def encoded_columns(self) -> list[str]:
@@ -227,7 +243,8 @@ class RecordEncoder:
             ]
             for rec in records
         ]
-        return np.array(rows, dtype=np.float64).reshape(len(rows), len(self.columns))
+        matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(self.columns))
+        return matrix if self._blanks is None else self.blank_out(matrix)
 
     def _encode_expanded(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         plan = list(zip(self.columns, self._lookups, self._dates, strict=True))
@@ -243,4 +260,5 @@ class RecordEncoder:
                 else:
                     row.append(category_code(lookup, value))
             rows.append(row)
-        return np.array(rows, dtype=np.float64).reshape(len(rows), self.width)
+        matrix = np.array(rows, dtype=np.float64).reshape(len(rows), self.width)
+        return matrix if self._blanks is None else self.blank_out(matrix)

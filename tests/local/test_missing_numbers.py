@@ -1,0 +1,104 @@
+"""Numbers an upload reads as missing (-999) are missing at the endpoint too, on every path."""
+
+from __future__ import annotations
+
+import math
+
+import mlflow
+import numpy as np
+import pandas as pd
+import requests
+
+from lib.local import tracking
+from lib.local.fastpath import RecordEncoder
+from lib.local.tabular_model import Encoder
+from lib.workspace import AutoMLRequest
+from tests.support.waiting import wait_for
+
+
+def test_the_encoder_reads_the_uploads_missing_numbers_as_no_value() -> None:
+    frame = pd.DataFrame({"depth": [1.5, 4.0, np.nan], "site": ["a", "b", "a"]})
+    enc = Encoder.from_frame(frame, missing_numbers={"depth": [-999.0, 9999.0]})
+    assert enc.feature_spec[0]["missing_values"] == [-999.0, 9999.0]
+    assert "missing_values" not in enc.feature_spec[1]
+    records = [
+        {"depth": -999, "site": "a"},
+        {"depth": "-999.0", "site": "b"},
+        {"depth": 9999.0, "site": "a"},
+        {"depth": -998, "site": "a"},
+        {"depth": None, "site": "a"},
+    ]
+    encoded = enc.encode_records(records)
+    assert [math.isnan(v) for v in encoded[:, 0]] == [True, True, True, False, True]
+    assert encoded[3, 0] == -998
+    np.testing.assert_array_equal(enc.encode_frame(pd.DataFrame(records)), encoded)
+    # The compiled path builds its own encoder from the spec.
+    np.testing.assert_array_equal(RecordEncoder(enc.feature_spec).encode(records), encoded)
+    # Without such numbers an encoder keeps exactly the attributes older models pickled.
+    plain = Encoder.from_frame(frame)
+    assert "_blanks" not in plain.__dict__ and "missing_values" not in plain.feature_spec[0]
+
+
+def _stations(n: int, seed: int) -> bytes:
+    """Readings where "not measured" (written -999) means rain: a model must learn that."""
+    rng = np.random.default_rng(seed)
+    humidity = rng.uniform(0, 100, n).round(1)
+    unmeasured = rng.random(n) < 0.3
+    rain = np.where(unmeasured | (humidity > 80), "yes", "no")
+    written = np.where(unmeasured, "-999", humidity.astype(str))
+    frame = pd.DataFrame({"humidity": written, "wind": rng.normal(size=n).round(2), "rain": rain})
+    return frame.to_csv(index=False).encode()
+
+
+def test_an_endpoint_reads_minus_999_as_the_upload_did(local_workspace) -> None:
+    ws = local_workspace
+    ws.datasets.upload(
+        "stations", _stations(800, seed=1), "stations.csv", missing_tokens=["", "NA", "-999"]
+    )
+    assert ws.datasets.missing_numbers("stations", 1) == {"humidity": [-999.0]}
+    profile = ws.datasets.profile("stations", 1).set_index("column")
+    assert profile.loc["humidity", "missing_pct"] > 20
+    job = ws.automl.submit(
+        AutoMLRequest(
+            dataset="stations",
+            dataset_version=1,
+            target="rain",
+            time_budget_s=15,
+            max_trials=3,
+            estimators=["lgbm"],
+            ensemble=False,
+        )
+    )
+    done = wait_for(lambda: (j := ws.automl.get(job.id)).is_terminal and j, 240, what="the job")
+    assert done.state == "Completed", ws.automl.log_tail(job.id)
+    ws.models.register(job.id, "stations-model", "-999 is missing")
+    assert ws.models.feature_spec("stations-model", 1)[0]["missing_values"] == [-999.0]
+    records = [
+        {"humidity": -999, "wind": 0.1},
+        {"humidity": "-999", "wind": 0.1},
+        {"humidity": None, "wind": 0.1},
+        {"humidity": 10.0, "wind": 0.1},
+        {"humidity": 95.0, "wind": 0.1},
+    ]
+    mlflow.set_tracking_uri(tracking.tracking_uri(ws.settings.home))
+    model = mlflow.pyfunc.load_model("models:/stations-model/1")
+    expected = list(model.predict(pd.DataFrame(records)))
+    # As a number -999 would sit below every dry reading and say "no".
+    assert expected == ["yes", "yes", "yes", "no", "yes"]
+    raw = model.unwrap_python_model()
+    assert raw.fast_predict(records) == expected
+    ws.endpoints.deploy("stations-model", 1, "stations-ep")
+    try:
+        ep = wait_for(lambda: (e := ws.endpoints.get("stations-ep")).state != "Creating" and e, 90)
+        assert ep.state == "Succeeded", ws.endpoints.logs("stations-ep")
+        assert "scoring path: compiled" in ws.endpoints.logs("stations-ep")
+        resp = requests.post(
+            ep.scoring_uri,
+            json={"data": records},
+            headers={"Authorization": f"Bearer {ws.endpoints.keys('stations-ep')[0]}"},
+            timeout=10,
+        )
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["result"] == expected
+    finally:
+        ws.endpoints.delete("stations-ep")
