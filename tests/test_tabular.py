@@ -693,6 +693,35 @@ def test_dates_written_out_in_words_or_with_short_years() -> None:
     assert date_formats(parsed.table.schema)["us_short"] == "%m/%d/%y"
 
 
+def test_date_and_time_as_portals_and_local_spreadsheets_write_them() -> None:
+    """US open-data exports (`01/05/2024 02:35:00 PM`), 12-hour clocks day first, dashes and
+    dots with a time: datetimes, each kept with the format a client may send again."""
+    data = (
+        b"portal,short_pm,uk_pm,us_dash,in_dash,de_dot,asia,bad_hour\n"
+        b"01/05/2024 02:35:00 PM,1/5/2024 2:35 pm,31/01/2024 2:35 PM,01-31-2024,"
+        b"31-01-2024 14:35,31.01.2024 14:35,2024/01/31 14:35,1/5/2024 13:35 PM\n"
+        b"07/04/2024 12:00:00 AM,7/4/2024 12:00 AM,04/07/2024 11:59 PM,07-04-2024,"
+        b"04-07-2024 23:59,04.07.2024 23:59,2024/07/04 23:59,7/4/2024 1:00 AM\n"
+    )
+    parsed = parse_table("d.csv", data)
+    frame = parsed.frame
+    first = {c: frame[c].iloc[0] for c in frame.columns}
+    assert first == {
+        "portal": pd.Timestamp("2024-01-05 14:35"),
+        "short_pm": pd.Timestamp("2024-01-05 14:35"),
+        "uk_pm": pd.Timestamp("2024-01-31 14:35"),
+        "us_dash": pd.Timestamp("2024-01-31"),
+        "in_dash": pd.Timestamp("2024-01-31 14:35"),
+        "de_dot": pd.Timestamp("2024-01-31 14:35"),
+        "asia": pd.Timestamp("2024-01-31 14:35"),
+        "bad_hour": "1/5/2024 13:35 PM",  # no 13 o'clock on a 12-hour clock: text
+    }
+    assert frame["portal"].iloc[1] == pd.Timestamp("2024-07-04 00:00")  # 12 AM is midnight
+    assert frame["in_dash"].iloc[1] == pd.Timestamp("2024-07-04 23:59")
+    formats = date_formats(parsed.table.schema)
+    assert formats["portal"] == "%m/%d/%Y %I:%M:%S %p" and formats["uk_pm"] == "%d/%m/%Y %I:%M %p"
+
+
 def test_months_are_dates() -> None:
     """A loan's issue month, a report's period: the first day of the month."""
     data = (

@@ -147,6 +147,16 @@ def test_times_of_day_encode_as_the_upload_read_them() -> None:
     assert np.isnan(records[2]).all()
 
 
+def test_a_portals_12_hour_datetimes_encode_as_the_upload_read_them() -> None:
+    parsed = parse_table("t.csv", b"at,n\n01/05/2024 02:35:00 PM,1\n07/04/2024 12:00:00 AM,2\n")
+    enc = Encoder.from_frame(
+        parsed.frame[["at"]], datetime_formats=date_formats(parsed.table.schema)
+    )
+    sent = [{"at": "01/05/2024 02:35:00 PM"}, {"at": "7/4/2024 12:00:00 am"}]
+    np.testing.assert_array_equal(enc.encode_records(sent), enc.encode_frame(parsed.frame[["at"]]))
+    assert enc.encode_records(sent)[0, enc.encoded_columns.index("at (hour)")] == 14.0
+
+
 def test_categories_match_without_the_spaces_a_file_left_around_them() -> None:
     # "a, b" files (the Adult census data) keep a leading space in every text value.
     enc = Encoder.from_frame(pd.DataFrame({"work": [" Private", " State-gov", "Self emp"]}))
