@@ -96,9 +96,14 @@ def validate_request(request: AutoMLRequest, frame: pd.DataFrame) -> list[str]:
         counts = target.value_counts()
         if len(counts) < 2:
             problems.append(f"The target {request.target!r} has only one class; two are needed.")
-        elif len(counts) > MAX_CLASSES:
+        elif len(counts) > MAX_CLASSES and pd.api.types.is_numeric_dtype(target):
             problems.append(
                 f"The target has {len(counts)} distinct values: is this a regression target?"
+            )
+        elif len(counts) > MAX_CLASSES:
+            problems.append(
+                f"The target has {len(counts)} classes; at most {MAX_CLASSES} can be learned. "
+                "Group the rare ones (e.g. into 'other') in the file, or choose another target."
             )
         else:
             validation, folds = resolve_validation(

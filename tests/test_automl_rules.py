@@ -56,6 +56,8 @@ def test_good_request_has_no_problems() -> None:
         ({"validation": "cv", "n_folds": 1}, frame(), "between 2 and 20 folds"),
         ({"max_trials": 0}, frame(), "at least 1"),
         ({"task": "ranking"}, frame(), "classification or regression"),
+        ({"target": "amount"}, frame(), "is this a regression target?"),
+        ({}, frame(400).assign(y=[f"sku{i % 150}" for i in range(400)]), "150 classes; at most"),
     ],
 )
 def test_problems_are_named(kwargs, data, message) -> None:
