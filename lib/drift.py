@@ -14,8 +14,8 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -104,6 +104,8 @@ class FeatureProfile:
     edges: tuple[float, ...] = ()
     categories: tuple[str, ...] = ()
     shares: tuple[float, ...] = ()
+    # Numbers the upload read as missing (-999): a client sending one sends no value.
+    blanks: tuple[float, ...] = ()
 
     @property
     def size(self) -> int:
@@ -136,6 +138,8 @@ class FeatureProfile:
         """How many of `values` fall in each cell (int64, length `size`)."""
         if self.kind == "numeric":
             arr = _floats(values)
+            if self.blanks:
+                arr[np.isin(arr, self.blanks)] = np.nan
             cells = np.searchsorted(np.asarray(self.edges, dtype=float), arr, side="right")
             cells[np.isnan(arr)] = self.missing_cell
         else:
@@ -148,13 +152,16 @@ class FeatureProfile:
         return np.bincount(cells, minlength=self.size).astype(np.int64)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "kind": self.kind,
             "edges": list(self.edges),
             "categories": list(self.categories),
             "shares": list(self.shares),
         }
+        if self.blanks:  # only then: the ids of baselines without any stay as they were
+            out["blanks"] = list(self.blanks)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureProfile:
@@ -164,11 +171,15 @@ class FeatureProfile:
             edges=tuple(float(v) for v in data.get("edges", ())),
             categories=tuple(str(v) for v in data.get("categories", ())),
             shares=tuple(float(v) for v in data.get("shares", ())),
+            blanks=tuple(float(v) for v in data.get("blanks", ())),
         )
 
 
-def profile_values(name: str, values: pd.Series, kind: str | None = None) -> FeatureProfile:
-    """The cells of one training column and its shares in them."""
+def profile_values(
+    name: str, values: pd.Series, kind: str | None = None, blanks: Sequence[float] = ()
+) -> FeatureProfile:
+    """The cells of one training column and its shares in them (``blanks``: numbers the
+    upload read as missing, counted as missing in live traffic too)."""
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
     kind = kind or ("numeric" if numeric else "categorical")
     if kind == "numeric":
@@ -179,7 +190,7 @@ def profile_values(name: str, values: pd.Series, kind: str | None = None) -> Fea
             if len(present)
             else ()
         )
-        profile = FeatureProfile(name, "numeric", edges=edges)
+        profile = FeatureProfile(name, "numeric", edges=edges, blanks=tuple(map(float, blanks)))
         raw = values.tolist()
     else:
         text = values.map(lambda v: None if _is_missing(v) else _text(v))
@@ -190,7 +201,7 @@ def profile_values(name: str, values: pd.Series, kind: str | None = None) -> Fea
     counted = profile.count(raw)
     total = max(1, int(counted.sum()))
     shares = tuple(float(c) / total for c in counted)
-    return FeatureProfile(profile.name, profile.kind, profile.edges, profile.categories, shares)
+    return replace(profile, shares=shares)
 
 
 @dataclass(frozen=True)
@@ -277,13 +288,17 @@ def build_baseline(
     features: Sequence[str] | None = None,
     task: str | None = None,
     source: str = "",
+    missing_numbers: Mapping[str, Sequence[float]] | None = None,
 ) -> Baseline:
-    """The training profile of `frame`: every feature (default: all but the target) and the label."""
+    """The training profile of `frame`: every feature (default: all but the target) and the label.
+
+    ``missing_numbers``: column -> numbers its upload read as missing (-999)."""
     names = [c for c in (features or frame.columns) if c in frame.columns and c != target]
     # Datetime features are left out: live dates come after the training ones by nature, so
     # their distribution always "drifts" and would drown the features that can.
     names = [c for c in names if not pd.api.types.is_datetime64_any_dtype(frame[c])]
-    profiles = tuple(profile_values(str(c), frame[c]) for c in names)
+    blanks = missing_numbers or {}
+    profiles = tuple(profile_values(str(c), frame[c], blanks=blanks.get(str(c), ())) for c in names)
     label = None
     if target is not None and target in frame.columns:
         kind = None

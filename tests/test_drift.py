@@ -102,6 +102,21 @@ def test_baseline_round_trip_and_content_id():
     assert baseline.size == sum(p.size for p in baseline.profiles)
 
 
+def test_numbers_the_upload_read_as_missing_are_missing_live_too():
+    """A station's -999 was no value at upload; a client sending it is counted as missing, not
+    as a reading far below every training decile."""
+    frame = pd.DataFrame({"humidity": [np.nan, *np.linspace(0, 100, 99)], "wind": np.ones(100)})
+    baseline = build_baseline(frame, missing_numbers={"humidity": [-999.0]})
+    humidity, wind = baseline.profiles
+    assert humidity.blanks == (-999.0,) and wind.blanks == ()
+    counts = humidity.count([-999, "-999", None, 50.0, -998])
+    assert counts[humidity.missing_cell] == 3
+    assert counts[0] == 1  # -998 is a (very low) reading
+    assert Baseline.from_json(baseline.to_json()) == baseline
+    # Baselines of versions without such numbers serialise as before (same content id).
+    assert "blanks" not in build_baseline(frame).to_json()
+
+
 def test_compare_reports_missing_and_unseen_shares():
     profile = FeatureProfile(
         "job", "categorical", categories=("a", "b"), shares=(0.6, 0.4, 0.0, 0.0)

@@ -101,6 +101,14 @@ def _write_version_files(
     atomic_write(folder / META_FILE, json.dumps(meta).encode())
 
 
+def missing_numbers_in(folder: Path) -> dict[str, list[float]]:
+    """Number column -> the values a stored version's upload read as missing (none before
+    versions recorded them)."""
+    path = folder / META_FILE
+    meta = json.loads(path.read_text()) if path.exists() else {}
+    return {str(k): [float(v) for v in vs] for k, vs in (meta.get("missing_numbers") or {}).items()}
+
+
 class LocalDatasets:
     """DatasetService over the local Store."""
 
@@ -363,11 +371,7 @@ class LocalDatasets:
 
     def missing_numbers(self, name: str, version: int | None = None) -> dict[str, list[float]]:
         """Number column -> the values its upload read as missing (the operator's -999)."""
-        path = Path(self.get(name, version).uri) / META_FILE
-        meta = json.loads(path.read_text()) if path.exists() else {}
-        return {
-            str(k): [float(v) for v in vs] for k, vs in (meta.get("missing_numbers") or {}).items()
-        }
+        return missing_numbers_in(Path(self.get(name, version).uri))
 
     def _cached(self, key: tuple[str, str], compute):
         with self._cache_lock:

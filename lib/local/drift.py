@@ -99,16 +99,18 @@ def ensure_baseline(store: Any, model_name: str, model_version: int) -> Path | N
         )
         if row is None:
             return None
-        from lib.local.datasets import DATA_FILE
+        from lib.local.datasets import DATA_FILE, missing_numbers_in
 
         # Stored relative to the home (an absolute path stays as it is).
-        frame = pd.read_parquet(Path(store.home) / row["path"] / DATA_FILE)
+        folder = Path(store.home) / row["path"]
+        frame = pd.read_parquet(folder / DATA_FILE)
         baseline = build_baseline(
             frame,
             target=source["target"],
             features=source["features"],
             task=source["task"],
             source=f"{source['dataset']} v{source['version']}, target {source['target']}",
+            missing_numbers=missing_numbers_in(folder),
         )
     except (OSError, ValueError, KeyError, sqlite3.Error) as exc:
         log.warning("no training profile for %s v%s: %s", model_name, model_version, exc)

@@ -10,7 +10,9 @@ import pandas as pd
 import requests
 
 from lib.local import tracking
+from lib.local.drift import ensure_baseline, load_baseline
 from lib.local.fastpath import RecordEncoder
+from lib.local.store import Store
 from lib.local.tabular_model import Encoder
 from lib.workspace import AutoMLRequest
 from tests.support.waiting import wait_for
@@ -100,5 +102,9 @@ def test_an_endpoint_reads_minus_999_as_the_upload_did(local_workspace) -> None:
         )
         assert resp.status_code == 200, resp.text
         assert resp.json()["result"] == expected
+        # The endpoint's drift baseline counts a client's -999 as missing, as the model reads it.
+        path = ensure_baseline(Store(ws.settings.home), "stations-model", 1)
+        humidity = next(p for p in load_baseline(path).profiles if p.name == "humidity")
+        assert humidity.blanks == (-999.0,)
     finally:
         ws.endpoints.delete("stations-ep")
