@@ -879,6 +879,18 @@ def test_a_title_block_above_the_header_row_is_left_out() -> None:
     assert two.title_rows == 0 and two.columns == ["note"]
     quoted = parse_table("q.csv", b'"Report, Q3",,\na,b,c\n1,2,3\n')
     assert quoted.title_rows == 0 and quoted.columns[0] == "Report, Q3"
+    # A title with a comma is narrower than the table: before a blank line or the header row
+    # it is a title, not the header of a table whose first column holds row names (the reader
+    # took it so, and dropped the first column).
+    for title in (b"Staff list, May\n\n", b"Sales report, Q1 2024\n", b"Sales, Q1\n,\n"):
+        parsed = parse_table("t.csv", title + b"region,amount,units\nnorth,100,3\nsouth,200,4\n")
+        assert parsed.columns == ["region", "amount", "units"], title
+        assert parsed.frame["region"].tolist() == ["north", "south"]
+    book = _workbook([["Staff list", "May"], [], ["name", "age", "team"], ["Ann", 31, "a"]])
+    assert parse_table("t.xlsx", book).columns == ["name", "age", "team"]
+    # R's header without a name for the row names is followed by data, not by a header.
+    r_names = parse_table("r.csv", b"x,y\nMazda,yes,red\nFiat,no,red\nVW,yes,blue\n")
+    assert r_names.columns == ["x", "y"] and r_names.frame["x"].tolist()[0] == "yes"
     # a long run of one-cell lines has no header below it within reach: read as written
     lines = b"".join(b"line %d,,\n" % i for i in range(30))
     assert parse_table("l.csv", b"a,b,c\n" + lines).title_rows == 0

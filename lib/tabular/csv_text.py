@@ -139,6 +139,10 @@ def title_rows(rows: Sequence[Sequence[Any]], width: int) -> int:
     and comment lines (`# units: kg, usd`: a `#` first, not as many cells as the table; `##`
     always), however many (weather stations write dozens).
 
+    A row narrower than the table (`Sales report, Q1 2024`: a title with a comma) is one too
+    when a blank row or the header row follows it: a row naming every column once, in text
+    that recurs nowhere below (R's header without a name for its row names is followed by data).
+
     0 unless a row with two or more filled cells follows within `TITLE_MAX_ROWS` title rows.
     """
     titles = 0
@@ -146,13 +150,42 @@ def title_rows(rows: Sequence[Sequence[Any]], width: int) -> int:
         if _comment(row, width):
             continue
         filled = _filled(row)
-        if filled == 0 or (filled == 1 and width >= 3):
+        if (
+            filled == 0
+            or (filled == 1 and width >= 3)
+            or (_extent(row) < width and _introduces(rows[skipped + 1 :], width))
+        ):
             titles += 1
             if titles > TITLE_MAX_ROWS:
                 return 0
             continue
         return skipped if filled >= 2 else 0
     return 0
+
+
+def _extent(row: Sequence[Any]) -> int:
+    """Cells up to the last filled one (a sheet pads every row to its width)."""
+    return max((j + 1 for j, cell in enumerate(row) if _cell(cell)), default=0)
+
+
+def _introduces(below: Sequence[Sequence[Any]], width: int) -> bool:
+    """Whether the rows below a narrow row start with a blank row or the table's header."""
+    if not below:
+        return False
+    first = below[0]
+    if _filled(first) == 0:
+        return True
+    names = [_cell(c) for c in first[:width]]
+    if len(names) < width or _extent(first) != width or not all(map(_text_cell, first[:width])):
+        return False
+    if len(set(names)) < width:
+        return False
+    # A header's names are not values of their own columns.
+    return not any(
+        j < len(row) and _cell(row[j]) == name
+        for row in below[1:]
+        for j, name in enumerate(names)
+    )
 
 
 def _filled(row: Sequence[Any]) -> int:
