@@ -23,6 +23,8 @@ DEFAULT_MAX_COLUMNS = 30_000
 # Decoded size of one table in memory: a 200 MB CSV is about 300 MB typed; a Parquet file can
 # decode to 100x its size, so this, not the upload size, is what keeps a bomb out.
 DEFAULT_MAX_UNCOMPRESSED_MB = 1024
+# A 20 MB CSV takes about a second to read and type here; bigger ones register out of process.
+DEFAULT_BACKGROUND_UPLOAD_MB = 20
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,8 @@ class Settings:
     # Public /swagger.json and /docs of local endpoints show real training values (examples,
     # categories, ranges, class names) only when the operator opts in.
     swagger_training_values: bool = False
+    # Uploads this big are registered in a process of their own while the page stays usable.
+    background_upload_bytes: int = DEFAULT_BACKGROUND_UPLOAD_MB * MB
 
     @property
     def max_upload_mb(self) -> int:
@@ -308,6 +312,13 @@ def load_settings(
         worker_slots=max(1, slots),
         sample_data_path=find_sample_data(env, root),
         monitoring=_monitoring(env, opsdeck),
+        background_upload_bytes=_positive_int(
+            "OPSDECK_BACKGROUND_UPLOAD_MB",
+            env.get("OPSDECK_BACKGROUND_UPLOAD_MB"),
+            opsdeck.get("background_upload_mb"),
+            DEFAULT_BACKGROUND_UPLOAD_MB,
+        )
+        * MB,
         sign_in=sign_in_from_secrets(secrets),
         swagger_training_values=_on_off(
             "OPSDECK_SWAGGER_TRAINING_VALUES",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from lib import background_upload
 from lib.audit import audited
 from lib.sample_data import (
     BANK_MARKETING_DESCRIPTION,
@@ -50,6 +51,13 @@ def _register(
     tokens: list[str],
     sheet: str | None = None,
 ):
+    if len(data) >= ws.settings.background_upload_bytes:
+        # Big files are read out of process: the page stays usable and can be left.
+        upload = background_upload.start(
+            ws.settings.home, name, data, file_name, description, tokens, sheet
+        )
+        st.session_state["datasets_background"] = upload.id
+        return
     try:
         with st.spinner(f"Registering {file_name} …"):
             dv = datasets.upload(
@@ -201,6 +209,62 @@ def _add_section() -> None:
             st.rerun()
 
 
+def _background_uploads() -> None:
+    """Uploads registering out of process, and how the finished ones ended."""
+    uploads = background_upload.listing(ws.settings.home)
+    if not uploads:
+        return
+    running = any(u.state == background_upload.RUNNING for u in uploads)
+
+    @st.fragment(run_every=1.0 if running else None)
+    def _status() -> None:
+        now = background_upload.listing(ws.settings.home)
+        still = {u.id for u in now if u.state == background_upload.RUNNING}
+        if running and not still:
+            st.rerun(scope="app")  # the table and the detail show what just arrived
+        for u in now:
+            _background_status(u)
+
+    _status()
+
+
+def _background_status(u: background_upload.BackgroundUpload) -> None:
+    label = f"**{u.file_name}** ({human_bytes(u.size_bytes)}) as **{u.name}**"
+    if u.state == background_upload.RUNNING:
+        st.info(
+            f"Registering {label} in the background: {u.elapsed_s:.0f} s so far. "
+            "This page can be left and revisited.",
+            icon=":material/hourglass_top:",
+        )
+        return
+    mine = st.session_state.get("datasets_background") == u.id
+    r = u.result
+    if u.state == background_upload.DONE:
+        if mine:
+            st.session_state.pop("datasets_background", None)
+            _show(r["name"], r["version"])
+        st.success(
+            f"Registered **{r['name']} v{r['version']}**: {r['rows']:,} rows × {r['columns']} "
+            f"columns ({human_bytes(r['size_bytes'])}), from {u.file_name} in "
+            f"{u.elapsed_s:.0f} s."
+        )
+        if r.get("notes"):
+            st.info(" ".join(r["notes"]), icon=":material/help:")
+        if r.get("read_as_missing"):
+            st.info(f"Read as missing values: {r['read_as_missing']}", icon=":material/help:")
+    elif u.state == background_upload.FAILED:
+        st.error(f"Not registered ({u.file_name}): {r.get('error')}", icon=":material/error:")
+    else:
+        st.error(
+            f"Registering {label} stopped before it finished (its process ended); nothing was "
+            "stored. Upload the file again.",
+            icon=":material/error:",
+        )
+    if st.button("Dismiss", key=f"datasets_dismiss_{u.id}"):
+        background_upload.dismiss(ws.settings.home, u.id)
+        st.rerun(scope="app")
+
+
 # The section's open state is a widget of its own: it stays open across reruns (and shows
 # its messages) until the operator closes it; it starts open on an empty workspace.
 if not listing and "datasets_add" not in st.session_state:
@@ -209,6 +273,7 @@ if st.session_state.get("datasets_pending"):
     st.session_state["datasets_add"] = True
 with st.expander("Add a dataset", key="datasets_add", on_change="rerun", icon=":material/upload:"):
     _add_section()
+_background_uploads()
 
 listing = datasets.list()
 names = [d.name for d in listing]

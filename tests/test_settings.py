@@ -92,6 +92,10 @@ def test_upload_limits_default_and_override(tmp_path: Path) -> None:
         load_settings(env={"OPSDECK_MAX_ROWS": "lots"}, root=tmp_path)
     with pytest.raises(ValueError, match="OPSDECK_MAX_COLUMNS must be at least 1"):
         load_settings(env={"OPSDECK_MAX_COLUMNS": "0"}, root=tmp_path)
+    # Where uploads start registering out of process: 20 MB unless said otherwise.
+    assert load_settings(env={}, root=tmp_path).background_upload_bytes == 20 * MB
+    both = {"OPSDECK_BACKGROUND_UPLOAD_MB": "3"}
+    assert load_settings(env=both, root=tmp_path).background_upload_bytes == 3 * MB
 
 
 def test_streamlit_upload_cap_is_the_default_limit() -> None:

@@ -182,9 +182,7 @@ def _introduces(below: Sequence[Sequence[Any]], width: int) -> bool:
         return False
     # A header's names are not values of their own columns.
     return not any(
-        j < len(row) and _cell(row[j]) == name
-        for row in below[1:]
-        for j, name in enumerate(names)
+        j < len(row) and _cell(row[j]) == name for row in below[1:] for j, name in enumerate(names)
     )
 
 

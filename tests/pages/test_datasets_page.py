@@ -270,3 +270,37 @@ def test_empty_sample_variable_keeps_the_sample(
     button(at, "Add the Bank Marketing sample").click().run()
     assert not at.exception
     assert any("bankmarketing v1**" in s.value for s in at.success)
+
+
+def test_a_big_file_registers_in_the_background_and_the_page_stays_usable(
+    hermetic_env, monkeypatch
+) -> None:
+    import time
+
+    from lib.ui import workspace
+
+    monkeypatch.setenv("OPSDECK_BACKGROUND_UPLOAD_MB", "1")  # before the workspace is opened
+    local_workspace = workspace()
+    local_workspace.datasets.upload("people", CSV, "people.csv")
+    big = b"age,job,y\n" + b"".join(b"%d,clerk,?\n" % (i % 90) for i in range(150_000))
+    assert len(big) > 1024 * 1024
+    at = open_page("datasets.py")
+    at.file_uploader(key="datasets_upload").set_value(("big.csv", big, "text/csv"))
+    button(at, "Register dataset").click().run()
+    assert not at.exception
+    # The run ended at once: the page shows the upload under way and the other dataset.
+    assert any("in the background" in i.value for i in at.info), [i.value for i in at.info]
+    assert at.selectbox(key="datasets_pick").value == "people"
+    deadline = time.monotonic() + 90
+    while not any("Registered **big v1**" in s.value for s in at.success):
+        assert time.monotonic() < deadline, [i.value for i in at.info + at.error]
+        time.sleep(0.5)
+        at.run()
+        assert not at.exception
+    assert any("150,000 rows × 3 columns" in s.value for s in at.success)
+    assert any('**y**: "?" (150000)' in i.value for i in at.info)
+    at.run()  # the detail shows what arrived
+    assert at.selectbox(key="datasets_pick").value == "big"
+    assert len(local_workspace.datasets.load("big", 1)) == 150_000
+    button(at, "Dismiss").click().run()
+    assert not any("big v1" in s.value for s in at.success)
