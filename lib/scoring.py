@@ -267,6 +267,18 @@ def score_frame(
     return pd.DataFrame(out)
 
 
+def number_help(feature: dict) -> str | None:
+    """What a number field of the Score form says: the training range, and the numbers the
+    upload read as missing (which the model reads as no value too)."""
+    lo, hi = feature.get("min"), feature.get("max")
+    parts = [f"training range {lo} … {hi}"] if lo is not None else []
+    blanks = feature.get("missing_values") or []
+    if blanks:
+        shown = ", ".join(f"{v:g}" for v in blanks)
+        parts.append(f"{shown} {'is' if len(blanks) == 1 else 'are'} read as no value")
+    return "; ".join(parts) or None
+
+
 def date_help(fmt: str | None) -> str:
     """What a date field of the Score form takes: ISO 8601, and the upload's own format if any."""
     iso = "ISO 8601 date or date-time, e.g. 2024-05-01 or 2024-05-01T13:45:00"

@@ -12,6 +12,7 @@ from lib.scoring import (
     ScoringError,
     build_payload,
     date_help,
+    number_help,
     post_json,
     request_for,
     score,
@@ -115,7 +116,7 @@ with tab_form:
                 record[label] = box.number_input(
                     label,
                     value=int(value) if integer else value,
-                    help=f"training range {lo} … {hi}" if lo is not None else None,
+                    help=number_help(col),
                     key=f"score_f_{label}",
                     step=1 if integer else None,
                 )

@@ -14,6 +14,7 @@ from lib.scoring import (
     curl_snippet,
     date_help,
     fetch_swagger,
+    number_help,
     parse_predictions,
     post_json,
     python_snippet,
@@ -170,6 +171,15 @@ def test_fetch_swagger_or_none(endpoint):
     assert document is not None and "/score" in document["paths"]
     assert fetch_swagger("http://127.0.0.1:9/swagger.json") is None
     assert fetch_swagger(endpoint.url + "/no-such-document.json") is None
+
+
+def test_number_help_names_the_range_and_the_numbers_read_as_missing() -> None:
+    assert number_help({"min": 0.0, "max": 99.5}) == "training range 0.0 … 99.5"
+    station = {"min": 0.0, "max": 99.5, "missing_values": [-999.0]}
+    assert number_help(station) == "training range 0.0 … 99.5; -999 is read as no value"
+    both = {"min": None, "max": None, "missing_values": [-999.0, 9999.0]}
+    assert number_help(both) == "-999, 9999 are read as no value"
+    assert number_help({"min": None}) is None
 
 
 def test_date_help_shows_the_uploads_format_beside_iso() -> None:
