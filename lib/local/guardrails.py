@@ -82,6 +82,14 @@ def high_cardinality_columns(
     ]
 
 
+def _spelled_apart(counts: pd.Series) -> list[list[str]]:
+    """Groups of class labels that are one label written differently (`Yes`, `yes `)."""
+    groups: dict[str, list[str]] = {}
+    for label in counts.index:
+        groups.setdefault(" ".join(str(label).split()).casefold(), []).append(str(label))
+    return [g for g in groups.values() if len(g) > 1]
+
+
 def columns_to_drop(df: pd.DataFrame, target: str, features: list[str] | None = None) -> list[str]:
     """Columns the engine removes before training.
 
@@ -168,6 +176,19 @@ def check_data(
                     "Class balancing detection",
                     ALERTED,
                     f"The target has {len(counts)} distinct value(s); at least 2 are needed.",
+                )
+            )
+        spelled = _spelled_apart(counts)
+        if spelled:
+            out.append(
+                Guardrail(
+                    "Class label spelling",
+                    ALERTED,
+                    "Classes that differ only in case or spaces: "
+                    + "; ".join(" / ".join(f"{k!r} ({counts[k]})" for k in g) for g in spelled)
+                    + ".",
+                    "They are learned as different classes: write each one way in the file "
+                    "and upload it again.",
                 )
             )
 

@@ -209,3 +209,15 @@ def test_the_run_checks_its_features_against_its_best_model(tmp_path) -> None:
     assert rail["columns"] == [f["column"] for f in record["flags"]]
     assert rail["status"] == (gr.ALERTED if record["flags"] else gr.PASSED)
     assert result.guardrails[-1]["name"] == "Time budget"
+
+
+def test_class_labels_spelled_two_ways_are_named() -> None:
+    """Hand-entered answers: `Yes` and `yes` would be learned as two classes."""
+    frame = pd.DataFrame(
+        {"x": range(100), "y": ["Yes"] * 40 + ["yes"] * 5 + ["No"] * 50 + ["NO"] * 5}
+    )
+    rail = _by_name(gr.check_data(frame, "y", "classification"))["Class label spelling"]
+    assert rail.status == gr.ALERTED
+    assert "'No' (50) / 'NO' (5)" in rail.details and "'Yes' (40) / 'yes' (5)" in rail.details
+    clean = frame.assign(y=frame["y"].str.capitalize())
+    assert "Class label spelling" not in _by_name(gr.check_data(clean, "y", "classification"))
