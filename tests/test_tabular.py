@@ -720,6 +720,13 @@ def test_date_and_time_as_portals_and_local_spreadsheets_write_them() -> None:
     assert frame["in_dash"].iloc[1] == pd.Timestamp("2024-07-04 23:59")
     formats = date_formats(parsed.table.schema)
     assert formats["portal"] == "%m/%d/%Y %I:%M:%S %p" and formats["uk_pm"] == "%d/%m/%Y %I:%M %p"
+    # BigQuery names the zone: ISO 8601 in UTC, fractions of a second and all.
+    bq = b"at,n\n2024-01-05 14:35:00 UTC,1\n2024-07-04 00:00:00.250 UTC,2\n2024-07-05 08:00:00 GMT,3\n"
+    stamps = parse_table("bq.csv", bq).frame["at"]
+    assert stamps.tolist()[:2] == [
+        pd.Timestamp("2024-01-05 14:35", tz="UTC"),
+        pd.Timestamp("2024-07-04 00:00:00.250", tz="UTC"),
+    ]
 
 
 def test_months_are_dates() -> None:

@@ -18,6 +18,7 @@ strings.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -112,6 +113,7 @@ DATETIME_FORMATS = (
     "%I:%M %p",
     "%I:%M:%S %p",
 )
+_ZONE_NAMED = re.compile(r"\s+(UTC|GMT)$")
 _TIME_OF_DAY = r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(\s*[AaPp]\.?[Mm]\.?)?$"
 # A number as people write it: sign, currency sign, thousands separators in threes, percent.
 # NB: the record encoder (lib/local/fastpath/encoder.py) reads clients' values with the same
@@ -167,6 +169,15 @@ def _try_parse(values: pa.Array, target: pa.DataType | str) -> pa.Array | None:
 
 
 def _parse(values: pa.Array, target: pa.DataType | str) -> pa.Array:
+    if (
+        not isinstance(target, str)
+        and pa.types.is_timestamp(target)
+        and len(values)
+        and _ZONE_NAMED.search(values[0].as_py() or "")
+    ):
+        # BigQuery and many logs name the zone: `2024-01-31 14:35:00.123 UTC` is ISO 8601 in
+        # UTC (the record encoder reads clients' values the same way).
+        values = pc.replace_substring_regex(values, _ZONE_NAMED.pattern, "+00:00")
     if isinstance(target, str):
         parsed = pc.strptime(values, format=target, unit=TIMESTAMP_UNIT, error_is_null=False)
         if (

@@ -155,6 +155,13 @@ def test_a_portals_12_hour_datetimes_encode_as_the_upload_read_them() -> None:
     sent = [{"at": "01/05/2024 02:35:00 PM"}, {"at": "7/4/2024 12:00:00 am"}]
     np.testing.assert_array_equal(enc.encode_records(sent), enc.encode_frame(parsed.frame[["at"]]))
     assert enc.encode_records(sent)[0, enc.encoded_columns.index("at (hour)")] == 14.0
+    # A zone named after the time (BigQuery) reads as the upload reads it: UTC.
+    zoned = parse_table("z.csv", b"at,n\n2024-01-05 14:35:00 UTC,1\n2024-07-04 00:00:00 UTC,2\n")
+    enc = Encoder.from_frame(zoned.frame[["at"]])
+    np.testing.assert_array_equal(
+        enc.encode_records([{"at": "2024-01-05 14:35:00 UTC"}, {"at": "2024-07-04T00:00:00Z"}]),
+        enc.encode_frame(zoned.frame[["at"]]),
+    )
 
 
 def test_categories_match_without_the_spaces_a_file_left_around_them() -> None:

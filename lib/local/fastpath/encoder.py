@@ -73,6 +73,9 @@ def to_float(value: Any) -> float:
         return math.nan
 
 
+_ZONE_NAMED = re.compile(r"\s+(UTC|GMT)$")
+
+
 def to_datetime(value: Any, fmt: str | None = None) -> datetime | None:
     """A datetime feature value as a naive UTC datetime; None when missing or unparseable.
 
@@ -95,7 +98,8 @@ def to_datetime(value: Any, fmt: str | None = None) -> datetime | None:
         except (OverflowError, ValueError):
             return None
     elif isinstance(value, str):
-        text = value.strip()
+        # `… 14:35:00 UTC` (BigQuery, logs) is ISO 8601 in UTC, as the upload reads it.
+        text = _ZONE_NAMED.sub("+00:00", value.strip())
         try:
             dt = datetime.fromisoformat(text)
         except ValueError:
