@@ -53,9 +53,13 @@ def _register(
 ):
     if len(data) >= ws.settings.background_upload_bytes:
         # Big files are read out of process: the page stays usable and can be left.
-        upload = background_upload.start(
-            ws.settings.home, name, data, file_name, description, tokens, sheet
-        )
+        try:
+            upload = background_upload.start(
+                ws.settings.home, name, data, file_name, description, tokens, sheet
+            )
+        except OSError as exc:  # a full disk, no process left to start
+            st.error(f"Not registered: could not start reading {file_name} ({exc}).")
+            return
         st.session_state["datasets_background"] = upload.id
         return
     try:
