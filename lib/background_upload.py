@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -71,6 +72,25 @@ def start(
     upload_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     folder = _root(home) / upload_id
     folder.mkdir(parents=True)
+    try:
+        return _stage_and_start(
+            home, folder, name, data, file_name, description, missing_tokens, sheet
+        )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nothing half-staged stays behind
+        raise
+
+
+def _stage_and_start(
+    home: Path,
+    folder: Path,
+    name: str,
+    data: bytes,
+    file_name: str,
+    description: str,
+    missing_tokens: Sequence[str] | None,
+    sheet: str | None,
+) -> BackgroundUpload:
     atomic_write(folder / DATA, data)
     request = {
         "name": name,

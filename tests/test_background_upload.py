@@ -90,3 +90,18 @@ def test_a_reused_pid_is_not_taken_for_the_registering_process(hermetic_env: Pat
     assert bg.get(home, folder.name).state == bg.RUNNING
     bg.dismiss(home, folder.name)  # a running one is left alone
     assert bg.get(home, folder.name) is not None
+
+
+def test_an_upload_that_cannot_start_leaves_nothing_staged(hermetic_env: Path, monkeypatch) -> None:
+    def no_process(*args, **kwargs):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(bg.subprocess, "Popen", no_process)
+    try:
+        bg.start(hermetic_env, "x", CSV, "x.csv")
+    except OSError as exc:
+        assert "Resource temporarily unavailable" in str(exc)
+    else:
+        raise AssertionError("the start should have failed")
+    assert list((hermetic_env / bg.STAGING).iterdir()) == []
+    assert bg.listing(hermetic_env) == []
