@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from lib import background_upload as bg
 from lib.backend import open_workspace
@@ -97,11 +98,7 @@ def test_an_upload_that_cannot_start_leaves_nothing_staged(hermetic_env: Path, m
         raise OSError(11, "Resource temporarily unavailable")
 
     monkeypatch.setattr(bg.subprocess, "Popen", no_process)
-    try:
+    with pytest.raises(OSError, match="Resource temporarily unavailable"):
         bg.start(hermetic_env, "x", CSV, "x.csv")
-    except OSError as exc:
-        assert "Resource temporarily unavailable" in str(exc)
-    else:
-        raise AssertionError("the start should have failed")
     assert list((hermetic_env / bg.STAGING).iterdir()) == []
     assert bg.listing(hermetic_env) == []
