@@ -31,6 +31,10 @@ MIN_ROWS = 20
 LEAKAGE_BINS = 50
 LEAKAGE_MAX_ROWS = 20_000
 LEAKAGE_MAX_COLUMNS = 300
+# Two number features combined (sum, difference, product) equal to the target on this share of
+# rows leak it; looked for among this many features most correlated with the target.
+COMBINED_SHARE = 0.99
+COMBINED_CANDIDATES = 12
 # Scores at or above these look too good to be true for real-world data.
 TOO_GOOD = {"AUC_weighted": 0.99, "accuracy": 0.99, "r2_score": 0.99}
 _ID_HINT = re.compile(
@@ -243,6 +247,60 @@ def one_feature_scores(
     return out
 
 
+def combined_leaks(frame: pd.DataFrame, target: str) -> dict[str, str]:
+    """Number features whose sum, difference or product *is* a number target (a bike-share
+    count = casual + registered; amount = quantity × price): column -> reason.
+
+    Each part alone may predict the target only loosely, so the one-feature check misses them.
+    Pairs among the features most correlated with the target; the identity must hold on
+    ``COMBINED_SHARE`` of the rows (0.1 % rounding allowed).
+    """
+    y_all = frame[target]
+    if not pd.api.types.is_numeric_dtype(y_all) or pd.api.types.is_bool_dtype(y_all):
+        return {}
+    data = frame[y_all.notna()]
+    if len(data) > LEAKAGE_MAX_ROWS:
+        data = data.sample(n=LEAKAGE_MAX_ROWS, random_state=0)
+    if len(data) < MIN_ROWS:
+        return {}
+    y = data[target].to_numpy(dtype=np.float64)
+    columns = {}
+    for c in data.columns[:LEAKAGE_MAX_COLUMNS]:
+        col = data[c]
+        if c == target or _is_text(col) or _is_datetime(col) or pd.api.types.is_bool_dtype(col):
+            continue
+        x = col.to_numpy(dtype=np.float64)
+        both = np.isfinite(x) & np.isfinite(y)
+        if both.sum() >= MIN_ROWS and np.std(x[both]) > 0:
+            columns[str(c)] = (x, abs(float(np.corrcoef(x[both], y[both])[0, 1])))
+    ranked = sorted(columns, key=lambda c: -columns[c][1])[:COMBINED_CANDIDATES]
+    tolerance = 1e-6 * max(1.0, float(np.nanmedian(np.abs(y))))
+    out: dict[str, str] = {}
+    for i, a in enumerate(ranked):
+        for b in ranked[i + 1 :]:
+            xa, xb = columns[a][0], columns[b][0]
+            combined = (
+                (f"{a} + {b}", xa + xb),
+                (f"{a} − {b}", xa - xb),
+                (f"{b} − {a}", xb - xa),
+                (f"{a} × {b}", xa * xb),
+            )
+            for formula, value in combined:
+                usable = np.isfinite(value) & np.isfinite(y)
+                # Rows where the target is zero prove nothing (0 × anything is 0).
+                telling = usable[usable] & (y[usable] != 0)
+                if telling.sum() < MIN_ROWS:
+                    continue
+                same = np.isclose(value[usable], y[usable], rtol=1e-3, atol=tolerance)
+                share = float(same.mean())
+                if share >= COMBINED_SHARE and float(same[telling].mean()) >= COMBINED_SHARE:
+                    reason = f"{formula} equals {target} on {share:.0%} of rows"
+                    out.setdefault(a, reason)
+                    out.setdefault(b, reason)
+                    break
+    return out
+
+
 def column_flags(
     frame: pd.DataFrame, target: str, task: str, features: list[str] | None = None
 ) -> list[ColumnFlag]:
@@ -261,6 +319,11 @@ def column_flags(
         if s >= LEAKAGE_SCORE:
             reason = f"alone it predicts {target} with holdout {metric} {s:.3f}"
             flags.append(ColumnFlag(c, "leakage", reason, round(s, 4)))
+    if task == "regression":
+        leaking = {f.column for f in flags if f.kind == "leakage"}
+        for c, reason in combined_leaks(view, target).items():
+            if c not in leaking:
+                flags.append(ColumnFlag(c, "leakage", reason))
     return flags
 
 

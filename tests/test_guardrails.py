@@ -181,6 +181,37 @@ def test_row_numbers_are_ids_and_ranks_are_features() -> None:
     assert set(g.id_like_columns(frame, "Region")) == {"dept", "Unnamed: 0", "column_1"}
 
 
+def bike_share(n: int = 3000, seed: int = 9) -> pd.DataFrame:
+    """Hourly rentals as the public bike-share data has them: cnt = casual + registered."""
+    rng = np.random.default_rng(seed)
+    temp = rng.uniform(0, 1, n)
+    casual = rng.poisson(5 + 60 * temp)
+    registered = rng.poisson(80 + 40 * temp + 60 * rng.uniform(0, 1, n))
+    return pd.DataFrame(
+        {"temp": temp, "casual": casual, "registered": registered, "cnt": casual + registered}
+    )
+
+
+def test_parts_that_add_up_to_the_target_leak_it() -> None:
+    frame = bike_share()
+    scores = g.one_feature_scores(frame, "cnt", "regression")
+    assert scores["casual"] < g.LEAKAGE_SCORE and scores["registered"] < g.LEAKAGE_SCORE
+    flags = {f.column: f for f in g.column_flags(frame, "cnt", "regression")}
+    assert set(flags) == {"casual", "registered"}
+    assert flags["casual"].kind == "leakage"
+    assert "+" in flags["casual"].reason and "equals cnt on 100% of rows" in flags["casual"].reason
+    # A product rounded to cents, and a difference.
+    rng = np.random.default_rng(10)
+    qty, price = rng.integers(1, 20, 500), rng.uniform(1, 100, 500).round(2)
+    sales = pd.DataFrame({"qty": qty, "price": price, "amount": (qty * price).round(2)})
+    assert set(g.combined_leaks(sales, "amount")) == {"qty", "price"}
+    stock = pd.DataFrame({"opening": qty + 40, "sold": qty, "closing": qty * 0 + 40})
+    assert "opening − sold equals closing" in g.combined_leaks(stock, "closing")["sold"]
+    # A real relation with noise is not an identity.
+    noisy = bike_share().assign(cnt=lambda f: f["cnt"] + rng.normal(0, 8, len(f)).round())
+    assert g.combined_leaks(noisy, "cnt") == {}
+
+
 def test_free_text_flagged() -> None:
     rng = np.random.default_rng(4)
     words = ["late", "parcel", "refund", "please", "broken", "thanks", "arrived", "box"]

@@ -289,21 +289,28 @@ def leakage_guardrail(df: pd.DataFrame, target: str, task: str) -> Guardrail:
     """Features that predict the target alone almost perfectly (one-feature holdout score)."""
     scores = seam.one_feature_scores(df, target, task)
     leaks = {c: s for c, s in scores.items() if s >= seam.LEAKAGE_SCORE}
+    combined = seam.combined_leaks(df, target) if task == "regression" else {}
+    combined = {c: r for c, r in combined.items() if c not in leaks}
     metric = "R²" if task == "regression" else "AUC"
-    if not leaks:
+    if not leaks and not combined:
         best = max(scores.items(), key=lambda kv: kv[1], default=None)
         detail = "No single feature predicts the target almost perfectly"
         detail += f" (best alone: {best[0]}, {metric} {best[1]:.3f})." if best else "."
         return Guardrail(LEAKAGE_GUARDRAIL, PASSED, detail, scores=scores)
     ranked = sorted(leaks.items(), key=lambda kv: -kv[1])
+    parts = []
+    if ranked:
+        parts.append(
+            "Alone, "
+            + ", ".join(f"{c} predicts {target} with holdout {metric} {s:.3f}" for c, s in ranked)
+        )
+    parts += sorted(set(combined.values()))
     return Guardrail(
         LEAKAGE_GUARDRAIL,
         ALERTED,
-        "Alone, "
-        + ", ".join(f"{c} predicts {target} with holdout {metric} {s:.3f}" for c, s in ranked)
-        + ".",
+        "; ".join(parts) + ".",
         "Exclude it unless it is known before the outcome (choose the columns of the run).",
-        [c for c, _ in ranked],
+        [c for c, _ in ranked] + list(combined),
         scores=scores,
     )
 

@@ -221,3 +221,12 @@ def test_class_labels_spelled_two_ways_are_named() -> None:
     assert "'No' (50) / 'NO' (5)" in rail.details and "'Yes' (40) / 'yes' (5)" in rail.details
     clean = frame.assign(y=frame["y"].str.capitalize())
     assert "Class label spelling" not in _by_name(gr.check_data(clean, "y", "classification"))
+
+
+def test_the_run_names_features_that_add_up_to_the_target() -> None:
+    from tests.test_guardrails import bike_share
+
+    rail = _by_name(gr.check_data(bike_share(), "cnt", "regression"))["Target leakage detection"]
+    assert rail.status == gr.ALERTED
+    assert set(rail.columns) == {"casual", "registered"}
+    assert "equals cnt on 100% of rows" in rail.details
