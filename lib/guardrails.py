@@ -272,7 +272,10 @@ def combined_leaks(frame: pd.DataFrame, target: str) -> dict[str, str]:
         x = col.to_numpy(dtype=np.float64)
         both = np.isfinite(x) & np.isfinite(y)
         if both.sum() >= MIN_ROWS and np.std(x[both]) > 0:
-            columns[str(c)] = (x, abs(float(np.corrcoef(x[both], y[both])[0, 1])))
+            # A constant target (every difference of two equal columns) correlates with nothing.
+            steady = np.std(y[both]) == 0
+            corr = 0.0 if steady else abs(float(np.corrcoef(x[both], y[both])[0, 1]))
+            columns[str(c)] = (x, corr)
     ranked = sorted(columns, key=lambda c: -columns[c][1])[:COMBINED_CANDIDATES]
     tolerance = 1e-6 * max(1.0, float(np.nanmedian(np.abs(y))))
     out: dict[str, str] = {}
