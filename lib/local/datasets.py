@@ -101,12 +101,17 @@ def _write_version_files(
     atomic_write(folder / META_FILE, json.dumps(meta).encode())
 
 
+def _meta(folder: Path) -> dict:
+    """What a stored version recorded about its reading (empty for versions before it)."""
+    path = folder / META_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def missing_numbers_in(folder: Path) -> dict[str, list[float]]:
     """Number column -> the values a stored version's upload read as missing (none before
     versions recorded them)."""
-    path = folder / META_FILE
-    meta = json.loads(path.read_text()) if path.exists() else {}
-    return {str(k): [float(v) for v in vs] for k, vs in (meta.get("missing_numbers") or {}).items()}
+    found = _meta(folder).get("missing_numbers") or {}
+    return {str(k): [float(v) for v in vs] for k, vs in found.items()}
 
 
 class LocalDatasets:
@@ -365,9 +370,7 @@ class LocalDatasets:
 
     def date_formats(self, name: str, version: int | None = None) -> dict[str, str]:
         """Column -> the strptime format its dates were written in (non-ISO datetime columns)."""
-        path = Path(self.get(name, version).uri) / META_FILE
-        meta = json.loads(path.read_text()) if path.exists() else {}
-        return dict(meta.get("date_formats") or {})
+        return dict(_meta(Path(self.get(name, version).uri)).get("date_formats") or {})
 
     def missing_numbers(self, name: str, version: int | None = None) -> dict[str, list[float]]:
         """Number column -> the values its upload read as missing (the operator's -999)."""

@@ -113,6 +113,7 @@ DATETIME_FORMATS = (
     "%I:%M %p",
     "%I:%M:%S %p",
 )
+# NB: the record encoder reads clients' `… UTC` with the same pattern (it cannot import this).
 _ZONE_NAMED = re.compile(r"\s+(UTC|GMT)$")
 _TIME_OF_DAY = r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?(\s*[AaPp]\.?[Mm]\.?)?$"
 # A number as people write it: sign, currency sign, thousands separators in threes, percent.
