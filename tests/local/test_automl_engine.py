@@ -587,3 +587,25 @@ def test_clock_guardrail_says_what_was_trimmed() -> None:
     late = Clock(10, started_at=time.time() - 60)
     assert late.guardrail().status == "Alerted"
     assert late.left() < 0 and late.summary()["promised_s"] == pytest.approx(16.0)
+
+
+def test_two_jobs_starting_together_share_the_experiment(tmp_path: Path) -> None:
+    """The job that loses the race to create the experiment uses the one the other created."""
+    from lib.local.automl_engine.tracking import experiment_id
+
+    uri = f"sqlite:///{(tmp_path / 'mlflow.db').resolve()}"
+
+    class LookedBeforeTheOtherCreatedIt(MlflowClient):
+        looked = False
+
+        def get_experiment_by_name(self, name: str):  # type: ignore[override]
+            if not self.looked:
+                self.looked = True
+                MlflowClient(uri).create_experiment(name, artifact_location=tmp_path.as_uri())
+                return None
+            return super().get_experiment_by_name(name)
+
+    late = LookedBeforeTheOtherCreatedIt(uri)
+    got = experiment_id(late, "automl", tmp_path / "art")
+    assert got == MlflowClient(uri).get_experiment_by_name("automl").experiment_id
+    assert len(MlflowClient(uri).search_experiments(filter_string="name = 'automl'")) == 1

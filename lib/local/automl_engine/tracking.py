@@ -13,6 +13,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.tracking.context import registry as context_registry
 
@@ -25,7 +26,15 @@ def experiment_id(client: MlflowClient, name: str, artifact_dir: Path) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    return client.create_experiment(name, artifact_location=artifact_dir.resolve().as_uri())
+    try:
+        return client.create_experiment(name, artifact_location=artifact_dir.resolve().as_uri())
+    except MlflowException:
+        # Two jobs starting together both find no experiment; the one that loses the insert
+        # uses the winner's.
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
 def run_inputs(spec: AutoMLSpec, metric: str, data: Prepared) -> dict[str, Any]:
