@@ -545,15 +545,15 @@ def test_tokens_in_text_columns_are_missing_unless_a_category_can_be_them() -> N
     data = (
         b"region,veneer,job,grade,rooms,note\n"
         b"NA,None,admin.,-,3,n/a\n"
-        b"EU,Stone,unknown,a,4,NULL\n"
+        b"EU,Stone,retired,a,4,NULL\n"
         b"NA,None,technician,b,5,ok\n"
-        b"EU,None,unknown,c,6,ok\n"
+        b"EU,None,retired,c,6,ok\n"
     )
     parsed = parse_table("houses.csv", data)
     frame = parsed.frame
     assert frame["region"].tolist() == ["NA", "EU", "NA", "EU"]  # North America
     assert frame["veneer"].tolist() == ["None", "Stone", "None", "None"]
-    assert frame["grade"].tolist()[0] == "-" and frame["job"].tolist()[1] == "unknown"
+    assert frame["grade"].tolist()[0] == "-" and frame["job"].tolist()[1] == "retired"
     assert frame["note"].isna().tolist() == [True, True, False, False]
     assert parsed.missing == {"note": {"n/a": 1, "NULL": 1}}
     offered = {v for c in parsed.table.column("note").chunks for v in c.dictionary.to_pylist()}
@@ -578,7 +578,7 @@ def test_tokens_in_text_columns_are_missing_unless_a_category_can_be_them() -> N
     excel = b'address,country\n"1 Main St, Windhoek",NA\n"2 High St, Leeds",UK\n'
     assert parse_table("x.csv", excel).frame["country"].tolist() == ["NA", "UK"]
     # An added token is missing wherever it is; a removed one nowhere.
-    own = parse_table("houses.csv", data, missing_tokens=["", "unknown"])
+    own = parse_table("houses.csv", data, missing_tokens=["", "retired"])
     assert own.frame["job"].isna().tolist() == [False, True, False, True]
     assert own.frame["note"].tolist()[:2] == ["n/a", "NULL"]
     # A column the operator keeps as written keeps them.
@@ -637,11 +637,11 @@ def test_missing_tokens_are_the_operators_choice() -> None:
         "t.csv", TITANIC, missing_tokens=["", "NA"]
     ).frame  # "?" is a value now: age and fare are text
     assert str(without_question_mark["age"].dtype) == "str"
-    data = b"score,grade\n1.5,a\nunknown,b\n3,c\n"
+    data = b"score,grade\n1.5,a\nrefused,b\n3,c\n"
     assert str(parse_table("u.csv", data).frame["score"].dtype) == "str"
-    custom = parse_table("u.csv", data, missing_tokens=["", "Unknown"])
+    custom = parse_table("u.csv", data, missing_tokens=["", "Refused"])
     assert custom.frame["score"].isna().tolist() == [False, True, False]
-    assert custom.missing == {"score": {"unknown": 1}}
+    assert custom.missing == {"score": {"refused": 1}}
 
 
 def test_datetime_columns_are_detected() -> None:
@@ -1268,6 +1268,15 @@ def test_json_is_read_within_the_limits() -> None:
             3,
             ["Bob Smith", 34, "New York"],
         ),
+        # UCI's auto-mpg: column-aligned numbers, then a tab and the quoted car name
+        (
+            "auto-mpg.data",
+            b'18.0   8   307.0      130.0      3504.      12.0   70  1\t"chevrolet chevelle"\n'
+            b'15.0   8   350.0      ?          3693.      11.5   70  1\t"buick skylark 320"\n'
+            b'26.0   4   97.00      46.00      1835.      20.5   70  2\t"vw 1131 deluxe"\n',
+            9,
+            [18.0, 8, 307.0, 130.0, 3504.0, 12.0, 70, 1, "chevrolet chevelle"],
+        ),
         # the mushroom data: single letters, no header row
         (
             "agaricus-lepiota.data",
@@ -1283,6 +1292,16 @@ def test_files_from_statistics_packages_and_data_archives(
     frame = parse_table(name, data).frame
     assert frame.shape[1] == columns
     assert frame.iloc[0].tolist() == first
+
+
+def test_tab_separated_words_keep_their_tabs() -> None:
+    """Cells of several words, some with double spaces, stay one cell each: only a file whose
+    every line is aligned with runs of spaces is read by its whitespace."""
+    data = b"name\tcity\tage\nBob Smith\tNew York\t34\nAnn  Lee\tLos Angeles\t29\n"
+    data += b"Jo Ng\tSt  Louis\t41\n"
+    parsed = parse_table("people.tsv", data)
+    assert parsed.delimiter == "\t"
+    assert parsed.frame.iloc[1].tolist() == ["Ann  Lee", "Los Angeles", 29]
 
 
 def test_a_one_column_file_of_words_is_one_column() -> None:
@@ -1553,3 +1572,33 @@ def test_a_name_over_several_columns_names_each_of_them() -> None:
     book.save(saved)
     merged = parse_table("quarters.xlsx", saved.getvalue())
     assert merged.columns == ["region", "Q1 sales", "Q1 units", "Q2 sales", "Q2 units"]
+
+
+def test_words_for_no_value_among_numbers_are_missing_but_stay_categories_among_words() -> None:
+    """`unknown` and `missing` where a number was not recorded are no value; Bank Marketing's
+    `education` = `unknown` stays a category."""
+    data = b"income,education,weight\n52000,unknown,70.5\nUnknown,university,missing\n"
+    data += b"61000,basic,81\nMissing,unknown,n.a.\n48000,basic,Not available\n"
+    parsed = parse_table("survey.csv", data)
+    frame = parsed.frame
+    assert frame["income"].dtype == "float64" and frame["income"].isna().sum() == 2
+    assert frame["weight"].dtype == "float64" and frame["weight"].isna().sum() == 3
+    assert parsed.missing["income"] == {"Unknown": 1, "Missing": 1}
+    assert frame["education"].tolist().count("unknown") == 2
+    # A file that writes the same word for its missing numbers means it in text too.
+    same = data.replace(b"Unknown,university", b"unknown,university")
+    assert parse_table("survey.csv", same).frame["education"].isna().sum() == 2
+
+
+def test_a_word_that_keeps_numbers_text_is_named() -> None:
+    from lib.tabular.number_words import numbers_spoiled_by_words
+
+    rows = [f"{i * 1.5:.1f},{'refused' if i % 20 == 3 else i},{i % 4}" for i in range(100)]
+    rows[7] = "x,<0.5,1"
+    rows[8] = "x,<0.5,1"
+    frame = parse_table("s.csv", ("a,b,c\n" + "\n".join(rows)).encode()).frame
+    assert frame["b"].dtype != "float64"
+    assert numbers_spoiled_by_words(frame) == {"a": {"x": 2}, "b": {"refused": 5, "<0.5": 2}}
+    # One odd cell among codes, and a category of digits and words, are not numbers spoiled.
+    assert numbers_spoiled_by_words(pd.DataFrame({"k": ["1", "2", "X9"] * 3 + ["1"] * 30})) == {}
+    assert numbers_spoiled_by_words(pd.DataFrame({"k": ["1", "2", "3", "many"] * 10})) == {}

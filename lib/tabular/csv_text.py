@@ -36,6 +36,7 @@ _CODE_NAME = re.compile(r"[A-Za-z]{0,2}\d+|[A-Za-z]")
 _SPACE_RUN = re.compile(r"[ \t]+")
 _LINE_PADDING = re.compile(r"^[ \t]+|[ \t]+(?=\r?$)", re.MULTILINE)
 _SPACE_RUN_BYTES = re.compile(rb"[ \t]+")
+_PADDED = re.compile(r"\S {2,}\S")
 _DECORATION = re.compile(r"[$€£¥,%\s()]")
 # The first cell of a totals row below a table ("Total", "Grand total", "TOTAL:", "Sum").
 _TOTAL_LABEL = re.compile(r"^((grand|sub)\s*)?totals?\b|^sum:?$", re.IGNORECASE)
@@ -279,9 +280,26 @@ def choose_delimiter(sample: str) -> str:
         key = (widths.count(mode) / len(widths), widths[0] == mode, mode, -order)
         if best_key is None or key > best_key:
             best, best_key = delimiter, key
-    if best_key is None and _space_separated(sample):
+    if best_key is None:
+        return " " if _space_separated(sample) else best
+    if best == "\t" and _aligned_around_tabs(sample, best_key[2]):
         return " "
     return best
+
+
+def _aligned_around_tabs(sample: str, tab_fields: int) -> bool:
+    """Columns aligned with runs of spaces and a tab before the last (UCI's auto-mpg: numbers,
+    then a tab and the quoted car name): whitespace splits every line into the same, larger
+    number of fields. A tab-separated file whose cells merely hold words keeps its tabs (its
+    lines have no runs of spaces between values)."""
+    lines = [line for line in sample.splitlines() if line.strip()][:SNIFF_MAX_LINES]
+    padded = sum(bool(_PADDED.search(line)) for line in lines)
+    if not lines or padded < 0.8 * len(lines):
+        return False
+    widths = [len(r) for r in csv.reader(io.StringIO(collapse_spaces(sample)), delimiter=" ") if r]
+    widths = widths[:SNIFF_MAX_LINES]
+    mode = max(set(widths), key=widths.count)
+    return mode > tab_fields and widths[0] == mode and widths.count(mode) >= 0.8 * len(widths)
 
 
 def _space_separated(sample: str) -> bool:
@@ -609,7 +627,7 @@ def read_layout(data: bytes | memoryview) -> CsvLayout:
         body_offset=offset,
         title_rows=titles,
         header_row=not first_row_is_data(header, rows[1:], delimiter),
-        aligned=delimiter == " " and '"' not in sample and collapse_spaces(sample) != sample,
+        aligned=delimiter == " " and collapse_spaces(sample) != sample,
         header_rows=header_rows,
         footer_rows=footer,
         footer_bytes=footer_size,
