@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from lib.tabular.number_words import spoiled_note, words_among_numbers
+
 # A one-feature model scoring this well on held-out rows (AUC, or R² for regression) leaks.
 LEAKAGE_SCORE = 0.95
 # After the search: a feature alone reaching this share of the best model's lift over chance leaks.
@@ -120,6 +122,9 @@ def id_like_columns(frame: pd.DataFrame, target: str) -> dict[str, str]:
             share = distinct / len(values)
             if share > ID_TEXT_SHARE or (hinted and share > ID_HINTED_SHARE):
                 out[str(c)] = f"{distinct} distinct values in {len(values)} rows ({share:.0%})"
+                spoiled = words_among_numbers(values)
+                if spoiled:
+                    out[str(c)] = spoiled_note(str(c), spoiled)
             elif _PERSON_NAME.search(words) and distinct > PERSON_NAME_VALUES:
                 out[str(c)] = (
                     f"a person's name ({distinct:,} distinct values in {len(values):,} rows)"

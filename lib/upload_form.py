@@ -47,6 +47,17 @@ def identical_version(versions: Iterable[_Versioned], data: bytes) -> _Versioned
     return max(same, key=lambda v: v.version) if same else None
 
 
+def with_tokens(text: str, words: Iterable[str]) -> str:
+    """The form's token text with `words` added (those it already has, in any case, once)."""
+    have = {t.strip().lower() for t in text.split(",")}
+    extra = []
+    for word in words:
+        if word.strip().lower() not in have:
+            have.add(word.strip().lower())
+            extra.append(word.strip())
+    return ", ".join([text.strip().rstrip(","), *extra]) if text.strip() else ", ".join(extra)
+
+
 def recognised_summary(profile_rows: Sequence[Mapping[str, object]], limit: int = 12) -> str:
     """`**age**: "?" (263) · **fare**: "?" (1)` for the columns where cells were read as missing."""
     parts = [

@@ -12,6 +12,7 @@ from lib.sample_data import (
     SampleUnavailable,
     fetch_bank_marketing,
 )
+from lib.tabular.number_words import numbers_spoiled_by_words, spoiled_note
 from lib.ui import ago, human_bytes, workspace
 from lib.upload_form import (
     default_dataset_name,
@@ -21,6 +22,7 @@ from lib.upload_form import (
     layout_notes,
     recognised_summary,
     tokens_from_form,
+    with_tokens,
 )
 from lib.workspace import WorkspaceError
 
@@ -51,6 +53,7 @@ def _register(
     tokens: list[str],
     sheet: str | None = None,
 ):
+    st.session_state.pop("datasets_spoiled", None)  # about the previous file
     if len(data) >= ws.settings.background_upload_bytes:
         # Big files are read out of process: the page stays usable and can be left.
         try:
@@ -81,6 +84,55 @@ def _register(
     read_as_missing = recognised_summary(datasets.profile(dv.name, dv.version).to_dict("records"))
     if read_as_missing:
         st.info(f"Read as missing values: {read_as_missing}", icon=":material/help:")
+    spoiled = numbers_spoiled_by_words(datasets.load(dv.name, dv.version))
+    if spoiled:
+        st.session_state["datasets_spoiled"] = {
+            "name": dv.name,
+            "version": dv.version,
+            "file_name": file_name,
+            "description": description,
+            "tokens": tokens,
+            "sheet": sheet,
+            "sha256": dv.sha256,
+            "columns": spoiled,
+        }
+
+
+def _spoiled_section(spoiled: dict) -> None:
+    """Number columns read as text because of a few words, and one click to read them again."""
+    notes = [spoiled_note(c, w) for c, w in spoiled["columns"].items()]
+    words = list(dict.fromkeys(w for found in spoiled["columns"].values() for w in found))
+
+    def _add_words() -> None:
+        current = st.session_state.get("datasets_tokens", default_token_text())
+        st.session_state["datasets_tokens"] = with_tokens(current, words)
+
+    box = st.empty()
+    with box.container():
+        st.warning(" ".join(notes), icon=":material/pin:")
+        c1, c2 = st.columns(2)
+        label = f"Register again with {', '.join(words)} as missing"
+        again = c1.button(label, key="datasets_spoiled_again", on_click=_add_words)
+        keep = c2.button("Keep them as text", key="datasets_spoiled_keep")
+    if keep:
+        st.session_state.pop("datasets_spoiled", None)
+        st.rerun()
+    if again:
+        box.empty()
+        st.session_state.pop("datasets_spoiled", None)
+        upload = st.session_state.get("datasets_upload")
+        data = upload.getvalue() if upload is not None else None
+        if data is None or not has_digest(data, spoiled["sha256"]):
+            st.error("The file is no longer the one that was read: choose it again.")
+            return
+        _register(
+            spoiled["name"],
+            data,
+            spoiled["file_name"],
+            spoiled["description"],
+            [*spoiled["tokens"], *words],
+            spoiled["sheet"],
+        )
 
 
 def _submit(source: str, name: str, data: bytes, file_name: str, description: str) -> None:
@@ -148,9 +200,9 @@ def _add_section() -> None:
         name = c1.text_input("Name", key="datasets_name", placeholder="defaults to the file name")
         description = c2.text_input("Description", key="datasets_description")
         c1, c2 = st.columns([3, 1])
+        st.session_state.setdefault("datasets_tokens", default_token_text())
         c1.text_input(
             "Missing-value tokens",
-            value=default_token_text(),
             key="datasets_tokens",
             help="Comma-separated; read as missing (case-insensitive) in columns that are "
             "otherwise numeric or datetime. A number you add (-999, 9999) is missing by value "
@@ -196,6 +248,9 @@ def _add_section() -> None:
                 "bankmarketing_train.csv",
                 BANK_MARKETING_DESCRIPTION,
             )
+    spoiled = st.session_state.get("datasets_spoiled")
+    if spoiled:
+        _spoiled_section(spoiled)
     pending = st.session_state.get("datasets_pending")
     if pending:
         st.warning(
@@ -256,6 +311,8 @@ def _background_status(u: background_upload.BackgroundUpload) -> None:
             st.info(" ".join(r["notes"]), icon=":material/help:")
         if r.get("read_as_missing"):
             st.info(f"Read as missing values: {r['read_as_missing']}", icon=":material/help:")
+        if r.get("spoiled"):
+            st.warning(" ".join(r["spoiled"]), icon=":material/pin:")
     elif u.state == background_upload.FAILED:
         st.error(f"Not registered ({u.file_name}): {r.get('error')}", icon=":material/error:")
     else:
@@ -273,7 +330,7 @@ def _background_status(u: background_upload.BackgroundUpload) -> None:
 # its messages) until the operator closes it; it starts open on an empty workspace.
 if not listing and "datasets_add" not in st.session_state:
     st.session_state["datasets_add"] = True
-if st.session_state.get("datasets_pending"):
+if st.session_state.get("datasets_pending") or st.session_state.get("datasets_spoiled"):
     st.session_state["datasets_add"] = True
 with st.expander("Add a dataset", key="datasets_add", on_change="rerun", icon=":material/upload:"):
     _add_section()

@@ -29,7 +29,11 @@ def _finished(home: Path, upload_id: str) -> bg.BackgroundUpload:
 
 def test_a_file_registers_out_of_process_and_says_what_it_read(hermetic_env: Path) -> None:
     home = hermetic_env
-    titled = b"Staff list, May\n\n" + CSV
+    # Two ages were not given: the column stays text, and the result says why.
+    refused = CSV.replace(b"\n10,admin", b"\nrefused,admin").replace(
+        b"\n20,admin", b"\nrefused,admin"
+    )
+    titled = b"Staff list, May\n\n" + refused
     started = bg.start(home, "staff", titled, "staff.csv", "from HR", ["", "?"])
     assert started.state == bg.RUNNING and started.size_bytes == len(titled)
     process = json.loads((home / bg.STAGING / started.id / bg.REQUEST).read_text())["process"]
@@ -39,6 +43,10 @@ def test_a_file_registers_out_of_process_and_says_what_it_read(hermetic_env: Pat
     assert (done.result["name"], done.result["version"], done.result["rows"]) == ("staff", 1, 1000)
     assert any("title" in n for n in done.result["notes"]), done.result["notes"]
     assert '**job**: "?" (500)' in done.result["read_as_missing"]
+    assert done.result["spoiled"] == [
+        "`age` is numbers but for `refused` (2), so it was read as text: add refused to the "
+        "missing-value tokens and register the file again to read it as numbers."
+    ]
     datasets = open_workspace(load_settings()).datasets
     assert datasets.get("staff", 1).description == "from HR"
     assert datasets.load("staff", 1)["job"].isna().sum() == 500

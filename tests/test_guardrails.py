@@ -289,3 +289,25 @@ def test_a_datetime_column_is_a_feature_not_an_id_and_its_leakage_is_measured() 
     assert kinds.get("when") == "leakage"
     assert "noise" not in kinds
     assert "when" not in g.id_like_columns(frame, "y")
+
+
+def test_numbers_spoiled_by_a_word_say_how_to_read_them_as_numbers() -> None:
+    """A survey's income with `refused` in 8 % of cells is text to the reader; the form says
+    which word kept it from being numbers instead of calling it an identifier."""
+    rng = np.random.default_rng(3)
+    income = [f"{v:.2f}" for v in rng.normal(50_000, 12_000, 600)]
+    for i in range(0, 600, 12):
+        income[i] = "refused"
+    frame = pd.DataFrame(
+        {"income": income, "age": rng.integers(18, 80, 600), "y": rng.choice(["a", "b"], 600)}
+    )
+    flags = {f.column: f for f in g.column_flags(frame, "y", "classification")}
+    assert flags["income"].kind == "id-like"
+    assert "`refused` (50)" in flags["income"].reason
+    assert "missing-value tokens" in flags["income"].reason
+    # An identifier that happens to be mostly digits is still an identifier.
+    codes = [f"{i:06d}" for i in range(600)]
+    codes[5] = "X-17"
+    assert (
+        "distinct values" in g.id_like_columns(pd.DataFrame({"code": codes, "y": 1}), "y")["code"]
+    )

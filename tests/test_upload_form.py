@@ -10,6 +10,7 @@ from lib.upload_form import (
     layout_notes,
     recognised_summary,
     tokens_from_form,
+    with_tokens,
 )
 
 
@@ -89,3 +90,9 @@ def test_layout_notes_say_where_the_table_was_found() -> None:
     assert "last 2 rows below the table hold notes or totals" in " ".join(
         layout_notes("report.csv", report)
     )
+
+
+def test_words_are_added_to_the_token_text_once() -> None:
+    assert with_tokens("NA, ?", ["refused", "?", "Refused"]) == "NA, ?, refused"
+    assert with_tokens("NA, Refused", ["refused"]) == "NA, Refused"
+    assert with_tokens("", ["<0.5"]) == "<0.5"

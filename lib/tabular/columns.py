@@ -30,7 +30,8 @@ import pyarrow.compute as pc
 # Compared case-insensitively. Besides the usual words: what spreadsheets write for a cell with
 # no value (`#N/A`, `#NA` and the error values a formula leaves in an exported CSV), pandas'
 # `<NA>`, the `.`, `--` and dashes (`–`, `—`, `−`) statistics packages, reports and web
-# tables print, and the `\N` of a MySQL or Hive export.
+# tables print, the `\N` of a MySQL or Hive export, and the words surveys and hand-kept sheets
+# write among numbers (`unknown`, `missing`, `not available`, `n.a.`).
 MISSING_TOKENS: tuple[str, ...] = (
     "",
     "NA",
@@ -55,10 +56,19 @@ MISSING_TOKENS: tuple[str, ...] = (
     "#NUM!",
     "#NULL!",
     "\\N",
+    "unknown",
+    "missing",
+    "not available",
+    "n.a.",
 )
+# Words that stand for no value among numbers or dates, but are a category among words
+# (Bank Marketing's `education` = "unknown"): in text columns, like `NA`, missing only where
+# the file writes them for missing numbers or dates too.
+VALUE_WORDS = frozenset({"unknown", "missing", "not available", "n.a."})
 # The default tokens that are never a value: missing in text columns as well (lower case).
-PLACEHOLDER_TOKENS = frozenset(
-    t.lower() for t in MISSING_TOKENS if t and t not in ("NA", "None", "-", ".")
+PLACEHOLDER_TOKENS = (
+    frozenset(t.lower() for t in MISSING_TOKENS if t and t not in ("NA", "None", "-", "."))
+    - VALUE_WORDS
 )
 TEXT = pa.dictionary(pa.int32(), pa.string())
 TIMESTAMP_UNIT = "us"

@@ -304,3 +304,21 @@ def test_a_big_file_registers_in_the_background_and_the_page_stays_usable(
     assert len(local_workspace.datasets.load("big", 1)) == 150_000
     button(at, "Dismiss").click().run()
     assert not any("big v1" in s.value for s in at.success)
+
+
+def test_numbers_kept_text_by_a_word_are_read_again_with_one_click(local_workspace) -> None:
+    rows = [f"{30 + i % 40},{'refused' if i % 15 == 4 else 20_000 + 311 * i}" for i in range(90)]
+    survey = ("age,income\n" + "\n".join(rows) + "\n").encode()
+    at = open_page("datasets.py")
+    _register(at, "survey.csv", survey)
+    assert local_workspace.datasets.profile("survey").set_index("column").loc["income", "kind"] == (
+        "text"
+    )
+    assert any("`income` is numbers but for `refused` (6)" in w.value for w in at.warning)
+    button(at, "Register again with refused as missing").click().run()
+    assert not at.exception
+    assert any("Registered **survey v2**" in s.value for s in at.success)
+    income = local_workspace.datasets.load("survey", 2)["income"]
+    assert income.dtype == "float64" and income.isna().sum() == 6
+    assert at.text_input(key="datasets_tokens").value.endswith(", refused")
+    assert not any("numbers but for" in w.value for w in at.warning)
