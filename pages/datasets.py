@@ -208,8 +208,8 @@ def _add_section() -> None:
             "otherwise numeric or datetime. A number you add (-999, 9999) is missing by value "
             "in number columns (-999.0 too), and the endpoints of models trained on the "
             "dataset read it as no value. In text columns: tokens you add, and those no "
-            "category is (?, N/A, null, #N/A …); NA, None, - and . only where the file writes "
-            "them for missing numbers too.",
+            "category is (?, N/A, null, #N/A …); NA, None, -, . and the words (unknown, missing …) "
+            "only where the file writes them for missing numbers too.",
         )
         c2.checkbox("Empty cells are missing", value=True, key="datasets_empty_missing")
         st.text_input(
