@@ -223,8 +223,7 @@ def dismiss(home: Path, upload_id: str) -> None:
 def _register(folder: Path) -> dict[str, Any]:
     from lib.backend import open_workspace
     from lib.settings import load_settings
-    from lib.tabular.number_words import numbers_spoiled_by_words, spoiled_note
-    from lib.upload_form import layout_notes, recognised_summary
+    from lib.upload_form import layout_notes, recognised_summary, reread_suggestions
     from lib.workspace import WorkspaceError
 
     request = json.loads((folder / REQUEST).read_text())
@@ -254,10 +253,7 @@ def _register(folder: Path) -> dict[str, Any]:
         "size_bytes": dv.size_bytes,
         "notes": layout_notes(request["file_name"], data, sheet),
         "read_as_missing": recognised_summary(profile),
-        "spoiled": [
-            spoiled_note(c, w)
-            for c, w in numbers_spoiled_by_words(datasets.load(dv.name, dv.version)).items()
-        ],
+        "reread": reread_suggestions(datasets.load(dv.name, dv.version))[0],
     }
 
 

@@ -8,7 +8,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
+import pandas as pd
+
 from lib.tabular import MISSING_TOKENS, layout_of
+from lib.tabular.disguised import disguised_missing, disguised_note, disguised_tokens
+from lib.tabular.number_words import numbers_spoiled_by_words, spoiled_note
 
 
 class _Versioned(Protocol):
@@ -45,6 +49,23 @@ def identical_version(versions: Iterable[_Versioned], data: bytes) -> _Versioned
     digest = hashlib.sha256(data).hexdigest()
     same = [v for v in versions if v.sha256 == digest]
     return max(same, key=lambda v: v.version) if same else None
+
+
+def reread_suggestions(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """What a registered table suggests reading as missing: (notes, tokens to add).
+
+    Number columns kept text by a few words (`refused`), and values set apart at a number
+    column's end (Pima's zeros, a station's -999) as `column=value` tokens for those columns.
+    """
+    notes, add = [], []
+    for column, words in numbers_spoiled_by_words(frame).items():
+        notes.append(spoiled_note(column, words))
+        add += [w for w in words if w not in add]
+    disguised = disguised_missing(frame)
+    if disguised:
+        notes.append(disguised_note(disguised, len(frame)))
+        add += disguised_tokens(disguised)
+    return notes, add
 
 
 def with_tokens(text: str, words: Iterable[str]) -> str:

@@ -12,7 +12,6 @@ from lib.sample_data import (
     SampleUnavailable,
     fetch_bank_marketing,
 )
-from lib.tabular.number_words import numbers_spoiled_by_words, spoiled_note
 from lib.ui import ago, human_bytes, workspace
 from lib.upload_form import (
     default_dataset_name,
@@ -21,6 +20,7 @@ from lib.upload_form import (
     identical_version,
     layout_notes,
     recognised_summary,
+    reread_suggestions,
     tokens_from_form,
     with_tokens,
 )
@@ -53,7 +53,7 @@ def _register(
     tokens: list[str],
     sheet: str | None = None,
 ):
-    st.session_state.pop("datasets_spoiled", None)  # about the previous file
+    st.session_state.pop("datasets_reread", None)  # about the previous file
     if len(data) >= ws.settings.background_upload_bytes:
         # Big files are read out of process: the page stays usable and can be left.
         try:
@@ -84,54 +84,53 @@ def _register(
     read_as_missing = recognised_summary(datasets.profile(dv.name, dv.version).to_dict("records"))
     if read_as_missing:
         st.info(f"Read as missing values: {read_as_missing}", icon=":material/help:")
-    spoiled = numbers_spoiled_by_words(datasets.load(dv.name, dv.version))
-    if spoiled:
-        st.session_state["datasets_spoiled"] = {
+    notes, add = reread_suggestions(datasets.load(dv.name, dv.version))
+    if add:
+        st.session_state["datasets_reread"] = {
             "name": dv.name,
-            "version": dv.version,
             "file_name": file_name,
             "description": description,
             "tokens": tokens,
             "sheet": sheet,
             "sha256": dv.sha256,
-            "columns": spoiled,
+            "notes": notes,
+            "add": add,
         }
 
 
-def _spoiled_section(spoiled: dict) -> None:
-    """Number columns read as text because of a few words, and one click to read them again."""
-    notes = [spoiled_note(c, w) for c, w in spoiled["columns"].items()]
-    words = list(dict.fromkeys(w for found in spoiled["columns"].values() for w in found))
+def _reread_section(reread: dict) -> None:
+    """Values the file seems to write for "no value", and one click to read them so."""
+    add = reread["add"]
 
-    def _add_words() -> None:
+    def _add_tokens() -> None:
         current = st.session_state.get("datasets_tokens", default_token_text())
-        st.session_state["datasets_tokens"] = with_tokens(current, words)
+        st.session_state["datasets_tokens"] = with_tokens(current, add)
 
     box = st.empty()
     with box.container():
-        st.warning(" ".join(notes), icon=":material/pin:")
+        st.warning(" ".join(reread["notes"]), icon=":material/pin:")
         c1, c2 = st.columns(2)
-        label = f"Register again with {', '.join(words)} as missing"
-        again = c1.button(label, key="datasets_spoiled_again", on_click=_add_words)
-        keep = c2.button("Keep them as text", key="datasets_spoiled_keep")
+        label = f"Register again with {', '.join(add)} as missing"
+        again = c1.button(label, key="datasets_reread_again", on_click=_add_tokens)
+        keep = c2.button("Keep them as they are", key="datasets_reread_keep")
     if keep:
-        st.session_state.pop("datasets_spoiled", None)
+        st.session_state.pop("datasets_reread", None)
         st.rerun()
     if again:
         box.empty()
-        st.session_state.pop("datasets_spoiled", None)
+        st.session_state.pop("datasets_reread", None)
         upload = st.session_state.get("datasets_upload")
         data = upload.getvalue() if upload is not None else None
-        if data is None or not has_digest(data, spoiled["sha256"]):
+        if data is None or not has_digest(data, reread["sha256"]):
             st.error("The file is no longer the one that was read: choose it again.")
             return
         _register(
-            spoiled["name"],
+            reread["name"],
             data,
-            spoiled["file_name"],
-            spoiled["description"],
-            [*spoiled["tokens"], *words],
-            spoiled["sheet"],
+            reread["file_name"],
+            reread["description"],
+            [*reread["tokens"], *add],
+            reread["sheet"],
         )
 
 
@@ -207,7 +206,7 @@ def _add_section() -> None:
             help="Comma-separated; read as missing (case-insensitive) in columns that are "
             "otherwise numeric or datetime. A number you add (-999, 9999) is missing by value "
             "in number columns (-999.0 too), and the endpoints of models trained on the "
-            "dataset read it as no value. In text columns: tokens you add, and those no "
+            "dataset read it as no value; column=number (Insulin=0) in that column only. In text columns: tokens you add, and those no "
             "category is (?, N/A, null, #N/A …); NA, None, -, . and the words (unknown, missing …) "
             "only where the file writes them for missing numbers too.",
         )
@@ -248,9 +247,9 @@ def _add_section() -> None:
                 "bankmarketing_train.csv",
                 BANK_MARKETING_DESCRIPTION,
             )
-    spoiled = st.session_state.get("datasets_spoiled")
-    if spoiled:
-        _spoiled_section(spoiled)
+    reread = st.session_state.get("datasets_reread")
+    if reread:
+        _reread_section(reread)
     pending = st.session_state.get("datasets_pending")
     if pending:
         st.warning(
@@ -311,8 +310,8 @@ def _background_status(u: background_upload.BackgroundUpload) -> None:
             st.info(" ".join(r["notes"]), icon=":material/help:")
         if r.get("read_as_missing"):
             st.info(f"Read as missing values: {r['read_as_missing']}", icon=":material/help:")
-        if r.get("spoiled"):
-            st.warning(" ".join(r["spoiled"]), icon=":material/pin:")
+        if r.get("reread"):
+            st.warning(" ".join(r["reread"]), icon=":material/pin:")
     elif u.state == background_upload.FAILED:
         st.error(f"Not registered ({u.file_name}): {r.get('error')}", icon=":material/error:")
     else:
@@ -330,7 +329,7 @@ def _background_status(u: background_upload.BackgroundUpload) -> None:
 # its messages) until the operator closes it; it starts open on an empty workspace.
 if not listing and "datasets_add" not in st.session_state:
     st.session_state["datasets_add"] = True
-if st.session_state.get("datasets_pending") or st.session_state.get("datasets_spoiled"):
+if st.session_state.get("datasets_pending") or st.session_state.get("datasets_reread"):
     st.session_state["datasets_add"] = True
 with st.expander("Add a dataset", key="datasets_add", on_change="rerun", icon=":material/upload:"):
     _add_section()

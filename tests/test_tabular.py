@@ -1602,3 +1602,14 @@ def test_a_word_that_keeps_numbers_text_is_named() -> None:
     # One odd cell among codes, and a category of digits and words, are not numbers spoiled.
     assert numbers_spoiled_by_words(pd.DataFrame({"k": ["1", "2", "X9"] * 3 + ["1"] * 30})) == {}
     assert numbers_spoiled_by_words(pd.DataFrame({"k": ["1", "2", "3", "many"] * 10})) == {}
+
+
+def test_a_column_number_token_is_missing_in_that_column_only() -> None:
+    data = b"Pregnancies,Insulin,BMI,Outcome\n0,0,33.6,1\n1,94,0,0\n3,0,28.1,0\n0,168,43.1,1\n"
+    parsed = parse_table("d.csv", data, missing_tokens=["", "insulin=0", "BMI = 0.0", "BMI=0"])
+    frame = parsed.frame
+    assert frame["Insulin"].isna().tolist() == [True, False, True, False]
+    assert frame["BMI"].isna().tolist() == [False, True, False, False]
+    assert frame["Pregnancies"].tolist() == [0, 1, 3, 0] and frame["Outcome"].tolist()[1] == 0
+    # Counted once per cell, under the value as the operator wrote it.
+    assert parsed.missing == {"Insulin": {"0": 2}, "BMI": {"0.0": 1}}

@@ -29,6 +29,28 @@ def number_tokens(tokens: Iterable[str]) -> dict[str, float]:
     return out
 
 
+def column_number_tokens(tokens: Iterable[str]) -> dict[str, dict[str, float]]:
+    """Tokens written `column=value` (`Insulin=0`: a zero that means "not measured" in one
+    column, a count elsewhere): column name -> {value as written: value}."""
+    out: dict[str, dict[str, float]] = {}
+    for token in tokens:
+        name, sep, written = str(token).rpartition("=")
+        if not sep or not name.strip():
+            continue
+        found = number_tokens([written])
+        if found:
+            out.setdefault(name.strip(), {}).update(found)
+    return out
+
+
+def _scoped(scoped: Mapping[str, dict[str, float]], column: str) -> dict[str, float]:
+    """The column's own numeric tokens (its name as written, else in any case)."""
+    if column in scoped:
+        return scoped[column]
+    folded = {k.lower(): v for k, v in scoped.items()}
+    return folded.get(column.strip().lower(), {})
+
+
 def _is_number(data_type: pa.DataType) -> bool:
     return pa.types.is_integer(data_type) or pa.types.is_floating(data_type)
 
@@ -38,15 +60,23 @@ def missing_in_numbers(
 ) -> tuple[pa.Table, dict[str, dict[str, int]]]:
     """Number columns with the cells equal to a numeric token made missing (whole-number
     columns become float, as any number column with a missing value is), and the tokens counted
-    as the operator wrote them."""
-    found = number_tokens(tokens)
+    as the operator wrote them (a `column=value` token in its column only, counted as `value`)."""
+    tokens = list(tokens)
+    everywhere = number_tokens(tokens)
+    scoped = column_number_tokens(tokens)
     out = {k: dict(v) for k, v in missing.items()}
-    if not found:
+    if not everywhere and not scoped:
         return table, out
-    values = pa.array(sorted(set(found.values())), pa.float64())
     for index, field in enumerate(table.schema):
         if not _is_number(field.type):
             continue
+        found: dict[str, float] = {}
+        for token, value in {**everywhere, **_scoped(scoped, field.name)}.items():
+            if value not in found.values():  # `-999` and `-999.0` count the cells once
+                found[token] = value
+        if not found:
+            continue
+        values = pa.array(sorted(set(found.values())), pa.float64())
         column = table.column(index)
         as_float = column.cast(pa.float64())
         hit = pc.fill_null(pc.is_in(as_float, value_set=values), False)

@@ -322,3 +322,37 @@ def test_numbers_kept_text_by_a_word_are_read_again_with_one_click(local_workspa
     assert income.dtype == "float64" and income.isna().sum() == 6
     assert at.text_input(key="datasets_tokens").value.endswith(", refused")
     assert not any("numbers but for" in w.value for w in at.warning)
+
+
+def test_zeros_that_mean_not_measured_are_read_again_in_their_columns_only(
+    local_workspace,
+) -> None:
+    """Pima's diabetes table writes 0 for an insulin or skin reading not taken; 0 pregnancies
+    is a count."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    n = 300
+    frame = pd.DataFrame(
+        {
+            "Pregnancies": rng.poisson(3, n),
+            "Insulin": np.where(np.arange(n) % 3 == 0, 0, rng.integers(15, 400, n)),
+            "BMI": np.where(np.arange(n) % 50 == 1, 0, rng.normal(32, 6, n).clip(18.2).round(1)),
+            "Outcome": rng.integers(0, 2, n),
+        }
+    )
+    at = open_page("datasets.py")
+    _register(at, "diabetes.csv", frame.to_csv(index=False).encode())
+    note = " ".join(w.value for w in at.warning)
+    assert "`Insulin` = 0 in 100 rows (33.3%)" in note and "`BMI` = 0 in 6 rows" in note
+    assert "Pregnancies" not in note
+    button(at, "Register again with Insulin=0, BMI=0 as missing").click().run()
+    assert not at.exception
+    v2 = local_workspace.datasets.load("diabetes", 2)
+    assert v2["Insulin"].isna().sum() == 100 and v2["BMI"].isna().sum() == 6
+    assert (v2["Pregnancies"] == 0).sum() == (frame["Pregnancies"] == 0).sum() > 0
+    assert local_workspace.datasets.missing_numbers("diabetes", 2) == {
+        "Insulin": [0.0],
+        "BMI": [0.0],
+    }
