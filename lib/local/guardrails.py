@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from lib import guardrails as seam
+from lib.tabular.disguised import disguised_missing, disguised_note
 
 PASSED = "Passed"
 DONE = "Done"
@@ -210,6 +211,19 @@ def check_data(
             sorted(missing),
         )
     )
+
+    disguised = disguised_missing(df[features])
+    if disguised:
+        out.append(
+            Guardrail(
+                "Values that may mean missing",
+                ALERTED,
+                disguised_note(disguised, n),
+                "Learned as numbers, as the dataset holds them. If they mean no value, "
+                "register the file again with those tokens and train on the new version.",
+                sorted(disguised),
+            )
+        )
 
     ids = id_like_columns(df, target)
     high = high_cardinality_columns(df, target, ids)

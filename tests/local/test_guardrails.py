@@ -230,3 +230,24 @@ def test_the_run_names_features_that_add_up_to_the_target() -> None:
     assert rail.status == gr.ALERTED
     assert set(rail.columns) == {"casual", "registered"}
     assert "equals cnt on 100% of rows" in rail.details
+
+
+def test_zeros_that_mean_not_measured_are_named_before_the_search() -> None:
+    rng = np.random.default_rng(5)
+    n = 700
+    frame = pd.DataFrame(
+        {
+            "Pregnancies": rng.poisson(3, n),
+            "Insulin": np.where(np.arange(n) % 2 == 0, 0, rng.integers(15, 800, n)),
+            "Glucose": rng.normal(120, 30, n).clip(44, 199).round(),
+            "Outcome": rng.integers(0, 2, n),
+        }
+    )
+    found = {g.name: g for g in gr.check_data(frame, "Outcome", "classification")}
+    row = found["Values that may mean missing"]
+    assert row.status == "Alerted" and row.columns == ["Insulin"]
+    assert "`Insulin` = 0 in 350 rows (50.0%)" in row.details and "`Insulin=0`" in row.details
+    clean = frame.assign(Insulin=rng.integers(15, 800, n))
+    assert "Values that may mean missing" not in {
+        g.name for g in gr.check_data(clean, "Outcome", "classification")
+    }
