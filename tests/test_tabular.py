@@ -1613,3 +1613,11 @@ def test_a_column_number_token_is_missing_in_that_column_only() -> None:
     assert frame["Pregnancies"].tolist() == [0, 1, 3, 0] and frame["Outcome"].tolist()[1] == 0
     # Counted once per cell, under the value as the operator wrote it.
     assert parsed.missing == {"Insulin": {"0": 2}, "BMI": {"0.0": 1}}
+
+
+def test_a_header_of_one_name_many_times_is_numbered_once_through() -> None:
+    from lib.tabular.csv_text import header_names
+
+    assert header_names(["a", "a", "a_2", "a", ""]) == ["a", "a_3", "a_2", "a_4", "column_5"]
+    names = header_names(["a"] * 20_000)
+    assert names[-1] == "a_20000" and len(set(names)) == 20_000

@@ -389,12 +389,16 @@ def header_names(header: list[str]) -> list[str]:
     names = [_name(h) or f"column_{i + 1}" for i, h in enumerate(header)]
     taken = set(names)
     seen: set[str] = set()
+    # Where each repeated name's numbering goes on: a header of one name 20,000 times would
+    # otherwise count up from 2 for every column (quadratic, 28 s for a 64 KB header line).
+    next_number: dict[str, int] = {}
     out = []
     for name in names:
         if name in seen:
-            n = 2
+            n = next_number.get(name, 2)
             while f"{name}_{n}" in taken:
                 n += 1
+            next_number[name] = n + 1
             name = f"{name}_{n}"
             taken.add(name)
         seen.add(name)
