@@ -67,6 +67,7 @@ def missing_in_numbers(
     out = {k: dict(v) for k, v in missing.items()}
     if not everywhere and not scoped:
         return table, out
+    fields, columns = list(table.schema), table.columns
     for index, field in enumerate(table.schema):
         if not _is_number(field.type):
             continue
@@ -77,8 +78,7 @@ def missing_in_numbers(
         if not found:
             continue
         values = pa.array(sorted(set(found.values())), pa.float64())
-        column = table.column(index)
-        as_float = column.cast(pa.float64())
+        as_float = columns[index].cast(pa.float64())
         hit = pc.fill_null(pc.is_in(as_float, value_set=values), False)
         if not pc.any(hit).as_py():
             continue
@@ -87,9 +87,10 @@ def missing_in_numbers(
             n = int(pc.sum(pc.equal(as_float, value)).as_py() or 0)
             if n:
                 counts[token] = counts.get(token, 0) + n
-        cleaned = pc.if_else(hit, pa.scalar(None, pa.float64()), as_float)
-        table = table.set_column(index, pa.field(field.name, pa.float64()), cleaned)
-    return table, out
+        columns[index] = pc.if_else(hit, pa.scalar(None, pa.float64()), as_float)
+        fields[index] = pa.field(field.name, pa.float64())
+    schema = pa.schema(fields, metadata=table.schema.metadata)
+    return pa.Table.from_arrays(columns, schema=schema), out
 
 
 def sentinel_values(
