@@ -1621,3 +1621,9 @@ def test_a_header_of_one_name_many_times_is_numbered_once_through() -> None:
     assert header_names(["a", "a", "a_2", "a", ""]) == ["a", "a_3", "a_2", "a_4", "column_5"]
     names = header_names(["a"] * 20_000)
     assert names[-1] == "a_20000" and len(set(names)) == 20_000
+
+
+def test_any_number_of_blank_lines_above_the_table_is_skipped() -> None:
+    for blank in (b"\n", b"\r\n", b"  \t\n", b"\r"):
+        frame = parse_table("padded.csv", blank * 200_000 + b"a,b\n1,x\n2,y\n").frame
+        assert frame.columns.tolist() == ["a", "b"] and frame["a"].tolist() == [1, 2]

@@ -37,6 +37,7 @@ _SPACE_RUN = re.compile(r"[ \t]+")
 _LINE_PADDING = re.compile(r"^[ \t]+|[ \t]+(?=\r?$)", re.MULTILINE)
 _SPACE_RUN_BYTES = re.compile(rb"[ \t]+")
 _PADDED = re.compile(r"\S {2,}\S")
+_BLANK_LINES = re.compile(rb"(?:[ \t]*\r?\n|[ \t]*\r(?!\n))*")
 _DECORATION = re.compile(r"[$€£¥,%\s()]")
 # The first cell of a totals row below a table ("Total", "Grand total", "TOTAL:", "Sum").
 _TOTAL_LABEL = re.compile(r"^((grand|sub)\s*)?totals?\b|^sum:?$", re.IGNORECASE)
@@ -593,6 +594,8 @@ def read_layout(data: bytes | memoryview) -> CsvLayout:
     hint = _SEP_HINT.match(bytes(view[offset : offset + 8]))
     if hint:
         offset += hint.end()
+    # Blank lines above the table, however many (an export padded with a megabyte of them).
+    offset += _BLANK_LINES.match(bytes(view[offset : offset + HEADER_MAX_BYTES])).end()
     body = view[offset:]
     header_bytes = _line_end(body)
     sample = _sample(body, header_bytes, encoding)
