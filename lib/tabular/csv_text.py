@@ -634,7 +634,11 @@ def read_layout(data: bytes | memoryview) -> CsvLayout:
         body_offset=offset,
         title_rows=titles,
         header_row=not first_row_is_data(header, rows[1:], delimiter),
-        aligned=delimiter == " " and collapse_spaces(sample) != sample,
+        # Quoted text may hold runs of spaces of its own (R's write.table): collapsed only in
+        # a file aligned around tabs (auto-mpg), whose quoted names have single spaces.
+        aligned=delimiter == " "
+        and collapse_spaces(sample) != sample
+        and ('"' not in sample or "\t" in sample),
         header_rows=header_rows,
         footer_rows=footer,
         footer_bytes=footer_size,
