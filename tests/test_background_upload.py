@@ -44,7 +44,7 @@ def test_a_file_registers_out_of_process_and_says_what_it_read(hermetic_env: Pat
     assert any("title" in n for n in done.result["notes"]), done.result["notes"]
     assert '**job**: "?" (500)' in done.result["read_as_missing"]
     assert done.result["reread"] == [
-        "`age` is numbers but for `refused` (2), so it was read as text: add refused to the "
+        'age is numbers but for "refused" (2), so it was read as text: add refused to the '
         "missing-value tokens and register the file again to read it as numbers."
     ]
     datasets = open_workspace(load_settings()).datasets

@@ -28,7 +28,7 @@ def test_zeros_below_readings_and_nines_are_found() -> None:
     assert found["temp"][0] == -999 and found["rain"][0] == 9999
     assert found["Insulin"] == (0.0, int((frame["Insulin"] == 0).sum()))
     assert disguised_tokens(found)[:2] == ["Glucose=0", "Insulin=0"]
-    assert "`temp` = -999 in" in disguised_note(found, n)
+    assert "temp = -999 in" in disguised_note(found, n)
 
 
 def test_counts_money_and_ordinary_ends_are_not() -> None:

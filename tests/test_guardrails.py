@@ -303,7 +303,7 @@ def test_numbers_spoiled_by_a_word_say_how_to_read_them_as_numbers() -> None:
     )
     flags = {f.column: f for f in g.column_flags(frame, "y", "classification")}
     assert flags["income"].kind == "id-like"
-    assert "`refused` (50)" in flags["income"].reason
+    assert '"refused" (50)' in flags["income"].reason
     assert "missing-value tokens" in flags["income"].reason
     # An identifier that happens to be mostly digits is still an identifier.
     codes = [f"{i:06d}" for i in range(600)]

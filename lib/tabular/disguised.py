@@ -69,10 +69,9 @@ def _written(value: float) -> str:
 def disguised_note(found: dict[str, tuple[float, int]], rows: int) -> str:
     """What the operator is told, naming each column's value and how many rows hold it."""
     parts = [
-        f"`{c}` = {_written(v)} in {n:,} rows ({n / max(rows, 1):.1%})"
-        for c, (v, n) in found.items()
+        f"{c} = {_written(v)} in {n:,} rows ({n / max(rows, 1):.1%})" for c, (v, n) in found.items()
     ]
-    tokens = ", ".join(f"`{t}`" for t in disguised_tokens(found))
+    tokens = ", ".join(disguised_tokens(found))
     return (
         "Values set apart from the rest of their column, as files write them for "
         f'"not measured": {", ".join(parts)}. If they mean no value, register the file again '

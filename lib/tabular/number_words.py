@@ -54,9 +54,9 @@ def numbers_spoiled_by_words(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
 
 def spoiled_note(column: str, words: dict[str, int]) -> str:
     """How the operator gets the column read as numbers."""
-    cells = ", ".join(f"`{w}` ({n:,})" for w, n in words.items())
+    cells = ", ".join(f'"{w}" ({n:,})' for w, n in words.items())
     tokens = ", ".join(words)
     return (
-        f"`{column}` is numbers but for {cells}, so it was read as text: add {tokens} to the "
+        f"{column} is numbers but for {cells}, so it was read as text: add {tokens} to the "
         "missing-value tokens and register the file again to read it as numbers."
     )
