@@ -136,11 +136,23 @@ def id_like_columns(frame: pd.DataFrame, target: str) -> dict[str, str]:
         counts_through = values.max() - values.min() + 1 <= 1.1 * len(values)
         in_order = values.is_monotonic_increasing or values.is_monotonic_decreasing
         index_name = bool(_INDEX_NAME.match(str(c).strip()))
-        if not (hinted or (counts_through and (in_order or index_name))):
+        # A file without a header row whose first column holds codes spread far wider than the
+        # rows (UCI's breast cancer data: sample numbers 61634..13454352, a few repeated).
+        unnamed_first = (
+            str(c) == "column_1"
+            and c == frame.columns[0]
+            and values.max() - values.min() > 100 * len(values)
+        )
+        if not (hinted or unnamed_first or (counts_through and (in_order or index_name))):
             continue
         distinct = values.nunique()
         share = distinct / len(values)
-        if share > ID_INTEGER_SHARE:
+        if unnamed_first and share > ID_TEXT_SHARE:
+            out[str(c)] = (
+                f"{distinct:,} distinct integers {values.min():.0f}..{values.max():.0f} in "
+                f"{len(values):,} rows, first in a file without a header row (an identifier)"
+            )
+        elif share > ID_INTEGER_SHARE:
             what = "a row number" if counts_through and in_order else "an identifier"
             out[str(c)] = f"unique integers {values.min():.0f}..{values.max():.0f} ({what})"
         elif share > ID_HINTED_SHARE and (_ID_NAME.search(words) or _CAMEL_ID.search(str(c))):

@@ -311,3 +311,22 @@ def test_numbers_spoiled_by_a_word_say_how_to_read_them_as_numbers() -> None:
     assert (
         "distinct values" in g.id_like_columns(pd.DataFrame({"code": codes, "y": 1}), "y")["code"]
     )
+
+
+def test_the_sample_numbers_of_a_file_without_a_header_row_are_an_identifier() -> None:
+    """UCI's breast cancer data: no header row, sample code numbers first (92 % distinct)."""
+    rng = np.random.default_rng(8)
+    codes = rng.integers(61_634, 13_454_352, 699)
+    codes[::13] = codes[1::13][: len(codes[::13])]  # some samples measured twice
+    rows = [
+        ",".join([str(code), *map(str, rng.integers(1, 11, 9)), str(rng.choice([2, 4]))])
+        for code in codes
+    ]
+    frame = parse_table("breast-cancer-wisconsin.data", "\n".join(rows).encode()).frame
+    ids = g.id_like_columns(frame, "column_11")
+    assert list(ids) == ["column_1"] and "(an identifier)" in ids["column_1"]
+    # The same numbers under a name, or not first, are left to the other rules.
+    named = frame.rename(columns={"column_1": "weight"})
+    assert g.id_like_columns(named, "column_11") == {}
+    moved = frame[[*frame.columns[1:], "column_1"]]
+    assert g.id_like_columns(moved, "column_11") == {}
