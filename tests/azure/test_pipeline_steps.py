@@ -76,7 +76,7 @@ MESSY = (
     "name;age;fare;joined;y\n"
     "Zoë;?;1.234,50 €;25/01/2024;yes\n"
     "Ann;38;#N/A;26/01/2024;no\n"
-    "Bob;unknown;7,25 €;27/01/2024;no\n"
+    "Bob;refused;7,25 €;27/01/2024;no\n"
     "Cid;41;12,00 €;;yes\n"
 ).encode("cp1252")
 
@@ -94,7 +94,7 @@ def test_split_script_reads_a_file_as_its_upload_did(tmp_path) -> None:
     them at upload, and the dataset version's own tokens."""
     source = tmp_path / "messy.csv"
     source.write_bytes(MESSY)
-    tokens = [*MISSING_TOKENS, "unknown"]
+    tokens = [*MISSING_TOKENS, "refused"]
     out = {name: tmp_path / name for name in ("train", "valid", "all")}
     _split(source, out, tokens)
     every = pd.read_parquet(out["all"] / "data.parquet")
@@ -104,9 +104,9 @@ def test_split_script_reads_a_file_as_its_upload_did(tmp_path) -> None:
     assert every["fare"].tolist()[::2] == [1234.5, 7.25]
     assert every["joined"].iloc[0] == pd.Timestamp("2024-01-25")
     assert every["name"].iloc[0] == "Zoë"
-    # without the version's own token, "unknown" makes age a text column, as at upload
+    # without the version's own token, "refused" makes age a text column, as at upload
     _split(source, out)
-    assert pd.read_parquet(out["all"] / "data.parquet")["age"].tolist()[2] == "unknown"
+    assert pd.read_parquet(out["all"] / "data.parquet")["age"].tolist()[2] == "refused"
 
 
 def test_split_script_reads_the_registered_sheet(tmp_path) -> None:
