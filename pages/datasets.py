@@ -110,7 +110,8 @@ def _reread_section(reread: dict) -> None:
     with box.container():
         st.warning(" ".join(reread["notes"]), icon=":material/pin:")
         c1, c2 = st.columns(2)
-        label = f"Register again with {', '.join(add)} as missing"
+        listed = ", ".join(add)
+        label = f"Register again with {listed if len(listed) <= 40 else 'these'} as missing"
         again = c1.button(label, key="datasets_reread_again", on_click=_add_tokens)
         keep = c2.button("Keep them as they are", key="datasets_reread_keep")
     if keep:

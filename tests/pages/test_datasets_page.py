@@ -347,7 +347,7 @@ def test_zeros_that_mean_not_measured_are_read_again_in_their_columns_only(
     note = " ".join(w.value for w in at.warning)
     assert "Insulin = 0 in 100 rows (33.3%)" in note and "BMI = 0 in 6 rows" in note
     assert "Pregnancies" not in note
-    button(at, "Register again with Insulin=0, BMI=0 as missing").click().run()
+    button(at, "Register again with Insulin=0, BMI=0 as missing").click().run()  # listed: short
     assert not at.exception
     v2 = local_workspace.datasets.load("diabetes", 2)
     assert v2["Insulin"].isna().sum() == 100 and v2["BMI"].isna().sum() == 6
