@@ -110,3 +110,17 @@ def test_an_upload_that_cannot_start_leaves_nothing_staged(hermetic_env: Path, m
         bg.start(hermetic_env, "x", CSV, "x.csv")
     assert list((hermetic_env / bg.STAGING).iterdir()) == []
     assert bg.listing(hermetic_env) == []
+
+
+def test_two_uploads_of_one_name_at_once_become_two_versions(hermetic_env: Path) -> None:
+    home = hermetic_env
+    first = bg.start(home, "staff", CSV, "a.csv", "", ["", "?"])
+    second = bg.start(home, "staff", CSV + b"999,retired,no\n", "b.csv", "", ["", "?"])
+    done = [_finished(home, u.id) for u in (first, second)]
+    assert [d.state for d in done] == [bg.DONE, bg.DONE], [d.result for d in done]
+    assert sorted(d.result["version"] for d in done) == [1, 2]
+    datasets = open_workspace(load_settings()).datasets
+    rows = {d.result["version"]: d.result["rows"] for d in done}
+    for version, count in rows.items():
+        assert len(datasets.load("staff", version)) == count
+    assert sorted(rows.values()) == [1000, 1001]
