@@ -609,3 +609,15 @@ def test_two_jobs_starting_together_share_the_experiment(tmp_path: Path) -> None
     got = experiment_id(late, "automl", tmp_path / "art")
     assert got == MlflowClient(uri).get_experiment_by_name("automl").experiment_id
     assert len(MlflowClient(uri).search_experiments(filter_string="name = 'automl'")) == 1
+
+
+def test_curves_of_many_classes_are_the_most_frequent_ten() -> None:
+    from lib.local.automl_engine import classification_details
+
+    rng = np.random.default_rng(0)
+    y = np.concatenate([np.full(200 - 5 * c, c) for c in range(30)])  # class 0 most frequent
+    proba = rng.dirichlet(np.ones(30), len(y))
+    d = classification_details(y, proba, [f"c{c}" for c in range(30)], None)
+    assert {r["class"] for r in d["roc"]} == {f"c{c}" for c in range(10)}
+    assert {r["class"] for r in d["pr"]} == {f"c{c}" for c in range(10)}
+    assert len(d["confusion"]["labels"]) == 30 and len(d["confusion"]["matrix"]) == 30
