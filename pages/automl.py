@@ -446,6 +446,13 @@ if details:
         key="automl_details",
         on_change="rerun",
     )
+    classes = len((details.get("confusion") or {}).get("labels", []))
+    curved = len({row.get("class") for row in details.get("roc", [])})
+    some = (
+        f"Curves of the {curved} most frequent of the {classes} classes."
+        if classes > 2 and 0 < curved < classes
+        else None
+    )
     if roc.open:
         roc.plotly_chart(
             figure(
@@ -455,6 +462,8 @@ if details:
             ),
             key="automl_roc",
         )
+        if some:
+            roc.caption(some)
     if pr.open:
         pr.plotly_chart(
             figure(
@@ -464,6 +473,8 @@ if details:
             ),
             key="automl_pr",
         )
+        if some:
+            pr.caption(some)
     if confusion_tab.open:
         confusion = details.get("confusion") or {}
         normalize = confusion_tab.toggle("Row percentages", key="automl_confusion_norm")

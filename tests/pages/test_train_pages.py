@@ -65,3 +65,21 @@ def test_automl_cards_of_a_finished_run_match_its_leaderboard(local_workspace) -
     assert runs["trials"].tolist() == [19] and runs["trials"].dtype.kind == "i"
     board = at.dataframe(key="automl_leaderboard")
     assert board.proto.columns and '"format":"%d"' in board.proto.columns.replace(" ", "")
+
+
+def test_curves_of_a_run_with_many_classes_say_which_are_drawn(local_workspace) -> None:
+    import json
+
+    from tests.support.populate import finished_automl_run
+
+    job = finished_automl_run(local_workspace, trials=3)
+    labels = [f"c{i}" for i in range(30)]
+    roc = [
+        {"class": c, "fpr": f, "tpr": f, "threshold": 1 - f} for c in labels[:10] for f in (0, 1)
+    ]
+    details = {"roc": roc, "confusion": {"labels": labels, "matrix": [[1] * 30] * 30}}
+    path = local_workspace.extras["jobs"].job_dir(job.id) / "details.json"
+    path.write_text(json.dumps(details))
+    at = open_page("automl.py")
+    assert not at.exception, at.exception
+    assert "Curves of the 10 most frequent of the 30 classes." in [c.value for c in at.caption]
