@@ -52,6 +52,7 @@ def _register(
     description: str,
     tokens: list[str],
     sheet: str | None = None,
+    source: str = "upload",
 ):
     st.session_state.pop("datasets_reread", None)  # about the previous file
     if len(data) >= ws.settings.background_upload_bytes:
@@ -87,6 +88,7 @@ def _register(
     notes, add = reread_suggestions(datasets.load(dv.name, dv.version))
     if add:
         st.session_state["datasets_reread"] = {
+            "source": source,
             "name": dv.name,
             "file_name": file_name,
             "description": description,
@@ -120,8 +122,7 @@ def _reread_section(reread: dict) -> None:
     if again:
         box.empty()
         st.session_state.pop("datasets_reread", None)
-        upload = st.session_state.get("datasets_upload")
-        data = upload.getvalue() if upload is not None else None
+        data = _pending_bytes(reread)
         if data is None or not has_digest(data, reread["sha256"]):
             st.error("The file is no longer the one that was read: choose it again.")
             return
@@ -132,6 +133,7 @@ def _reread_section(reread: dict) -> None:
             reread["description"],
             [*reread["tokens"], *add],
             reread["sheet"],
+            reread["source"],
         )
 
 
@@ -155,7 +157,7 @@ def _submit(source: str, name: str, data: bytes, file_name: str, description: st
             "sha256": same.sha256,
         }
         return
-    _register(name, data, file_name, description, tokens, sheet or None)
+    _register(name, data, file_name, description, tokens, sheet or None, source)
 
 
 def _confirm_identical(pending: dict) -> None:
@@ -170,6 +172,7 @@ def _confirm_identical(pending: dict) -> None:
         pending["description"],
         pending["tokens"],
         pending.get("sheet"),
+        pending["source"],
     )
 
 

@@ -356,3 +356,16 @@ def test_zeros_that_mean_not_measured_are_read_again_in_their_columns_only(
         "Insulin": [0.0],
         "BMI": [0.0],
     }
+
+
+def test_the_sample_is_read_again_with_pdays_999_as_missing(local_workspace, bank_csv) -> None:
+    """Bank Marketing writes 999 in pdays for "never contacted": the one click re-reads the
+    sample itself, not whatever the file picker holds."""
+    at = open_page("datasets.py")
+    button(at, "Add the Bank Marketing sample").click().run()
+    assert any("pdays = 999 in 31,728 rows" in w.value for w in at.warning)
+    button(at, "Register again with pdays=999 as missing").click().run()
+    assert not at.exception
+    assert any("bankmarketing v2**" in s.value for s in at.success)
+    pdays = local_workspace.datasets.load("bankmarketing", 2)["pdays"]
+    assert pdays.isna().sum() == 31_728
