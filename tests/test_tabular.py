@@ -881,11 +881,17 @@ def test_a_title_block_above_the_header_row_is_left_out() -> None:
     padded = "\ufeffSales;;\n;;\n\nregion;amount;units\nnorth;1,5;3\n".encode()
     parsed = parse_table("p.csv", padded)
     assert (parsed.title_rows, parsed.frame["amount"].tolist()) == (3, [1.5])
-    # not a title: a two-column header, a header of one named column, a quoted title
+    # not a title: a two-column header, a header of one named column
     two = parse_table("two.csv", b"note\nx,1\ny,2\n")
     assert two.title_rows == 0 and two.columns == ["note"]
-    quoted = parse_table("q.csv", b'"Report, Q3",,\na,b,c\n1,2,3\n')
-    assert quoted.title_rows == 0 and quoted.columns[0] == "Report, Q3"
+    # A quoted title on one line is a title (LendingClub's loan files open with one); a
+    # quoted title that runs over two lines is left as written.
+    for quoted in (b'"Report, Q3",,\n', b'"Notes offered by Prospectus (https://x.test/a)"\n'):
+        parsed = parse_table("q.csv", quoted + b"a,b,c\n1,2,3\n")
+        assert (parsed.title_rows, parsed.columns) == (1, ["a", "b", "c"]), quoted
+        assert parsed.frame["c"].tolist() == [3]
+    spanning = parse_table("s.csv", b'"Report\nQ3",,\na,b,c\n1,2,3\n')
+    assert spanning.title_rows == 0 and spanning.columns[0] == "Report Q3"
     # A title with a comma is narrower than the table: before a blank line or the header row
     # it is a title, not the header of a table whose first column holds row names (the reader
     # took it so, and dropped the first column).
