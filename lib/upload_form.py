@@ -117,6 +117,11 @@ def layout_notes(file_name: str, data: bytes, sheet: str | None = None) -> list[
             f"Not read: the sheets {shown}{more}. To use one, name it under **Sheet** and "
             "upload the workbook again."
         )
+    if layout.fixed_width:
+        notes.append(
+            "The file is fixed-width text (no delimiter between values): its columns were cut "
+            "where every line is blank."
+        )
     if layout.title_rows:
         titles = layout.title_rows
         rows = f"{titles} rows were" if titles > 1 else "row was"

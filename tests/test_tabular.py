@@ -910,6 +910,38 @@ def test_a_title_block_above_the_header_row_is_left_out() -> None:
     assert parse_table("l.csv", lines + b"a,b,c\n").title_rows == 0
 
 
+def test_fixed_width_text_is_cut_into_columns_where_every_line_is_blank() -> None:
+    """A mainframe or weather-station export: no delimiter, cells with spaces inside (names,
+    places), numbers right-aligned, a blank cell for a missing value."""
+    lines = ["STATION     NAME                 TEMP   PRCP"]
+    places = ["ALBANY NY", "SAN JOSE CA", "BOISE ID", "EL PASO TX"]
+    for i in range(40):
+        prcp = "" if i % 7 == 3 else f"{i / 10:.2f}"
+        lines.append(f"US{10000 + i:<10}{places[i % 4]:<20}{i - 5.5:6.1f}{prcp:>7}")
+    parsed = parse_table("weather.txt", ("\n".join(lines) + "\n").encode())
+    frame = parsed.frame
+    assert parsed.columns == ["STATION", "NAME", "TEMP", "PRCP"]
+    assert frame["NAME"].tolist()[:2] == ["ALBANY NY", "SAN JOSE CA"]
+    assert frame["TEMP"].tolist()[:2] == [-5.5, -4.5] and pd.isna(frame["PRCP"].iloc[3])
+    assert parsed.missing["PRCP"] == {"": 6} and frame["PRCP"].iloc[4] == 0.4
+    # without a header row, the same columns by position
+    headless = parse_table("weather.dat", ("\n".join(lines[1:]) + "\n").encode())
+    assert not headless.header_row and headless.frame["column_2"].iloc[1] == "SAN JOSE CA"
+    # Numbers only, aligned: a blank cell in the middle of a line stays in its column (split
+    # on whitespace, every value after it moved one column to the left).
+    rows = ["    ID    TEMP    PRCP    WIND"]
+    rows += [
+        f"{i:>6}{i + 0.5:8.1f}{'' if i % 5 == 2 else f'{i / 4:.2f}':>8}{i * 2.0:8.1f}"
+        for i in range(30)
+    ]
+    gaps = parse_table("gaps.txt", ("\n".join(rows) + "\n").encode()).frame
+    assert gaps["WIND"].notna().all() and gaps["WIND"].iloc[2] == 4.0
+    assert gaps["PRCP"].isna().sum() == 6 and gaps["PRCP"].iloc[3] == 0.75
+    # one column of text with runs of spaces in it is still one column
+    notes = parse_table("notes.csv", b"note\nhello there\nbig  gap here\nx  y\nsome more\n")
+    assert notes.columns == ["note"] and notes.frame["note"].iloc[1] == "big  gap here"
+
+
 def test_semicolon_file_with_decimal_commas() -> None:
     data = "city;price;total;share;code;dots\nLyon;1,5;1.234,50 €;12,5 %;1,2,3;7.5\n"
     data += "Nice;2,25;-3 000;7%;4,5,6;8\nMetz;?;,5;0,1%;7;9.25\n"
@@ -1273,6 +1305,14 @@ def test_json_is_read_within_the_limits() -> None:
             b'"name" "age" "city"\n"Bob Smith" 34 "New York"\n"Ann Lee" 29 "Paris"\n',
             3,
             ["Bob Smith", 34, "New York"],
+        ),
+        # ... with a comma inside quoted text, which splits every line but the header in two
+        (
+            "cards.txt",
+            b'"id" "income" "name"\n1 "[50, 75)" "Allen, Miss E"\n2 "[40, 50)" "Bo, Mr A"\n'
+            b'3 "[75, 100)" "Cy, Mrs B"\n',
+            3,
+            [1, "[50, 75)", "Allen, Miss E"],
         ),
         # UCI's auto-mpg: column-aligned numbers, then a tab and the quoted car name
         (

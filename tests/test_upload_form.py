@@ -86,6 +86,8 @@ def test_layout_notes_say_where_the_table_was_found() -> None:
     book.save(saved)
     said = " ".join(layout_notes("survey.xlsx", saved.getvalue()))
     assert "Read the sheet **Data**" in said and "Not read: the sheets **Cover**" in said
+    fixed = b"NAME        AGE  CITY\nJohn Smith   34  New York\nAnn Lee      51  San Jose\nBo Li        29  Boston\n"
+    assert "fixed-width text" in " ".join(layout_notes("people.txt", fixed))
     report = b"region,units,price\nNorth,3,1.5\nSouth,4,2.5\nTotal,7,\n\nSource: survey\n"
     assert "last 2 rows below the table hold notes or totals" in " ".join(
         layout_notes("report.csv", report)

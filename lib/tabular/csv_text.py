@@ -12,9 +12,10 @@ import csv
 import io
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from lib.tabular import fixed_width
 from lib.tabular.columns import MISSING_TOKENS as _DEFAULT_MISSING
 from lib.tabular.limits import TableError
 
@@ -59,6 +60,8 @@ class CsvLayout:
     header_row: bool = True
     # Space-separated with runs of spaces (a column-aligned file): read once collapsed.
     aligned: bool = False
+    # Fixed-width text, cut into columns at the positions blank on every line.
+    fixed_width: bool = False
     header_rows: int = 1  # 2 when the names span two rows (merged into one)
     footer_rows: int = 0  # rows below the table that are notes or totals, left out
     footer_bytes: int = 0  # bytes at the end of the file that are not the table (with blanks)
@@ -284,6 +287,11 @@ def choose_delimiter(sample: str) -> str:
     if best_key is None:
         return " " if _space_separated(sample) else best
     if best == "\t" and _aligned_around_tabs(sample, best_key[2]):
+        return " "
+    # R's write.table separates by spaces and quotes text; a comma inside the quotes
+    # ("[50, 75)") splits most lines in two, but not the header line, where spaces split every
+    # line alike.
+    if not best_key[1] and _space_separated(sample):
         return " "
     return best
 
@@ -655,9 +663,37 @@ def _trailing_delimiter(header: list[str], rows: list[list[str]]) -> bool:
 
 
 def csv_layout(data: bytes) -> tuple[bytes, CsvLayout]:
-    """The bytes to parse and their layout (a column-aligned file's spaces collapsed)."""
+    """The bytes to parse and their layout (a fixed-width file's columns cut out as CSV, a
+    column-aligned file's spaces collapsed)."""
     layout = read_layout(data)
+    if layout.aligned or len(layout.header) == 1:
+        cut = _fixed_width_csv(data, layout)
+        if cut is not None:
+            return cut, replace(read_layout(cut), fixed_width=True)
     if layout.aligned:
         data = collapse_space_bytes(data)
         layout = read_layout(data)
     return data, layout
+
+
+def _fixed_width_csv(data: bytes, layout: CsvLayout) -> bytes | None:
+    """Fixed-width text as CSV bytes, or None. Either no delimiter splits the text (cells with
+    spaces inside), or whitespace splits its lines into different numbers of fields (a blank
+    cell in the middle of a line would move every value after it one column to the left)."""
+    body = bytes(data[layout.body_offset :])
+    sample = body[:SNIFF_MAX_BYTES]
+    if len(body) > SNIFF_MAX_BYTES:
+        sample = sample[: sample.rfind(b"\n") + 1]
+    text = sample.decode(layout.encoding, errors="replace")
+    spans = fixed_width.column_spans(text)
+    if not spans:
+        return None
+    if layout.aligned:
+        # Where whitespace and positions agree on the sample, positions also hold for a blank
+        # cell further down; where they disagree and whitespace splits every line alike,
+        # whitespace is kept.
+        widths = {len(collapse_spaces(line).split(" ")) for line in text.splitlines()}
+        widths.discard(1)
+        if widths != {len(spans)} and len(widths) < 2:
+            return None
+    return fixed_width.as_csv(body.decode(layout.encoding, errors="replace"), spans).encode()

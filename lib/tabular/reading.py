@@ -164,6 +164,7 @@ class FileLayout:
     header_row: bool = True
     header_rows: int = 1
     footer_rows: int = 0
+    fixed_width: bool = False  # text cut into columns by position
     renamed: tuple[str, ...] = ()  # names given to repeated column names (Date_2)
     sheet: str | None = None
     other_sheets: tuple[str, ...] = ()  # a workbook's sheets with cells that were not read
@@ -191,6 +192,7 @@ def layout_of(file_name: str, data: bytes, sheet: str | None = None) -> FileLayo
                 header_row=layout.header_row,
                 header_rows=layout.header_rows,
                 footer_rows=layout.footer_rows,
+                fixed_width=layout.fixed_width,
                 renamed=tuple(renamed_columns(layout.header)) if layout.header_row else (),
             )
         if kind == "excel":
