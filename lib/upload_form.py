@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -138,6 +139,14 @@ def layout_notes(file_name: str, data: bytes, sheet: str | None = None) -> list[
         footer = layout.footer_rows
         rows = f"last {footer} rows" if footer > 1 else "last row"
         notes.append(f"The {rows} below the table hold notes or totals, not data: left out.")
+    if layout.note_rows:
+        count = len(layout.note_rows)
+        lines = f"{count} lines" if count > 1 else "A line"
+        hold = "hold" if count > 1 else "holds"
+        notes.append(
+            f"{lines} inside the table {hold} only words, not values "
+            f"(“{textwrap.shorten(layout.note_rows[0], 80, placeholder=' …')}”): left out."
+        )
     if layout.renamed:
         shown = ", ".join(f"**{name}**" for name in layout.renamed[:10])
         more = f" and {len(layout.renamed) - 10} more" if len(layout.renamed) > 10 else ""

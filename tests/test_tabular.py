@@ -28,6 +28,7 @@ from lib.tabular import (
     sentinel_values,
     to_parquet_bytes,
 )
+from lib.upload_form import layout_notes
 
 
 def test_sniffs_semicolon_and_tab_delimiters() -> None:
@@ -849,6 +850,36 @@ def test_short_rows_and_quoted_newlines() -> None:
         parse_table("x.csv", b"a,b\n1,2\n1,2,3,4\n")
     with pytest.raises(TableError, match="semicolon in it must be in double quotes"):
         parse_table("x.csv", b"a;b;c\n1;2;3\n1;2;3;4\n")
+
+
+def test_a_wide_file_with_a_short_row_is_read() -> None:
+    """Past a few megabytes in one batch, pandas' parser hands text columns back in several
+    Arrow chunks; the forgiving reader failed on them ("Cannot convert ChunkedArray")."""
+    names = [f"c{j}" for j in range(40)]
+    rows = [",".join(f"v{i:08d}" for _ in range(40)) for i in range(20_000)]
+    rows.insert(500, "7")  # a short row: the fast reader refuses it
+    parsed = parse_table("wide.csv", ("\n".join([",".join(names), *rows]) + "\n").encode())
+    assert parsed.frame.shape == (20_001, 40) and parsed.frame["c39"].iloc[-1] == "v00019999"
+    assert parsed.frame["c0"].iloc[500] == "7" and pd.isna(parsed.frame["c1"].iloc[500])
+
+
+def test_a_line_of_words_inside_the_table_is_left_out_and_said() -> None:
+    """LendingClub's loan files put a line of words between their two parts."""
+    head = "id,amount,rate,status\n"
+    first = "".join(f"{i},{100 * i},{i % 9}.5%,Fully Paid\n" for i in range(1, 40))
+    second = "".join(f"{i},{100 * i},{i % 9}.5%,Charged Off\n" for i in range(40, 60))
+    data = (head + first + '"Loans that do not meet the credit policy"\n' + second).encode()
+    parsed = parse_table("loans.csv", data)
+    frame = parsed.frame
+    assert len(frame) == 59 and str(frame["id"].dtype) == "int64"
+    assert frame["rate"].notna().all() and frame["status"].iloc[39] == "Charged Off"
+    assert parsed.note_rows == ("Loans that do not meet the credit policy",)
+    said = " ".join(layout_notes("loans.csv", data))
+    assert "A line inside the table holds only words" in said and "credit policy" in said
+    # one value alone in a row is a short row of data, kept
+    short = parse_table("s.csv", (head + first + "77\n" + second).encode())
+    assert len(short.frame) == 60 and short.frame["id"].iloc[39] == 77
+    assert short.note_rows == () and not layout_of("s.csv", (head + "77\n").encode()).note_rows
 
 
 def test_us_numbers_in_a_semicolon_file() -> None:

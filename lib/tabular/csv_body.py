@@ -28,6 +28,34 @@ def without_header_repeats(data: bytes, layout: CsvLayout, end: int) -> tuple[by
     return bytes(data[: start - 1]) + kept + bytes(data[end:]), start - 1 + len(kept)
 
 
+# A line of words alone inside a table ("Loans that do not meet the credit policy" between the
+# two parts of a loan file): two words of letters, as no value of one cell is.
+_NOTE_WORDS = re.compile(r"[^\W\d_]{2,}\s+[^\W\d_]{2,}")
+NOTE_MIN_COLUMNS = 3
+
+
+class NoteRows:
+    """Arrow's handler for rows with the wrong number of cells: a row of one cell of words in a
+    table of three or more columns is a note between parts of the table (skipped, and kept to
+    be told); any other such row stops the fast reader, as before."""
+
+    def __init__(self) -> None:
+        self._found: dict[object, str] = {}
+
+    def __call__(self, row: pa._csv.InvalidRow) -> str:
+        if row.expected_columns >= NOTE_MIN_COLUMNS and row.actual_columns == 1:
+            text = row.text.strip().strip('"').strip()
+            if _NOTE_WORDS.search(text):
+                # Columns read again in a second pass meet the same rows.
+                self._found[row.number if row.number is not None else text] = text
+                return "skip"
+        return "error"
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        return tuple(self._found.values())
+
+
 # What a download link hands out when it is not the data: a sign-in or error page, a report
 # (a web page with a table is read for it, `html_tables`).
 DOCUMENTS = (

@@ -37,6 +37,8 @@ from lib.tabular.columns import (
     with_date_formats,
 )
 from lib.tabular.csv_body import (
+    NOTE_MIN_COLUMNS,
+    NoteRows,
     binary,
     blank_lines,
     refuse_documents,
@@ -110,6 +112,7 @@ class ParsedTable:
     header_row: bool = True  # False: the first row was data, columns are named column_N
     header_rows: int = 1  # 2: the column names span two rows, merged
     footer_rows: int = 0  # rows below the table (notes, a totals row) left out
+    note_rows: tuple[str, ...] = ()  # lines of words alone inside the table, left out
     sheet: str | None = None  # the worksheet read, when it is not the workbook's first
     archive: str | None = None  # "gzip", "bzip2", "xz" or "zip" when the table came out of one
     member: str | None = None  # the file read inside the archive
@@ -165,6 +168,7 @@ class FileLayout:
     header_rows: int = 1
     footer_rows: int = 0
     fixed_width: bool = False  # text cut into columns by position
+    note_rows: tuple[str, ...] = ()  # lines of words alone inside the table, left out
     renamed: tuple[str, ...] = ()  # names given to repeated column names (Date_2)
     sheet: str | None = None
     other_sheets: tuple[str, ...] = ()  # a workbook's sheets with cells that were not read
@@ -185,7 +189,7 @@ def layout_of(file_name: str, data: bytes, sheet: str | None = None) -> FileLayo
         found = FileLayout(archive=unpacked.archive, member=inner, other_members=unpacked.others)
         kind = detect_format(unpacked.file_name, unpacked.data)
         if kind == "csv":
-            _, layout = csv_layout(as_csv_bytes(unpacked.data)[0])
+            text, layout = csv_layout(as_csv_bytes(unpacked.data)[0])
             return replace(
                 found,
                 title_rows=layout.title_rows,
@@ -193,6 +197,7 @@ def layout_of(file_name: str, data: bytes, sheet: str | None = None) -> FileLayo
                 header_rows=layout.header_rows,
                 footer_rows=layout.footer_rows,
                 fixed_width=layout.fixed_width,
+                note_rows=_note_rows(text, layout),
                 renamed=tuple(renamed_columns(layout.header)) if layout.header_row else (),
             )
         if kind == "excel":
@@ -215,6 +220,34 @@ def layout_of(file_name: str, data: bytes, sheet: str | None = None) -> FileLayo
 # --- CSV ----------------------------------------------------------------------------------
 
 
+def _note_rows(data: bytes, layout: CsvLayout) -> tuple[str, ...]:
+    """The notes `parse_csv` leaves out of the table, found by reading its first column."""
+    if len(layout.header) < NOTE_MIN_COLUMNS:
+        return ()
+    names = (
+        header_names(layout.header) if layout.header_row else positional_names(len(layout.header))
+    )
+    end = len(data) - layout.footer_bytes
+    buffer = pa.py_buffer(data).slice(layout.body_offset, end - layout.body_offset)
+    notes = NoteRows()
+    batches = _csv_batches(
+        buffer,
+        names,
+        layout.delimiter,
+        layout.encoding,
+        _block_size(layout.header_bytes),
+        names[:1],
+        layout.header_row,
+        notes,
+    )
+    try:
+        for _ in batches:
+            pass
+    except pa.ArrowInvalid:
+        return ()  # read by the forgiving reader, which keeps every row
+    return notes.texts
+
+
 def _csv_batches(
     buffer: pa.Buffer,
     names: list[str],
@@ -223,6 +256,7 @@ def _csv_batches(
     block_size: int,
     only: list[str] | None = None,
     header_row: bool = True,
+    notes: NoteRows | None = None,
 ) -> Iterator[pa.RecordBatch]:
     reader = pacsv.open_csv(
         pa.BufferReader(buffer),
@@ -232,7 +266,7 @@ def _csv_batches(
             block_size=block_size,
             encoding=encoding,
         ),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter),
+        parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=notes),
         convert_options=pacsv.ConvertOptions(
             column_types={n: pa.string() for n in names},
             include_columns=only or [],
@@ -267,7 +301,8 @@ def _pandas_batches(
             chunksize=PARQUET_BATCH_ROWS,
         )
         for chunk in chunks:
-            yield pa.RecordBatch.from_pandas(chunk, preserve_index=False)
+            # A wide file's text columns come out of pandas' parser as several Arrow chunks.
+            yield from pa.Table.from_pandas(chunk, preserve_index=False).to_batches()
     except (pd.errors.ParserError, ValueError) as exc:
         ragged = _RAGGED.search(str(exc))
         if ragged:
@@ -367,10 +402,18 @@ def parse_csv(
     # Spreadsheets write semicolon-separated files where the comma is the decimal mark.
     decimal_comma = layout.delimiter == ";"
     r_missing = ("NA",) if written_by_r(memoryview(data)[layout.body_offset : end], layout) else ()
+    notes = NoteRows()
     try:
         table, missing = _build(
             lambda only: _csv_batches(
-                buffer, names, layout.delimiter, layout.encoding, block, only, layout.header_row
+                buffer,
+                names,
+                layout.delimiter,
+                layout.encoding,
+                block,
+                only,
+                layout.header_row,
+                notes,
             ),
             names,
             limits,
@@ -380,6 +423,7 @@ def parse_csv(
             r_missing,
         )
     except pa.ArrowInvalid:
+        notes = NoteRows()  # the forgiving reader keeps every row
         view = memoryview(data)[layout.body_offset : end]
         table, missing = _build(
             lambda only: _pandas_batches(
@@ -408,6 +452,7 @@ def parse_csv(
         header_row=layout.header_row,
         header_rows=layout.header_rows,
         footer_rows=layout.footer_rows,
+        note_rows=notes.texts,
     )
 
 
