@@ -535,6 +535,10 @@ def test_what_spreadsheets_and_statistics_packages_write_for_missing_is_missing(
     assert parsed.missing["ratio"] == {"#DIV/0!": 1, "#n/a": 1}
     assert parsed.missing["visits"] == {".": 1, "--": 1}
     assert parse_table("m.csv", b"n,s\n1,x\n\\N,\\N\n").frame.isna().sum().tolist() == [1, 1]
+    # a C library's (null), a pivot table's (blank), pandas' own #N/A N/A, a report's ---
+    others = b"n,s\n1,x\n(null),(null)\n(blank),(blank)\n#N/A N/A,<null>\n---,---\n5,y\n"
+    read = parse_table("o.csv", others)
+    assert read.frame["n"].tolist()[::5] == [1, 5] and read.frame.isna().sum().tolist() == [4, 4]
     # no one writes them as a value: missing in a text column too
     assert pd.isna(frame["team"].iloc[0]) and frame["team"].tolist()[1:] == ["b", "c", "d"]
     assert parsed.missing["team"] == {"#N/A": 1}
@@ -1679,6 +1683,9 @@ def test_a_word_that_keeps_numbers_text_is_named() -> None:
     # One odd cell among codes, and a category of digits and words, are not numbers spoiled.
     assert numbers_spoiled_by_words(pd.DataFrame({"k": ["1", "2", "X9"] * 3 + ["1"] * 30})) == {}
     assert numbers_spoiled_by_words(pd.DataFrame({"k": ["1", "2", "3", "many"] * 10})) == {}
+    # a weather log's precipitation: "T" (trace) on 15 % of days
+    rain = [f"{i / 100:.2f}" for i in range(85)] + ["T"] * 15
+    assert numbers_spoiled_by_words(pd.DataFrame({"precip": rain})) == {"precip": {"T": 15}}
 
 
 def test_a_column_number_token_is_missing_in_that_column_only() -> None:

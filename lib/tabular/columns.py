@@ -29,9 +29,10 @@ import pyarrow.compute as pc
 
 # Compared case-insensitively. Besides the usual words: what spreadsheets write for a cell with
 # no value (`#N/A`, `#NA` and the error values a formula leaves in an exported CSV), pandas'
-# `<NA>`, the `.`, `--` and dashes (`–`, `—`, `−`) statistics packages, reports and web
-# tables print, the `\N` of a MySQL or Hive export, and the words surveys and hand-kept sheets
-# write among numbers (`unknown`, `missing`, `not available`, `n.a.`).
+# `<NA>` and `#N/A N/A`, the `.`, `--`, `---` and dashes (`–`, `—`, `−`) statistics packages,
+# reports and web tables print, the `\N` of a MySQL or Hive export, a C library's `(null)`, a
+# pivot table's `(blank)`, and the words surveys and hand-kept sheets write among numbers
+# (`unknown`, `missing`, `not available`, `n.a.`, `nil`).
 MISSING_TOKENS: tuple[str, ...] = (
     "",
     "NA",
@@ -56,15 +57,21 @@ MISSING_TOKENS: tuple[str, ...] = (
     "#NUM!",
     "#NULL!",
     "\\N",
+    "---",
+    "#N/A N/A",
+    "(null)",
+    "<null>",
+    "(blank)",
     "unknown",
     "missing",
     "not available",
     "n.a.",
+    "nil",
 )
 # Words that stand for no value among numbers or dates, but are a category among words
 # (Bank Marketing's `education` = "unknown"): in text columns, like `NA`, missing only where
 # the file writes them for missing numbers or dates too.
-VALUE_WORDS = frozenset({"unknown", "missing", "not available", "n.a."})
+VALUE_WORDS = frozenset({"unknown", "missing", "not available", "n.a.", "nil"})
 # The default tokens that are never a value: missing in text columns as well (lower case).
 PLACEHOLDER_TOKENS = (
     frozenset(t.lower() for t in MISSING_TOKENS if t and t not in ("NA", "None", "-", "."))

@@ -21,7 +21,7 @@ _NUMBER = re.compile(
 )
 # A column is numbers spoiled by words when this share of its cells are numbers and the rest
 # are at most this many distinct words, each written more than once.
-NUMBER_SHARE = 0.9
+NUMBER_SHARE = 0.8
 MAX_WORDS = 3
 MIN_NUMBERS = 20
 
