@@ -867,6 +867,16 @@ def test_a_wide_file_with_a_short_row_is_read() -> None:
     assert parsed.frame["c0"].iloc[500] == "7" and pd.isna(parsed.frame["c1"].iloc[500])
 
 
+def test_a_tab_separated_line_longer_than_128_kb_is_read() -> None:
+    """A gene-expression table: 12,000 columns, each line one 130 KB field when split by
+    commas, over the csv module's default field limit."""
+    names = "\t".join(f"gene_{j:05d}" for j in range(12_000))
+    rows = ["\t".join(str((i * j) % 97) for j in range(12_000)) for i in range(3)]
+    parsed = parse_table("expression.tsv", ("\n".join([names, *rows]) + "\n").encode())
+    assert parsed.delimiter == "\t" and parsed.frame.shape == (3, 12_000)
+    assert parsed.frame["gene_11999"].tolist() == [0, 11999 % 97, 23998 % 97]
+
+
 def test_a_line_of_words_inside_the_table_is_left_out_and_said() -> None:
     """LendingClub's loan files put a line of words between their two parts."""
     head = "id,amount,rate,status\n"

@@ -29,6 +29,9 @@ _CHECK_CHUNK = 1 << 20
 FOOTER_MAX_NOTES = 30
 # How far down a title block above the header row is looked for.
 TITLE_MAX_ROWS = 20
+# The csv module refuses a field over 128 KB: a tab-separated line of 20,000 gene columns is
+# one such field when split by commas, and a header line may be up to HEADER_MAX_BYTES.
+csv.field_size_limit(max(csv.field_size_limit(), HEADER_MAX_BYTES + SNIFF_MAX_BYTES))
 _SEP_HINT = re.compile(rb"sep=([^\r\n])\r?\n")
 # The five bytes Windows-1252 leaves undefined: a file with one of them is read as Latin-1.
 _NOT_CP1252 = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
