@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -85,6 +86,19 @@ def _is_text(col: pd.Series) -> bool:
     )
 
 
+def text_columns(frame: pd.DataFrame) -> list[Any]:
+    """The text columns of `frame`, told by their dtypes alone (no column is taken out)."""
+    return [
+        c
+        for c, t in frame.dtypes.items()
+        if not (
+            pd.api.types.is_numeric_dtype(t)
+            or pd.api.types.is_bool_dtype(t)
+            or pd.api.types.is_datetime64_any_dtype(t)
+        )
+    ]
+
+
 def _as_numbers(col: pd.Series) -> np.ndarray:
     """Numbers as float64; datetimes as seconds since the epoch (missing: NaN)."""
     if _is_datetime(col):
@@ -109,8 +123,13 @@ def _words(name: object) -> str:
 def id_like_columns(frame: pd.DataFrame, target: str) -> dict[str, str]:
     """Columns that identify rows rather than describe them: column -> reason."""
     out: dict[str, str] = {}
+    # A number column whose smallest or largest value is not whole holds no integer ID: ruled
+    # out for all columns at once (one by one, a table of 10,000 measurements took 2 s).
+    lo = pd.to_numeric(frame.min(numeric_only=True), errors="coerce")
+    hi = pd.to_numeric(frame.max(numeric_only=True), errors="coerce")
+    fractional = set(lo.index[(lo != lo.round()) | (hi != hi.round())])
     for c in frame.columns:
-        if c == target:
+        if c == target or c in fractional:
             continue
         values = frame[c].dropna()
         if len(values) < MIN_ROWS:
@@ -163,8 +182,8 @@ def id_like_columns(frame: pd.DataFrame, target: str) -> dict[str, str]:
 def free_text_columns(frame: pd.DataFrame, target: str) -> dict[str, str]:
     """Text columns of sentences rather than categories: column -> reason."""
     out: dict[str, str] = {}
-    for c in frame.columns:
-        if c == target or not _is_text(frame[c]):
+    for c in text_columns(frame):
+        if c == target:
             continue
         values = frame[c].dropna().astype(str)
         if len(values) < MIN_ROWS or values.nunique() / len(values) <= ID_HINTED_SHARE:

@@ -58,7 +58,12 @@ def _constant(col: pd.Series) -> bool:
 
 def constant_columns(df: pd.DataFrame, target: str) -> list[str]:
     """Feature columns with at most one distinct non-missing value."""
-    return [c for c in df.columns if c != target and _constant(df[c])]
+    # Number columns at once (a table of 10,000 of them took 2.8 s column by column).
+    lo, hi = df.min(numeric_only=True), df.max(numeric_only=True)
+    flat = set(lo.index[(lo == hi) | lo.isna()])
+    return [
+        c for c in df.columns if c != target and (c in flat if c in lo.index else _constant(df[c]))
+    ]
 
 
 def id_like_columns(df: pd.DataFrame, target: str) -> list[str]:
@@ -75,11 +80,8 @@ def high_cardinality_columns(
     ids = set(id_like_columns(df, target) if ids is None else ids)
     return [
         str(c)
-        for c in df.columns
-        if c != target
-        and c not in ids
-        and _is_text(df[c])
-        and df[c].nunique(dropna=True) > HIGH_CARDINALITY_MIN
+        for c in seam.text_columns(df)
+        if c != target and c not in ids and df[c].nunique(dropna=True) > HIGH_CARDINALITY_MIN
     ]
 
 
@@ -135,7 +137,8 @@ def check_data(
         raise ValueError(f"target column {target!r} is not in the data")
     chosen = features is not None
     if features is not None:
-        df = df[[c for c in df.columns if c in set(features) or c == target]]
+        wanted = set(features)
+        df = df[[c for c in df.columns if c in wanted or c == target]]
     out: list[Guardrail] = []
     n = len(df)
     features = [c for c in df.columns if c != target]
@@ -193,8 +196,8 @@ def check_data(
                 )
             )
 
-    missing = {c: int(df[c].isna().sum()) for c in features}
-    missing = {c: k for c, k in missing.items() if k}
+    absent = n - df[features].count()
+    missing = {c: int(k) for c, k in absent.items() if k}
     out.append(
         Guardrail(
             "Missing feature values imputation",

@@ -53,7 +53,10 @@ def disguised_value(values: pd.Series) -> tuple[float, int] | None:
 def disguised_missing(frame: pd.DataFrame, skip: str | None = None) -> dict[str, tuple[float, int]]:
     """Every number column (but `skip`, a target) with such a value: column -> (value, cells)."""
     out = {}
-    for name in frame.columns:
+    # Only a column ending in a sentinel can have one: its ends for all columns at once.
+    lo, hi = frame.min(numeric_only=True), frame.max(numeric_only=True)
+    ends = [c for c in lo.index if float(lo[c]) in SENTINELS or float(hi[c]) in SENTINELS]
+    for name in ends:
         if name == skip:
             continue
         found = disguised_value(frame[name])

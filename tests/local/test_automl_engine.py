@@ -386,6 +386,31 @@ def test_a_wide_table_keeps_the_promise(tmp_path: Path) -> None:
     )
     assert time.time() - start <= promised_seconds(10), logs
     assert result.model_uri.startswith("runs:/") and result.best_metrics["AUC_weighted"] > 0.5
+    # Past 1,000 number columns at 10 s the search takes the ones that predict best alone, says
+    # so, and the served model still takes a whole row of the table.
+    trims = {t["step"]: t["reason"] for t in result.budget["trimmed"]}
+    assert "the 1,000 of 1,500 number columns" in trims["Columns"]
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    assert len(model.predict(df.drop(columns=["label"]).head(5))) == 5
+
+
+def test_columns_past_the_budget_are_the_ones_that_predict_least_alone() -> None:
+    from lib.local.automl_engine.data import screen_columns, screen_limit
+
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.normal(size=(400, 1300)), columns=[f"g{i}" for i in range(1300)])
+    X.iloc[::7, 5] = np.nan  # missing cells count as the column's mean
+    X["tissue"] = rng.choice(["liver", "lung"], 400)  # text columns are always kept
+    signal = X["g5"].fillna(0) + X["g900"] - X["g1299"]
+    label = pd.Series(np.where(signal + rng.normal(scale=0.5, size=400) > 0, "tumour", "normal"))
+    assert screen_limit(10) == 1000 and screen_limit(60) == 6000
+    left, numbers = screen_columns(X, label, True, 10)
+    assert numbers == 1300 and len(left) == 301 and "tissue" not in left
+    assert not {"g5", "g900", "g1299"} & set(left)
+    assert screen_columns(X, label, True, 14) == ([], 1300)  # 1,301 columns fit in 14 s
+    # regression ranks by correlation with the target
+    left, _ = screen_columns(X, signal, False, 10)
+    assert len(left) == 301 and not {"g900", "g1299"} & set(left)
 
 
 def _big_frame(n: int = 150_000) -> pd.DataFrame:

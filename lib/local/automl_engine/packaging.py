@@ -134,7 +134,7 @@ def build_model(
         threshold=selection.threshold,
         positive_label=classes[1] if data.is_clf and len(classes) == 2 else None,
         # A client scoring a row of the uploaded table sends its target cell too.
-        ignored_inputs=[*data.dropped, spec.target],
+        ignored_inputs=[*data.dropped, *data.screened, spec.target],
     )
 
 

@@ -56,6 +56,15 @@ def run_automl(
 
     phase("Preparing data")
     data = prepare(df, spec, metric, log, guardrails)
+    if data.screened:
+        kept = data.numbers_before_screen - len(data.screened)
+        clock.trim(
+            "Columns",
+            f"searched the {kept:,} of {data.numbers_before_screen:,} number columns that "
+            f"predict {spec.target} best on their own; a search on every column would not "
+            "finish in time (a bigger budget takes more of them)",
+            log,
+        )
     costs = CostModel.for_folds(
         len(data.y), data.folds, cv=spec.validation == "cv", features=data.X.shape[1]
     )
