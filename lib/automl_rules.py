@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 from lib.metrics import CLASSIFICATION, REGRESSION, TASKS, primary_metrics
@@ -11,6 +13,8 @@ MIN_ROWS = 50
 MIN_BUDGET_S = 10
 # Above this many distinct values a classification target is probably a regression target.
 MAX_CLASSES = 100
+# Past this many candidate columns the AutoML form picks the columns left out, not the features.
+FORM_PICK_MAX = 200
 # Rare classes named in the error when some are too small to validate (the rest are counted).
 RARE_CLASSES_SHOWN = 5
 # A numeric target with more distinct values than this is suggested as regression.
@@ -204,3 +208,9 @@ def suggest_task(profile: pd.DataFrame, target: str) -> str:
     mean = row.get("mean")
     numeric = mean is not None and not pd.isna(mean)
     return REGRESSION if numeric and row["distinct"] > REGRESSION_DISTINCT else CLASSIFICATION
+
+
+def names_list(names: Sequence[object], limit: int = 20) -> str:
+    """Column names for a sentence: the first `limit`, then how many more."""
+    shown = ", ".join(map(str, names[:limit]))
+    return shown + (f" and {len(names) - limit:,} more" if len(names) > limit else "")

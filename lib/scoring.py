@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 SHAPES = ("data", "inputs", "input_data")
 METHODS = ("predict", "predict_proba")
 # Said where an endpoint can only answer labels (see `request_for`).
+# The Score form's fields at most: a model of thousands of columns (gene expression) gets the
+# first ones; a form of thousands of inputs does not render in well under a second.
+FORM_FIELDS_MAX = 60
 LABELS_ONLY = (
     "This endpoint answers predicted labels only: Azure's MLflow (no-code) deployments call the "
     "model's predict, never predict_proba. Class probabilities need a deployment with AutoML's "

@@ -13,7 +13,9 @@ from lib import charts
 from lib.automl_rules import (
     AUTO_VALIDATION_HELP,
     ESTIMATORS,
+    FORM_PICK_MAX,
     VALIDATIONS,
+    names_list,
     suggest_target,
     suggest_task,
     validation_label,
@@ -101,18 +103,34 @@ with st.expander("New AutoML run", expanded=not automl.jobs(), icon=":material/a
             flags = []
         flagged = [c for c in suggested_exclusions(flags) if c in candidates]
         features_key = f"automl_features_{ds_name}_{ds_version}_{target}"
+        # A wide table (gene expression, a word-count matrix) is chosen by what is left out:
+        # thousands of ticked columns do not render in well under a second.
+        wide = len(candidates) > FORM_PICK_MAX
 
         def keep_all() -> None:
-            st.session_state[features_key] = candidates
+            st.session_state[features_key] = [] if wide else candidates
 
         if features_key not in st.session_state:
-            st.session_state[features_key] = [c for c in candidates if c not in flagged]
-        features = st.multiselect(
-            "Feature columns",
-            candidates,
-            key=features_key,
-            help="Flagged columns start unticked: ID-like, free text, or leaking the target.",
-        )
+            st.session_state[features_key] = (
+                flagged if wide else [c for c in candidates if c not in flagged]
+            )
+        if wide:
+            left_out = st.multiselect(
+                "Columns left out",
+                candidates,
+                key=features_key,
+                help="Every other column but the target is a feature. Flagged columns start "
+                "here: ID-like, free text, or leaking the target.",
+            )
+            features = [c for c in candidates if c not in set(left_out)]
+            st.caption(f"{len(features):,} of the {len(candidates):,} columns are features.")
+        else:
+            features = st.multiselect(
+                "Feature columns",
+                candidates,
+                key=features_key,
+                help="Flagged columns start unticked: ID-like, free text, or leaking the target.",
+            )
         if flags:
             st.dataframe(
                 pd.DataFrame(
@@ -358,11 +376,11 @@ chosen = job.spec["request"].get("features")
 left_out = job.progress.get("left_out")
 st.caption(
     (
-        f"Features: {len(chosen)} chosen ({', '.join(map(str, chosen))})."
+        f"Features: {len(chosen):,} chosen ({names_list(chosen)})."
         if chosen
         else "Features: every column but the target."
     )
-    + (f" Left out: {', '.join(map(str, left_out))}." if left_out else "")
+    + (f" Left out: {names_list(left_out)}." if left_out else "")
 )
 per_estimator = st.toggle(
     "Best per algorithm (fully evaluated)", value=True, key="automl_per_estimator"

@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from lib.scoring import (
+    FORM_FIELDS_MAX,
     LABELS_ONLY,
     ScoringError,
     build_payload,
@@ -86,10 +87,17 @@ def show_result(result, records: list[dict]) -> None:  # noqa: ANN001
 
 tab_form, tab_json, tab_batch = st.tabs(["Form", "JSON", "Batch CSV"])
 with tab_form:
+    if len(spec) > FORM_FIELDS_MAX:
+        st.caption(
+            f"The model reads {len(spec):,} columns: the form shows the first "
+            f"{FORM_FIELDS_MAX}; the others are sent as the example row has them (the JSON and "
+            "Batch CSV tabs send any value)."
+        )
     with st.form("score_form"):
-        record: dict = {}
+        # A wide model's other columns, as the example row has them.
+        record: dict = {c["name"]: c.get("example") for c in spec[FORM_FIELDS_MAX:]}
         cols = st.columns(3)
-        for i, col in enumerate(spec):
+        for i, col in enumerate(spec[:FORM_FIELDS_MAX]):
             box = cols[i % 3]
             label = col["name"]
             example = col.get("example")

@@ -283,3 +283,24 @@ def test_score_form_offers_a_datetime_as_iso_text(local_workspace, stub_url):
     at.button[0].click().run()  # the form's Score button submits the typed value
     assert not at.exception, at.exception
     assert StubScoring.bodies[-1]["data"] == [{"age": 30, "when": "2024-07-14T09:30:00"}]
+
+
+def test_score_form_of_a_wide_model_shows_its_first_columns(local_workspace, stub_url):
+    from lib.scoring import FORM_FIELDS_MAX
+
+    use_fakes(local_workspace, stub_url)
+    local_workspace.models.spec = [
+        {"name": f"g{i}", "kind": "numeric", "dtype": "float64", "example": i / 2}
+        for i in range(FORM_FIELDS_MAX + 40)
+    ]
+    StubScoring.bodies.clear()
+    at = open_page("score.py")
+    assert not at.exception, at.exception
+    fields = [w for w in at.number_input if str(w.key).startswith("score_f_")]
+    assert len(fields) == FORM_FIELDS_MAX
+    assert any(f"reads {FORM_FIELDS_MAX + 40:,} columns" in c.value for c in at.caption)
+    at.number_input(key="score_f_g0").set_value(7.0)
+    at.button[0].click().run()
+    [row] = StubScoring.bodies[-1]["data"]
+    assert len(row) == FORM_FIELDS_MAX + 40 and row["g0"] == 7.0
+    assert row[f"g{FORM_FIELDS_MAX + 39}"] == (FORM_FIELDS_MAX + 39) / 2
