@@ -446,7 +446,9 @@ def test_kill_9_during_deploy_leaves_no_orphan(
     assert score(ep.scoring_uri, key) is None
     # The lock died with the crashed process: the endpoint can be deployed again.
     assert endpoints.deploy(MODEL, 1, name).state == "Creating"
-    assert [p.pid for p in servers(endpoints, name)] == [recorded(endpoints, name).pid]
+    # Released from its gate the moment deploy returns, the server may be inside exec(), when
+    # its command line reads empty for an instant.
+    wait_for(lambda: [p.pid for p in servers(endpoints, name)] == [recorded(endpoints, name).pid])
 
 
 @pytest.mark.parametrize("point", ["after-spawn", "before-release"])
