@@ -987,6 +987,36 @@ def test_fixed_width_text_is_cut_into_columns_where_every_line_is_blank() -> Non
     assert notes.columns == ["note"] and notes.frame["note"].iloc[1] == "big  gap here"
 
 
+def test_a_world_bank_indicator_file_is_read_below_its_source_lines() -> None:
+    """The World Bank's API_*.csv: two quoted source lines and blanks above a header of years,
+    every value quoted, a comma ending each line. Read by its spaces, or refused, before."""
+    years = [str(y) for y in range(1960, 2023)]
+    lines = [
+        '"Data Source","World Development Indicators",',
+        "",
+        '"Last Updated Date","2023-12-18",',
+        "",
+        '"Country Name","Country Code","Indicator Name","Indicator Code",'
+        + ",".join(f'"{y}"' for y in years)
+        + ",",
+    ]
+    for i, country in enumerate(["Aruba", "Korea, Rep.", "Congo, Dem. Rep."] * 10):
+        values = ['""' if (i + j) % 4 == 0 else f'"{(i + 1) * 1e9 + j}"' for j in range(63)]
+        lines.append(f'"{country}","ABC","GDP (current US$)","NY.GDP.MKTP.CD",{",".join(values)},')
+    parsed = parse_table("API_NY.GDP.csv", ("\ufeff" + "\n".join(lines) + "\n").encode())
+    frame = parsed.frame
+    assert parsed.title_rows == 4 and parsed.delimiter == ","
+    assert list(frame.columns) == [
+        "Country Name",
+        "Country Code",
+        "Indicator Name",
+        "Indicator Code",
+        *years,
+    ]
+    assert frame["Country Name"].iloc[1] == "Korea, Rep." and frame["1961"].iloc[0] == 1e9 + 1
+    assert frame["1960"].isna().iloc[0] and str(frame["2022"].dtype) == "float64"
+
+
 def test_semicolon_file_with_decimal_commas() -> None:
     data = "city;price;total;share;code;dots\nLyon;1,5;1.234,50 €;12,5 %;1,2,3;7.5\n"
     data += "Nice;2,25;-3 000;7%;4,5,6;8\nMetz;?;,5;0,1%;7;9.25\n"

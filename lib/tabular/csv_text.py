@@ -41,6 +41,8 @@ _SPACE_RUN = re.compile(r"[ \t]+")
 _LINE_PADDING = re.compile(r"^[ \t]+|[ \t]+(?=\r?$)", re.MULTILINE)
 _SPACE_RUN_BYTES = re.compile(rb"[ \t]+")
 _PADDED = re.compile(r"\S {2,}\S")
+_SPACE_TOKEN = r'(?:"(?:[^"]|"")*"|[^\s"]+)'
+_SPACE_TOKENS = re.compile(rf"^{_SPACE_TOKEN}(?: {_SPACE_TOKEN})*\r?$")
 _BLANK_LINES = re.compile(rb"(?:[ \t]*\r?\n|[ \t]*\r(?!\n))*")
 _DECORATION = re.compile(r"[$€£¥,%\s()]")
 # The first cell of a totals row below a table ("Total", "Grand total", "TOTAL:", "Sum").
@@ -294,9 +296,16 @@ def choose_delimiter(sample: str) -> str:
     # R's write.table separates by spaces and quotes text; a comma inside the quotes
     # ("[50, 75)") splits most lines in two, but not the header line, where spaces split every
     # line alike.
-    if not best_key[1] and _space_separated(sample):
+    if not best_key[1] and _space_separated(sample) and _space_tokens(sample):
         return " "
     return best
+
+
+def _space_tokens(sample: str) -> bool:
+    """Most lines are tokens between single spaces, each quoted whole or holding no quote,
+    as `write.table` writes them (a comma-separated line of quoted values is not)."""
+    lines = [line for line in sample.splitlines() if line.strip()][:SNIFF_MAX_LINES]
+    return sum(bool(_SPACE_TOKENS.match(line)) for line in lines) >= 0.8 * len(lines)
 
 
 def _aligned_around_tabs(sample: str, tab_fields: int) -> bool:
