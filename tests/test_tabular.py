@@ -539,6 +539,9 @@ def test_what_spreadsheets_and_statistics_packages_write_for_missing_is_missing(
     others = b"n,s\n1,x\n(null),(null)\n(blank),(blank)\n#N/A N/A,<null>\n---,---\n5,y\n"
     read = parse_table("o.csv", others)
     assert read.frame["n"].tolist()[::5] == [1, 5] and read.frame.isna().sum().tolist() == [4, 4]
+    # the US Census Bureau's "not applicable" and "no margin of error"
+    census = parse_table("acs.csv", b"est,moe\n1200,*****\n(X),85\n900,40\n").frame
+    assert census["moe"].tolist()[1:] == [85, 40] and census.isna().sum().tolist() == [1, 1]
     # no one writes them as a value: missing in a text column too
     assert pd.isna(frame["team"].iloc[0]) and frame["team"].tolist()[1:] == ["b", "c", "d"]
     assert parsed.missing["team"] == {"#N/A": 1}
@@ -1015,6 +1018,25 @@ def test_a_world_bank_indicator_file_is_read_below_its_source_lines() -> None:
     ]
     assert frame["Country Name"].iloc[1] == "Korea, Rep." and frame["1961"].iloc[0] == 1e9 + 1
     assert frame["1960"].isna().iloc[0] and str(frame["2022"].dtype) == "float64"
+
+
+def test_a_census_download_reads_both_header_rows_and_its_placeholders() -> None:
+    """data.census.gov: variable codes, then a row of labels, then numbers with `*****` where
+    a margin of error does not apply."""
+    head = "GEO_ID,NAME,B01001_001E,B01001_001M,B01001_002E,B01001_002M\n"
+    head += '"Geography","Geographic Area Name","Estimate!!Total:","Margin of Error!!Total:",'
+    head += '"Estimate!!Total:!!Male:","Margin of Error!!Total:!!Male:"\n'
+    rows = "".join(
+        f'0500000US{i:05d},"County {i}, State",{1000 + i},{"*****" if i % 3 else 12 + i},'
+        f"{500 + i},{7 + i}\n"
+        for i in range(30)
+    )
+    parsed = parse_table("ACSDT5Y2022.B01001-Data.csv", (head + rows).encode())
+    frame = parsed.frame
+    assert parsed.header_rows == 2
+    assert frame.columns[2] == "B01001_001E Estimate!!Total:"
+    assert str(frame["B01001_001M Margin of Error!!Total:"].dtype) == "float64"
+    assert parsed.missing["B01001_001M Margin of Error!!Total:"] == {"*****": 20}
 
 
 def test_semicolon_file_with_decimal_commas() -> None:

@@ -31,7 +31,8 @@ import pyarrow.compute as pc
 # no value (`#N/A`, `#NA` and the error values a formula leaves in an exported CSV), pandas'
 # `<NA>` and `#N/A N/A`, the `.`, `--`, `---` and dashes (`–`, `—`, `−`) statistics packages,
 # reports and web tables print, the `\N` of a MySQL or Hive export, a C library's `(null)`, a
-# pivot table's `(blank)`, and the words surveys and hand-kept sheets write among numbers
+# pivot table's `(blank)`, the US Census Bureau's `(X)` (not applicable) and `*****` (no margin
+# of error), and the words surveys and hand-kept sheets write among numbers
 # (`unknown`, `missing`, `not available`, `n.a.`, `nil`).
 MISSING_TOKENS: tuple[str, ...] = (
     "",
@@ -62,6 +63,8 @@ MISSING_TOKENS: tuple[str, ...] = (
     "(null)",
     "<null>",
     "(blank)",
+    "(X)",
+    "*****",
     "unknown",
     "missing",
     "not available",
