@@ -21,6 +21,7 @@ IMBALANCE_RATIO = 0.2
 ID_LIKE_SHARE = 0.9
 HIGH_CARDINALITY_MIN = 100
 MAX_CATEGORIES = 1000
+SPELLING_COLUMNS_SHOWN = 5
 LEAKAGE_GUARDRAIL = "Target leakage detection"
 MODEL_LEAKAGE_GUARDRAIL = "Target leakage against the model"
 
@@ -91,6 +92,26 @@ def _spelled_apart(counts: pd.Series) -> list[list[str]]:
     for label in counts.index:
         groups.setdefault(" ".join(str(label).split()).casefold(), []).append(str(label))
     return [g for g in groups.values() if len(g) > 1]
+
+
+def _categories_spelled_apart(
+    df: pd.DataFrame, features: list[str]
+) -> dict[str, list[list[tuple[str, int]]]]:
+    """Text features with values that are one value written differently (`Male`, `male`):
+    column -> groups of (value, rows). Columns of more than MAX_CATEGORIES values are IDs or
+    text, where a case difference is no spelling."""
+    out = {}
+    wanted = set(features)
+    texts = [c for c in seam.text_columns(df) if c in wanted]
+    # Bounded like the leakage check: a table of thousands of text columns is looked at in part.
+    for c in texts[: seam.LEAKAGE_MAX_COLUMNS]:
+        counts = df[c].value_counts()
+        if len(counts) > MAX_CATEGORIES:
+            continue
+        groups = _spelled_apart(counts)
+        if groups:
+            out[str(c)] = [[(k, int(counts[k])) for k in g] for g in groups]
+    return out
 
 
 def columns_to_drop(df: pd.DataFrame, target: str, features: list[str] | None = None) -> list[str]:
@@ -195,6 +216,25 @@ def check_data(
                     "and upload it again.",
                 )
             )
+
+    apart = _categories_spelled_apart(df, features)
+    if apart:
+        shown = "; ".join(
+            f"{c}: " + ", ".join(" / ".join(f"{k!r} ({n_})" for k, n_ in g) for g in groups[:3])
+            for c, groups in list(apart.items())[:SPELLING_COLUMNS_SHOWN]
+        )
+        more = len(apart) - SPELLING_COLUMNS_SHOWN
+        out.append(
+            Guardrail(
+                "Category spelling",
+                ALERTED,
+                f"Values that differ only in case or spaces: {shown}"
+                + (f"; and {more} more columns." if more > 0 else "."),
+                "Learned as different categories: if they are one, write each one way in the "
+                "file and upload it again.",
+                sorted(apart),
+            )
+        )
 
     absent = n - df[features].count()
     missing = {c: int(k) for c, k in absent.items() if k}

@@ -223,6 +223,26 @@ def test_class_labels_spelled_two_ways_are_named() -> None:
     assert "Class label spelling" not in _by_name(gr.check_data(clean, "y", "classification"))
 
 
+def test_categories_written_two_ways_are_named() -> None:
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame(
+        {
+            "sex": ["Male"] * 50 + ["male"] * 4 + ["Female"] * 46,
+            "city": rng.choice(["Lyon", "Nice"], 100),
+            "code": [f"A{i}" for i in range(100)],  # distinct values: no spelling to compare
+            "y": rng.integers(0, 2, 100),
+        }
+    )
+    rail = _by_name(gr.check_data(frame, "y", "classification"))["Category spelling"]
+    assert rail.status == gr.ALERTED and rail.columns == ["sex"]
+    assert "sex: 'Male' (50) / 'male' (4)" in rail.details
+    clean = frame.assign(sex=frame["sex"].str.capitalize())
+    assert "Category spelling" not in _by_name(gr.check_data(clean, "y", "classification"))
+    # a column left out of the run is not looked at
+    chosen = gr.check_data(frame, "y", "classification", ["city", "code"])
+    assert "Category spelling" not in _by_name(chosen)
+
+
 def test_the_run_names_features_that_add_up_to_the_target() -> None:
     from tests.test_guardrails import bike_share
 
