@@ -389,7 +389,7 @@ def test_a_wide_table_keeps_the_promise(tmp_path: Path) -> None:
     # Past 1,000 number columns at 10 s the search takes the ones that predict best alone, says
     # so, and the served model still takes a whole row of the table.
     trims = {t["step"]: t["reason"] for t in result.budget["trimmed"]}
-    assert "the 1,000 of 1,500 number columns" in trims["Columns"]
+    assert "the 1,000 of 1,500 columns" in trims["Columns"]
     model = mlflow.pyfunc.load_model(result.model_uri)
     assert len(model.predict(df.drop(columns=["label"]).head(5))) == 5
 
@@ -400,17 +400,20 @@ def test_columns_past_the_budget_are_the_ones_that_predict_least_alone() -> None
     rng = np.random.default_rng(3)
     X = pd.DataFrame(rng.normal(size=(400, 1300)), columns=[f"g{i}" for i in range(1300)])
     X.iloc[::7, 5] = np.nan  # missing cells count as the column's mean
-    X["tissue"] = rng.choice(["liver", "lung"], 400)  # text columns are always kept
     signal = X["g5"].fillna(0) + X["g900"] - X["g1299"]
     label = pd.Series(np.where(signal + rng.normal(scale=0.5, size=400) > 0, "tumour", "normal"))
+    # text columns are tested too: a genotype tied to the label, a tissue that is not
+    X["snp"] = np.where(label == "tumour", "AA", rng.choice(["AG", "GG"], 400))
+    X["tissue"] = rng.choice(["liver", "lung"], 400)
+    X["seen"] = pd.date_range("2024-01-01", periods=400)  # dates are always kept
     assert screen_limit(10) == 1000 and screen_limit(60) == 6000
-    left, numbers = screen_columns(X, label, True, 10)
-    assert numbers == 1300 and len(left) == 301 and "tissue" not in left
-    assert not {"g5", "g900", "g1299"} & set(left)
-    assert screen_columns(X, label, True, 14) == ([], 1300)  # 1,301 columns fit in 14 s
-    # regression ranks by correlation with the target
+    left, total = screen_columns(X, label, True, 10)
+    assert total == 1302 and len(left) == 303 and "seen" not in left
+    assert not {"g5", "g900", "g1299", "snp"} & set(left)
+    assert screen_columns(X, label, True, 14) == ([], 1302)  # 1,303 columns fit in 14 s
+    # a number target: correlation for numbers, ANOVA by category for text
     left, _ = screen_columns(X, signal, False, 10)
-    assert len(left) == 301 and not {"g900", "g1299"} & set(left)
+    assert len(left) == 303 and not {"g900", "g1299", "snp"} & set(left)
 
 
 def _big_frame(n: int = 150_000) -> pd.DataFrame:

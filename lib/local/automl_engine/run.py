@@ -60,9 +60,9 @@ def run_automl(
         kept = data.numbers_before_screen - len(data.screened)
         clock.trim(
             "Columns",
-            f"searched the {kept:,} of {data.numbers_before_screen:,} number columns that "
-            f"predict {spec.target} best on their own; a search on every column would not "
-            "finish in time (a bigger budget takes more of them)",
+            f"searched the {kept:,} of {data.numbers_before_screen:,} columns that predict "
+            f"{spec.target} best on their own; a search on every column would not finish in "
+            "time (a bigger budget takes more of them)",
             log,
         )
     costs = CostModel.for_folds(
