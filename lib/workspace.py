@@ -130,7 +130,7 @@ class DatasetService(Protocol):
         `missing_tokens` (default `lib.tabular.MISSING_TOKENS`) are read as missing values in
         columns that are otherwise numeric or datetime, by value in number columns when a token
         is a number (`lib.tabular.sentinels`), and in text columns as
-        `lib.tabular.columns.missing_in_text` says. `sheet` names the sheet of a workbook
+        `lib.tabular.text_missing.missing_in_text` says. `sheet` names the sheet of a workbook
         to read (default: the one holding the biggest table).
         """
         ...

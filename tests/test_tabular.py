@@ -1762,7 +1762,7 @@ def test_a_column_number_token_is_missing_in_that_column_only() -> None:
 
 
 def test_a_header_of_one_name_many_times_is_numbered_once_through() -> None:
-    from lib.tabular.csv_text import header_names
+    from lib.tabular.header_row import header_names
 
     assert header_names(["a", "a", "a_2", "a", ""]) == ["a", "a_3", "a_2", "a_4", "column_5"]
     names = header_names(["a"] * 20_000)

@@ -12,7 +12,8 @@ import io
 import re
 from dataclasses import dataclass
 
-from lib.tabular.csv_text import CsvLayout, detect_encoding, header_names
+from lib.tabular.csv_text import CsvLayout, detect_encoding
+from lib.tabular.header_row import header_names
 from lib.tabular.limits import TableError
 
 ARFF_SUFFIX = ".arff"

@@ -11,7 +11,7 @@ never held twice; the rare column whose kind changes late is read again as text.
 a text column the tokens no one writes as a value (`?`, `N/A`, `null`, `#N/A`, ...) and the
 tokens the operator added are missing too; the ones a category can be (`NA` for North America,
 `None` for no veneer, `-`, `.`) only when the same file writes them for missing numbers or dates
-(`missing_in_text`). Text is dictionary-encoded in memory (4 bytes a cell) and stored as plain
+(`lib.tabular.text_missing`). Text is dictionary-encoded in memory (4 bytes a cell) and stored as plain
 strings.
 """
 
@@ -235,7 +235,8 @@ def _parse_formatted(values: pa.Array, decimal_comma: bool = False) -> pa.Array:
     return pc.cast(pc.replace_substring_regex(values, NUMBER_DECORATION, ""), pa.float64())
 
 
-def _as_string(values: pa.Array) -> pa.Array:
+def as_string(values: pa.Array) -> pa.Array:
+    """Text values as plain strings (a dictionary or large-string column decoded)."""
     if pa.types.is_dictionary(values.type) or pa.types.is_large_string(values.type):
         return values.cast(pa.string())
     return values
@@ -286,7 +287,7 @@ class ColumnBuilder:
         """Type and keep one chunk of the column's strings."""
         if self.needs_reread:
             return
-        chunk = _as_string(chunk)
+        chunk = as_string(chunk)
         if self.kind == "text":
             self.chunks.append(self._text(chunk))
             return
@@ -462,7 +463,7 @@ class ColumnBuilder:
     def reread(self, chunks: Iterable[pa.Array]) -> None:
         """Read the column again (after `needs_reread`): as datetime if one format still
         parses every value, else as text."""
-        strings = [_as_string(c) for c in chunks]
+        strings = [as_string(c) for c in chunks]
         candidates = self.datetime_fits if self.kind == "datetime" else []
         self.needs_reread, self._unknown_tokens = False, False
         for target in candidates:
@@ -603,99 +604,3 @@ def _pandas_dtype(data_type: pa.DataType) -> str:
 def to_storage(table: pa.Table) -> pa.Table:
     """The table in its stored schema (dictionary text decoded)."""
     return table.cast(storage_schema(table.schema))
-
-
-def text_missing_tokens(
-    tokens: Iterable[str], recognised_elsewhere: Iterable[str]
-) -> tuple[frozenset[str], frozenset[str]]:
-    """The tokens read as missing in text columns, as (exact strings, lower-case strings):
-    placeholders as they are written (`N/A`, `n/a`; not `Nan`, a name), the operator's own
-    tokens in any case, and the word-like defaults exactly as the file writes them for missing
-    numbers or dates (`recognised_elsewhere`), so sodium's `Na` stays a value beside `NA`."""
-    defaults = {t.lower() for t in MISSING_TOKENS}
-    written = {t.strip() for t in recognised_elsewhere}
-    exact: set[str] = set()
-    folded: set[str] = set()
-    for token in tokens:
-        clean = token.strip()
-        low = clean.lower()
-        if not low:
-            continue
-        if low not in defaults:
-            folded.add(low)
-        elif low in PLACEHOLDER_TOKENS:
-            exact |= {clean, low, clean.upper()}
-        else:
-            exact |= {w for w in written if w.lower() == low}
-    return frozenset(exact), frozenset(folded)
-
-
-def missing_in_text(
-    table: pa.Table,
-    missing: dict[str, dict[str, int]],
-    tokens: Iterable[str],
-    kept_as_written: frozenset[str] = frozenset(),
-    written_for_missing: Iterable[str] = (),
-) -> tuple[pa.Table, dict[str, dict[str, int]]]:
-    """Text columns with the cells holding a missing-value token made missing, and the
-    tokens counted; columns in `kept_as_written` are left as they are. `written_for_missing`:
-    tokens the file is known to write for a missing value (R's bare `NA`)."""
-    text = [
-        str(n)
-        for n, t in zip(table.column_names, table.schema.types, strict=True)
-        if is_textual(t) and str(n) not in kept_as_written
-    ]
-    if not text:
-        return table, missing
-    elsewhere = [t for name, counts in missing.items() if name not in text for t in counts]
-    elsewhere += list(written_for_missing)
-    exact, folded = text_missing_tokens(tokens, elsewhere)
-    if not exact and not folded:
-        return table, missing
-    value_sets = (pa.array(sorted(exact), pa.string()), pa.array(sorted(folded), pa.string()))
-    missing = {k: dict(v) for k, v in missing.items()}
-    # Positions looked up once and columns replaced together: per column, both cost the
-    # width of the table (quadratic in a wide one).
-    where = {str(n): i for i, n in enumerate(table.column_names)}
-    columns = table.columns
-    for name in text:
-        index = where[name]
-        column = columns[index]
-        counts: Counter[str] = Counter()
-        chunks = []
-        for chunk in column.chunks:
-            hit = _token_cells(chunk, *value_sets)
-            if hit is None:
-                chunks.append(chunk)
-                continue
-            strings = _as_string(chunk)
-            for item in pc.value_counts(pc.filter(strings, hit)).to_pylist():
-                counts[item["values"]] += item["counts"]
-            cleaned = pc.if_else(hit, pa.scalar(None, pa.string()), strings)
-            chunks.append(
-                pc.dictionary_encode(cleaned) if chunk.type == TEXT else cleaned.cast(chunk.type)
-            )
-        if counts:
-            missing.setdefault(name, {}).update(counts)
-            columns[index] = pa.chunked_array(chunks, column.type)
-    return pa.Table.from_arrays(columns, schema=table.schema), missing
-
-
-def _token_cells(chunk: pa.Array, exact: pa.Array, folded: pa.Array) -> pa.Array | None:
-    """Which cells of a text chunk hold a token (`exact` as written, `folded` in any case);
-    None if none does."""
-
-    def found(values: pa.Array) -> pa.Array:
-        hit = pc.is_in(values, value_set=exact)
-        if len(folded):
-            hit = pc.or_(hit, pc.is_in(pc.utf8_lower(values), value_set=folded))
-        return pc.fill_null(hit, False)
-
-    if pa.types.is_dictionary(chunk.type):
-        # The dictionary first: most text columns hold no token, and it is small.
-        known = found(chunk.dictionary)
-        if not pc.any(known).as_py():
-            return None
-        return pc.fill_null(pc.take(known, chunk.indices), False)
-    hit = found(chunk)
-    return hit if pc.any(hit).as_py() else None

@@ -16,12 +16,18 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from lib.tabular import fixed_width
-from lib.tabular.columns import MISSING_TOKENS as _DEFAULT_MISSING
+from lib.tabular.header_row import (
+    SNIFF_MAX_LINES,
+    first_row_is_data,
+    looks_numeric,
+    merge_header_rows,
+    numberish,
+    second_header_row,
+)
 from lib.tabular.limits import TableError
 
 CSV_DELIMITERS = ",;\t|"
 SNIFF_MAX_BYTES = 64 * 1024
-SNIFF_MAX_LINES = 50
 HEADER_MAX_BYTES = 16 * 1024 * 1024
 UTF8_BOM = codecs.BOM_UTF8
 _CHECK_CHUNK = 1 << 20
@@ -36,7 +42,6 @@ _SEP_HINT = re.compile(rb"sep=([^\r\n])\r?\n")
 # The five bytes Windows-1252 leaves undefined: a file with one of them is read as Latin-1.
 _NOT_CP1252 = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
-_CODE_NAME = re.compile(r"[A-Za-z]{0,2}\d+|[A-Za-z]")
 _SPACE_RUN = re.compile(r"[ \t]+")
 _LINE_PADDING = re.compile(r"^[ \t]+|[ \t]+(?=\r?$)", re.MULTILINE)
 _SPACE_RUN_BYTES = re.compile(rb"[ \t]+")
@@ -44,7 +49,6 @@ _PADDED = re.compile(r"\S {2,}\S")
 _SPACE_TOKEN = r'(?:"(?:[^"]|"")*"|[^\s"]+)'
 _SPACE_TOKENS = re.compile(rf"^{_SPACE_TOKEN}(?: {_SPACE_TOKEN})*\r?$")
 _BLANK_LINES = re.compile(rb"(?:[ \t]*\r?\n|[ \t]*\r(?!\n))*")
-_DECORATION = re.compile(r"[$€£¥,%\s()]")
 # The first cell of a totals row below a table ("Total", "Grand total", "TOTAL:", "Sum").
 _TOTAL_LABEL = re.compile(r"^((grand|sub)\s*)?totals?\b|^sum:?$", re.IGNORECASE)
 _LINE_PADDING_BYTES = re.compile(rb"^[ \t]+|[ \t]+(?=\r?$)", re.MULTILINE)
@@ -255,7 +259,7 @@ def _note(row: Sequence[Any], width: int, strict: bool = True) -> bool:
 
 def _text_cell(value: Any) -> bool:
     text = _cell(value)
-    return bool(text) and isinstance(value, str) and not _looks_numeric(text)
+    return bool(text) and isinstance(value, str) and not looks_numeric(text)
 
 
 def _totals(row: Sequence[Any], above: Sequence[Sequence[Any]]) -> bool:
@@ -265,7 +269,7 @@ def _totals(row: Sequence[Any], above: Sequence[Sequence[Any]]) -> bool:
     j, label = cells[0][0], _cell(cells[0][1])
     if not _TOTAL_LABEL.match(label):
         return False
-    numbers = any(not isinstance(v, str) or _numberish(_cell(v)) for _, v in cells[1:])
+    numbers = any(not isinstance(v, str) or numberish(_cell(v)) for _, v in cells[1:])
     return numbers and all(len(r) <= j or _cell(r[j]) != label for r in above)
 
 
@@ -343,190 +347,6 @@ def collapse_spaces(text: str) -> str:
 def collapse_space_bytes(data: bytes) -> bytes:
     """`collapse_spaces` on bytes (ASCII spaces and tabs only, so any encoding holds)."""
     return _SPACE_RUN_BYTES.sub(b" ", _LINE_PADDING_BYTES.sub(b"", data))
-
-
-def _looks_numeric(value: str, decimal_comma: bool = False) -> bool:
-    if decimal_comma:
-        value = value.replace(",", ".")
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _numberish(text: str) -> bool:
-    """A number, perhaps written for people ($1,234.50, 12 %, (5))."""
-    return _looks_numeric(_DECORATION.sub("", text))
-
-
-def _is_whole(value: str, decimal_comma: bool) -> bool:
-    return value.strip().lstrip("+-").isdigit() if not decimal_comma else "," not in value
-
-
-def first_row_is_data(header: list[str], rows: Sequence[Sequence[str]], delimiter: str) -> bool:
-    """True when the first row of a file holds values, not column names (as UCI's `.data`
-    files and `write.table(col.names = FALSE)` write them).
-
-    Every column whose sample values are all numbers must have a number on the first row
-    (a name above numbers is a header); and then the first row is all numbers, or has a
-    fraction (column names may be years, never 2.5), or one of its text cells recurs among
-    the values of its own column (`Private` above a column of `Private`s). A table of text
-    alone needs most of its first row to recur so (the mushroom data's `p,x,s,n,...`).
-    """
-    width = len(header)
-    if width < 2:
-        return False
-    decimal_comma = delimiter == ";"
-    tokens = {t.lower() for t in _DEFAULT_MISSING}
-    cells = [h.strip() for h in header]
-    # The first row again further down (files joined one after another) says nothing.
-    rows = [r for r in rows if [v.strip() for v in r] != cells]
-    body = [r for r in rows if len(r) == width][:SNIFF_MAX_LINES]
-    numeric_columns = text_columns = recurring = 0
-    for j, cell in enumerate(cells):
-        values = [v for v in (r[j].strip() for r in body) if v.lower() not in tokens]
-        if not values:
-            continue
-        if all(_looks_numeric(v, decimal_comma) for v in values):
-            if not (_looks_numeric(cell, decimal_comma) or cell.lower() in tokens):
-                return False
-            numeric_columns += 1
-        else:
-            text_columns += 1
-            recurring += bool(cell) and cell in values
-    numbers = [c for c in cells if c and _looks_numeric(c, decimal_comma)]
-    if len(numbers) == width:
-        return True
-    if not numeric_columns:
-        return text_columns >= 2 and recurring * 2 > text_columns
-    return recurring > 0 or any(not _is_whole(c, decimal_comma) for c in numbers)
-
-
-def header_names(header: list[str]) -> list[str]:
-    """Column names of a header row: stripped (a line break inside one a space), a blank one named after its position
-    (``column_1`` for the first, as the index column pandas writes without a name), and a
-    name that repeats numbered from its second time (``Date``, ``Date_2``)."""
-    names = [_name(h) or f"column_{i + 1}" for i, h in enumerate(header)]
-    taken = set(names)
-    seen: set[str] = set()
-    # Where each repeated name's numbering goes on: a header of one name 20,000 times would
-    # otherwise count up from 2 for every column (quadratic, 28 s for a 64 KB header line).
-    next_number: dict[str, int] = {}
-    out = []
-    for name in names:
-        if name in seen:
-            n = next_number.get(name, 2)
-            while f"{name}_{n}" in taken:
-                n += 1
-            next_number[name] = n + 1
-            name = f"{name}_{n}"
-            taken.add(name)
-        seen.add(name)
-        out.append(name)
-    return out
-
-
-def _name(cell: Any) -> str:
-    """A header cell as a name: spaces, tabs and line breaks inside it as one space."""
-    return " ".join(str(cell).split())
-
-
-def renamed_columns(header: list[str]) -> list[str]:
-    """The names `header_names` gave to repeated names of a header row."""
-    given = [_name(h) or f"column_{i + 1}" for i, h in enumerate(header)]
-    return [new for old, new in zip(given, header_names(header), strict=True) if new != old]
-
-
-def second_header_row(
-    header: Sequence[str], candidate: Sequence[str], rows: Sequence[Sequence[str]], delimiter: str
-) -> bool:
-    """True when the row below the header names the columns again: words above the numeric
-    columns and no number (UCI's credit-card default data puts X1..X23 above LIMIT_BAL, SEX,
-    ...; engineering exports put units below the names, blank above unitless columns)."""
-    width = len(header)
-    if width < 2 or len(candidate) != width or sum(1 for h in header if str(h).strip()) < 2:
-        return False
-    decimal_comma = delimiter == ";"
-    tokens = {t.lower() for t in _DEFAULT_MISSING}
-    body = [r for r in rows if len(r) == width][:SNIFF_MAX_LINES]
-    numeric = named = 0
-    for j in range(width):
-        values = [v for v in (str(r[j]).strip() for r in body) if v.lower() not in tokens]
-        if not values or not all(_looks_numeric(v, decimal_comma) for v in values):
-            continue
-        numeric += 1
-        cell = str(candidate[j]).strip()
-        if _looks_numeric(cell, decimal_comma):
-            return False
-        named += bool(cell) and cell.lower() not in tokens
-    return named >= 2 and named * 2 >= numeric
-
-
-def merge_header_rows(first: Sequence[str], second: Sequence[str]) -> list[str]:
-    """One name per column from two header rows: both (`Temperature °C`), or the second alone
-    where the first is blank, repeats it or is a code (`X1`, `V12`). A name over several
-    columns (a merged cell: `Q1` over `sales` and `units`, blank beside it) names each of them
-    (`Q1 sales`, `Q1 units`)."""
-    upper = [str(a).strip() for a in first]
-    lower = [str(b).strip() for b in second]
-    groups = _header_groups(upper, lower)
-    names = []
-    for a, b, group in zip(upper, lower, groups, strict=True):
-        if group:
-            names.append(f"{group} {b}" if b else group)
-        elif not b:
-            names.append(a)
-        elif not a or a == b or _CODE_NAME.fullmatch(a):
-            names.append(b)
-        else:
-            names.append(f"{a} {b}")
-    return names
-
-
-def _header_groups(upper: list[str], lower: list[str]) -> list[str]:
-    """For each column, the upper name it falls under when that name spans several columns
-    (filled, then blank above named columns to its right), else ""."""
-    groups = [""] * len(upper)
-    for j, name in enumerate(upper):
-        if not name or j + 1 >= len(upper) or upper[j + 1] or not lower[j + 1]:
-            continue
-        k = j
-        while k < len(upper) and (k == j or (not upper[k] and lower[k])):
-            groups[k] = name
-            k += 1
-    return groups
-
-
-def positional_names(width: int) -> list[str]:
-    """Names of the columns of a file without a header row: column_1, column_2, ..."""
-    return [f"column_{i + 1}" for i in range(width)]
-
-
-def check_header(header: list[str]) -> None:
-    """Refuse a missing or numeric (no header row) set of column names."""
-    if not header or all(not h.strip() for h in header):
-        raise TableError("The first line is empty: a header row with column names is required.")
-    header = header_names(header)
-    if all(_looks_numeric(h.strip()) for h in header):
-        raise TableError(
-            "The first row is all numbers, so the file seems to have no header row: "
-            "add a first line with column names."
-        )
-
-
-def check_duplicates(names: list[str]) -> None:
-    """Refuse column names that repeat (after stripping blanks)."""
-    seen: set[str] = set()
-    dupes: list[str] = []
-    for name in names:
-        key = name.strip()
-        if key in seen and key not in dupes:
-            dupes.append(key)
-        seen.add(key)
-    if dupes:
-        shown = ", ".join(repr(d) for d in dupes[:20])
-        raise TableError(f"Duplicate column names: {shown}.")
 
 
 def _line_end(body: memoryview, limit: int = HEADER_MAX_BYTES) -> int:

@@ -22,15 +22,13 @@ from typing import Any
 import pyarrow as pa
 
 from lib.settings import UploadLimits
-from lib.tabular.csv_text import (
-    TITLE_MAX_ROWS,
+from lib.tabular.csv_text import TITLE_MAX_ROWS, footer_rows, title_rows
+from lib.tabular.header_row import (
     check_header,
-    footer_rows,
     header_names,
     merge_header_rows,
     renamed_columns,
     second_header_row,
-    title_rows,
 )
 from lib.tabular.limits import TableError, check_columns, check_decoded_size, check_rows
 

@@ -16,7 +16,7 @@ import re
 import pyarrow as pa
 
 from lib.settings import UploadLimits
-from lib.tabular.csv_text import header_names, merge_header_rows, second_header_row
+from lib.tabular.header_row import header_names, merge_header_rows, second_header_row
 from lib.tabular.limits import TableError, check_columns, check_decoded_size, check_rows
 
 _SPACES = re.compile(r"\s+")

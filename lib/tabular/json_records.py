@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from lib.settings import UploadLimits
-from lib.tabular.csv_text import header_names
+from lib.tabular.header_row import header_names
 from lib.tabular.limits import TableError, check_columns, check_decoded_size, check_rows
 
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson", ".geojson")

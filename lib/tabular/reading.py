@@ -30,7 +30,6 @@ from lib.tabular.arff import arff_as_csv, is_arff
 from lib.tabular.columns import (
     ColumnBuilder,
     is_textual,
-    missing_in_text,
     normalize_column,
     normalize_tokens,
     to_storage,
@@ -47,17 +46,15 @@ from lib.tabular.csv_body import (
     without_header_repeats,
     written_by_r,
 )
-from lib.tabular.csv_text import (
-    CsvLayout,
-    as_csv_bytes,
+from lib.tabular.csv_text import CsvLayout, as_csv_bytes, csv_layout
+from lib.tabular.excel import OLE_MAGIC, ZIP_MAGIC, read_excel
+from lib.tabular.header_row import (
     check_duplicates,
     check_header,
-    csv_layout,
     header_names,
     positional_names,
     renamed_columns,
 )
-from lib.tabular.excel import OLE_MAGIC, ZIP_MAGIC, read_excel
 from lib.tabular.html_tables import is_html_table, read_html_table
 from lib.tabular.json_records import is_json, read_json_table
 from lib.tabular.limits import (
@@ -70,6 +67,7 @@ from lib.tabular.limits import (
 from lib.tabular.sentinels import missing_in_numbers
 from lib.tabular.stat_files import KINDS as STAT_KINDS
 from lib.tabular.stat_files import read_stat_file, stat_format
+from lib.tabular.text_missing import missing_in_text
 
 PARQUET_MAGIC = b"PAR1"
 # Spreadsheets, by extension or by their zip or OLE (.xls) magic bytes.
