@@ -19,6 +19,9 @@ from lib.tabular.number_words import spoiled_note, words_among_numbers
 LEAKAGE_SCORE = 0.95
 # After the search: a feature alone reaching this share of the best model's lift over chance leaks.
 RELATIVE_LEAKAGE = 0.98
+# ... when it scores at least this alone: a feature that beats a model barely above chance
+# (AUC 0.53) only shows the model learnt little, not that the feature leaks.
+RELATIVE_MIN_SCORE = {"classification": 0.75, "regression": 0.5}
 # The model metric a one-feature score is compared with, and what a guess scores on it.
 LEAKAGE_METRIC = {"classification": "AUC_weighted", "regression": "r2_score"}
 CHANCE = {"classification": 0.5, "regression": 0.0}
@@ -419,7 +422,7 @@ def relative_leakage(scores: dict[str, float], best: float | None, task: str) ->
 
     Both are measured above chance, (s - 0.5) / (best - 0.5) for AUC and s / best for R², so
     a feature that dominates a weak model is not called a leak; nothing is flagged unless the
-    model beats chance. Highest share first.
+    model beats chance and the feature alone scores ``RELATIVE_MIN_SCORE``. Highest share first.
     """
     chance = CHANCE.get(task)
     if chance is None or best is None or not np.isfinite(best) or best <= chance:
@@ -430,8 +433,11 @@ def relative_leakage(scores: dict[str, float], best: float | None, task: str) ->
         if s is None or not np.isfinite(s):
             continue
         share = (s - chance) / (best - chance)
-        if share >= RELATIVE_LEAKAGE:
-            reason = f"{c} alone reaches {share * 100:.1f} % of the model's {metric} {best:.3f}"
+        if share >= RELATIVE_LEAKAGE and s >= RELATIVE_MIN_SCORE[task]:
+            if share > 1:
+                reason = f"{c} alone scores above the model's {metric} {best:.3f}"
+            else:
+                reason = f"{c} alone reaches {share * 100:.1f} % of the model's {metric} {best:.3f}"
             if chance:
                 reason += f" ({metric} {s:.3f} alone, both counted above chance {chance:g})"
             flags.append(ColumnFlag(str(c), "leakage", reason, round(s, 4), round(share, 4)))

@@ -137,8 +137,8 @@ def layout_notes(file_name: str, data: bytes, sheet: str | None = None) -> list[
         )
     if layout.footer_rows:
         footer = layout.footer_rows
-        rows = f"last {footer} rows" if footer > 1 else "last row"
-        notes.append(f"The {rows} below the table hold notes or totals, not data: left out.")
+        rows = f"last {footer} rows below the table hold" if footer > 1 else "last row holds"
+        notes.append(f"The {rows} notes or totals, not data: left out.")
     if layout.note_rows:
         count = len(layout.note_rows)
         lines = f"{count} lines" if count > 1 else "A line"

@@ -92,7 +92,8 @@ with st.expander("New AutoML run", expanded=not automl.jobs(), icon=":material/a
             "Task",
             TASKS,
             index=TASKS.index(suggest_task(profile, target)),
-            key="automl_task",
+            # One per target: a fixed key would keep the first target's task for every other.
+            key=f"automl_task_{ds_name}_{ds_version}_{target}",
         )
         metric = c3.selectbox("Primary metric", primary_metrics(task), key=f"automl_metric_{task}")
         candidates = [c for c in dv.column_names if c != target]

@@ -260,6 +260,17 @@ def test_relative_leakage_needs_a_model_above_chance() -> None:
     assert g.relative_leakage({"x": -0.1}, -0.2, "regression") == []
     assert g.relative_leakage({"x": 0.9}, None, "classification") == []
     assert g.relative_leakage({"x": 0.9}, float("nan"), "regression") == []
+
+
+def test_relative_leakage_needs_a_feature_strong_on_its_own() -> None:
+    # A model barely above chance (a 0.5 % minority class): a noisy feature scoring 0.65 alone
+    # is "581 % of the model's lift", which says the model is weak, not that the feature leaks.
+    assert g.relative_leakage({"passenger_count": 0.65}, 0.527, "classification") == []
+    assert g.relative_leakage({"x": 0.45}, 0.44, "regression") == []
+    # Strong alone and above a strong model: flagged, said without a share over 100 %.
+    flags = g.relative_leakage({"rownames": 0.995}, 0.97, "regression")
+    assert flags and flags[0].reason.startswith("rownames alone scores above the model's R² 0.970")
+    assert "%" not in flags[0].reason.split("(")[0]
     assert g.relative_leakage({"x": float("nan")}, 0.9, "regression") == []
 
 

@@ -92,6 +92,8 @@ def test_layout_notes_say_where_the_table_was_found() -> None:
     assert "last 2 rows below the table hold notes or totals" in " ".join(
         layout_notes("report.csv", report)
     )
+    one = b"region,units,price\nNorth,3,1.5\nSouth,4,2.5\nEast,5,1.0\nTotal,12,\n"
+    assert "The last row holds notes or totals, not data: left out." in layout_notes("one.csv", one)
 
 
 def test_words_are_added_to_the_token_text_once() -> None:

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from lib.automl_rules import ESTIMATORS
 from lib.local import tracking
 from lib.local.automl_engine import (
     BAG_SUBSAMPLE,
@@ -26,6 +27,7 @@ from lib.local.automl_engine import (
     run_automl,
 )
 from lib.local.automl_engine.budget import Clock, CostModel
+from lib.local.automl_engine.data import resolve_estimators
 from lib.local.automl_engine.members import (
     BOOSTERS,
     MULTI_THREAD_MIN_CELLS,
@@ -245,6 +247,24 @@ def test_regression_with_cv(tmp_path: Path) -> None:
     assert raw.fast_predict(json.loads(rows.to_json(orient="records"))) == list(
         raw.predict(None, rows)
     )
+
+
+def test_the_forms_algorithms_resolve_for_every_task() -> None:
+    """The AutoML form sends one list of algorithms whatever the task: a regression run leaves
+    out the classifier lrl1 (and says so) instead of failing."""
+    said: list[str] = []
+    for task in ("classification", "regression"):
+        spec = AutoMLSpec(target="y", task=task, estimators=list(ESTIMATORS))
+        wanted = resolve_estimators(spec, has_missing=False, log=said.append)
+        assert ("lrl1" in wanted) == (task == "classification")
+        assert set(wanted) == set(ESTIMATORS) - ({"lrl1"} if task == "regression" else set())
+    assert said == ["lrl1 skipped: it is a classifier, and this run is a regression"]
+    with pytest.raises(ValueError, match="lrl1 is a classifier"):
+        resolve_estimators(
+            AutoMLSpec(target="y", task="regression", estimators=["lrl1"]), False, print
+        )
+    with pytest.raises(ValueError, match="unsupported estimators"):
+        resolve_estimators(AutoMLSpec(target="y", estimators=["svm"]), False, print)
 
 
 @pytest.mark.slow

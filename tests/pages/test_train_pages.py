@@ -34,10 +34,27 @@ def test_automl_form_suggests_target_and_blocks_bad_request(local_workspace) -> 
     local_workspace.datasets.upload("small", csv, "small.csv")
     at = open_page("automl.py")
     assert at.selectbox(key="automl_target_small_1").value == "y"
-    assert at.selectbox(key="automl_task").value == "classification"
+    assert at.selectbox(key="automl_task_small_1_y").value == "classification"
     button(at, "Submit AutoML run").click().run()
     assert any("at least 50 are needed" in e.value for e in at.error)
     assert local_workspace.automl.jobs() == []
+
+
+def test_the_task_follows_the_chosen_target(local_workspace) -> None:
+    csv = b"age,income,y\n" + b"".join(
+        f"{20 + i % 50},{1000 + 37 * i},{'yes' if i % 4 else 'no'}\n".encode() for i in range(120)
+    )
+    local_workspace.datasets.upload("mixed", csv, "mixed.csv")
+    at = open_page("automl.py")
+    assert at.selectbox(key="automl_task_mixed_1_y").value == "classification"
+    at.selectbox(key="automl_target_mixed_1").set_value("income").run()
+    assert at.selectbox(key="automl_task_mixed_1_income").value == "regression"
+    assert not any("regression target" in w.value for w in at.warning)
+    button(at, "Submit AutoML run").click().run()
+    assert not at.exception and not at.error
+    (job,) = local_workspace.automl.jobs()
+    request = job.spec["request"]
+    assert request["task"] == "regression" and request["target"] == "income", request
 
 
 def test_models_page_empty(local_workspace) -> None:

@@ -68,6 +68,15 @@ def resolve_estimators(spec: AutoMLSpec, has_missing: bool, log: Callable[[str],
     """The estimators to search: the spec's, or every supported one, minus what cannot run."""
     supported = SUPPORTED_ESTIMATORS[spec.task]
     wanted = list(spec.estimators) if spec.estimators else list(supported)
+    if spec.task == "regression" and "lrl1" in wanted:
+        # The form offers one list for every task; lrl1 is a classifier (L1 logistic regression).
+        log("lrl1 skipped: it is a classifier, and this run is a regression")
+        wanted.remove("lrl1")
+        if not wanted:
+            raise ValueError(
+                "lrl1 is a classifier (L1 logistic regression): choose another algorithm for a "
+                "regression run"
+            )
     unknown = [e for e in wanted if e not in supported]
     if unknown:
         raise ValueError(f"unsupported estimators {unknown}; choose from {supported}")
