@@ -1054,6 +1054,29 @@ def test_semicolon_file_with_decimal_commas() -> None:
     assert parse_table("us.csv", b'n\n"1,500"\n2\n').frame["n"].tolist() == [1500.0, 2.0]
 
 
+def test_thousands_dots_in_whole_numbers_of_a_decimal_comma_file() -> None:
+    """A German spreadsheet's export writes 13.510 items beside 998: thousands, not 13.51.
+    A semicolon file whose numbers have decimal points only keeps them (`1.250` beside `7.4`)."""
+
+    def german(x: float, digits: int) -> str:
+        return f"{x:,.{digits}f}".translate(str.maketrans(",.", ".,"))
+
+    rows = ["Datum;Filiale;Umsatz;Menge;Anteil"]
+    counts = [40 + (i * 7919) % 20_000 for i in range(3000)]
+    for i, menge in enumerate(counts):
+        rows.append(
+            f"{1 + i % 28:02d}.10.2020;F{i % 4};{german(i * 1000 + 0.63, 2)};"
+            f"{german(menge, 0)};0,{i % 10}"
+        )
+    frame = parse_table("umsatz.csv", "\n".join(rows).encode()).frame
+    assert frame["Menge"].tolist() == counts
+    assert frame["Umsatz"].iloc[2] == 2000.63 and frame["Anteil"].iloc[3] == 0.3
+    wine = b"a;b;c\n7.4;0.7;1.250\n7.8;0.88;2.500\n11.2;0.28;3\n"
+    assert parse_table("wine.csv", wine).frame["c"].tolist() == [1.25, 2.5, 3.0]
+    # no value under a thousand, no decimal comma anywhere: a point is a point
+    assert parse_table("p.csv", b"a;b\n1.250;x\n2.500;y\n").frame["a"].tolist() == [1.25, 2.5]
+
+
 # --- hostile and huge files -----------------------------------------------------------------
 
 

@@ -153,6 +153,10 @@ _COMMA_DECIMAL_DECORATION = r"[$€£¥.%\s\x{a0}\x{202f}]"
 ACCOUNTING_NEGATIVE = r"^\(\s*([^()]*?)\s*\)$"
 # A thousands comma and then a decimal point: `1,234.50` can only be written the US way.
 _BOTH_MARKS = r"\d,\d{3}(,\d{3})*\.\d"
+# In a file with a decimal comma: a whole number with thousands dots (`13.510`), and one of at
+# most three digits, which needs none.
+_THOUSANDS_DOTS = r"^[-+−]?[1-9]\d{0,2}(\.\d{3})+$"
+_UNDER_A_THOUSAND = r"^[-+−]?\d{1,3}$"
 _ISO_TYPES = (pa.timestamp(TIMESTAMP_UNIT), pa.timestamp(TIMESTAMP_UNIT, tz="UTC"))
 _BOOL_WORDS = pa.array(["true", "false"])
 PROBE_VALUES = 64
@@ -318,6 +322,8 @@ class ColumnBuilder:
         """A clean numeric chunk (no padding, tokens or nulls) in one cast."""
         if chunk.null_count or self.kind not in ("unknown", "int", "float"):
             return None
+        if self.decimal_comma and pc.any(pc.match_substring(chunk, ".")).as_py():
+            return None  # `13.510` may be thirteen thousand: `_split` decides
         if self.kind in ("unknown", "int"):
             ints = _try_parse(chunk, pa.int64())
             if ints is not None:
@@ -342,7 +348,10 @@ class ColumnBuilder:
         cleaned = pc.if_else(is_token, pa.scalar(None, pa.string()), trimmed)
         values = pc.drop_null(cleaned)
         fits: list[str | pa.DataType] = []
-        if len(values) and classify:
+        dotted = self._dotted_fits(values) if len(values) and classify else None
+        if dotted is not None:
+            fits = dotted
+        elif len(values) and classify:
             if _try_parse(values, pa.int64()) is not None:
                 fits += ["int", "float", "formatted"]
             elif _try_parse(values, pa.float64()) is not None:
@@ -362,6 +371,28 @@ class ColumnBuilder:
                 candidates = self.datetime_fits or [*_ISO_TYPES, *DATETIME_FORMATS]
                 fits += [c for c in candidates if _try_parse(values, c) is not None]
         return _Chunk(cleaned=cleaned, token_counts=counts, values=len(values), fits=fits)
+
+    def _dotted_fits(self, values: pa.Array) -> list[str | pa.DataType] | None:
+        """In a file whose decimal mark is a comma, what numbers written with a dot fit.
+
+        Whole numbers with thousands dots beside numbers under a thousand written without
+        (`13.510` and `998` items, as a German spreadsheet exports them) are read so; other
+        numbers with a dot (`0.5`) have a decimal point, which reading the comma as the
+        decimal mark would turn into 5. None: no number with a dot here (or no number).
+        """
+        if not self.decimal_comma or not pc.any(pc.match_substring(values, ".")).as_py():
+            return None
+        thousands = pc.match_substring_regex(values, _THOUSANDS_DOTS)
+        small = pc.match_substring_regex(values, _UNDER_A_THOUSAND)
+        if pc.all(pc.or_(thousands, small)).as_py() and (
+            self.kind == "formatted"
+            or pc.any(small).as_py()
+            or pc.any(pc.match_substring_regex(values, r"\.\d{3}\.")).as_py()
+        ):
+            return ["formatted"]
+        if _try_parse(values, pa.float64()) is not None:
+            return ["float"]
+        return None
 
     def _written_in_us_style(self, values: pa.Array) -> bool:
         """In a file whose decimal mark is a comma, a column of numbers written the US way,

@@ -46,7 +46,7 @@ from lib.tabular.csv_body import (
     without_header_repeats,
     written_by_r,
 )
-from lib.tabular.csv_text import CsvLayout, as_csv_bytes, csv_layout
+from lib.tabular.csv_text import CsvLayout, as_csv_bytes, comma_is_decimal_mark, csv_layout
 from lib.tabular.excel import OLE_MAGIC, ZIP_MAGIC, read_excel
 from lib.tabular.header_row import (
     check_duplicates,
@@ -397,8 +397,7 @@ def parse_csv(
         data, end = without_header_repeats(data, layout, end)
     buffer = pa.py_buffer(data).slice(layout.body_offset, end - layout.body_offset)
     block = _block_size(layout.header_bytes)
-    # Spreadsheets write semicolon-separated files where the comma is the decimal mark.
-    decimal_comma = layout.delimiter == ";"
+    decimal_comma = comma_is_decimal_mark(data, layout)
     r_missing = ("NA",) if written_by_r(memoryview(data)[layout.body_offset : end], layout) else ()
     notes = NoteRows()
     try:
