@@ -1771,6 +1771,9 @@ def test_a_word_that_keeps_numbers_text_is_named() -> None:
     # a weather log's precipitation: "T" (trace) on 15 % of days
     rain = [f"{i / 100:.2f}" for i in range(85)] + ["T"] * 15
     assert numbers_spoiled_by_words(pd.DataFrame({"precip": rain})) == {"precip": {"T": 15}}
+    # years with a few whole dates (a contract's end): the dates are values, not "no value"
+    ends = ["2021", "2020", "2022", "2019"] * 40 + ["Jun 30, 2019"] * 20 + ["2019-12-31"] * 3
+    assert numbers_spoiled_by_words(pd.DataFrame({"Contract Valid Until": ends})) == {}
 
 
 def test_a_column_number_token_is_missing_in_that_column_only() -> None:

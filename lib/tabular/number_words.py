@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import pandas as pd
 
-from lib.tabular.columns import COMMA_DECIMAL_NUMBER, FORMATTED_NUMBER
+from lib.tabular.columns import COMMA_DECIMAL_NUMBER, DATETIME_FORMATS, FORMATTED_NUMBER
 
 # The cells that are numbers, as the reader would read them (plain, formatted, decimal comma;
 # the reader's patterns are Arrow's RE2, whose `\x{a0}` Python writes `\xa0`).
@@ -39,7 +40,28 @@ def words_among_numbers(values: pd.Series) -> dict[str, int]:
         return {}
     if counts[numeric].sum() < max(MIN_NUMBERS, NUMBER_SHARE * len(values)):
         return {}
+    # Years with a few whole dates among them (a contract's end, "Jun 30, 2019"): the dates are
+    # values, and reading them as missing would erase them.
+    if any(_is_date(str(w)) for w in words.index):
+        return {}
     return {str(w): int(n) for w, n in words.sort_values(ascending=False).items()}
+
+
+def _is_date(text: str) -> bool:
+    text = text.strip()
+    if not any(c.isdigit() for c in text):
+        return False
+    for pattern in DATETIME_FORMATS:
+        try:
+            datetime.strptime(text, pattern)
+        except ValueError:
+            continue
+        return True
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def numbers_spoiled_by_words(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
