@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
+from lib.local.scoring.connections import RECEIPT_EXPIRED
 from lib.local.scoring.keys import KeyStore
 from lib.local.scoring.payloads import (
     DEFAULT_MAX_BYTES,
@@ -378,6 +379,9 @@ class ScoringApp:
         try:
             body = await self._read_body(scope, receive)
             if body is None:
+                if scope.get(RECEIPT_EXPIRED):
+                    message = "Request body not received in time"
+                    return 408, dumps({"message": message}), None, deployed, None
                 return 499, dumps({"message": "Client disconnected"}), None, deployed, None
             qs = scope.get("query_string")
             query_method = None

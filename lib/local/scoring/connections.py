@@ -32,6 +32,13 @@ DEFAULT_RECEIPT_TIMEOUT_S = 10.0
 DEFAULT_MAX_CONNECTIONS = 2048
 # Descriptors kept for everything that is not a client connection (model files, SQLite, logs).
 RESERVED_FDS = 128
+# Scope key set on a request whose body did not arrive in time.
+RECEIPT_EXPIRED = "opsdeck.receipt_expired"
+_TIMEOUT_BODY = b'{"message": "Request body not received in time"}'
+REQUEST_TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+    b"connection: close\r\ncontent-length: %d\r\n\r\n" % len(_TIMEOUT_BODY) + _TIMEOUT_BODY
+)
 # At most one summary line per interval: a flood must not flood the log too.
 REPORT_INTERVAL_S = 60.0
 
@@ -128,6 +135,13 @@ class GuardedH11Protocol(H11Protocol):
             return
         # A request whose head and body arrived is being answered: never cut it off.
         if self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
+            cycle = self.cycle
+            if self.conn.their_state == h11.SEND_BODY and cycle is not None:
+                # The head arrived, the body did not: the request is logged as the server's
+                # timeout (408), not the client's hang-up, and a client still reading is told.
+                cycle.scope[RECEIPT_EXPIRED] = True
+                if not cycle.response_started:
+                    self.transport.write(REQUEST_TIMEOUT_RESPONSE)
             self.counters.expired += 1
             self.closing.add(self)
             self.transport.close()

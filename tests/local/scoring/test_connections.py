@@ -55,15 +55,33 @@ def _open(port: int, n: int, payload: bytes = b"", timeout: float = 5) -> list[s
     return socks
 
 
+class _Sink:
+    def __init__(self) -> None:
+        self.records: list = []
+
+    def record_request(self, record) -> None:
+        self.records.append(record)
+
+
 def test_a_request_not_received_in_time_is_closed_and_a_whole_one_is_answered():
-    app = create_app(_echo_served(), ScoringSettings(endpoint="slow"))
+    sink = _Sink()
+    app = create_app(_echo_served(), ScoringSettings(endpoint="slow", telemetry=sink))
     with LiveServer(app, http=guarded_protocol(receipt_timeout=0.5)) as server:
         silent, half = _open(server.port, 1)[0], _open(server.port, 1, HALF_REQUEST)[0]
         body = b'{"data": [{"x": 1}]'  # one byte short of Content-Length 20: the body stalls
         stalled = _open(server.port, 1, HALF_REQUEST.replace(b"10", b"20") + b"\r\n" + body)[0]
-        for s in (silent, half, stalled):
+        for s in (silent, half):
             s.settimeout(0.05)
             wait_for(lambda s=s: _closed_by_server(s), timeout=10, what="connection closed")
+        # The stalled body is the server's timeout: answered 408 before closing, and logged so
+        # (not as 499, a client that hung up).
+        answer = b""
+        while chunk := stalled.recv(4096):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer
+        assert answer.endswith(b'{"message": "Request body not received in time"}')
+        wait_for(lambda: sink.records or None, timeout=10, what="the request recorded")
+        assert [r.result_code for r in sink.records] == [408]
         ok = requests.post(server.url + "/score", json={"data": [{"x": 2.5}]}, timeout=5)
         assert ok.json() == {"result": [2.5]}
         for s in (silent, half, stalled):
