@@ -376,6 +376,11 @@ class ScoringApp:
                 return 404, dumps({"message": message}), None, None, None
             deployed = found
         rows = None
+        encoding = _header(scope, b"content-encoding")
+        if encoding is not None and encoding.strip().lower() not in (b"", b"identity"):
+            name = encoding.decode("latin-1")[:32]
+            message = f"Content-Encoding {name!r} is not supported: send the JSON uncompressed"
+            return 415, dumps({"message": message}), None, deployed, None
         try:
             body = await self._read_body(scope, receive)
             if body is None:

@@ -92,6 +92,8 @@ HOSTILE = {
     "1e999 in an integer column": _body(age="RAW:1e999"),
     "a 400-digit integer in an integer column": _body(age="RAW:" + "9" * 400),
     "a 400-digit integer in a number column": _body(balance="RAW:" + "9" * 400),
+    "a 5,000-digit integer in an integer column": _body(age="RAW:" + "9" * 5000),
+    "a 5,000-digit integer in a number column": _body(balance="RAW:-" + "9" * 5000),
     "2**63 in an integer column": _body(age="RAW:9223372036854775808"),
     "1e300 in an integer column": _body(age="RAW:1e300"),
     "a 30-digit string in an integer column": _body(age="9" * 30),
@@ -159,3 +161,18 @@ def test_a_model_answering_nan_gives_a_422_not_a_500():
         )
     assert r.status_code == 422
     assert "Row 1" in r.json()["message"] and "column 'balance'" in r.json()["message"]
+
+
+def test_a_compressed_body_is_refused_by_name(fast_endpoint):
+    import gzip
+
+    r = requests.post(
+        f"{fast_endpoint.url}/score",
+        data=gzip.compress(_body().encode()),
+        headers={**auth(fast_endpoint.primary), "Content-Encoding": "gzip"},
+        timeout=10,
+    )
+    assert r.status_code == 415
+    assert r.json()["message"] == (
+        "Content-Encoding 'gzip' is not supported: send the JSON uncompressed"
+    )
