@@ -1,11 +1,14 @@
 """Pipeline rules shared by both backends: run parameters, spec checks, schedule checks.
 
 A run's `ParameterAssignments` (REST) and the page's overrides go through `apply_parameters`, so
-an unknown name or a wrong type is refused the same way everywhere, naming the field.
+an unknown name or a wrong type is refused the same way everywhere, naming the field. REST callers
+may override the training parameters only: where and whether a published pipeline deploys is
+fixed by its definition (`check_rest_parameters`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, fields, replace
@@ -48,41 +51,132 @@ class Parameter:
     name: str
     kind: str  # "str", "int", "float", "bool", "int?" (int or null), "list[str]?"
     help: str
+    wanted: str  # what a value must be, in words: "a whole number of seconds"
+    # False: fixed by a published pipeline's definition, refused in a REST call's assignments.
+    rest: bool = True
 
 
 PARAMETERS: dict[str, Parameter] = {
     p.name: p
     for p in (
-        Parameter("dataset", "str", "Dataset name."),
-        Parameter("dataset_version", "int?", "Dataset version; null = the latest at run start."),
-        Parameter("target", "str", "Target (label) column."),
-        Parameter("task", "str", "classification or regression."),
-        Parameter("primary_metric", "str", "Metric the search optimises and the gate compares."),
-        Parameter("time_budget_s", "int", f"AutoML time budget in seconds (≥ {MIN_BUDGET_S})."),
-        Parameter("max_trials", "int?", "Maximum number of trials; null = no limit."),
-        Parameter("estimators", "list[str]?", f"Algorithms among {', '.join(ESTIMATORS)}."),
-        Parameter("validation", "str", "holdout or cv."),
-        Parameter("holdout_fraction", "float", "Share of rows held out (0.05-0.5)."),
-        Parameter("n_folds", "int", "Cross-validation folds (2-20)."),
-        Parameter("ensemble", "bool", "Try an ensemble of the best models."),
-        Parameter("experiment_name", "str", "Experiment the AutoML job is recorded under."),
-        Parameter("compute", "str", "Compute target (local, or an Azure cluster)."),
-        Parameter("model_name", "str", "Registered model name; empty = <dataset>-<target>."),
-        Parameter("deploy_endpoint", "str", "Endpoint to deploy to; empty = register only."),
-        Parameter("gated", "bool", "Deploy only if the new model beats the live one."),
-        Parameter("gate_margin", "float", "How much the new model must beat the live one by."),
+        Parameter("dataset", "str", "Dataset name.", "a dataset name (a string)"),
+        Parameter(
+            "dataset_version",
+            "int?",
+            "Dataset version; null = the latest at run start.",
+            "a version number (a whole number), or null for the latest",
+        ),
+        Parameter("target", "str", "Target (label) column.", "a column name (a string)"),
+        Parameter("task", "str", "classification or regression.", "a string"),
+        Parameter(
+            "primary_metric",
+            "str",
+            "Metric the search optimises and the gate compares.",
+            "a metric name (a string)",
+        ),
+        Parameter(
+            "time_budget_s",
+            "int",
+            f"AutoML time budget in seconds (≥ {MIN_BUDGET_S}).",
+            "a whole number of seconds",
+        ),
+        Parameter(
+            "max_trials",
+            "int?",
+            "Maximum number of trials; null = no limit.",
+            "a whole number, or null for no limit",
+        ),
+        Parameter(
+            "estimators",
+            "list[str]?",
+            f"Algorithms among {', '.join(ESTIMATORS)}.",
+            "a flat list of algorithm names (strings), or null for all of them",
+        ),
+        Parameter("validation", "str", "holdout or cv.", "a string"),
+        Parameter(
+            "holdout_fraction",
+            "float",
+            "Share of rows held out (0.05-0.5).",
+            "a number between 0.05 and 0.5",
+        ),
+        Parameter("n_folds", "int", "Cross-validation folds (2-20).", "a whole number"),
+        Parameter("ensemble", "bool", "Try an ensemble of the best models.", "true or false"),
+        Parameter(
+            "experiment_name",
+            "str",
+            "Experiment the AutoML job is recorded under.",
+            "an experiment name (a string)",
+        ),
+        Parameter(
+            "compute", "str", "Compute target (local, or an Azure cluster).", "a compute name"
+        ),
+        Parameter(
+            "model_name",
+            "str",
+            "Registered model name; empty = <dataset>-<target>.",
+            "a model name (a string)",
+            rest=False,
+        ),
+        Parameter(
+            "deploy_endpoint",
+            "str",
+            "Endpoint to deploy to; empty = register only.",
+            "an endpoint name (a string)",
+            rest=False,
+        ),
+        Parameter(
+            "gated",
+            "bool",
+            "Deploy only if the new model beats the live one.",
+            "true or false",
+            rest=False,
+        ),
+        Parameter(
+            "gate_margin",
+            "float",
+            "How much the new model must beat the live one by.",
+            "a number between -1 and 1",
+            rest=False,
+        ),
     )
 }
+REST_FIXED = tuple(name for name, p in PARAMETERS.items() if not p.rest)
 assert set(PARAMETERS) == {f.name for f in fields(PipelineSpec)}, "a spec field has no parameter"
 
-_KIND_TEXT = {
-    "str": "a string",
-    "int": "an integer",
-    "float": "a number",
-    "bool": "true or false",
-    "int?": "an integer or null",
-    "list[str]?": "a list of strings or null",
-}
+
+def value_in_words(value: Any) -> str:
+    """What a client sent, in words: 'null', 'the text "60"', 'a list holding a list'."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("infinity" if value > 0 else "minus infinity")
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        text = value if len(value) <= 40 else value[:37] + "..."
+        return f"the text {json.dumps(text)}"
+    if isinstance(value, list):
+        inner = sorted({_kind_of(v) for v in value if not isinstance(v, str)})
+        return f"a list holding {' and '.join(inner)}" if inner else "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
 
 
 def _type_ok(kind: str, value: Any) -> bool:
@@ -116,11 +210,20 @@ def apply_parameters(spec: PipelineSpec, assignments: dict[str, Any] | None) -> 
                 name, f"unknown parameter (known: {', '.join(sorted(PARAMETERS))})."
             )
         if not _type_ok(parameter.kind, value):
-            raise ParameterError(
-                name, f"must be {_KIND_TEXT[parameter.kind]}, not {type(value).__name__}."
-            )
+            raise ParameterError(name, f"must be {parameter.wanted}, not {value_in_words(value)}.")
         changes[name] = float(value) if parameter.kind == "float" else value
     return replace(spec, **changes)
+
+
+def check_rest_parameters(assignments: dict[str, Any]) -> None:
+    """Refuse, naming it, an assignment a REST caller may not make (deploy target and gate)."""
+    for name in assignments:
+        if name in REST_FIXED:
+            raise ParameterError(
+                name,
+                "is fixed by the published pipeline's definition and cannot be set over REST "
+                f"(fixed: {', '.join(REST_FIXED)}); publish a new version to change it.",
+            )
 
 
 def spec_problems(spec: PipelineSpec) -> list[ParameterError]:

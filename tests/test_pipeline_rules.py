@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from lib.pipeline_rules import (
+    PARAMETERS,
+    REST_FIXED,
     ParameterError,
     apply_parameters,
+    check_rest_parameters,
     check_schedule,
     check_spec,
     cron_fields,
@@ -45,14 +49,26 @@ def test_overrides_apply_with_their_types() -> None:
     ("assignments", "field", "words"),
     [
         ({"time_budget": 30}, "time_budget", "unknown parameter"),
-        ({"time_budget_s": "60"}, "time_budget_s", "must be an integer, not str"),
-        ({"time_budget_s": 60.5}, "time_budget_s", "must be an integer, not float"),
-        ({"time_budget_s": True}, "time_budget_s", "must be an integer, not bool"),
-        ({"dataset_version": "latest"}, "dataset_version", "an integer or null"),
-        ({"gate_margin": "0.1"}, "gate_margin", "must be a number"),
-        ({"gated": 1}, "gated", "true or false"),
-        ({"estimators": "lgbm"}, "estimators", "a list of strings"),
-        ({"estimators": [1]}, "estimators", "a list of strings"),
+        (
+            {"time_budget_s": "60"},
+            "time_budget_s",
+            'must be a whole number of seconds, not the text "60"',
+        ),
+        ({"time_budget_s": 60.5}, "time_budget_s", "whole number of seconds, not the number 60.5"),
+        ({"time_budget_s": True}, "time_budget_s", "whole number of seconds, not true"),
+        ({"time_budget_s": None}, "time_budget_s", "must be a whole number of seconds, not null."),
+        ({"n_folds": None}, "n_folds", "must be a whole number, not null"),
+        ({"dataset_version": "latest"}, "dataset_version", "or null for the latest, not the text"),
+        ({"gate_margin": "0.1"}, "gate_margin", 'a number between -1 and 1, not the text "0.1"'),
+        ({"gate_margin": math.nan}, "gate_margin", "must be a number between -1 and 1, not NaN."),
+        ({"holdout_fraction": math.inf}, "holdout_fraction", "not infinity"),
+        ({"gated": 1}, "gated", "must be true or false, not the number 1"),
+        ({"dataset": None}, "dataset", "must be a dataset name (a string), not null"),
+        ({"estimators": "lgbm"}, "estimators", "algorithm names (strings), or null for all of"),
+        ({"estimators": [1]}, "estimators", "not a list holding a number."),
+        ({"estimators": [["lgbm"]]}, "estimators", "a flat list of algorithm names"),
+        ({"estimators": [["lgbm"]]}, "estimators", "not a list holding a list."),
+        ({"estimators": {"a": 1}}, "estimators", "not an object."),
     ],
 )
 def test_bad_overrides_name_the_field(assignments: dict, field: str, words: str) -> None:
@@ -60,6 +76,31 @@ def test_bad_overrides_name_the_field(assignments: dict, field: str, words: str)
         apply_parameters(SPEC, assignments)
     assert caught.value.field == field
     assert words in str(caught.value)
+
+
+def test_type_errors_never_name_a_python_type() -> None:
+    for value in (None, math.nan, [["x"]], {"a": 1}, "text", 1.5, True):
+        for name in PARAMETERS:
+            try:
+                apply_parameters(SPEC, {name: value})
+            except ParameterError as exc:
+                message = str(exc)
+                for python in ("NoneType", "float", "list", "dict", "str", "bool", " int"):
+                    assert f"not {python.strip()}" not in message, message
+
+
+def test_rest_callers_cannot_set_the_deploy_target_or_the_gate() -> None:
+    assert set(REST_FIXED) == {"model_name", "deploy_endpoint", "gated", "gate_margin"}
+    for name, value in (
+        ("deploy_endpoint", "other-ep"),
+        ("gated", False),
+        ("gate_margin", -1.0),
+        ("model_name", "other"),
+    ):
+        with pytest.raises(ParameterError) as caught:
+            check_rest_parameters({"time_budget_s": 30, name: value})
+        assert caught.value.field == name and "fixed by the published pipeline" in str(caught.value)
+    check_rest_parameters({"time_budget_s": 30, "dataset_version": 2, "estimators": ["lgbm"]})
 
 
 def test_non_object_assignments_are_refused() -> None:

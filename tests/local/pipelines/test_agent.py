@@ -80,7 +80,7 @@ def test_rest_api_auth_validation_keys_and_snippets(ws: Workspace) -> None:
         (
             post({"ParameterAssignments": {"time_budget_s": "60"}}),
             "ParameterAssignments.time_budget_s",
-            "must be an integer",
+            "must be a whole number of seconds",
         ),
         (
             post({"ParameterAssignments": {"primary_metric": "rmse"}}),
