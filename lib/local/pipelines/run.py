@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from lib.audit import AuditLog
 from lib.errors import WorkspaceError
 from lib.local.jobs import JobContext, handler, log
 from lib.local.pipelines.store import PipelineStore, now_iso
@@ -242,6 +243,19 @@ class RunExecution:
         if gate.get("decision") != "deploy":
             raise StepSkipped(f"the gate kept the live model ({gate.get('reason', '')})")
         name, version = self.outputs["model_name"], self.outputs["model_version"]
+        try:
+            outputs = self._deploy(name, version)
+        except (StepFailed, WorkspaceError) as exc:
+            self._audit_deploy(name, version, f"failed: {exc}"[:500])
+            raise
+        except KeyboardInterrupt:
+            self._audit_deploy(name, version, "canceled while the endpoint was deploying")
+            raise
+        self._audit_deploy(name, version, "ok")
+        return outputs
+
+    def _deploy(self, name: str, version: int) -> dict[str, Any]:
+        spec = self.spec
         self.ws.deploy_model(name, version, spec.deploy_endpoint)
         self.log(f"deploying {name} v{version} to {spec.deploy_endpoint}")
         assert self.ws.endpoints is not None
@@ -263,6 +277,22 @@ class RunExecution:
             "scoring_uri": endpoint.scoring_uri,
             "deployed_version": version,
         }
+
+    def _audit_deploy(self, name: str, version: int, outcome: str) -> None:
+        """The deploy in the workspace's audit log, as the pipeline run that made it."""
+        run = self.pipelines.get_run(self.run_id)
+        try:
+            AuditLog(self.ws.settings.home).record(
+                "endpoint.deploy",
+                self.spec.deploy_endpoint,
+                f"{name} v{version} (pipeline {run.pipeline} v{run.pipeline_version}, "
+                f"trigger {run.trigger})",
+                outcome=outcome,
+                actor=f"pipeline {run.pipeline} run {self.run_id}",
+            )
+        except OSError as exc:
+            # The deploy has happened either way: say so where the run's reader looks.
+            self.log(f"the deploy could not be written to the audit log: {exc}")
 
 
 @handler("pipeline")

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from lib.audit import AuditLog
 from lib.errors import WorkspaceError
 from lib.local.datasets import LocalDatasets
 from lib.local.pipelines import gate as gate_module
@@ -252,3 +253,33 @@ def test_automl_job_canceled_elsewhere_cancels_the_run(harness: Harness) -> None
     with pytest.raises(KeyboardInterrupt):
         execution.execute()
     assert harness.pipelines.get_run(execution.run_id).state == "Canceled"
+
+
+def test_a_deploy_is_in_the_audit_log_as_the_pipeline_run(harness: Harness) -> None:
+    harness.endpoints.live = None
+    spec = PipelineSpec(dataset="bank", target="y", deploy_endpoint="bank-ep")
+    execution = harness.start(spec)
+    execution.execute()
+    events = AuditLog(harness.ws.settings.home).read()
+    assert [(e.action, e.target, e.outcome) for e in events] == [
+        ("endpoint.deploy", "bank-ep", "ok")
+    ]
+    assert events[0].actor == f"pipeline retrain run {execution.run_id}"
+    assert events[0].detail.startswith("bank-y v2 (pipeline retrain v1")
+
+
+def test_a_failed_deploy_is_in_the_audit_log_with_its_reason(harness: Harness) -> None:
+    harness.endpoints.live, harness.endpoints.outcome = ("bank-y", 1), "Failed"
+    spec = PipelineSpec(dataset="bank", target="y", deploy_endpoint="bank-ep", gated=False)
+    execution = harness.start(spec)
+    with pytest.raises(StepFailed):
+        execution.execute()
+    (event,) = AuditLog(harness.ws.settings.home).read()
+    assert event.action == "endpoint.deploy" and event.target == "bank-ep"
+    assert event.outcome.startswith("failed: endpoint bank-ep is Failed")
+    assert event.actor == f"pipeline retrain run {execution.run_id}"
+
+
+def test_a_register_only_run_audits_no_deploy(harness: Harness) -> None:
+    harness.start(PipelineSpec(dataset="bank", target="y")).execute()
+    assert AuditLog(harness.ws.settings.home).read() == []
