@@ -12,6 +12,7 @@ from typing import Protocol
 import pandas as pd
 
 from lib.tabular import MISSING_TOKENS, layout_of
+from lib.tabular.csv_body import SHORT_ROWS_MAX
 from lib.tabular.disguised import disguised_missing, disguised_note, disguised_tokens
 from lib.tabular.number_words import numbers_spoiled_by_words, spoiled_note
 
@@ -147,6 +148,23 @@ def layout_notes(file_name: str, data: bytes, sheet: str | None = None) -> list[
             f"{lines} inside the table {hold} only words, not values "
             f"(“{textwrap.shorten(layout.note_rows[0], 80, placeholder=' …')}”): left out."
         )
+    if layout.misfit_rows:
+        count = len(layout.misfit_rows)
+        row, value = layout.misfit_rows[0]
+        lines = f"{count} lines have" if count > 1 else "A line has"
+        notes.append(
+            f"{lines} fewer cells than the header row and values that do not fit their columns "
+            f"(“{textwrap.shorten(row, 80, placeholder=' …')}”: {value}): a cell left out in "
+            "the middle of a line moves the rest of it one column left. Left out; fix the line "
+            "and upload again to keep it."
+        )
+    if layout.padded_rows:
+        count = (
+            f"More than {SHORT_ROWS_MAX:,} lines have"
+            if layout.padded_rows > SHORT_ROWS_MAX
+            else (f"{layout.padded_rows} lines have" if layout.padded_rows > 1 else "A line has")
+        )
+        notes.append(f"{count} fewer cells than the header row: their last cells are missing.")
     if layout.renamed:
         shown = ", ".join(f"**{name}**" for name in layout.renamed[:10])
         more = f" and {len(layout.renamed) - 10} more" if len(layout.renamed) > 10 else ""

@@ -870,6 +870,56 @@ def test_a_wide_file_with_a_short_row_is_read() -> None:
     assert parsed.frame["c0"].iloc[500] == "7" and pd.isna(parsed.frame["c1"].iloc[500])
 
 
+def _app_store(extra: dict[int, str], newline: str = "\n") -> bytes:
+    """An app store listing: ratings, review counts, prices, "Month day, year" updates."""
+    head = "App,Category,Rating,Reviews,Size,Installs,Type,Price,Content Rating,Last Updated,Ver"
+    rows = [
+        f'App {i},GAME,{1 + i % 40 / 10:.1f},{i * 37},{1 + i % 90}M,"1,000+",Free,'
+        f'{"0" if i % 3 else "$4.99"},Everyone,"January {1 + i % 28}, 2018",1.0.{i}'
+        for i in range(400)
+    ]
+    for at, row in sorted(extra.items(), reverse=True):
+        rows.insert(at, row)
+    return (newline.join([head, *rows]) + newline).encode("cp1252")
+
+
+def test_a_short_row_whose_values_do_not_fit_is_left_out_and_said() -> None:
+    """A row with its category left out has every later value one column left: "3.0M" under
+    the review counts, "Everyone" under the prices. It made those columns text, silently."""
+    shifted = 'Life Made WI-Fi Photo Frame – café,1.9,19,3.0M,"1,000+",Free,0,Everyone,"February 11, 2018",1.0.19'
+    for newline in ("\n", "\r\n"):
+        data = _app_store({150: shifted}, newline)
+        parsed = parse_table("googleplaystore.csv", data)
+        frame = parsed.frame
+        assert frame.shape == (400, 11) and frame["App"].iloc[150] == "App 150"
+        assert frame["Reviews"].dtype == "int64" and frame["Price"].dtype == "float64"
+        assert frame["Last Updated"].dtype.kind == "M" and frame["Rating"].max() == 4.9
+        assert parsed.misfit_rows == ((shifted, 'Reviews "3.0M"'),) and parsed.padded_rows == 0
+        said = " ".join(layout_notes("googleplaystore.csv", data))
+        assert "A line has fewer cells than the header row and values that do not fit" in said
+        assert 'Reviews "3.0M"' in said and "Left out" in said
+    # beside it, a line that stops early and fits: kept in place, its last cells missing
+    data = _app_store({150: shifted, 300: "App X,GAME,4.5,12"})
+    parsed = parse_table("googleplaystore.csv", data)
+    frame = parsed.frame
+    assert frame.shape == (401, 11) and parsed.padded_rows == 1 and len(parsed.misfit_rows) == 1
+    assert frame["App"].iloc[299:302].tolist() == ["App 299", "App X", "App 300"]
+    assert frame["Reviews"].iloc[300] == 12 and pd.isna(frame["Price"].iloc[300])
+    assert frame["Last Updated"].dtype.kind == "M"
+    said = " ".join(layout_notes("googleplaystore.csv", data))
+    assert "A line has fewer cells than the header row: their last cells are missing." in said
+
+
+def test_many_rows_that_stop_early_are_read_with_their_last_cells_missing() -> None:
+    rows = [f"{i},{i % 7},x{i}" if i % 2 else f"{i},{i % 7}" for i in range(3000)]
+    data = ("id,group,note\n" + "\n".join(rows) + "\n").encode()
+    parsed = parse_table("export.csv", data)
+    assert parsed.frame.shape == (3000, 3) and parsed.frame["group"].dtype == "int64"
+    assert parsed.padded_rows > 1000 and parsed.misfit_rows == ()
+    said = " ".join(layout_notes("export.csv", data))
+    assert "More than 1,000 lines have fewer cells than the header row" in said
+
+
 def test_a_tab_separated_line_longer_than_128_kb_is_read() -> None:
     """A gene-expression table: 12,000 columns, each line one 130 KB field when split by
     commas, over the csv module's default field limit."""

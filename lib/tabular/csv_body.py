@@ -32,15 +32,23 @@ def without_header_repeats(data: bytes, layout: CsvLayout, end: int) -> tuple[by
 # two parts of a loan file): two words of letters, as no value of one cell is.
 _NOTE_WORDS = re.compile(r"[^\W\d_]{2,}\s+[^\W\d_]{2,}")
 NOTE_MIN_COLUMNS = 3
+# Past this many distinct short rows the file writes rows short on purpose (trailing empty
+# cells left off): the forgiving reader pads them all.
+SHORT_ROWS_MAX = 1000
 
 
 class NoteRows:
     """Arrow's handler for rows with the wrong number of cells: a row of one cell of words in a
     table of three or more columns is a note between parts of the table (skipped, and kept to
-    be told); any other such row stops the fast reader, as before."""
+    be told); a row with fewer cells than the header is skipped and kept (up to
+    ``SHORT_ROWS_MAX`` distinct ones) for `lib.tabular.short_rows` to judge; any other such row
+    stops the fast reader, as before."""
 
     def __init__(self) -> None:
         self._found: dict[object, str] = {}
+        self._lines: dict[str, None] = {}  # the note rows as written
+        self._short: dict[str, None] = {}
+        self.too_many_short = False
 
     def __call__(self, row: pa._csv.InvalidRow) -> str:
         if row.expected_columns >= NOTE_MIN_COLUMNS and row.actual_columns == 1:
@@ -48,12 +56,28 @@ class NoteRows:
             if _NOTE_WORDS.search(text):
                 # Columns read again in a second pass meet the same rows.
                 self._found[row.number if row.number is not None else text] = text
+                self._lines[row.text] = None
                 return "skip"
+        if row.actual_columns < row.expected_columns:
+            if row.text in self._short or len(self._short) < SHORT_ROWS_MAX:
+                self._short[row.text] = None
+                return "skip"
+            self.too_many_short = True
         return "error"
 
     @property
     def texts(self) -> tuple[str, ...]:
         return tuple(self._found.values())
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        """The note rows as the file writes them (quotes and spaces kept)."""
+        return tuple(self._lines)
+
+    @property
+    def short_rows(self) -> tuple[str, ...]:
+        """The rows with fewer cells than the header, as written (each once)."""
+        return tuple(self._short)
 
 
 # What a download link hands out when it is not the data: a sign-in or error page, a report

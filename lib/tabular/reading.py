@@ -36,7 +36,7 @@ from lib.tabular.columns import (
     with_date_formats,
 )
 from lib.tabular.csv_body import (
-    NOTE_MIN_COLUMNS,
+    SHORT_ROWS_MAX,
     NoteRows,
     binary,
     blank_lines,
@@ -65,6 +65,7 @@ from lib.tabular.limits import (
     check_rows,
 )
 from lib.tabular.sentinels import missing_in_numbers
+from lib.tabular.short_rows import misfits, without_lines
 from lib.tabular.stat_files import KINDS as STAT_KINDS
 from lib.tabular.stat_files import read_stat_file, stat_format
 from lib.tabular.text_missing import missing_in_text
@@ -111,6 +112,11 @@ class ParsedTable:
     header_rows: int = 1  # 2: the column names span two rows, merged
     footer_rows: int = 0  # rows below the table (notes, a totals row) left out
     note_rows: tuple[str, ...] = ()  # lines of words alone inside the table, left out
+    # Rows with fewer cells than the header whose values do not fit their columns, left out:
+    # (the row as written, its first such value); and how many were read with their last cells
+    # missing (past SHORT_ROWS_MAX: more than that).
+    misfit_rows: tuple[tuple[str, str], ...] = ()
+    padded_rows: int = 0
     sheet: str | None = None  # the worksheet read, when it is not the workbook's first
     archive: str | None = None  # "gzip", "bzip2", "xz" or "zip" when the table came out of one
     member: str | None = None  # the file read inside the archive
@@ -167,6 +173,8 @@ class FileLayout:
     footer_rows: int = 0
     fixed_width: bool = False  # text cut into columns by position
     note_rows: tuple[str, ...] = ()  # lines of words alone inside the table, left out
+    misfit_rows: tuple[tuple[str, str], ...] = ()  # as `ParsedTable`'s
+    padded_rows: int = 0
     renamed: tuple[str, ...] = ()  # names given to repeated column names (Date_2)
     sheet: str | None = None
     other_sheets: tuple[str, ...] = ()  # a workbook's sheets with cells that were not read
@@ -188,16 +196,27 @@ def layout_of(file_name: str, data: bytes, sheet: str | None = None) -> FileLayo
         kind = detect_format(unpacked.file_name, unpacked.data)
         if kind == "csv":
             text, layout = csv_layout(as_csv_bytes(unpacked.data)[0])
-            return replace(
+            odd = _odd_rows(text, layout)
+            found = replace(
                 found,
                 title_rows=layout.title_rows,
                 header_row=layout.header_row,
                 header_rows=layout.header_rows,
                 footer_rows=layout.footer_rows,
                 fixed_width=layout.fixed_width,
-                note_rows=_note_rows(text, layout),
+                note_rows=odd.texts if odd else (),
                 renamed=tuple(renamed_columns(layout.header)) if layout.header_row else (),
             )
+            if odd and (odd.short_rows or odd.too_many_short):
+                # Which short rows fit their columns takes the columns' types: read it all.
+                parsed = parse_csv(unpacked.data, unbounded)
+                found = replace(
+                    found,
+                    note_rows=parsed.note_rows,
+                    misfit_rows=parsed.misfit_rows,
+                    padded_rows=parsed.padded_rows,
+                )
+            return found
         if kind == "excel":
             book = read_excel(unpacked.data, unbounded, sheet)
             return replace(
@@ -218,10 +237,9 @@ def layout_of(file_name: str, data: bytes, sheet: str | None = None) -> FileLayo
 # --- CSV ----------------------------------------------------------------------------------
 
 
-def _note_rows(data: bytes, layout: CsvLayout) -> tuple[str, ...]:
-    """The notes `parse_csv` leaves out of the table, found by reading its first column."""
-    if len(layout.header) < NOTE_MIN_COLUMNS:
-        return ()
+def _odd_rows(data: bytes, layout: CsvLayout) -> NoteRows | None:
+    """The notes and short rows the fast reader meets, found by reading the first column;
+    None when the forgiving reader reads the file (a row too long for the header)."""
     names = (
         header_names(layout.header) if layout.header_row else positional_names(len(layout.header))
     )
@@ -242,8 +260,8 @@ def _note_rows(data: bytes, layout: CsvLayout) -> tuple[str, ...]:
         for _ in batches:
             pass
     except pa.ArrowInvalid:
-        return ()  # read by the forgiving reader, which keeps every row
-    return notes.texts
+        return None if not notes.too_many_short else notes
+    return notes
 
 
 def _csv_batches(
@@ -314,6 +332,11 @@ def _pandas_batches(
 
 
 BatchSource = Callable[[list[str] | None], Iterable[pa.RecordBatch]]
+
+
+class _ShortRowsKept(Exception):
+    """Short rows fit their columns: the forgiving reader reads them with their last cells
+    missing."""
 
 
 def _build(
@@ -400,6 +423,8 @@ def parse_csv(
     decimal_comma = comma_is_decimal_mark(data, layout)
     r_missing = ("NA",) if written_by_r(memoryview(data)[layout.body_offset : end], layout) else ()
     notes = NoteRows()
+    misfit: dict[str, str] = {}
+    padded = 0
     try:
         table, missing = _build(
             lambda only: _csv_batches(
@@ -419,8 +444,20 @@ def parse_csv(
             decimal_comma,
             r_missing,
         )
-    except pa.ArrowInvalid:
-        notes = NoteRows()  # the forgiving reader keeps every row
+        if notes.short_rows:
+            misfit = misfits(notes.short_rows, table, layout.delimiter, tokens, decimal_comma)
+            padded = len(notes.short_rows) - len(misfit)
+            if padded:
+                raise _ShortRowsKept
+    except (pa.ArrowInvalid, _ShortRowsKept) as exc:
+        if isinstance(exc, _ShortRowsKept):
+            # The forgiving reader pads the rows that fit; the others and the notes go first.
+            begin = layout.body_offset + (layout.header_bytes if layout.header_row else 0)
+            gone = (*misfit, *notes.lines)
+            data, end = without_lines(data, begin, end, gone, layout.encoding)
+        else:
+            padded = SHORT_ROWS_MAX + 1 if notes.too_many_short else 0
+            notes = NoteRows()  # the forgiving reader keeps every row
         view = memoryview(data)[layout.body_offset : end]
         table, missing = _build(
             lambda only: _pandas_batches(
@@ -450,6 +487,8 @@ def parse_csv(
         header_rows=layout.header_rows,
         footer_rows=layout.footer_rows,
         note_rows=notes.texts,
+        misfit_rows=tuple(misfit.items()),
+        padded_rows=padded,
     )
 
 
