@@ -5,13 +5,15 @@ It serves published pipelines over REST on 127.0.0.1 (the classic Azure body
 fires time schedules with APScheduler (jobs persisted in `pipelines/schedules.db`: a restarted
 agent keeps them, and a fire missed while it was down runs once), and polls dataset versions
 for data triggers. Runs themselves are jobs of the job runner, so they outlive the agent.
+
+It is served like an endpoint: the endpoint servers' connection guard (a deadline to receive
+each request, a cap on open connections within the descriptor limit) and a bounded log.
 """
 
 from __future__ import annotations
 
 import argparse
 import hmac
-import json
 import logging
 import os
 import sys
@@ -24,17 +26,29 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from lib.errors import WorkspaceError
 from lib.local import supervisor
 from lib.local.pipelines.service import TRIGGER_POLL_S, LocalPipelines
 from lib.local.pipelines.store import now_iso
+from lib.local.scoring.connections import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_RECEIPT_TIMEOUT_S,
+    connection_cap,
+    guarded_protocol,
+    raise_fd_limit,
+)
+from lib.local.scoring.payloads import InputError, parse_json
+from lib.local.scoring.server_log import DEFAULT_MAX_BYTES as LOG_MAX_BYTES
 from lib.local.store import Store
-from lib.pipeline_rules import ParameterError, trigger_label
+from lib.names import validate_pipeline_name
+from lib.pipeline_rules import ParameterError, check_rest_parameters, trigger_label
 from lib.pipeline_schedules import build_trigger
 from lib.workspace import PipelineRun
 
 MAX_BODY_BYTES = 64 * 1024
+BACKLOG = 2048
 BODY_FIELDS = ("ExperimentName", "ParameterAssignments")
 SYNC_S = 1.0
 RECONCILE_S = 5.0
@@ -44,12 +58,49 @@ _log = logging.getLogger("opsdeck.agent")
 _agent: Agent | None = None
 
 
-def error(status: int, message: str, field: str | None = None) -> JSONResponse:
+UNAUTHORIZED = "A valid key is required: Authorization: Bearer <key>."
+
+
+def error(status: int, message: str, field: str | None = None, close: bool = False) -> JSONResponse:
     body: dict[str, Any] = {"message": message}
     if field:
         body["field"] = field
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if close:
+        # The rest of the body is never read: the connection cannot carry another request.
+        headers["Connection"] = "close"
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+class BodyRefused(Exception):
+    """The request body was not read whole: too large, or the client went away."""
+
+    def __init__(self, response: JSONResponse) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, refused by its Content-Length first, and never read past `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise BodyRefused(error(400, "Content-Length is not a number.", close=True))
+        if int(declared) > limit:
+            raise BodyRefused(
+                error(413, f"The body is {declared} bytes; the limit is {limit}.", close=True)
+            )
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyRefused(error(413, f"The body is larger than {limit} bytes.", close=True))
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise BodyRefused(error(400, "The client went away before sending its body.")) from None
+    return b"".join(chunks)
 
 
 def _iso(value: Any) -> str | None:
@@ -104,7 +155,7 @@ def create_app(pipelines: LocalPipelines, base_url: str) -> FastAPI:
         if scheme.lower() != "bearer" or not token.strip():
             return False
         try:
-            keys = pipelines.store.keys(pipeline)
+            keys = pipelines.store.keys(validate_pipeline_name(pipeline))
         except (WorkspaceError, OSError, ValueError, KeyError):
             return False
         return key_matches(token.strip(), keys)
@@ -115,18 +166,20 @@ def create_app(pipelines: LocalPipelines, base_url: str) -> FastAPI:
 
     @app.post("/pipelines/{name}")
     async def submit(name: str, request: Request) -> JSONResponse:
+        # The key first, whatever the name: without one, nobody learns which pipelines exist.
+        if not authorized(request, name):
+            return error(401, UNAUTHORIZED)
         publication = pipelines.store.publication(name)
         if publication is None:
             return error(404, f"No published pipeline is named {name}.")
-        if not authorized(request, name):
-            return error(401, "A valid key is required: Authorization: Bearer <key>.")
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            return error(413, f"The body is larger than {MAX_BODY_BYTES} bytes.")
         try:
-            body = json.loads(raw or b"{}")
-        except ValueError as exc:
-            return error(400, f"The body is not JSON: {exc}.")
+            raw = await read_body(request)
+        except BodyRefused as refused:
+            return refused.response
+        try:
+            body = parse_json(raw) if raw.strip() else {}
+        except InputError as exc:
+            return error(400, f"{exc}.")
         if not isinstance(body, dict):
             return error(400, "The body must be a JSON object.")
         for key in body:
@@ -145,6 +198,7 @@ def create_app(pipelines: LocalPipelines, base_url: str) -> FastAPI:
                 "ParameterAssignments",
             )
         try:
+            check_rest_parameters(parameters)
             run = pipelines.run(
                 name, parameters, trigger="rest", experiment=experiment, version=publication[0]
             )
@@ -163,9 +217,12 @@ def create_app(pipelines: LocalPipelines, base_url: str) -> FastAPI:
         try:
             run = pipelines.store.get_run(run_id)
         except WorkspaceError:
+            # Only a caller holding some pipeline's key learns that a run id does not exist.
+            if not any(authorized(request, p.name) for p in pipelines.store.list()):
+                return error(401, UNAUTHORIZED)
             return error(404, f"No pipeline run {run_id}.")
         if not authorized(request, run.pipeline):
-            return error(401, "A valid key is required: Authorization: Bearer <key>.")
+            return error(401, UNAUTHORIZED)
         return JSONResponse(run_document(pipelines.get_run(run_id), base_url))
 
     return app
@@ -354,15 +411,24 @@ def main(argv: list[str] | None = None) -> int:
     global _agent
     import uvicorn
 
+    from lib.local.pipelines.agent_log import setup_logging
     from lib.local.workspace import open_local_workspace
     from lib.settings import load_settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--poll-s", type=float, default=TRIGGER_POLL_S)
+    parser.add_argument(
+        "--receipt-timeout",
+        type=float,
+        default=DEFAULT_RECEIPT_TIMEOUT_S,
+        help="seconds a connection has to deliver a whole request before it is closed",
+    )
+    parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS)
+    parser.add_argument("--log-max-bytes", type=int, default=LOG_MAX_BYTES, help="0: no rotation")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    setup_logging(args.log_max_bytes)
+    fd_limit = raise_fd_limit()
     settings = load_settings()
     ws = open_local_workspace(settings)
     store: Store = ws.extras["store"]
@@ -376,7 +442,18 @@ def main(argv: list[str] | None = None) -> int:
     _log.info("agent on 127.0.0.1:%s for %s", args.port, settings.home)
     app = create_app(pipelines, f"http://127.0.0.1:{args.port}")
     try:
-        uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+        uvicorn.run(
+            app,
+            host="127.0.0.1",
+            port=args.port,
+            log_level="warning",
+            log_config=None,
+            access_log=False,
+            backlog=BACKLOG,
+            http=guarded_protocol(
+                args.receipt_timeout, connection_cap(args.max_connections, fd_limit, BACKLOG)
+            ),
+        )
     finally:
         _agent.stop()
     return 0

@@ -41,6 +41,11 @@ AGENT_START_GRACE_S = 30.0
 RESTART_BACKOFF_S = 10.0
 # A run whose job was never created (the creator died in between) is failed after this long.
 ORPHAN_RUN_S = 60.0
+# Appended to the agent's log before each start: what follows the last one is the current
+# agent's output, so an earlier lifetime's traceback is never shown as today's failure.
+START_MARK = "---- pipeline agent starting "
+# The only compute target of the local workspace (its worker slots).
+LOCAL_COMPUTE = "local"
 
 
 class AgentManager:
@@ -60,6 +65,19 @@ class AgentManager:
     def url(self) -> str:
         row = self._row()
         return f"http://127.0.0.1:{row['port']}" if row else ""
+
+    def lifetime_log(self, lines: int = 8) -> str:
+        """The last lines the current (or last started) agent wrote to its log."""
+        text = tail_file(self.log_path, lines=1_000_000)
+        mark = text.rfind(START_MARK)
+        if mark >= 0:
+            text = text[mark:].partition("\n")[2]
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _mark_start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as f:
+            f.write(f"{START_MARK}{now_iso()} ----\n".encode())
 
     def healthy(self, timeout: float = 0.5) -> bool:
         url = self.url()
@@ -84,7 +102,7 @@ class AgentManager:
             return PipelineAgent(state, self.url(), ref.pid if ref else None, started, row["error"])
         if not needed:
             return PipelineAgent("NotNeeded", self.url())
-        error = (row["error"] if row else None) or tail_file(self.log_path, 8) or None
+        error = (row["error"] if row else None) or self.lifetime_log() or None
         return PipelineAgent("Stopped", self.url(), error=error)
 
     def ensure(self) -> PipelineAgent:
@@ -96,8 +114,10 @@ class AgentManager:
             age = (datetime.now(UTC) - datetime.fromisoformat(row["started"])).total_seconds()
             if age < RESTART_BACKOFF_S:
                 # It died right after starting: show why instead of restarting it in a loop.
-                log = tail_file(self.log_path, 8)
-                return PipelineAgent("Failed", self.url(), error=row["error"] or log or None)
+                log = self.lifetime_log() or (
+                    f"It exited {age:.0f} s after it started and wrote nothing to {self.log_path}."
+                )
+                return PipelineAgent("Failed", self.url(), error=row["error"] or log)
         held: supervisor.ProcessRef | None = None
         with self.store.transaction() as tx:
             row = tx.execute("SELECT * FROM pipeline_agent WHERE id=1").fetchone()
@@ -106,6 +126,7 @@ class AgentManager:
                 # Keep the port, and with it every published URL, across restarts.
                 port = row["port"] if row else supervisor.free_port()
                 env = dict(os.environ, OPSDECK_HOME=str(self.store.home), PYTHONUNBUFFERED="1")
+                self._mark_start()
                 held = supervisor.spawn(
                     [sys.executable, "-m", "lib.local.pipelines.agent", "--port", str(port)],
                     self.log_path,
@@ -148,12 +169,27 @@ class LocalPipelines:
         return f"{base}/pipelines/{name}" if base else ""
 
     def check_data(self, spec: PipelineSpec) -> None:
-        """What can be checked against the data now (dataset, version, target column)."""
+        """What can be checked against the workspace now: dataset, version, target, compute.
+
+        Reads the version's stored metadata (column names), never its rows.
+        """
+        if spec.compute != LOCAL_COMPUTE:
+            raise ParameterError(
+                "compute",
+                f"this local workspace has one compute target, {LOCAL_COMPUTE!r}; "
+                f"{spec.compute!r} is not one of its targets.",
+            )
         try:
-            version = self.datasets.get(spec.dataset, spec.dataset_version)
+            version = self.datasets.get(spec.dataset)
         except WorkspaceError as exc:
-            field = "dataset" if spec.dataset_version is None else "dataset_version"
-            raise ParameterError(field, str(exc)) from exc
+            raise ParameterError("dataset", str(exc)) from exc
+        if spec.dataset_version is not None and spec.dataset_version != version.version:
+            try:
+                version = self.datasets.get(spec.dataset, spec.dataset_version)
+            except WorkspaceError as exc:
+                raise ParameterError(
+                    "dataset_version", f"{exc} The latest is v{version.version}."
+                ) from exc
         if spec.target not in version.column_names:
             raise ParameterError(
                 "target", f"{spec.target!r} is not a column of {spec.dataset} v{version.version}."
@@ -199,6 +235,7 @@ class LocalPipelines:
         if experiment and "experiment_name" not in parameters:
             spec = replace(spec, experiment_name=experiment)
         check_spec(spec)
+        self.check_data(spec)
         run_id = self.store.create_run(
             pipeline, spec, parameters, trigger, experiment or spec.experiment_name
         )

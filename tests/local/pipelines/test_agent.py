@@ -96,7 +96,7 @@ def test_rest_api_auth_validation_keys_and_snippets(ws: Workspace) -> None:
         assert response.status_code == 400, response.text
         assert response.json()["field"] == field and words in response.json()["message"]
     not_json = post(raw=b"{not json")
-    assert not_json.status_code == 400 and "not JSON" in not_json.json()["message"]
+    assert not_json.status_code == 400 and "not valid JSON" in not_json.json()["message"]
     assert ws.pipelines.runs() == []  # nothing refused started a run
 
     accepted = post(key=secondary)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import requests
 
+from lib.audit import AuditLog
 from lib.pipeline_gate import validation_rows
 from lib.workspace import PipelineSpec, Workspace
 from tests.support.waiting import wait_for
@@ -74,13 +76,21 @@ def test_run_deploys_then_the_gate_keeps_the_champion(ws: Workspace) -> None:
     by_class = dict(zip(confusion["labels"], map(sum, confusion["matrix"]), strict=True))
     assert by_class == y.value_counts().to_dict()
 
-    # Publish; a REST run with an unbeatable margin; the agent is killed mid-run.
+    # The deploy is audited as the run that made it.
+    deploys = [e for e in AuditLog(ws.settings.home).read() if e.action == "endpoint.deploy"]
+    assert [(e.actor, e.target, e.outcome) for e in deploys] == [
+        (f"pipeline retrain run {first.id}", "bank-ep", "ok")
+    ]
+
+    # Publish a version whose gate asks an unbeatable margin (REST callers cannot change the
+    # gate); a REST run; the agent is killed mid-run.
+    ws.pipelines.save("retrain", replace(ws.pipelines.get("retrain").spec, gate_margin=0.5))
     pipeline = ws.pipelines.publish("retrain")
     wait_for(lambda: ws.pipelines.agent().state == "Running", 60, 0.2)
     key = ws.pipelines.keys("retrain")[0]
     answer = requests.post(
         pipeline.rest_endpoint,
-        json={"ExperimentName": "gated", "ParameterAssignments": {"gate_margin": 0.5}},
+        json={"ExperimentName": "gated", "ParameterAssignments": {"time_budget_s": 10}},
         headers={"Authorization": f"Bearer {key}"},
         timeout=30,
     )
