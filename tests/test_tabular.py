@@ -883,6 +883,18 @@ def _app_store(extra: dict[int, str], newline: str = "\n") -> bytes:
     return (newline.join([head, *rows]) + newline).encode("cp1252")
 
 
+def test_codes_with_leading_zeros_keep_them() -> None:
+    """ZIP codes (02134), county codes and account numbers are codes: read as numbers, 02134
+    became 2134 and matched nothing a client sends."""
+    rows = [f"{z:05d},{i % 2},{i}" for i, z in enumerate([2134, 2138, 10001, 94105, 601] * 30)]
+    frame = parse_table("zips.csv", ("zip,y,n\n" + "\n".join(rows) + "\n").encode()).frame
+    assert frame["zip"].tolist()[:5] == ["02134", "02138", "10001", "94105", "00601"]
+    assert frame["n"].dtype == "int64" and frame["y"].dtype == "int64"
+    # numbers of different widths stay numbers, and so do short codes (months 01..12)
+    mixed = parse_table("m.csv", b"n,month\n007,01\n12,02\n300,12\n").frame
+    assert mixed["n"].tolist() == [7, 12, 300] and mixed["month"].tolist() == [1, 2, 12]
+
+
 def test_a_short_row_whose_values_do_not_fit_is_left_out_and_said() -> None:
     """A row with its category left out has every later value one column left: "3.0M" under
     the review counts, "Everyone" under the prices. It made those columns text, silently."""

@@ -256,6 +256,15 @@ class _Chunk:
     fits: list[str | pa.DataType]  # "int", "float", "formatted", "bool", datetime targets
 
 
+def _zero_padded(values: pa.Array) -> bool:
+    """Whole numbers written as codes: all as wide, at least three digits, some with a leading
+    zero (ZIP codes' 02134, county codes, account numbers). Read as numbers they lose it."""
+    lengths = pc.min_max(pc.utf8_length(pc.utf8_trim_whitespace(values)))
+    if lengths["min"].as_py() != lengths["max"].as_py() or (lengths["min"].as_py() or 0) < 3:
+        return False
+    return bool(pc.any(pc.starts_with(pc.utf8_trim_whitespace(values), "0")).as_py())
+
+
 class ColumnBuilder:
     """Types one text column chunk by chunk and keeps the converted chunks.
 
@@ -326,6 +335,8 @@ class ColumnBuilder:
             return None  # `13.510` may be thirteen thousand: `_split` decides
         if self.kind in ("unknown", "int"):
             ints = _try_parse(chunk, pa.int64())
+            if ints is not None and _zero_padded(chunk):
+                return None  # `_split` reads it as the code it is
             if ints is not None:
                 if self.kind == "unknown":
                     self._start("int")
@@ -353,7 +364,8 @@ class ColumnBuilder:
             fits = dotted
         elif len(values) and classify:
             if _try_parse(values, pa.int64()) is not None:
-                fits += ["int", "float", "formatted"]
+                if not _zero_padded(values):
+                    fits += ["int", "float", "formatted"]
             elif _try_parse(values, pa.float64()) is not None:
                 fits += ["float", "formatted"]
             elif not pc.all(pc.match_substring_regex(values, r"\d")).as_py():
