@@ -258,6 +258,16 @@ def test_mirror_and_removing_an_idle_deployment(endpoints: LocalEndpoints) -> No
     assert ready(endpoints, name) == "Succeeded", endpoints.logs(name)
     key = endpoints.keys(name)[0]
     endpoints.deploy(MODEL, 2, name, traffic=0)
+    # At 0 % green takes no traffic, but Azure's header reaches it for a test before it does.
+    assert {answered_by(ep.scoring_uri, key) for _ in range(20)} == {"blue"}
+    tested = requests.post(
+        ep.scoring_uri,
+        json=BODY,
+        headers={"Authorization": f"Bearer {key}", "azureml-model-deployment": "green"},
+        timeout=10,
+    )
+    assert tested.status_code == 200, tested.text
+    assert tested.headers["azureml-model-deployment"] == "green"
     endpoints.set_traffic(name, {"blue": 100}, mirror={"green": 50})
     # 100 requests: one turn of the mirror's 100-slot cycle, so exactly half are copied.
     assert {answered_by(ep.scoring_uri, key) for _ in range(100)} == {"blue"}
@@ -269,7 +279,8 @@ def test_mirror_and_removing_an_idle_deployment(endpoints: LocalEndpoints) -> No
                 (name,),
             ).fetchone()[0]
 
-    wait_for(lambda: mirrored() == 50, what="half the requests mirrored to green")
+    # the test request above, and half of the 100
+    wait_for(lambda: mirrored() == 51, what="half the requests mirrored to green")
     with pytest.raises(WorkspaceError, match="still takes traffic"):
         endpoints.delete_deployment(name, "green")
     endpoints.set_traffic(name, {"blue": 100}, mirror={})

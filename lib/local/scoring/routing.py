@@ -1,8 +1,8 @@
 """Deployments behind one endpoint, inside its server: what is loaded and who answers a request.
 
 `RoutingTable` is what the control plane asks for (a JSON file in the endpoint folder, and the
-body of an `apply` on the control socket). `Routes` is a table loaded: every deployment with
-live or mirrored traffic holds its verified `ServedModel`, and the split is a cycle of 100
+body of an `apply` on the control socket). `Routes` is a table loaded: every deployment, with
+traffic or not, holds its verified `ServedModel`, and the split is a cycle of 100
 slots, reshuffled each turn, so every 100 consecutive requests honour it exactly and a request's
 choice costs one index. The app replaces its whole `Routes` in one assignment: a request sees
 the old table or the new one, never a mix.
@@ -61,12 +61,10 @@ class RoutingTable:
             raise RoutingError(str(exc)) from None
 
     def serving(self) -> list[str]:
-        """Deployments with live or mirrored traffic: the ones a server loads."""
-        return [
-            name
-            for name in self.deployments
-            if self.traffic.get(name, 0) > 0 or self.mirror.get(name, 0) > 0
-        ]
+        """The deployments a server loads: every one, a deployment at 0 % too, so that it is
+        verified when deployed and Azure's `azureml-model-deployment` header reaches it for a
+        test before it takes traffic."""
+        return list(self.deployments)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -94,25 +94,32 @@ def test_routing_table_round_trips_and_checks_the_split() -> None:
     assert again == table and again.serving() == ["blue", "green"]
     shadow = RoutingTable({"blue": spec(1), "green": spec(2)}, {"blue": 100}, {"green": 10})
     assert RoutingTable.from_dict(shadow.to_dict()).serving() == ["blue", "green"]
+    # at 0 %, loaded all the same: the deployment header reaches it for a test
     idle = RoutingTable({"blue": spec(1), "green": spec(2)}, {"blue": 100})
-    assert idle.serving() == ["blue"]
+    assert idle.serving() == ["blue", "green"]
     with pytest.raises(RoutingError, match="add up to 100"):
         RoutingTable.from_dict({"deployments": {"blue": spec(1).__dict__}, "traffic": {"blue": 5}})
     with pytest.raises(RoutingError, match="not a routing table"):
         RoutingTable.from_dict({"traffic": {}})
 
 
-def test_load_routes_loads_only_what_serves_and_reuses_loaded_models() -> None:
+def test_load_routes_loads_every_deployment_and_reuses_loaded_models() -> None:
     loads: list[str] = []
 
     def load(name: str, s: DeploymentSpec) -> ServedModel:
         loads.append(s.model_uri)
         return model(f"v{s.model_version}")
 
-    first = load_routes(RoutingTable({"blue": spec(1), "green": spec(2)}, {"blue": 100}), load)
+    first = load_routes(RoutingTable({"blue": spec(1)}, {"blue": 100}), load)
     assert loads == ["models:/m/1"] and list(first.deployed) == ["blue"]
+    # green at 0 %: loaded (and verified) now, reached by the header, picked by no request
+    idle = load_routes(
+        RoutingTable({"blue": spec(1), "green": spec(2)}, {"blue": 100}), load, first
+    )
+    assert loads == ["models:/m/1", "models:/m/2"] and idle.get("green") is not None
+    assert {idle.pick().name for _ in range(200)} == {"blue"}
     second = load_routes(
-        RoutingTable({"blue": spec(1), "green": spec(2)}, {"blue": 90, "green": 10}), load, first
+        RoutingTable({"blue": spec(1), "green": spec(2)}, {"blue": 90, "green": 10}), load, idle
     )
     assert loads == ["models:/m/1", "models:/m/2"]
     assert second.deployed["blue"].served is first.deployed["blue"].served
