@@ -73,3 +73,65 @@ def test_holdout_rows_are_the_engines_own(fraction: float) -> None:
     spec = AutoMLSpec(target="y", validation="holdout", holdout_fraction=fraction)
     _, _, engine_rows = _validation_split(spec, data[["age"]].to_numpy(), codes, True)
     assert X.index.tolist() == engine_rows.tolist()
+
+
+def test_rows_a_model_was_not_trained_on_are_found_by_value() -> None:
+    from lib.local.pipelines.gate import unseen_rows
+
+    trained = pd.DataFrame({"age": [30, 40, 50], "job": ["a", "b", "c"], "y": ["no", "yes", "no"]})
+    X = pd.DataFrame({"age": [40.0, 41.0, 50.0, 30.0], "job": ["b", "b", "c", "a"]})
+    y = pd.Series(["yes", "yes", "yes", "no"])
+    # 40/b/yes and 30/a/no were trained on (40.0 here: a newer version read the column with a
+    # missing value); 41/b is new, and 50/c/yes has a new label
+    assert unseen_rows(X, y, trained, "y").tolist() == [
+        False,
+        True,
+        True,
+        False,
+    ]
+    # a table without the target: rows compared on the features alone
+    assert unseen_rows(X.astype({"age": "int64"}), y, trained.drop(columns="y"), "y").tolist() == [
+        False,
+        True,
+        False,
+        False,
+    ]
+
+
+def test_a_retrain_on_the_same_rows_compares_the_live_models_own_validation_score(
+    tmp_path,
+) -> None:
+    from lib.local.pipelines.gate import evaluate
+
+    frame = pd.DataFrame({"x": range(400), "y": ["yes", "no"] * 200})
+    request = {
+        "primary_metric": "AUC_weighted",
+        "target": "y",
+        "task": "classification",
+        "validation": "holdout",
+        "holdout_fraction": 0.2,
+    }
+    result = {"best_metrics": {"AUC_weighted": 0.93}}
+    judged = evaluate(
+        home=tmp_path,
+        frame=frame,
+        request=request,
+        result=result,
+        champion=("m", 1),
+        margin=0.0,
+        champion_rows=frame,
+        champion_score=0.95,
+    )
+    assert (judged.decision, judged.champion, judged.rows) == ("keep", 0.95, 0)
+    assert "the live model's own validation score: it was trained on 80 of the 80" in judged.reason
+    better = evaluate(
+        home=tmp_path,
+        frame=frame,
+        request=request,
+        result={"best_metrics": {"AUC_weighted": 0.97}},
+        champion=("m", 1),
+        margin=0.01,
+        champion_rows=frame,
+        champion_score=0.95,
+    )
+    assert better.decision == "deploy"

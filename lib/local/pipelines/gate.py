@@ -1,11 +1,14 @@
 """The deploy gate: champion (the endpoint's live model) against challenger (the new model).
 
-Both are judged on the same rows: the validation rows of the new AutoML run. The challenger's
-number is the run's own validation score, measured by models fitted without those rows (the
-registered model is refitted on every row, so scoring it there would flatter it). The champion
-is scored on the very same rows. If the champion was trained on an earlier version of the same
-data it may have seen some of them, which can only favour keeping it: the gate errs on the side
-of not deploying.
+The challenger's number is the new AutoML run's own validation score, measured by models fitted
+without the validation rows (the registered model is refitted on every row, so scoring it there
+would flatter it). The champion must be judged out of sample too: scored on the validation rows
+it was trained on, a boosted model looks far better than it is (0.963 against its own 0.947) and
+a retrain on the same data would never deploy. So the champion is scored on the validation rows
+its own training data did not hold (a new dataset version's new rows); when fewer than
+``MIN_UNSEEN_ROWS`` are left (a retrain on the same rows), its own run's validation score stands
+for it. Only a champion whose training data the workspace does not know is scored on every
+validation row, which can only favour keeping it, and the step says so.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ import pandas as pd
 
 from lib.errors import WorkspaceError
 from lib.pipeline_gate import DEFAULT_SEED, decide, validation_rows
+
+# Validation rows the champion never saw, at least, to score it on them.
+MIN_UNSEEN_ROWS = 200
 
 
 class GateError(WorkspaceError):
@@ -113,8 +119,12 @@ def evaluate(
     result: dict[str, Any],
     champion: tuple[str, int] | None,
     margin: float,
+    champion_rows: pd.DataFrame | None = None,
+    champion_score: float | None = None,
 ) -> GateDecision:
-    """Compare the AutoML job's model (request + result) with the champion model version."""
+    """Compare the AutoML job's model (request + result) with the champion model version:
+    `champion_rows` is the table it was trained on and `champion_score` its own run's
+    validation score, when the workspace knows them."""
     from lib.local import tracking
 
     metric = request["primary_metric"]
@@ -144,6 +154,35 @@ def evaluate(
                 "its validation rows cannot be rebuilt"
             )
     name, version = champion
+    rows = len(X)
+    if champion_rows is None:
+        rows_kind += ", which the live model may have been trained on"
+    else:
+        unseen = unseen_rows(X, y, champion_rows, request["target"])
+        rows = int(unseen.sum())
+        enough = rows >= MIN_UNSEEN_ROWS and (
+            request["task"] != "classification" or y[unseen].nunique() > 1
+        )
+        if enough:
+            X, y = X[unseen], y[unseen]
+            rows_kind += f": the {rows} the live model was not trained on"
+        elif champion_score is not None and math.isfinite(champion_score):
+            decision, reason = decide(metric, challenger, champion_score, margin)
+            return GateDecision(
+                decision=decision,
+                reason=reason + " (the live model's own validation score: it was trained on "
+                f"{len(X) - rows} of the {len(X)} validation rows)",
+                metric=metric,
+                challenger=None if challenger is None else float(challenger),
+                champion=float(champion_score),
+                margin=float(margin),
+                champion_model=f"{name} v{version}",
+                rows=0,
+                rows_kind="the live model's own validation rows",
+            )
+        else:
+            rows = len(X)
+            rows_kind += ", which the live model was trained on"
     champion_value = score_model(
         f"models:/{name}/{version}",
         tracking.tracking_uri(home),
@@ -161,6 +200,34 @@ def evaluate(
         champion=champion_value,
         margin=float(margin),
         champion_model=f"{name} v{version}",
-        rows=len(X),
+        rows=rows,
         rows_kind=rows_kind,
+    )
+
+
+def unseen_rows(X: pd.DataFrame, y: pd.Series, trained: pd.DataFrame, target: str) -> np.ndarray:
+    """Which rows (features and target) are not rows of the `trained` table, compared as text
+    on the columns both have (a new version may read a column with another type)."""
+    columns = [c for c in X.columns if c in trained.columns]
+    if not columns:
+        return np.ones(len(X), dtype=bool)
+    mine, theirs = _as_text(X[columns]), _as_text(trained[columns])
+    if target in trained.columns:
+        mine[target] = _as_text(y.to_frame(target))[target].to_numpy()
+        theirs[target] = _as_text(trained[[target]])[target].to_numpy()
+    seen = pd.util.hash_pandas_object(theirs, index=False).to_numpy()
+    return ~np.isin(pd.util.hash_pandas_object(mine, index=False).to_numpy(), seen)
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Values as text, numbers as floats first: 40 and 40.0 (a column a later version reads
+    with a missing value) are the same row."""
+    return pd.DataFrame(
+        {
+            c: (frame[c].astype("float64") if frame[c].dtype.kind in "iuf" else frame[c]).astype(
+                str
+            )
+            for c in frame.columns
+        },
+        index=frame.index,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lib.audit import AuditLog
 from lib.errors import WorkspaceError
@@ -19,6 +19,9 @@ from lib.local.jobs import JobContext, handler, log
 from lib.local.pipelines.store import PipelineStore, now_iso
 from lib.names import model_name_for
 from lib.workspace import PIPELINE_STEPS, PipelineSpec, Workspace
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 POLL_S = 1.0
 DEPLOY_TIMEOUT_S = 300.0
@@ -207,6 +210,24 @@ class RunExecution:
             return None
         return endpoint.model_name, int(endpoint.model_version)
 
+    def _champion_record(
+        self, champion: tuple[str, int] | None, metric: str
+    ) -> tuple[pd.DataFrame | None, float | None]:
+        """The table the live model was trained on and its own run's validation score, as far
+        as this workspace knows them (not for a model trained elsewhere)."""
+        if champion is None or self.ws.models is None or self.ws.automl is None:
+            return None, None
+        try:
+            model = self.ws.models.get(*champion)
+            if not model.source_job:
+                return None, None
+            request = self.ws.automl.get(model.source_job).spec["request"]
+            trained = self.ws.datasets.load(request["dataset"], int(request["dataset_version"]))
+        except (WorkspaceError, KeyError, TypeError, ValueError) as exc:
+            self.log(f"the live model's training data is unknown: {exc}")
+            return None, None
+        return trained, model.metrics.get(metric)
+
     def step_gate(self) -> dict[str, Any]:
         spec = self.spec
         if not spec.deploy_endpoint:
@@ -224,13 +245,17 @@ class RunExecution:
         assert automl is not None
         job = automl.get(self.outputs["automl_job"])
         frame = self.ws.datasets.load(spec.dataset, self.outputs["dataset_version"])
+        request = job.spec["request"]
+        trained, recorded = self._champion_record(champion, request["primary_metric"])
         decision = evaluate(
             home=self.ws.settings.home,
             frame=frame,
-            request=job.spec["request"],
+            request=request,
             result=automl.result(job.id),
             champion=champion,
             margin=spec.gate_margin,
+            champion_rows=trained,
+            champion_score=recorded,
         )
         self.log(f"decision: {decision.decision} - {decision.reason}")
         return {"gate": decision.to_dict()}

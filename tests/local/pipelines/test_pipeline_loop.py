@@ -82,6 +82,27 @@ def test_run_deploys_then_the_gate_keeps_the_champion(ws: Workspace) -> None:
         (f"pipeline retrain run {first.id}", "bank-ep", "ok")
     ]
 
+    # Scored on validation rows it was trained on, the live model would flatter itself: it is
+    # scored on the ones its training table lacks (here: told it saw only the first half).
+    from lib.local.pipelines.gate import evaluate
+
+    request = job.spec["request"]
+    X, y_val = validation_rows(frame, "y", "classification", "holdout", 0.2)
+    half = frame.iloc[: len(frame) // 2]
+    unseen = [i for i in X.index if i >= len(frame) // 2]
+    judged = evaluate(
+        home=ws.settings.home,
+        frame=frame,
+        request=request,
+        result=ws.automl.result(job.id),
+        champion=("bank-y", 1),
+        margin=0.0,
+        champion_rows=half,
+        champion_score=0.5,
+    )
+    assert judged.rows == len(unseen) >= 200 and "not trained on" in judged.rows_kind
+    assert 0.5 < judged.champion <= 1
+
     # Publish a version whose gate asks an unbeatable margin (REST callers cannot change the
     # gate); a REST run; the agent is killed mid-run.
     ws.pipelines.save("retrain", replace(ws.pipelines.get("retrain").spec, gate_margin=0.5))
@@ -104,7 +125,11 @@ def test_run_deploys_then_the_gate_keeps_the_champion(ws: Workspace) -> None:
     gate = second.outputs["gate"]
     assert gate["decision"] == "keep" and gate["champion_model"] == "bank-y v1"
     assert 0.5 < gate["challenger"] <= 1 and 0.5 < gate["champion"] <= 1
-    assert gate["rows"] == len(y) and gate["margin"] == 0.5
+    # The same rows again: the live model was trained on every validation row, so its own
+    # run's validation score stands for it.
+    assert gate["champion"] == ws.models.get("bank-y", 1).metrics["AUC_weighted"]
+    assert gate["rows"] == 0 and gate["rows_kind"] == "the live model's own validation rows"
+    assert "the live model's own validation score" in gate["reason"] and gate["margin"] == 0.5
     assert [s.state for s in second.steps][3:] == ["Completed", "Skipped"]
     assert ws.endpoints.get("bank-ep").model_version == 1  # the champion still serves
     assert second.outputs["model_version"] == 2  # the challenger is registered all the same

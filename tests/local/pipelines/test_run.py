@@ -71,6 +71,9 @@ class FakeModels:
     def __init__(self) -> None:
         self.registered: list[tuple[str, str, str]] = []
 
+    def get(self, name: str, version: int | None = None) -> Model:
+        return Model(name, version or 1, None, "", "", NOW)  # trained elsewhere: no job
+
     def register(self, job_id: str, name: str, description: str = "") -> Model:
         self.registered.append((job_id, name, description))
         return Model(name, len(self.registered) + 1, job_id, "", "", NOW)
