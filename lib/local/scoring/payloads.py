@@ -248,6 +248,15 @@ def _coerce_number(value: str) -> float | int | None:
     return number
 
 
+def _respell(rec: dict, names: frozenset[str], ignored: frozenset[str]) -> None:
+    """Keys written as the uploaded file's header wrote them (" BMI ", "thinness  1-19 years"),
+    under the names the upload gave them (spaces at the ends dropped, runs of them one)."""
+    for key in [k for k in rec if k not in names and k not in ignored]:
+        name = " ".join(str(key).split())
+        if name != key and (name in names or name in ignored) and name not in rec:
+            rec[name] = rec.pop(key)
+
+
 def validate_records(
     records: list,
     columns: list[Column],
@@ -270,6 +279,8 @@ def validate_records(
         if type(rec) is not dict:
             raise InputError(f"Row {i}: expected a JSON object (record), got {_json_type(rec)}")
         if not (all_required and rec.keys() == names):
+            if any(k not in names and k not in ignored for k in rec):
+                _respell(rec, names, ignored)
             for name in ignored.intersection(rec):
                 del rec[name]
             unknown = [k for k in rec if k not in names]

@@ -142,6 +142,21 @@ def test_a_row_as_the_uploaded_file_wrote_it_is_read_as_the_upload_read_it():
         validate_records([{**GOOD, "customer": "C001"}], COLUMNS, 10)
 
 
+def test_column_names_as_the_uploaded_header_spaced_them_are_read():
+    """A header's " balance " and "job  title" were named "balance" and "job title" at upload;
+    a client sending the file's own header is understood."""
+    columns = [*COLUMNS, Column("job title", "string", required=False)]
+    rows = [{"age": 41, " balance ": 2.5, "job": "x", "job  title": "cook", " customer": "C1"}]
+    validate_records(rows, columns, 10, ignored=frozenset({"customer"}))
+    assert rows[0]["balance"] == 2.5 and rows[0]["job title"] == "cook"
+    assert " balance " not in rows[0] and " customer" not in rows[0]
+    # the exact name wins when both are sent; other names are still unknown
+    with pytest.raises(InputError, match="unknown column ' balance '"):
+        validate_records([{**GOOD, " balance ": 3}], COLUMNS, 10)
+    with pytest.raises(InputError, match="unknown column 'bal ance'"):
+        validate_records([{"age": 1, "bal ance": 3, "job": "x"}], COLUMNS, 10)
+
+
 def test_a_number_for_a_text_column_is_its_text():
     """As a CSV cell holding it reads: 22 -> "22", 19.9667 -> "19.9667", 1.0 -> "1.0"."""
     rows = [{**GOOD, "job": v} for v in (22, 19.9667, 1.0, -3, 0.1 + 0.2, 10**20)]
