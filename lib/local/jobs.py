@@ -268,8 +268,9 @@ class JobManager:
             hold=True,
         )
 
-    def cancel(self, job_id: str) -> Job:
-        """Queued → Canceled at once; Running → SIGTERM, then SIGKILL after a grace period."""
+    def cancel(self, job_id: str, reason: str = "Canceled by the user") -> Job:
+        """Queued → Canceled at once; Running → SIGTERM, then SIGKILL after a grace period;
+        `reason` is the error a running job ends with."""
         job = self.get(job_id)
         if job.is_terminal:
             return job
@@ -289,8 +290,8 @@ class JobManager:
             with self.store.transaction() as tx:
                 tx.execute(
                     """UPDATE jobs SET state='Canceled', ended=COALESCE(ended, ?),
-                       error='Canceled by the user' WHERE id=? AND state='Running'""",
-                    (now_iso(), job_id),
+                       error=? WHERE id=? AND state='Running'""",
+                    (now_iso(), reason, job_id),
                 )
         self.tick()
         return self.get(job_id)

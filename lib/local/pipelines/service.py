@@ -278,7 +278,7 @@ class LocalPipelines:
             if step.job_id:
                 job = self.jobs.get(step.job_id)
                 if not job.is_terminal:
-                    self.jobs.cancel(step.job_id)
+                    self.jobs.cancel(step.job_id, f"Canceled: its pipeline run ended ({reason})")
 
     def runs(self, pipeline: str | None = None, limit: int = 50) -> list[PipelineRun]:
         self.reconcile_runs()

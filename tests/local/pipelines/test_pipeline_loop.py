@@ -156,3 +156,7 @@ def test_killed_run_process_ends_the_run_failed_with_a_reason(ws: Workspace) -> 
     assert ended.steps[1].state == "Failed" and ended.steps[2].state == "Skipped"
     # Its AutoML job does not go on holding the worker slot.
     assert wait_for(lambda: ws.automl.get(automl_job).is_terminal, 30)
+    # ... and says why, not that a user canceled it
+    child = ws.automl.get(automl_job)
+    assert child.error.startswith("Canceled: its pipeline run ended ("), child.error
+    assert "ended without reporting a result" in child.error
