@@ -388,7 +388,84 @@ def combined_leaks(frame: pd.DataFrame, target: str) -> dict[str, str]:
                     out.setdefault(a, reason)
                     out.setdefault(b, reason)
                     break
+    for c, reason in _weighted_sum(columns, ranked, y, target, tolerance).items():
+        out.setdefault(c, reason)
+    for c, reason in _time_between(data, y, target, tolerance).items():
+        out.setdefault(c, reason)
     return out
+
+
+def _matches(value: np.ndarray, y: np.ndarray, tolerance: float) -> float | None:
+    """Share of rows where `value` is `y` (None: too few rows with both, or a zero target)."""
+    usable = np.isfinite(value) & np.isfinite(y)
+    if int((usable & (y != 0)).sum()) < MIN_ROWS:
+        return None
+    return float(np.isclose(value[usable], y[usable], rtol=1e-3, atol=tolerance).mean())
+
+
+def _weighted_sum(
+    columns: dict[str, tuple[np.ndarray, float]],
+    ranked: list[str],
+    y: np.ndarray,
+    target: str,
+    tolerance: float,
+) -> dict[str, str]:
+    """Three or more number features whose weighted sum is the target (a taxi fare's total =
+    fare + extras + tax + tip + tolls + surcharge): the least-squares fit is exact."""
+    if len(ranked) < 3:
+        return {}
+    X = np.column_stack([columns[c][0] for c in ranked])
+    rows = np.isfinite(X).all(axis=1) & np.isfinite(y)
+    if rows.sum() < max(MIN_ROWS, 5 * (len(ranked) + 1)):
+        return {}
+    A = np.column_stack([X[rows], np.ones(int(rows.sum()))])
+    weights = np.linalg.lstsq(A, y[rows], rcond=None)[0]
+    share = _matches(A @ weights, y[rows], tolerance)
+    if share is None or share < COMBINED_SHARE:
+        return {}
+    spread = float(np.std(y[rows])) or 1.0
+    used = [
+        c
+        for c, w in zip(ranked, weights[:-1], strict=True)
+        if abs(w) * float(np.std(columns[c][0][rows])) > 1e-6 * spread
+    ]
+    if len(used) < 3:
+        return {}  # one or two parts: the checks above name them
+    shown = " + ".join(used[:6]) + (f" and {len(used) - 6} more" if len(used) > 6 else "")
+    reason = f"a weighted sum of {shown} equals {target} on {share:.0%} of rows"
+    return dict.fromkeys(used, reason)
+
+
+_TIME_UNITS = (("seconds", 1.0), ("minutes", 60.0), ("hours", 3600.0), ("days", 86400.0))
+
+
+def _time_between(
+    data: pd.DataFrame, y: np.ndarray, target: str, tolerance: float
+) -> dict[str, str]:
+    """Two date-time features the target is the time between (a trip's duration from its
+    pickup and dropoff times)."""
+    stamps = {}
+    for c in data.columns[:LEAKAGE_MAX_COLUMNS]:
+        if c != target and _is_datetime(data[c]):
+            moments = pd.to_datetime(data[c], errors="coerce")
+            if getattr(moments.dt, "tz", None) is not None:
+                moments = moments.dt.tz_localize(None)
+            seconds = (moments - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=np.float64)
+            stamps[str(c)] = seconds
+    names = list(stamps)[:COMBINED_CANDIDATES]
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            for later, earlier in ((b, a), (a, b)):
+                gap = stamps[later] - stamps[earlier]
+                for unit, size in _TIME_UNITS:
+                    share = _matches(gap / size, y, max(tolerance, 0.5))
+                    if share is not None and share >= COMBINED_SHARE:
+                        reason = (
+                            f"{target} is the time from {earlier} to {later} in {unit} "
+                            f"on {share:.0%} of rows"
+                        )
+                        return {earlier: reason, later: reason}
+    return {}
 
 
 def column_flags(

@@ -212,6 +212,52 @@ def test_parts_that_add_up_to_the_target_leak_it() -> None:
     assert g.combined_leaks(noisy, "cnt") == {}
 
 
+def test_a_total_of_many_parts_and_a_time_between_two_moments_leak_the_target() -> None:
+    """A taxi trip's total is fare + extra + tax + tip + tolls + surcharge (no part alone or
+    pair tells it); its duration is dropoff − pickup, in seconds."""
+    rng = np.random.default_rng(4)
+    n = 2000
+    parts = pd.DataFrame(
+        {
+            "fare": rng.uniform(3, 60, n).round(2),
+            "extra": rng.choice([0.0, 0.5, 1.0], n),
+            "mta_tax": np.full(n, 0.5),
+            "tip": rng.exponential(3, n).round(2),
+            "tolls": rng.choice([0.0, 5.76], n, p=[0.9, 0.1]),
+            "surcharge": rng.choice([0.3, 1.0], n),
+            "passengers": rng.integers(1, 6, n),
+        }
+    )
+    paid = parts.drop(columns="passengers").sum(axis=1).round(2)
+    flags = g.combined_leaks(parts.assign(total=paid), "total")
+    assert set(flags) == {"fare", "extra", "tip", "tolls", "surcharge"}
+    assert flags["fare"].startswith("a weighted sum of ") and "equals total on 100%" in flags["tip"]
+    pickup = pd.Timestamp("2016-03-14 17:24") + pd.to_timedelta(rng.integers(0, 10**7, n), "s")
+    taken = rng.integers(60, 4000, n)
+    trips = pd.DataFrame(
+        {
+            "vendor": rng.integers(1, 3, n),
+            "pickup_datetime": pickup,
+            "dropoff_datetime": pickup + pd.to_timedelta(taken, "s"),
+            "trip_duration": taken,
+        }
+    )
+    flags = {f.column: f for f in g.column_flags(trips, "trip_duration", "regression")}
+    assert set(flags) == {"pickup_datetime", "dropoff_datetime"}
+    assert "trip_duration is the time from pickup_datetime to dropoff_datetime in seconds" in (
+        flags["dropoff_datetime"].reason
+    )
+    # a duration that is not the gap, and sums with noise, are not identities
+    assert (
+        g.combined_leaks(
+            trips.assign(trip_duration=taken + rng.integers(5, 900, n)), "trip_duration"
+        )
+        == {}
+    )
+    noisy = parts.assign(total=paid + rng.normal(0, 2, n).round(2))
+    assert g.combined_leaks(noisy, "total") == {}
+
+
 def test_free_text_flagged() -> None:
     rng = np.random.default_rng(4)
     words = ["late", "parcel", "refund", "please", "broken", "thanks", "arrived", "box"]
