@@ -33,8 +33,7 @@ from lib.local import supervisor
 from lib.local.pipelines.service import TRIGGER_POLL_S, LocalPipelines
 from lib.local.pipelines.store import now_iso
 from lib.local.scoring.connections import (
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_RECEIPT_TIMEOUT_S,
+    add_guard_arguments,
     connection_cap,
     guarded_protocol,
     raise_fd_limit,
@@ -418,13 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--poll-s", type=float, default=TRIGGER_POLL_S)
-    parser.add_argument(
-        "--receipt-timeout",
-        type=float,
-        default=DEFAULT_RECEIPT_TIMEOUT_S,
-        help="seconds a connection has to deliver a whole request before it is closed",
-    )
-    parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS)
+    add_guard_arguments(parser)
     parser.add_argument("--log-max-bytes", type=int, default=LOG_MAX_BYTES, help="0: no rotation")
     args = parser.parse_args(argv)
     setup_logging(args.log_max_bytes)

@@ -17,6 +17,7 @@ reached, which is what such a flood wants.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import resource
@@ -164,6 +165,17 @@ class GuardedH11Protocol(H11Protocol):
             victim.transport.close()
             self.counters.evicted += 1
         self.counters.report()
+
+
+def add_guard_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command-line options of a server's connection guard."""
+    parser.add_argument(
+        "--receipt-timeout",
+        type=float,
+        default=DEFAULT_RECEIPT_TIMEOUT_S,
+        help="seconds a connection has to deliver a whole request before it is closed",
+    )
+    parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS)
 
 
 def guarded_protocol(

@@ -44,8 +44,7 @@ from typing import Any  # noqa: E402
 
 from lib.local.scoring.app import ScoringApp, ScoringSettings  # noqa: E402
 from lib.local.scoring.connections import (  # noqa: E402
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_RECEIPT_TIMEOUT_S,
+    add_guard_arguments,
     connection_cap,
     guarded_protocol,
     raise_fd_limit,
@@ -103,13 +102,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--drain-timeout", type=float, default=DRAIN_TIMEOUT_S)
     p.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS)
     p.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_BYTES)
-    p.add_argument(
-        "--receipt-timeout",
-        type=float,
-        default=DEFAULT_RECEIPT_TIMEOUT_S,
-        help="seconds a connection has to deliver a whole request before it is closed",
-    )
-    p.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS)
+    add_guard_arguments(p)
     p.add_argument("--log-max-bytes", type=int, default=LOG_MAX_BYTES, help="0: no rotation")
     p.add_argument(
         "--swagger-training-values",
