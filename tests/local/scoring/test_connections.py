@@ -88,6 +88,32 @@ def test_a_request_not_received_in_time_is_closed_and_a_whole_one_is_answered():
             s.close()
 
 
+def test_answers_are_sent_at_once_not_held_for_a_delayed_ack():
+    """With Nagle's algorithm on, every answer on a kept-alive connection waited ~40 ms for the
+    client's delayed ACK (a benchmark with keep-alive read p50 44 ms of a 1 ms server)."""
+    from lib.local.scoring.serve import bind
+
+    nodelay: list[int] = []
+
+    class Recording(guarded_protocol()):  # type: ignore[misc, valid-type]
+        def connection_made(self, transport) -> None:  # noqa: ANN001
+            super().connection_made(transport)
+            sock = transport.get_extra_info("socket")
+            nodelay.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    app = create_app(_echo_served(), ScoringSettings(endpoint="nodelay"))
+    with LiveServer(app, http=Recording) as server, requests.Session() as session:
+        for x in (1.0, 2.0, 3.0):
+            answer = session.post(server.url + "/score", json={"data": [{"x": x}]}, timeout=5)
+            assert answer.json() == {"result": [x]}
+    assert nodelay == [1]  # one kept-alive connection, Nagle off
+    listener = bind("127.0.0.1", 0)  # the endpoint's own socket: asyncio sets it on accept
+    try:
+        assert listener.proto == socket.IPPROTO_TCP
+    finally:
+        listener.close()
+
+
 def test_past_the_cap_idle_connections_make_room_for_a_real_client():
     app = create_app(_echo_served(), ScoringSettings(endpoint="cap"))
     cap = 40
