@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from lib import charts
+from lib.audit import audited
 from lib.automl_rules import (
     AUTO_VALIDATION_HELP,
     ESTIMATORS,
@@ -28,7 +29,7 @@ from lib.guardrails import (
     too_good_note,
 )
 from lib.metrics import TASKS, higher_is_better, primary_metrics
-from lib.names import model_name_for
+from lib.names import endpoint_name_for, model_name_for
 from lib.ui import figure, state_label, workspace
 from lib.workspace import AutoMLRequest, Job, WorkspaceError
 
@@ -535,7 +536,9 @@ if ws.models is not None:
     if register or deploy:
         try:
             if deploy:
-                model, ep = ws.register_and_deploy(job.id, name.strip(), description)
+                target = endpoint_name_for(name.strip())
+                with audited("endpoint.deploy", target, f"{name.strip()} from AutoML run {job.id}"):
+                    model, ep = ws.register_and_deploy(job.id, name.strip(), description)
             else:
                 model = ws.models.register(job.id, name.strip(), description)
         except WorkspaceError as exc:

@@ -43,7 +43,7 @@ with st.expander("Deploy a model", expanded=not listing, icon=":material/rocket_
             value=endpoint_name_for(model.name),
             key=f"endpoints_name_{model.name}",
             help="3-32 characters: letters, digits and '-'. An existing name is redeployed in place.",
-        )
+        ).strip()
         share = 100
         if name in existing:
             share = st.slider(
@@ -63,6 +63,11 @@ with st.expander("Deploy a model", expanded=not listing, icon=":material/rocket_
         if st.button(
             "Deploy", type="primary", key="endpoints_deploy", icon=":material/rocket_launch:"
         ):
+            if not name:
+                # An empty name would fall back to the model's default endpoint and redeploy over
+                # it without the traffic choice.
+                st.error("Give the endpoint a name (3-32 characters: letters, digits and '-').")
+                st.stop()
             try:
                 detail = f"{model.name} v{model.version}"
                 with st.spinner(f"Deploying {detail} …"), audited("endpoint.deploy", name, detail):

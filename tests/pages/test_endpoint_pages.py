@@ -177,6 +177,42 @@ def test_endpoints_page_when_the_endpoint_is_down(local_workspace):
     assert any("not answering" in w.value for w in at.warning)
 
 
+def test_an_empty_endpoint_name_deploys_nothing(local_workspace, stub_url):
+    """It fell back to the model's default endpoint and redeployed over the live one at 100 %,
+    without the traffic choice an existing name gets."""
+    endpoints = use_fakes(local_workspace, stub_url)
+    at = open_page("endpoints.py")
+    at.text_input(key="endpoints_name_churn").set_value("   ").run()
+    button(at, "Deploy").click().run()
+    assert not at.exception, at.exception
+    assert any("Give the endpoint a name" in e.value for e in at.error)
+    assert endpoints.deployed == []
+
+
+def test_register_and_deploy_from_the_automl_page_is_audited(local_workspace, stub_url):
+    from lib.audit import AuditLog
+    from tests.support.populate import finished_automl_run
+
+    job = finished_automl_run(local_workspace)
+    endpoints = use_fakes(local_workspace, stub_url)
+    registered: list[str] = []
+
+    def register(job_id: str, name: str, description: str = "") -> Model:
+        registered.append(job_id)
+        return Model(name, 1, job_id, "run", f"models:/{name}/1", NOW)
+
+    local_workspace.models.register = register
+    at = open_page("automl.py")
+    at.text_input(key="automl_model_name").set_value("churn").run()
+    button(at, "Register and deploy").click().run()
+    assert registered == [job.id] and endpoints.deployed == [("churn", 1, "churn")]
+    deploys = list(AuditLog(local_workspace.settings.home).read())
+    assert [(e.action, e.target, e.outcome) for e in deploys] == [
+        ("endpoint.deploy", "churn", "ok")
+    ]
+    assert job.id in deploys[0].detail
+
+
 def test_models_page_deploys_to_the_endpoint_named_after_the_model(local_workspace, stub_url):
     endpoints = use_fakes(local_workspace, stub_url)
     at = open_page("models.py")
