@@ -214,14 +214,24 @@ if len(results) == 1:
     rid, (result, samples) = next(iter(results.items()))
     st.subheader(run_label(rid, result))
     # Two rows of three: six cards in one row cut their values off at 1,400 px.
+    if result.requests and result.ok == 0:
+        kinds = ", ".join(f"{k} ×{n:,}" for k, n in (result.error_kinds or {}).items() if n)
+        st.error(
+            f"No request succeeded ({kinds or 'every one failed'}): the numbers below measure "
+            "failures, not the model. Check the URL, the key and that the endpoint is running."
+        )
+
+    def ms(value: float | None) -> str:
+        return "–" if value is None else f"{value:,.2f}"
+
     c = st.columns(3)
     c[0].metric("Throughput (req/s)", f"{result.throughput_rps:,.1f}", border=True)
     c[1].metric("Errors", f"{result.errors:,} ({result.error_rate:.1%})", border=True)
-    c[2].metric("Mean (ms)", f"{result.mean_ms or 0:,.2f}", border=True)
+    c[2].metric("Mean (ms)", ms(result.mean_ms), border=True)
     c = st.columns(3)
-    c[0].metric("p50 (ms)", f"{result.p50_ms or 0:,.2f}", border=True)
-    c[1].metric("p95 (ms)", f"{result.p95_ms or 0:,.2f}", border=True)
-    c[2].metric("p99 (ms)", f"{result.p99_ms or 0:,.2f}", border=True)
+    c[0].metric("p50 (ms)", ms(result.p50_ms), border=True)
+    c[1].metric("p95 (ms)", ms(result.p95_ms), border=True)
+    c[2].metric("p99 (ms)", ms(result.p99_ms), border=True)
     if result.slo is not None:
         (st.success if result.slo_passed else st.error)(f"SLO: {slo_verdict(result.slo)}")
     if result.command:

@@ -27,10 +27,12 @@ PLACEHOLDER_URL = "http://127.0.0.1/score"
 def slo_targets(
     p95_ms: float | None, max_error_percent: float | None
 ) -> tuple[float | None, float | None]:
-    """(p95 ms, max error rate 0-1) from the form; no SLO at all unless a p95 target (> 0) is set."""
-    if not p95_ms:
-        return None, None
-    return float(p95_ms), float(max_error_percent or 0.0) / 100
+    """(p95 ms, max error rate 0-1) from the form: a p95 target (> 0) and an error-rate ceiling
+    each apply on their own (0 or None: not set; a p95 target alone allows no error)."""
+    p95 = float(p95_ms) if p95_ms else None
+    if max_error_percent is None or (not max_error_percent and p95 is None):
+        return p95, None
+    return p95, float(max_error_percent) / 100
 
 
 def request_from_form(

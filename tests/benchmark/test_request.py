@@ -16,11 +16,15 @@ from lib.benchmark import (
 from lib.workspace import BenchmarkRequest, WorkspaceError
 
 
-def test_slo_is_off_without_a_p95_target() -> None:
-    assert slo_targets(0.0, 1.0) == (None, None)
-    assert slo_targets(None, 5.0) == (None, None)
+def test_each_slo_target_applies_on_its_own() -> None:
+    # an error-rate ceiling without a p95 target still judges the run (a run of 100 % errors
+    # got no verdict while the form said "SLO max error % 1")
+    assert slo_targets(0.0, 1.0) == (None, 0.01)
+    assert slo_targets(None, 5.0) == (None, 0.05)
+    assert slo_targets(0.0, 0.0) == (None, None)
     assert slo_targets(250.0, 1.0) == (250.0, 0.01)
     assert slo_targets(250.0, 0.0) == (250.0, 0.0)
+    assert slo_targets(250.0, None) == (250.0, None)
 
 
 def test_form_in_request_mode() -> None:

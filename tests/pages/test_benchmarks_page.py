@@ -20,6 +20,16 @@ def test_a_short_run_reads_in_full_and_explains_its_charts(local_workspace) -> N
     assert not at.get("status")
 
 
+def test_a_run_where_no_request_succeeded_says_so(local_workspace) -> None:
+    """20 requests to a port nothing listens on read 'Completed, 854 req/s, p50 0.00 ms'."""
+    benchmark_run(local_workspace, requests=20, duration_s=0.1, refused=True)
+    at = open_page("benchmarks.py")
+    assert not at.exception, at.exception
+    assert any(e.value.startswith("No request succeeded (connection ×20)") for e in at.error)
+    cards = {m.label: m.value for m in at.metric}
+    assert cards["p50 (ms)"] == cards["Mean (ms)"] == "–" and cards["Errors"] == "20 (100.0%)"
+
+
 def test_history_of_many_runs_selects_the_newest(local_workspace) -> None:
     ids = [benchmark_run(local_workspace, requests=200, duration_s=5, seed=i) for i in range(3)]
     at = open_page("benchmarks.py")

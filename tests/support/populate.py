@@ -83,9 +83,14 @@ def finished_automl_run(
 
 
 def benchmark_run(
-    ws: Workspace, requests: int = 5000, duration_s: float = 1.6, seed: int = 0
+    ws: Workspace,
+    requests: int = 5000,
+    duration_s: float = 1.6,
+    seed: int = 0,
+    refused: bool = False,
 ) -> str:
-    """A saved benchmark run of `requests` samples over `duration_s`, as the engine saves one."""
+    """A saved benchmark run of `requests` samples over `duration_s`, as the engine saves one
+    (`refused`: every connection refused, as against a URL nothing listens on)."""
     from datetime import UTC, datetime
 
     import numpy as np
@@ -97,6 +102,10 @@ def benchmark_run(
     latency = rng.lognormal(np.log(2.5), 0.35, requests)
     start = np.sort(rng.uniform(0, duration_s * 1000 - latency.max(), requests))
     status = np.where(rng.random(requests) < 0.002, 500, 200).astype(np.int16)
+    if refused:
+        from lib.benchmark.stats import STATUS_CONNECTION_ERROR
+
+        status[:] = STATUS_CONNECTION_ERROR
     samples = Samples(start, latency, status)
     config = BenchmarkConfig(url="http://127.0.0.1:9/score", concurrency=8, requests=requests)
     result = build_result(config, samples, duration_s=duration_s, started_at=datetime.now(UTC))
