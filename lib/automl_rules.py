@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import pandas as pd
@@ -74,9 +75,28 @@ def validation_label(validation: str) -> str:
     )
 
 
+# MLflow takes any text; a path-like or blank name only confuses the experiment lists.
+EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+
+
+def experiment_problem(name: str) -> str | None:
+    """What is wrong with an experiment name, or None."""
+    if not name.strip():
+        return "an experiment name is required."
+    if not EXPERIMENT_NAME.match(name):
+        return (
+            "use letters, digits, '_', '-' or '.', starting with a letter or digit (at most "
+            "255 characters)."
+        )
+    return None
+
+
 def validate_request(request: AutoMLRequest, frame: pd.DataFrame) -> list[str]:
     """Everything wrong with a request for this data, in the user's terms."""
     problems: list[str] = []
+    wrong_name = experiment_problem(request.experiment_name)
+    if wrong_name:
+        problems.append(f"Experiment name {request.experiment_name!r}: {wrong_name}")
     if request.task not in TASKS:
         problems.append(f"Task must be classification or regression, not {request.task!r}.")
         return problems

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from lib.automl_rules import ESTIMATORS, MIN_BUDGET_S, VALIDATIONS
+from lib.automl_rules import ESTIMATORS, MIN_BUDGET_S, VALIDATIONS, experiment_problem
 from lib.errors import WorkspaceError
 from lib.metrics import TASKS, primary_metrics
 from lib.names import (
@@ -31,7 +31,6 @@ MAX_BUDGET_S = 24 * 3600
 MAX_INTERVAL = 1000
 SCHEDULE_KINDS = ("cron", "recurrence", "data")
 # Azure ML experiment names: letters, digits, '_', '-' and '.', at most 255 characters.
-EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 AT_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -270,11 +269,8 @@ def spec_problems(spec: PipelineSpec) -> list[ParameterError]:
     check("validation", spec.validation in VALIDATIONS, f"must be one of {', '.join(VALIDATIONS)}.")
     check("holdout_fraction", 0.05 <= spec.holdout_fraction <= 0.5, "must be between 0.05 and 0.5.")
     check("n_folds", 2 <= spec.n_folds <= 20, "must be between 2 and 20.")
-    check(
-        "experiment_name",
-        bool(EXPERIMENT_NAME.match(spec.experiment_name)),
-        "use letters, digits, '_', '-' or '.' (at most 255 characters).",
-    )
+    wrong_name = experiment_problem(spec.experiment_name)
+    check("experiment_name", wrong_name is None, wrong_name or "")
     if spec.model_name:
         name_ok("model_name", spec.model_name, validate_model_name)
     if spec.deploy_endpoint:

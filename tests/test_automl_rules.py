@@ -33,6 +33,21 @@ def req(**kw) -> AutoMLRequest:
     return AutoMLRequest(**{**base, **kw})
 
 
+def test_experiment_names_are_checked_as_pipelines_check_them() -> None:
+    """`../x` reached MLflow as an experiment; an empty name said nothing about being needed."""
+    for bad, said in (("../x", "use letters, digits"), ("  ", "is required"), ("a" * 256, "255")):
+        problems = validate_request(req(experiment_name=bad), frame())
+        assert (
+            len(problems) == 1 and problems[0].startswith("Experiment name") and said in problems[0]
+        )
+    assert validate_request(req(experiment_name="churn-2026.q1_b"), frame()) == []
+    from lib.pipeline_rules import ParameterError, check_spec
+    from lib.workspace import PipelineSpec
+
+    with pytest.raises(ParameterError, match="experiment_name: an experiment name is required"):
+        check_spec(PipelineSpec(dataset="d", target="y", experiment_name=""))
+
+
 def test_good_request_has_no_problems() -> None:
     assert validate_request(req(), frame()) == []
     assert (
