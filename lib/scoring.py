@@ -282,6 +282,15 @@ def number_help(feature: dict) -> str | None:
     return "; ".join(parts) or None
 
 
+def decimals_format(value: float, least: int = 2, most: int = 6) -> str:
+    """A number field's format that shows `value` as written (92.893, not 92.89)."""
+    text = repr(float(value))
+    if "e" in text or "." not in text:
+        return f"%.{least}f"
+    written = len(text.split(".")[1].rstrip("0"))
+    return f"%.{min(most, max(least, written))}f"
+
+
 def date_help(fmt: str | None) -> str:
     """What a date field of the Score form takes: ISO 8601, and the upload's own format if any."""
     iso = "ISO 8601 date or date-time, e.g. 2024-05-01 or 2024-05-01T13:45:00"

@@ -13,6 +13,7 @@ from lib.scoring import (
     ScoringError,
     build_payload,
     date_help,
+    decimals_format,
     number_help,
     post_json,
     request_for,
@@ -127,6 +128,8 @@ with tab_form:
                     help=number_help(col),
                     key=f"score_f_{label}",
                     step=1 if integer else None,
+                    # Streamlit shows two decimals by default: 92.893 read 92.89 on the form.
+                    format=None if integer else decimals_format(value),
                 )
         submitted = st.form_submit_button("Score", type="primary")
     if submitted:

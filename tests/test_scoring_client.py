@@ -13,6 +13,7 @@ from lib.scoring import (
     build_payload,
     curl_snippet,
     date_help,
+    decimals_format,
     fetch_swagger,
     number_help,
     parse_predictions,
@@ -186,3 +187,10 @@ def test_date_help_shows_the_uploads_format_beside_iso() -> None:
     assert date_help(None).startswith("ISO 8601")
     assert date_help("%d/%m/%Y").endswith("e.g. 31/05/2024")
     assert date_help("%m/%d/%Y %H:%M").endswith("e.g. 05/31/2024 13:45")
+
+
+def test_a_number_field_shows_its_example_as_written() -> None:
+    assert decimals_format(92.893) == "%.3f"  # Bank Marketing's cons.price.idx read 92.89
+    assert decimals_format(-46.2) == "%.2f" and decimals_format(4963.6) == "%.2f"
+    assert decimals_format(0.123456789) == "%.6f" and decimals_format(1e-9) == "%.2f"
+    assert decimals_format(3.0) == "%.2f"
