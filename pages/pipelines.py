@@ -48,6 +48,11 @@ if ws.kind == "local":
     else:
         st.warning(f"Pipeline agent: {agent.state}. {agent.error or ''}".strip())
 
+# A message from the run before a rerun (a message shown right before `st.rerun` is never seen).
+flash = st.session_state.pop("pipelines_flash", None)
+if flash:
+    st.success(flash, icon=":material/check_circle:")
+
 # --- create or edit ---------------------------------------------------------------------------
 
 existing = pipelines.list()
@@ -96,7 +101,11 @@ with st.expander("New or edited pipeline", expanded=not existing, icon=":materia
                     st.error(str(exc))
                 else:
                     st.session_state["pipelines_selected"] = saved.name
-                    st.success(f"Saved **{saved.name} v{saved.version}**.")
+                    # The picker below keeps its own value over `index`: point it at the saved one.
+                    st.session_state["pipelines_pick"] = saved.name
+                    st.session_state["pipelines_flash"] = (
+                        f"Saved **{saved.name} v{saved.version}**."
+                    )
                     st.rerun()
 
 if not existing:
@@ -400,7 +409,7 @@ with tab_schedules:
             st.error(str(exc))
         else:
             when = f", next run {saved.next_run:%Y-%m-%d %H:%M %Z}" if saved.next_run else ""
-            st.success(f"Saved **{saved.name}**: {saved.trigger}{when}.")
+            st.session_state["pipelines_flash"] = f"Saved **{saved.name}**: {saved.trigger}{when}."
             st.rerun()
 
 with tab_versions:

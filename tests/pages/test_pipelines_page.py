@@ -56,6 +56,14 @@ def test_define_a_pipeline_from_the_form(ws) -> None:
         0.01,
     )
     assert any("retrain v1" in m.value and "tiny-ep" in m.value for m in at.markdown)
+    assert any(m.value == "Saved **retrain v1**." for m in at.success)
+    # A second pipeline, saved while the first is picked: the page says so and shows it.
+    at.selectbox(key="pipelines_edit").set_value("(new pipeline)").run()
+    at.text_input(key="pipelines_form_(new pipeline)_name").set_value("nightly")
+    button(at, "Save pipeline").click().run()
+    assert not at.exception, at.exception
+    assert any(m.value == "Saved **nightly v1**." for m in at.success)
+    assert at.selectbox(key="pipelines_pick").value == "nightly"
 
 
 def test_run_now_shows_the_run_and_its_failed_step(ws) -> None:
