@@ -25,7 +25,7 @@ from lib.names import (
     validate_model_name,
     validate_schedule_name,
 )
-from lib.workspace import SCHEDULE_FREQUENCIES, PipelineSpec, Schedule
+from lib.workspace import SCHEDULE_FREQUENCIES, Pipeline, PipelineSpec, Schedule
 
 MAX_BUDGET_S = 24 * 3600
 MAX_INTERVAL = 1000
@@ -421,3 +421,17 @@ def _cron_problem(expression: str, time_zone: str) -> str | None:
     except ValueError as exc:
         return f"invalid expression: {exc}."
     return None
+
+
+def dataset_users(dataset: str, pipelines: list[Pipeline], schedules: list[Schedule]) -> list[str]:
+    """The pipelines that train on `dataset`, each with what starts it unattended (published,
+    its enabled schedules and triggers): what a delete of the dataset would make fail."""
+    users = []
+    for pipeline in pipelines:
+        if pipeline.spec.dataset != dataset:
+            continue
+        starts = [s.trigger for s in schedules if s.pipeline == pipeline.name and s.enabled]
+        if pipeline.published_version is not None:
+            starts.insert(0, "published over REST")
+        users.append(f"**{pipeline.name}**" + (f" ({', '.join(starts)})" if starts else ""))
+    return users

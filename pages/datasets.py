@@ -6,6 +6,7 @@ import streamlit as st
 
 from lib import background_upload
 from lib.audit import audited
+from lib.pipeline_rules import dataset_users
 from lib.sample_data import (
     BANK_MARKETING_DESCRIPTION,
     BANK_MARKETING_NAME,
@@ -433,6 +434,14 @@ with tab_manage:
         icon=":material/download:",
     )
     st.divider()
+    if ws.pipelines is not None:
+        users = dataset_users(dv.name, ws.pipelines.list(), ws.pipelines.schedules())
+        if users:
+            st.warning(
+                f"Pipelines train on **{dv.name}**: {', '.join(users)}. Deleted, their runs fail "
+                "until a dataset of this name is uploaded again.",
+                icon=":material/warning:",
+            )
     confirm = st.checkbox(
         f"Delete **{dv.name}** and all {len(versions)} version(s)",
         key="datasets_delete_confirm",

@@ -199,3 +199,26 @@ def test_schedule_descriptions_and_trigger_labels() -> None:
     assert trigger_label(every) == "schedule:nightly"
     end = datetime.now(UTC) + timedelta(days=1)
     assert check_schedule(schedule(start=end - timedelta(hours=1), end=end)).end == end
+
+
+def test_the_pipelines_a_dataset_delete_would_break_are_named() -> None:
+    from datetime import UTC, datetime
+
+    from lib.pipeline_rules import dataset_users
+    from lib.workspace import Pipeline, PipelineSpec, Schedule
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    pipelines = [
+        Pipeline("retrain", 2, PipelineSpec(dataset="bank", target="y"), now, published_version=1),
+        Pipeline("manual", 1, PipelineSpec(dataset="bank", target="y"), now),
+        Pipeline("other", 1, PipelineSpec(dataset="loans", target="y"), now),
+    ]
+    schedules = [
+        Schedule("weekly", "retrain", "every week on Sunday at 03:00", True),
+        Schedule("paused", "retrain", "every day", False),
+    ]
+    assert dataset_users("bank", pipelines, schedules) == [
+        "**retrain** (published over REST, every week on Sunday at 03:00)",
+        "**manual**",
+    ]
+    assert dataset_users("iris", pipelines, schedules) == []

@@ -175,3 +175,20 @@ def test_schedule_form_and_home_shows_the_next_run(ws) -> None:
     home = open_page()
     links = [link.label for link in home.get("page_link")]
     assert any("retrain-recurrence" in label and "every 6 hours" in label for label in links)
+
+
+def test_deleting_a_dataset_names_the_pipelines_that_train_on_it(ws) -> None:
+    """It was deleted without a word while a published, scheduled pipeline trained on it."""
+    ws.datasets.upload("tiny", TINY, "tiny.csv")
+    ws.datasets.upload("other", TINY, "other.csv")
+    ws.pipelines.save("retrain", PipelineSpec(dataset="tiny", target="y"))
+    ws.pipelines.save("elsewhere", PipelineSpec(dataset="other", target="y"))
+    ws.pipelines.publish("retrain")
+    at = open_page("datasets.py")
+    at.selectbox(key="datasets_pick").set_value("tiny").run()
+    assert not at.exception, at.exception
+    said = [w.value for w in at.warning if "Pipelines train on" in w.value]
+    assert said == [
+        "Pipelines train on **tiny**: **retrain** (published over REST). Deleted, their runs "
+        "fail until a dataset of this name is uploaded again."
+    ]
