@@ -108,4 +108,9 @@ def predictions_over_time(
                 annotation_text=f"{label} in training {100 * expected[label]:.1f}%",
                 annotation_position="top left",
             )
-    return time_lines(fig, title, "Time", "Share of sampled rows (%)")
+    fig = time_lines(fig, title, "Time", "Share of sampled rows (%)")
+    if len(full) == 1:
+        # One bin is one point: without a range the axis spans a millisecond around it.
+        half = pd.Timedelta(seconds=bin_s)
+        fig.update_xaxes(range=[full[0] - half, full[0] + half])
+    return fig

@@ -73,3 +73,8 @@ def test_predictions_over_time_against_training_shares() -> None:
     lines = {tr.name: nan_list(list(tr.y)) for tr in fig.data}
     assert lines == {"no": [80.0, None, 100.0], "yes": [20.0, None, 0.0]}
     assert sorted(round(s.y0, 6) for s in fig.layout.shapes) == [10.0, 90.0]
+    assert fig.layout.xaxis.range is None  # several bins: the data sets the axis
+    # One bin: the axis spans a bin either side, not a millisecond around the one point
+    one = monitoring.predictions_over_time(frame.head(2), label, bin_s=3600)
+    low, high = (pd.Timestamp(v) for v in one.layout.xaxis.range)
+    assert high - low == pd.Timedelta(hours=2) and low < t < high
