@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import pprint
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -52,6 +53,25 @@ class ScoringError(Exception):
         self.message = message
         self.status_code = status_code
         self.raw = raw
+
+
+class BatchScoringError(ScoringError):
+    """A batch stopped at a failed request: `scored` holds the rows answered before it (with
+    their predictions), `first` the failed request's first row (0-based)."""
+
+    def __init__(self, failed: ScoringError, scored: Any, first: int, rows: int) -> None:
+        super().__init__(failed.message, failed.status_code, failed.raw)
+        self.scored = scored
+        self.first = first
+        self.rows = rows
+
+    def in_file_terms(self) -> str:
+        """The server's message with its row counted in the file ('Row 2' of a request of rows
+        11-15 is row 13)."""
+        return _REQUEST_ROW.sub(lambda m: f"Row {self.first + int(m.group(1)) + 1:,}", self.message)
+
+
+_REQUEST_ROW = re.compile(r"\bRow (\d+)\b")
 
 
 @dataclass
@@ -239,7 +259,6 @@ def score_frame(
     progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """Score a DataFrame in chunks; returns it with a `prediction` column (+ `proba_<class>`)."""
-    import pandas as pd
 
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
@@ -251,7 +270,11 @@ def score_frame(
     with requests.Session() as session:
         for start in range(0, total, chunk_size):
             chunk = frame.iloc[start : start + chunk_size]
-            resp = score(uri, key, chunk.to_dict("records"), shape, method, timeout, session)
+            try:
+                resp = score(uri, key, chunk.to_dict("records"), shape, method, timeout, session)
+            except ScoringError as exc:
+                scored = _with_predictions(frame.iloc[:start], preds, probas, classes)
+                raise BatchScoringError(exc, scored, start, len(chunk)) from exc
             if resp.predictions is not None:
                 preds.extend(resp.predictions)
             if resp.probabilities is not None:
@@ -260,8 +283,15 @@ def score_frame(
             done += len(chunk)
             if progress is not None:
                 progress(done, total)
+    return _with_predictions(frame, preds, probas, classes)
+
+
+def _with_predictions(frame: Any, preds: list, probas: list, classes: list | None) -> Any:
+    """`frame` with a `prediction` column (+ `proba_<class>`) from the answers."""
+    import pandas as pd
+
     out = frame.copy()
-    if len(preds) == total:
+    if preds and len(preds) == len(out):
         out["prediction"] = preds
     if probas:
         names = classes or list(range(len(probas[0])))

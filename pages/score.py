@@ -10,6 +10,7 @@ import streamlit as st
 from lib.scoring import (
     FORM_FIELDS_MAX,
     LABELS_ONLY,
+    BatchScoringError,
     ScoringError,
     build_payload,
     date_help,
@@ -194,10 +195,8 @@ with tab_batch:
                 st.error(f"The file lacks column(s): {', '.join(missing)}.")
             else:
                 bar = st.progress(0.0, text="Scoring …")
-                scored_rows = [0]
 
                 def advance(done: int, total: int) -> None:
-                    scored_rows[0] = done
                     bar.progress(done / total, text=f"{done:,} / {total:,} rows")
 
                 try:
@@ -210,15 +209,24 @@ with tab_batch:
                         shape=shape,
                         progress=advance,
                     )
-                except ScoringError as exc:
+                except BatchScoringError as exc:
                     bar.empty()
-                    first = scored_rows[0]
-                    last = min(len(frame), first + int(chunk))
+                    first, last = exc.first, exc.first + exc.rows
                     st.error(
                         f"Batch scoring failed in the request for rows {first + 1:,}–{last:,} "
                         f"of {len(frame):,}; nothing after them was sent. The endpoint said: "
-                        f"{exc.message}"
+                        f"{exc.in_file_terms()}"
                     )
+                    if first:
+                        done = pd.concat(
+                            [frame.iloc[:first].drop(columns=wanted), exc.scored], axis=1
+                        )
+                        st.download_button(
+                            f"Download the {first:,} rows scored before it",
+                            done.to_csv(index=False).encode(),
+                            file_name=f"scored-rows-1-{first}-{upload.name.rsplit('.', 1)[0]}.csv",
+                            key="score_batch_partial",
+                        )
                 else:
                     bar.empty()
                     out = pd.concat([frame.drop(columns=wanted), scored], axis=1)

@@ -48,7 +48,8 @@ class StubScoring(BaseHTTPRequestHandler):
         elif "data" not in body:
             self._send(400, {"message": "Expected 'data', 'Inputs' or 'input_data'"})
         elif any(r.get("fare") == "bad" for r in body["data"]):
-            self._send(400, {"message": "Row 0, column 'fare': not a fare"})
+            row = next(i for i, r in enumerate(body["data"]) if r.get("fare") == "bad")
+            self._send(400, {"message": f"Row {row}, column 'fare': not a fare"})
         else:
             self._send(200, {"result": ["yes" for _ in body["data"]]})
 
@@ -254,6 +255,13 @@ def test_batch_csv_sends_text_columns_as_written_and_says_when_it_fails(local_wo
     assert not at.exception, at.exception
     message = " ".join(e.value for e in at.error)
     assert "failed in the request for rows 3–4 of 4" in message and "not a fare" in message
+    # the server's row of the request is named as the file's row
+    assert "Row 4, column 'fare'" in message
+    # the rows answered before it are kept
+    (partial,) = [
+        b for b in at.get("download_button") if b.proto.id.endswith("score_batch_partial")
+    ]
+    assert "Download the 2 rows scored before it" in partial.proto.label
     # The progress bar is gone, not left on "Scoring …".
     assert not list(at.get("progress")), [p.proto for p in at.get("progress")]
 
