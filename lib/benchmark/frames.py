@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 import pandas as pd
@@ -40,7 +41,8 @@ def comparison_frames(
     several = len(results) > 1
     latencies, series, rows = [], [], []
     for run_id, (result, samples) in results.items():
-        name = run_label(run_id, result)
+        # Plotly reads legend and hover names as HTML: a label's "<b>" is text, as typed.
+        name = html.escape(run_label(run_id, result), quote=False)
         if samples is not None and len(samples):
             ok = answered(samples.status)
             latencies.append(pd.DataFrame({"latency_ms": samples.latency_ms[ok], "run": name}))

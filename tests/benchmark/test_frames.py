@@ -65,6 +65,19 @@ def test_several_runs_overlay_by_label() -> None:
     assert len(with_samples.latencies) == 3  # imported samples count as answered
 
 
+def test_a_label_is_drawn_as_typed_not_as_html() -> None:
+    """Plotly reads trace names as HTML: a label "<b>x</b>" came out bold in the legend."""
+    tagged = make_run("before <b>x</b> & y", [200] * 3)
+    plain = make_run("after", [200] * 3)
+    frames = comparison_frames(
+        {"run-aaaaaa": (tagged, tagged.samples), "run-bbbbbb": (plain, None)}
+    )
+    assert (
+        frames.percentiles["run"].tolist()[0]
+        == "before &lt;b&gt;x&lt;/b&gt; &amp; y · opsdeck c=2 · aaaaaa"
+    )
+
+
 def test_no_runs_gives_empty_frames_with_columns() -> None:
     frames = comparison_frames({})
     assert frames.latencies.empty and list(frames.latencies.columns) == ["latency_ms", "run"]
