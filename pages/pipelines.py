@@ -49,9 +49,12 @@ if ws.kind == "local":
         st.warning(f"Pipeline agent: {agent.state}. {agent.error or ''}".strip())
 
 # A message from the run before a rerun (a message shown right before `st.rerun` is never seen).
+# Always a slot, filled or not: an element that comes and goes would move the tabs below, and
+# the browser would reset them to their first tab.
 flash = st.session_state.pop("pipelines_flash", None)
+flash_slot = st.empty()
 if flash:
-    st.success(flash, icon=":material/check_circle:")
+    flash_slot.success(flash, icon=":material/check_circle:")
 
 # --- create or edit ---------------------------------------------------------------------------
 
