@@ -801,7 +801,7 @@ def test_types_learned_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """A token, a decimal or a word far into the file changes the column correctly."""
     import lib.tabular.reading as reading
 
-    monkeypatch.setattr(reading, "_block_size", lambda header_bytes: 256)  # many chunks
+    monkeypatch.setattr(reading, "block_size", lambda header_bytes: 256)  # many chunks
     n = 400
     rows = [f"{i},{i},{i},01/0{1 + i % 9}/2024" for i in range(n)]
     rows[300] = "?,?,?,N/A"
@@ -826,7 +826,7 @@ def test_numbers_written_for_people_are_numbers(monkeypatch: pytest.MonkeyPatch)
     """Currency signs, thousands separators and percent signs, anywhere in a long file."""
     import lib.tabular.reading as reading
 
-    monkeypatch.setattr(reading, "_block_size", lambda header_bytes: 256)  # many chunks
+    monkeypatch.setattr(reading, "block_size", lambda header_bytes: 256)  # many chunks
     n = 300
     rows = [f'"${i:,}.50",{i}%,{i},"{i},{i % 10}",{i}' for i in range(1000, 1000 + n)]
     rows[5] = 'N/A,?,?,"1,5",x'

@@ -5,6 +5,7 @@ Pure functions of bytes and Arrow tables, shared by both backends and the Score 
 
 from lib.tabular.columns import MISSING_TOKENS, date_formats, normalize_tokens, pandas_dtypes
 from lib.tabular.csv_text import CSV_DELIMITERS, SNIFF_MAX_BYTES, choose_delimiter
+from lib.tabular.file_layout import FileLayout, layout_of
 from lib.tabular.limits import TableError
 from lib.tabular.profile import (
     HISTOGRAM_BINS,
@@ -17,11 +18,9 @@ from lib.tabular.profile import (
 from lib.tabular.reading import (
     EXCEL_SUFFIXES,
     ORIGINAL_SUFFIXES,
-    FileLayout,
     ParsedTable,
     detect_format,
     frame_to_table,
-    layout_of,
     parse_csv,
     parse_parquet,
     parse_table,
