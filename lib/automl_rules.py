@@ -20,6 +20,9 @@ FORM_PICK_MAX = 200
 RARE_CLASSES_SHOWN = 5
 # A numeric target with more distinct values than this is suggested as regression.
 REGRESSION_DISTINCT = 20
+# A number label with more values than this is suggested as regression (grades 0-20 are);
+# fewer read as classes (ratings 1-5, wine quality 3-9, a 0-4 diagnosis).
+REGRESSION_SUGGEST_DISTINCT = 10
 # Algorithm names as the local engine (FLAML) knows them; the Azure backend maps them.
 ESTIMATORS = ("lgbm", "xgboost", "rf", "extra_tree", "lrl1")
 # How a run validates: "auto" decides by size as Azure AutoML does when given no validation
@@ -34,8 +37,32 @@ AUTO_VALIDATION_HELP = (
     f"Automatic: cross-validation below {AUTO_CV_ROWS:,} rows (3 folds; 10 below "
     f"{AUTO_SMALL_ROWS:,}), a holdout from there on, as Azure AutoML chooses."
 )
-# Conventional label column names, tried in this order.
-TARGET_NAMES = ("y", "target", "label", "class", "outcome", "survived", "churn", "churned")
+# Conventional label column names, tried in this order (compared in lower case without
+# spaces, dots, dashes or underscores: "Loan_Status", "default.payment.next.month").
+TARGET_NAMES = (
+    "y",
+    "target",
+    "label",
+    "class",
+    "outcome",
+    "survived",
+    "transported",
+    "churn",
+    "churned",
+    "exited",
+    "attrition",
+    "left",
+    "isfraud",
+    "fraud",
+    "loanstatus",
+    "defaultpaymentnextmonth",
+    "diagnosis",
+    "saleprice",
+)
+# The last column is taken for the label (the convention of UCI's files and most exports)
+# unless it reads as something else: an identifier, a date, a column mostly empty.
+LAST_COLUMN_MAX_MISSING_PCT = 50.0
+ID_DISTINCT_SHARE = 0.9
 # Two values like these make a column look like an outcome (Titanic's Survived, a churn flag).
 FLAG_VALUES = frozenset({"0", "1", "yes", "no", "true", "false", "y", "n"})
 # The columns of `AutoMLService.trials` (metrics follow as extra columns).
@@ -203,14 +230,43 @@ def _is_flag(row: pd.Series) -> bool:
     return len(values) == 2 and values <= FLAG_VALUES
 
 
-def suggest_target(columns: list[str], profile: pd.DataFrame) -> str:
-    """A likely label: a conventional name, else a 0/1 or yes/no column, else the last
-    low-cardinality column."""
-    lowered = {c.lower(): c for c in reversed(columns)}
+def _name_key(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def _could_be_label(row: pd.Series, rows: int | None) -> bool:
+    """A column that may be the label: two values or more, not a date, mostly filled, and
+    not an identifier (nearly a distinct value per row, text or whole numbers)."""
+    distinct = row.get("distinct")
+    if distinct is None or pd.isna(distinct) or distinct < 2:
+        return False
+    if row.get("kind") == "datetime":
+        return False
+    missing = row.get("missing_pct")
+    if missing is not None and not pd.isna(missing) and missing > LAST_COLUMN_MAX_MISSING_PCT:
+        return False
+    if rows:
+        filled = rows * (1 - float(missing or 0) / 100)
+        whole = row.get("kind") == "text" or str(row.get("dtype", "")).startswith(("int", "uint"))
+        if whole and filled > 0 and distinct >= ID_DISTINCT_SHARE * filled:
+            return False
+    return True
+
+
+def suggest_target(columns: list[str], profile: pd.DataFrame, rows: int | None = None) -> str:
+    """A likely label: a conventional name, else the last column when it could be one (not an
+    identifier, a date or mostly empty), else a 0/1 or yes/no column, else the last
+    low-cardinality column. ``rows``: the table's rows (to tell identifiers)."""
+    keys: dict[str, str] = {}
+    for c in reversed(columns):
+        keys.setdefault(_name_key(c), c)
     for name in TARGET_NAMES:
-        if name in lowered:
-            return lowered[name]
+        if name in keys:
+            return keys[name]
     known = profile[profile["column"].isin(columns)]
+    by_name = {row["column"]: row for _, row in known.iterrows()}
+    if columns and columns[-1] in by_name and _could_be_label(by_name[columns[-1]], rows):
+        return columns[-1]
     flags = [row["column"] for _, row in known.iterrows() if _is_flag(row)]
     if flags:
         return flags[-1]
@@ -227,7 +283,8 @@ def suggest_task(profile: pd.DataFrame, target: str) -> str:
     row = rows.iloc[0]
     mean = row.get("mean")
     numeric = mean is not None and not pd.isna(mean)
-    return REGRESSION if numeric and row["distinct"] > REGRESSION_DISTINCT else CLASSIFICATION
+    many = row["distinct"] > REGRESSION_SUGGEST_DISTINCT
+    return REGRESSION if numeric and many else CLASSIFICATION
 
 
 def names_list(names: Sequence[object], limit: int = 20) -> str:

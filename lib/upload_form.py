@@ -124,13 +124,17 @@ def layout_notes(file_name: str, data: bytes, sheet: str | None = None) -> list[
             "The file is fixed-width text (no delimiter between values): its columns were cut "
             "where every line is blank."
         )
-    if layout.title_rows:
+    if layout.title_rows and layout.header_row:
         titles = layout.title_rows
         rows = f"{titles} rows were" if titles > 1 else "row was"
         notes.append(
             f"The first {rows} a title or blank, above the header row: left out, and the "
             f"column names read from row {titles + 1}."
         )
+    elif layout.title_rows:
+        titles = layout.title_rows
+        rows = f"{titles} rows were" if titles > 1 else "row was"
+        notes.append(f"The first {rows} a title or blank, above the table: left out.")
     if layout.header_rows == 2:
         notes.append(
             "The column names span two rows (the second names the columns again, or gives "
@@ -170,8 +174,9 @@ def layout_notes(file_name: str, data: bytes, sheet: str | None = None) -> list[
         more = f" and {len(layout.renamed) - 10} more" if len(layout.renamed) > 10 else ""
         notes.append(f"Column names repeat: the repeats are named {shown}{more}.")
     if not layout.header_row:
+        first = "The first row of the table" if layout.title_rows else "The first row"
         notes.append(
-            "The first row holds values, not column names: it is read as data, and the "
+            f"{first} holds values, not column names: it is read as data, and the "
             "columns are named column_1, column_2, ... by position."
         )
     if notes:

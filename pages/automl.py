@@ -80,7 +80,7 @@ with st.expander("New AutoML run", expanded=not automl.jobs(), icon=":material/a
         )
         dv = ws.datasets.get(ds_name, ds_version)
         profile = ws.datasets.profile(ds_name, ds_version)
-        suggested = suggest_target(dv.column_names, profile)
+        suggested = suggest_target(dv.column_names, profile, dv.rows)
         c1, c2, c3 = st.columns(3)
         target = c1.selectbox(
             "Target column",

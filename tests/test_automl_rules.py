@@ -150,6 +150,70 @@ def test_suggested_task_follows_the_target_profile() -> None:
     assert suggest_task(prof, "absent") == "classification"
 
 
+def _suggested(table: pd.DataFrame) -> tuple[str, str]:
+    from lib.tabular.profile import profile_frame
+
+    prof = profile_frame(table)
+    target = suggest_target(list(table.columns), prof, len(table))
+    return target, suggest_task(prof, target)
+
+
+def test_the_last_column_is_the_suggested_label_unless_it_reads_as_something_else() -> None:
+    """UCI's files and most exports end with the label; a 0/1 column before it is a feature."""
+    rng = np.random.default_rng(1)
+    n = 400
+    hours = pd.DataFrame(
+        {
+            "instant": np.arange(1, n + 1),
+            "dteday": pd.date_range("2011-01-01", periods=n, freq="h"),
+            "holiday": rng.integers(0, 2, n),
+            "workingday": rng.integers(0, 2, n),
+            "temp": rng.random(n),
+            "casual": rng.integers(0, 300, n),
+            "cnt": rng.integers(1, 900, n),
+        }
+    )
+    assert _suggested(hours) == ("cnt", "regression")
+    # grades 0-20 in 18 values: a number to predict, not 18 classes of a few rows
+    grades = pd.DataFrame(
+        {
+            "sex": rng.choice(["F", "M"], n),
+            "romantic": rng.choice(["yes", "no"], n),
+            "G2": rng.integers(0, 21, n),
+            "G3": rng.choice([*range(3, 21)], n),
+        }
+    )
+    assert _suggested(grades) == ("G3", "regression")
+    # a diagnosis 0-4 last, with no header: classes
+    heart = pd.DataFrame({"column_1": rng.normal(50, 9, n), "column_2": rng.integers(0, 2, n)})
+    heart["column_3"] = rng.integers(0, 5, n)
+    assert _suggested(heart) == ("column_3", "classification")
+    # Kaggle's names win wherever the column is
+    houses = pd.DataFrame({"Id": np.arange(n), "SalePrice": rng.integers(50_000, 500_000, n)})
+    houses["CentralAir"] = rng.choice(["Y", "N"], n)
+    assert _suggested(houses) == ("SalePrice", "regression")
+    loans = pd.DataFrame({"Loan_ID": [f"LP{i:05d}" for i in range(n)]})
+    loans["Loan_Status"] = rng.choice(["Y", "N"], n)
+    loans["Property_Area"] = rng.choice(["Urban", "Rural", "Semiurban"], n)
+    assert _suggested(loans)[0] == "Loan_Status"
+
+
+def test_a_last_column_that_is_an_id_a_date_or_mostly_empty_is_not_the_label() -> None:
+    rng = np.random.default_rng(2)
+    n = 300
+    base = pd.DataFrame({"age": rng.integers(18, 90, n), "bought": rng.integers(0, 2, n)})
+    ids = base.assign(customer=[f"C-{i:05d}" for i in rng.permutation(n)])
+    assert _suggested(ids)[0] == "bought"
+    counter = base.assign(row_no=np.arange(n))
+    assert _suggested(counter)[0] == "bought"
+    dated = base.assign(signed=pd.date_range("2020-01-01", periods=n, freq="D"))
+    assert _suggested(dated)[0] == "bought"
+    remarks = np.full(n, None, dtype=object)
+    remarks[:20] = rng.choice(["urgent", "repeat order", "discount"], 20)
+    noted = base.assign(remark=remarks)
+    assert _suggested(noted)[0] == "bought"
+
+
 def test_shared_names_are_the_forms_and_trials_vocabulary() -> None:
     assert ESTIMATORS[0] == "lgbm" and len(set(ESTIMATORS)) == len(ESTIMATORS)
     assert TRIAL_COLUMNS[:3] == ["trial", "estimator", "primary_metric"]

@@ -932,6 +932,22 @@ def test_many_rows_that_stop_early_are_read_with_their_last_cells_missing() -> N
     assert "More than 1,000 lines have fewer cells than the header row" in said
 
 
+def test_a_title_line_above_a_table_without_a_header_is_said_once() -> None:
+    """UCI's adult.test: '|1x3 Cross validator' above rows of values and no column names."""
+    rows = [
+        f"{17 + i % 60}, {('Private', 'Self-emp-not-inc', '?')[i % 3]}, {10_000 + 37 * i}, "
+        f"{('HS-grad', 'Bachelors')[i % 2]}, {('<=50K.', '>50K.')[i % 4 == 0]}"
+        for i in range(80)
+    ]
+    data = ("|1x3 Cross validator\n" + "\n".join(rows) + "\n").encode()
+    parsed = parse_table("adult.test", data)
+    assert parsed.frame.shape == (80, 5) and parsed.frame.columns[0] == "column_1"
+    said = layout_notes("adult.test", data)
+    assert "The first row was a title or blank, above the table: left out." in said
+    assert not any("column names read from row" in note for note in said)
+    assert any(note.startswith("The first row of the table holds values") for note in said)
+
+
 def test_a_tab_separated_line_longer_than_128_kb_is_read() -> None:
     """A gene-expression table: 12,000 columns, each line one 130 KB field when split by
     commas, over the csv module's default field limit."""
