@@ -521,6 +521,25 @@ def relative_leakage(scores: dict[str, float], best: float | None, task: str) ->
     return sorted(flags, key=lambda f: -(f.share or 0.0))
 
 
+def features_matching_a_weak_model(
+    scores: dict[str, float], best: float | None, task: str
+) -> list[tuple[str, float]]:
+    """Features that reach ``RELATIVE_LEAKAGE`` of the model's score but are not strong enough
+    alone to be called leaks: the model is what is weak. Best first."""
+    chance = CHANCE.get(task)
+    if chance is None or best is None or not np.isfinite(best) or best <= chance:
+        return []
+    out = [
+        (str(c), float(s))
+        for c, s in scores.items()
+        if s is not None
+        and np.isfinite(s)
+        and (s - chance) / (best - chance) >= RELATIVE_LEAKAGE
+        and s < RELATIVE_MIN_SCORE[task]
+    ]
+    return sorted(out, key=lambda cs: -cs[1])
+
+
 def leakage_note(reasons: list[str]) -> str | None:
     """A warning beside the model's score naming the features that alone almost match it."""
     if not reasons:

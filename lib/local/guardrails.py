@@ -425,6 +425,18 @@ def model_leakage(
             PASSED,
             "Not checked: the model does no better than chance.",
         )
+    elif weak := seam.features_matching_a_weak_model(scores, best, task):
+        column, score = weak[0]  # not a leak: a leak's flag would exclude it by default
+        name = "R²" if task == "regression" else "AUC"
+        rail = Guardrail(
+            MODEL_LEAKAGE_GUARDRAIL,
+            PASSED,
+            f"{column} alone scores {name} {score:.3f}, "
+            + ("above" if score > best else "close to")
+            + f" the model's {best:.3f}: the model is weak rather than {column} a leak (a "
+            f"leak scores {name} {seam.RELATIVE_MIN_SCORE[task]:g} or more alone). A bigger "
+            "time budget, or more rows, may find a model that does better than one column.",
+        )
     else:
         rail = Guardrail(
             MODEL_LEAKAGE_GUARDRAIL,

@@ -176,6 +176,19 @@ def test_model_leakage_reuses_the_scores_from_before_the_search() -> None:
     assert gr.model_leakage([], {"AUC_weighted": 0.9}, "classification", ["boat"]) is None
 
 
+def test_a_weak_model_beaten_by_one_column_is_said_so_not_called_leak_free() -> None:
+    """Student grades at a short budget: the model reached R² 0.172, G2 alone 0.40 (not strong
+    enough alone to be a leak); the row said 'No feature alone reaches 98 %', which was false."""
+    rails = [gr.Guardrail(gr.LEAKAGE_GUARDRAIL, gr.PASSED, "", scores={"G2": 0.40, "age": 0.01})]
+    rail, record = gr.model_leakage(rails, {"r2_score": 0.172}, "regression", ["G2", "age"])
+    assert rail.status == gr.PASSED and record["flags"] == [] and rail.columns == []
+    assert rail.details.startswith("G2 alone scores R² 0.400, above the model's 0.172")
+    assert "the model is weak rather than G2 a leak" in rail.details
+    assert "No feature alone" not in rail.details
+    rail, _ = gr.model_leakage(rails, {"r2_score": 0.60}, "regression", ["G2", "age"])
+    assert rail.details.startswith("No feature alone reaches 98% of the model's r2_score 0.600")
+
+
 def test_the_run_checks_its_features_against_its_best_model(tmp_path) -> None:
     """The engine applies the rule to the scores taken before the search, and stores it."""
     from dataclasses import asdict
