@@ -13,6 +13,7 @@ Probabilities: `GlobalParameters.method = "predict_proba"` for the `Inputs` shap
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import sys
@@ -20,10 +21,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from lib.local.fastpath.encoder import to_float
+from lib.tabular.columns import MISSING_TOKENS
 
 DEFAULT_MAX_ROWS = 10_000
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 METHODS = ("predict", "predict_proba")
+# A feature spec lists at most this many categories of a text column (the most frequent;
+# ``TabularModel``'s ``max_categories``).
+CATEGORIES_LISTED = 1000
+_BOOL_TEXT = {"true": True, "false": False}
+# What uploads read as no value in a number column (NA, N/A, ?, null ...): the same text from
+# a client is a missing number, not an error.
+_NO_NUMBER = frozenset(token.casefold() for token in MISSING_TOKENS)
 
 
 class InputError(Exception):
@@ -50,6 +59,21 @@ class Column:
     minimum: float | None = None
     maximum: float | None = None
     dtype: str = ""
+
+    @functools.cached_property
+    def spellings(self) -> tuple[frozenset[str], dict[str, str]] | None:
+        """A text column's categories, and each under its case-insensitive spelling, for
+        values sent in another case ("true" for "True", "YES" for "yes"); None when there is
+        nothing to respell: no categories, a list cut at the feature spec's limit (a value
+        missing from it may still be known to the model), or categories differing only in
+        case."""
+        cats = self.categories
+        if not cats or len(cats) >= CATEGORIES_LISTED or not all(type(c) is str for c in cats):
+            return None
+        folded = {c.strip().casefold(): c for c in cats}
+        if len(folded) < len(cats):
+            return None
+        return frozenset(cats), folded
 
 
 @dataclass
@@ -311,6 +335,9 @@ def validate_records(
                         rec[name] = None
                         continue
                     v = _coerce_number(v)
+                    if v is None and rec[name].strip().casefold() in _NO_NUMBER:
+                        rec[name] = None  # "NA", "?", "n/a": as the upload read the column
+                        continue
                     if v is None:
                         raise InputError(
                             f"Row {i}, column {name!r}: expected a number, got {describe(rec[name])}"
@@ -327,8 +354,17 @@ def validate_records(
                     )
                 raise InputError(f"Row {i}, column {name!r}: expected a number, got {describe(v)}")
             if kind == "string":
+                spellings = col.spellings
                 if t is str:
+                    if spellings is not None and v not in spellings[0]:
+                        rec[name] = spellings[1].get(v.strip().casefold(), v)
                     continue
+                if t is bool and spellings is not None:
+                    # a True/False column with blanks is text: JSON true is its "True"
+                    known = spellings[1].get("true" if v else "false")
+                    if known is not None:
+                        rec[name] = known
+                        continue
                 text = number_as_text(v)
                 if text is not None:
                     rec[name] = text
@@ -341,6 +377,14 @@ def validate_records(
                     num = v
                 else:
                     num = _coerce_number(v) if t is str else v if t is float else None
+                    if num is None and t is str and v.strip().casefold() in _NO_NUMBER:
+                        if not allow_null_integers:
+                            raise InputError(
+                                f"Row {i}, column {name!r}: this model's signature types it "
+                                f"as an integer, which cannot be missing ({describe(v)})"
+                            )
+                        rec[name] = None
+                        continue
                     if num is None or not (type(num) is int or num.is_integer()):
                         raise InputError(
                             f"Row {i}, column {name!r}: expected an integer, got {describe(v)}"
@@ -353,7 +397,10 @@ def validate_records(
                     f"Row {i}, column {name!r}: integer out of range ({describe(v)}); "
                     f"this column takes 64-bit integers ({_INT64_MIN} to {_INT64_MAX})"
                 )
-            if t is not bool:  # boolean
+            if t is str and v.strip().casefold() in _BOOL_TEXT:  # boolean
+                rec[name] = _BOOL_TEXT[v.strip().casefold()]
+                continue
+            if t is not bool:
                 raise InputError(
                     f"Row {i}, column {name!r}: expected true or false, got {describe(v)}"
                 )

@@ -6,6 +6,7 @@ import pytest
 
 from lib.local.scoring.app import ScoringSettings
 from lib.local.scoring.payloads import (
+    CATEGORIES_LISTED,
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_ROWS,
     Column,
@@ -95,7 +96,7 @@ def test_parse_json_rejects_non_json(body):
         ({**GOOD, "age": "forty"}, "column 'age': expected an integer"),
         ({**GOOD, "age": 41.5}, "column 'age': expected an integer"),
         ({**GOOD, "balance": "abc"}, "column 'balance': expected a number"),
-        ({**GOOD, "balance": "nan"}, "column 'balance': expected a number"),
+        ({**GOOD, "balance": "inf"}, "column 'balance': expected a number"),
         ({**GOOD, "balance": True}, "column 'balance': expected a number"),
         ({**GOOD, "balance": [1]}, "column 'balance': expected a number"),
         ({**GOOD, "job": True}, "column 'job': expected a string"),
@@ -170,6 +171,55 @@ def test_a_number_for_a_text_column_is_its_text():
         "100000000000000000000",
     ]
     assert number_as_text(True) is None and number_as_text(float("nan")) is None
+
+
+def test_a_category_sent_in_another_case_or_as_a_json_boolean_is_the_category():
+    """Spaceship Titanic's CryoSleep (True/False with blanks, so text): JSON true and "true"
+    were refused or read as an unknown value, i.e. missing, without a word."""
+    columns = [
+        Column("CryoSleep", "string", categories=("False", "True")),
+        Column("job", "string", categories=("admin.", "blue-collar")),
+        Column("code", "string", categories=("a", "A")),  # case tells these apart
+        Column("VIP", "boolean"),
+    ]
+    rows = [
+        {"CryoSleep": True, "job": "Admin.", "code": "a", "VIP": "TRUE"},
+        {"CryoSleep": "false", "job": " BLUE-COLLAR ", "code": "A", "VIP": "false"},
+        {"CryoSleep": "True", "job": "retired", "code": "b", "VIP": False},
+    ]
+    validate_records(rows, columns, 10)
+    assert [r["CryoSleep"] for r in rows] == ["True", "False", "True"]
+    assert [r["job"] for r in rows] == ["admin.", "blue-collar", "retired"]  # unknown stays
+    assert [r["code"] for r in rows] == ["a", "A", "b"]
+    assert [r["VIP"] for r in rows] == [True, False, False]
+    with pytest.raises(InputError, match="expected true or false"):
+        validate_records([{**rows[0], "VIP": "maybe"}], columns, 10)
+    # a list cut at the spec's limit may leave out a category the model knows: not respelled
+    many = Column("city", "string", categories=tuple(f"c{i}" for i in range(CATEGORIES_LISTED)))
+    rec = [{"city": "C1"}]
+    validate_records(rec, [many], 1)
+    assert rec[0]["city"] == "C1"
+
+
+def test_a_missing_value_word_for_a_number_is_a_missing_number():
+    """House Prices' LotFrontage = "NA": the upload read it as missing, the endpoint said
+    'expected a number, got "NA"'; a word that is not a missing-value token still is refused."""
+    rows = [{**GOOD, "age": a, "balance": b} for a, b in (("NA", "N/A"), (" ? ", "null"))]
+    validate_records(rows, COLUMNS, 10)
+    assert [(r["age"], r["balance"]) for r in rows] == [(None, None), (None, None)]
+    with pytest.raises(InputError, match="expected a number"):
+        validate_records([{**GOOD, "balance": "lots"}], COLUMNS, 10)
+    with pytest.raises(InputError, match="cannot be missing"):
+        validate_records([{**GOOD, "age": "NA"}], COLUMNS, 10, allow_null_integers=False)
+
+
+def test_the_category_limit_is_the_feature_specs():
+    import inspect
+
+    from lib.local.tabular_model import Encoder
+
+    limit = inspect.signature(Encoder.from_frame).parameters["max_categories"].default
+    assert limit == CATEGORIES_LISTED
 
 
 def test_validate_records_limits_and_null_integers():
