@@ -44,3 +44,18 @@ def test_counts_money_and_ordinary_ends_are_not() -> None:
         }
     )
     assert disguised_missing(frame) == {}
+
+
+def test_a_zero_in_a_column_named_for_an_amount_is_none_not_missing() -> None:
+    """House Prices: 57 % of houses have no second floor (2ndFlrSF = 0, the others from 110
+    ft²), a few no basement; the same numbers under a lab test's name are flagged."""
+    n = 1460
+    second = _with(RNG.normal(800, 250, n).clip(110, 2065).round(), 0.57, 0)
+    basement = _with(RNG.normal(1050, 400, n).clip(105, 6110).round(), 0.025, 0)
+    frame = pd.DataFrame(
+        {"2ndFlrSF": second, "TotalBsmtSF": basement, "GarageArea": basement, "Insulin": second}
+    )
+    assert set(disguised_missing(frame)) == {"Insulin"}
+    # another sentinel in such a column is still one
+    frame["PoolArea"] = _with(RNG.normal(500, 100, n).round(), 0.03, -999)
+    assert disguised_missing(frame)["PoolArea"][0] == -999

@@ -7,6 +7,8 @@ measured. Only said, never acted on: a zero can be a real reading (a free ticket
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -21,10 +23,29 @@ NEIGHBOURS = 10
 GAP_RATIO = 5.0
 # A zero in most rows is the column's usual value (capital gains: 92 % of people had none).
 ZERO_MAX_SHARE = 0.6
+# A column named for an amount of something a row may have none of (an area, a count, money
+# paid or gained): its zero is "none", even set apart (House Prices: 2ndFlrSF = 0 in 57 % of
+# houses, the others 110 ft² up; TotalBsmtSF = 0, no basement). Words of the name, camelCase
+# split: "WoodDeckSF" is wood, deck, sf.
+_NONE_IS_ZERO = re.compile(
+    r"^(sf|sqft|ft2|m2|area|size|porch|deck|pool|garage|bsmt|basement|flr|floor|floors"
+    r"|count|cnt|num|number|qty|quantity|amount|amt|sum|total|gain|gains|loss|losses"
+    r"|balance|paid|payment|payments|spend|spent|fee|fees|bonus|discount|tip|tips|tolls"
+    r"|children|kids|dependents|pets|cars|rooms|baths|bathrooms|bedrooms|visits|calls"
+    r"|previous|purchases|orders|items|units)$"
+)
+_NAME_WORDS = re.compile(r"[A-Z]{2,}(?=[A-Z][a-z]|\d|\b|_|$)|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
 
-def disguised_value(values: pd.Series) -> tuple[float, int] | None:
-    """The sentinel value a number column writes for "not measured", and its cells, else None."""
+def _zero_means_none(name: str | None) -> bool:
+    if not name:
+        return False
+    return any(_NONE_IS_ZERO.match(w.lower()) for w in _NAME_WORDS.findall(str(name)))
+
+
+def disguised_value(values: pd.Series, name: str | None = None) -> tuple[float, int] | None:
+    """The sentinel value a number column writes for "not measured", and its cells, else None.
+    ``name``: the column's (a zero is "none" in a column named for an amount)."""
     if values.dtype.kind not in "iuf":
         return None
     numbers = values.dropna().to_numpy(dtype="float64")
@@ -40,7 +61,7 @@ def disguised_value(values: pd.Series) -> tuple[float, int] | None:
         value, n = float(distinct[at]), int(counts[at])
         if value not in SENTINELS or n < max(MIN_CELLS, MIN_SHARE * len(numbers)):
             continue
-        if value == 0 and n > ZERO_MAX_SHARE * len(numbers):
+        if value == 0 and (n > ZERO_MAX_SHARE * len(numbers) or _zero_means_none(name)):
             continue
         others = distinct[at + step_side :: step_side][: NEIGHBOURS + 1]
         steps = np.abs(np.diff(others))
@@ -59,7 +80,7 @@ def disguised_missing(frame: pd.DataFrame, skip: str | None = None) -> dict[str,
     for name in ends:
         if name == skip:
             continue
-        found = disguised_value(frame[name])
+        found = disguised_value(frame[name], str(name))
         if found:
             out[str(name)] = found
     return out
