@@ -13,7 +13,8 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from datetime import time as time_of_day
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -88,10 +89,14 @@ def _clean(value: Any) -> Any:
     # NaN is not JSON: send it as null, which the scoring contract reads as "missing".
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if hasattr(value, "item"):  # numpy / pandas scalars
-        return _clean(value.item())
     if value is not None and value.__class__.__name__ in ("NAType", "NaTType"):
         return None
+    # A date column of a file read for batch scoring: ISO 8601 text, as JSON clients send it
+    # (pandas Timestamps are datetimes).
+    if isinstance(value, datetime | date | time_of_day):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy / pandas scalars
+        return _clean(value.item())
     return value
 
 

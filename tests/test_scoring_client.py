@@ -56,6 +56,22 @@ def test_build_payload_shapes():
         build_payload(rows, "csv")
 
 
+def test_a_batch_files_dates_are_sent_as_iso_text():
+    """A batch CSV read with a date column holds Timestamps: the request failed to serialise
+    ('Object of type Timestamp is not JSON serializable') and the Score page crashed."""
+    import datetime as dt
+
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {"Date": pd.to_datetime(["03/15/2023", None], format="%m/%d/%Y"), "Price": [1.5, 2.0]}
+    )
+    frame["day"] = [dt.date(2023, 3, 15), dt.time(14, 35)]
+    body = json.loads(json.dumps(build_payload(frame.to_dict("records"))))
+    assert body["data"][0] == {"Date": "2023-03-15T00:00:00", "Price": 1.5, "day": "2023-03-15"}
+    assert body["data"][1]["Date"] is None and body["data"][1]["day"] == "14:35:00"
+
+
 def test_parse_predictions_handles_every_answer_shape():
     assert parse_predictions({"Results": [1]}, "inputs") == [1]
     assert parse_predictions({"result": ["a"]}, "data") == ["a"]
