@@ -93,3 +93,13 @@ def label(name: str) -> str:
     """A human label for a metric (the name itself when it is not in the catalog)."""
     metric = METRICS.get(canonical(name))
     return metric.label if metric is not None else name
+
+
+def task_of(metrics: dict[str, float]) -> str | None:
+    """The task a model's recorded metrics belong to (None when they name neither)."""
+    names = {canonical(name) for name in metrics}
+    if names & set(task_metrics(REGRESSION)):
+        return REGRESSION
+    if names & set(task_metrics(CLASSIFICATION)):
+        return CLASSIFICATION
+    return None

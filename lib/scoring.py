@@ -326,6 +326,19 @@ def decimals_format(value: float, least: int = 2, most: int = 6) -> str:
     return f"%.{min(most, max(least, written))}f"
 
 
+def prediction_text(value: Any) -> str:
+    """A prediction as people read it: a predicted amount with thousands separators and its
+    cents (40,604.12, not 40604.118273), a small one to four significant digits; labels as
+    they are."""
+    if isinstance(value, bool) or not isinstance(value, float):
+        return str(value)
+    if not math.isfinite(value):
+        return str(value)
+    if abs(value) >= 100:
+        return f"{value:,.2f}"
+    return f"{value:.4g}"
+
+
 def date_help(fmt: str | None) -> str:
     """What a date field of the Score form takes: ISO 8601, and the upload's own format if any."""
     iso = "ISO 8601 date or date-time, e.g. 2024-05-01 or 2024-05-01T13:45:00"

@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import streamlit as st
 
+from lib.metrics import REGRESSION, task_of
 from lib.scoring import (
     FORM_FIELDS_MAX,
     LABELS_ONLY,
@@ -17,6 +18,7 @@ from lib.scoring import (
     decimals_format,
     number_help,
     post_json,
+    prediction_text,
     request_for,
     score,
     score_frame,
@@ -55,21 +57,22 @@ ep = live[names.index(name)]
 key = ws.endpoints.keys(ep.name)[0]
 try:
     spec = ws.models.feature_spec(ep.model_name, ep.model_version)
+    model = ws.models.get(ep.model_name, ep.model_version)
 except WorkspaceError as exc:
     st.error(str(exc))
     st.stop()
 st.caption(f"{ep.model_name} v{ep.model_version} · {ep.scoring_uri}")
 # The body the endpoint's deployment accepts, with probabilities only where it can return them.
 shape, method = request_for(ep.request_shape, ep.probabilities)
-if not ep.probabilities:
-    st.caption(LABELS_ONLY)
+if not ep.probabilities and task_of(model.metrics) != REGRESSION:
+    st.caption(LABELS_ONLY)  # a regression model has no classes to give probabilities of
 
 
 def show_result(result, records: list[dict]) -> None:  # noqa: ANN001
     """Predicted label(s) and, for one row, each class's probability as a number and a bar."""
     c1, c2 = st.columns([1, 3])
     label = result.predictions[0] if result.predictions else None
-    c1.metric("Prediction", str(label), border=True)
+    c1.metric("Prediction", prediction_text(label), border=True)
     c1.caption(f"HTTP {result.status_code} · {result.latency_ms:.1f} ms")
     if result.probabilities and result.classes:
         probs = pd.DataFrame(

@@ -53,3 +53,12 @@ def test_aliases_and_labels() -> None:
     assert label("AUC_weighted") == "AUC (weighted)"
     assert label("roc_auc") == "AUC (weighted)"
     assert label("spearman_correlation") == "spearman_correlation"
+
+
+def test_a_models_task_is_told_by_its_metrics() -> None:
+    from lib.metrics import task_of
+
+    assert task_of({"r2_score": 0.8, "rmse": 2.0}) == "regression"
+    assert task_of({"root_mean_squared_error": 2.0}) == "regression"  # an alias
+    assert task_of({"AUC_weighted": 0.9, "accuracy": 0.8}) == "classification"
+    assert task_of({}) is None and task_of({"custom": 1.0}) is None

@@ -72,6 +72,16 @@ def test_a_batch_files_dates_are_sent_as_iso_text():
     assert body["data"][1]["Date"] is None and body["data"][1]["day"] == "14:35:00"
 
 
+def test_a_predicted_amount_reads_as_an_amount():
+    from lib.scoring import prediction_text
+
+    assert prediction_text(40604.118273) == "40,604.12"
+    assert prediction_text(-1234567.891) == "-1,234,567.89"
+    assert prediction_text(3.14159) == "3.142" and prediction_text(0.000123456) == "0.0001235"
+    assert prediction_text("yes") == "yes" and prediction_text(1) == "1"
+    assert prediction_text(True) == "True" and prediction_text(float("nan")) == "nan"
+
+
 def test_parse_predictions_handles_every_answer_shape():
     assert parse_predictions({"Results": [1]}, "inputs") == [1]
     assert parse_predictions({"result": ["a"]}, "data") == ["a"]

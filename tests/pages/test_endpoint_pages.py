@@ -69,9 +69,13 @@ def stub_url():
 
 class FakeModels:
     spec = SPEC
+    metrics = {"AUC_weighted": 0.91}
 
     def list(self) -> list[Model]:
-        return [Model("churn", 1, "job-1", "run", "models:/churn/1", NOW)]
+        return [self.get("churn", 1)]
+
+    def get(self, name: str, version: int | None = None) -> Model:
+        return Model(name, version or 1, "job-1", "run", f"models:/{name}/1", NOW, self.metrics)
 
     def feature_spec(self, name: str, version: int) -> list[dict]:
         return self.spec
@@ -143,6 +147,18 @@ def test_score_page_sends_the_raw_json_body_and_shows_the_answer(local_workspace
     at.text_area(key="score_json").set_value("{not json").run()
     button(at, "Send").click().run()
     assert any("Not valid JSON" in e.value for e in at.error)
+
+
+def test_the_labels_only_note_is_for_classifiers(local_workspace, stub_url):
+    """A regression model has no class probabilities to miss: the note about Azure's no-code
+    deployments was shown on a local regression endpoint."""
+    use_fakes(local_workspace, stub_url)
+    at = open_page("score.py")
+    assert any("labels only" in c.value for c in at.caption)
+    local_workspace.models.metrics = {"r2_score": 0.8, "rmse": 3.0}
+    at = open_page("score.py")
+    assert not at.exception, at.exception
+    assert not any("labels only" in c.value for c in at.caption)
 
 
 def test_score_page_says_when_the_endpoint_cannot_be_reached(local_workspace):
