@@ -82,7 +82,12 @@ def _catboost(cat_columns: list[str]) -> Callable[[], Any] | None:
     except ImportError:
         return None
     return lambda: CatBoostClassifier(
-        iterations=1000, thread_count=2, verbose=0, random_seed=0, cat_features=cat_columns
+        iterations=1000,
+        thread_count=2,
+        verbose=0,
+        random_seed=0,
+        cat_features=cat_columns,
+        allow_writing_files=False,  # no catboost_info folder in the working directory
     )
 
 
