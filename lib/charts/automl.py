@@ -3,6 +3,8 @@ curves (ROC, precision-recall, calibration), confusion matrix and feature import
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -135,14 +137,20 @@ def _reference_line(x: list[float], y: list[float], name: str) -> go.Scatter:
 
 
 def _model_curve(
-    x: pd.Series, y: pd.Series, name: str, hover: str, mode: str = "lines", **extra: object
+    x: pd.Series,
+    y: pd.Series,
+    name: str,
+    hover: str,
+    mode: str = "lines",
+    color: str = PALETTE[0],
+    **extra: object,
 ) -> go.Scatter:
     return go.Scatter(
         x=x,
         y=y,
         mode=mode,
         name=name,
-        line={"color": PALETTE[0], "width": 2},
+        line={"color": color, "width": 2},
         hovertemplate=hover + "<extra></extra>",
         **extra,
     )
@@ -155,19 +163,52 @@ def _unit_square(fig: go.Figure, title: str, x_title: str, y_title: str) -> go.F
     return style(fig, title, x_title, y_title)
 
 
+def _by_class(
+    points: pd.DataFrame, columns: dict[str, str]
+) -> list[tuple[str | None, pd.DataFrame]]:
+    """The curve points as numbers (``columns``: source -> name), one frame per class when the
+    points hold several (a multiclass model's one-class-against-the-rest curves), else one
+    frame with no class; rows with a missing value left out."""
+    frame = pd.DataFrame({name: numeric(points[src]) for src, name in columns.items()})
+    if "class" in points.columns:
+        frame["class"] = points["class"].astype(str).to_numpy()
+    frame = frame.dropna(subset=list(columns.values()))
+    if "class" not in frame.columns or frame["class"].nunique() < 2:
+        return [(None, frame)] if len(frame) else []
+    return [(str(c), part) for c, part in frame.groupby("class", sort=False)]
+
+
+# A class's curve names itself in its hover (the name is drawn as text, never read as a template).
+_CLASS_HOVER = "%{fullData.name}<br>"
+
+
+def _against_the_rest(cls: str) -> str:
+    # Plotly reads trace names as HTML: a class "<b>" is drawn as written.
+    return html.escape(f"{cls} vs rest", quote=False)
+
+
 def roc_curve(points: pd.DataFrame, auc: float | None = None) -> go.Figure:
-    """ROC curve with the chance diagonal; AUC in the title and legend."""
+    """ROC curve with the chance diagonal; AUC in the title and legend. A multiclass model's
+    points (a ``class`` column) draw one curve per class, each against the rest."""
     title = "ROC curve" if auc is None else f"ROC curve (AUC {auc:.3f})"
     x_title, y_title = "False positive rate", "True positive rate"
     if not has_rows(points, ("fpr", "tpr")):
         return empty(title, x_title, y_title)
-    frame = pd.DataFrame({"fpr": numeric(points["fpr"]), "tpr": numeric(points["tpr"])})
-    frame = frame.dropna().sort_values(["fpr", "tpr"], kind="stable")
-    if frame.empty:
+    curves = _by_class(points, {"fpr": "fpr", "tpr": "tpr"})
+    if not curves:
         return empty(title, x_title, y_title)
-    name = "ROC" if auc is None else f"ROC (AUC = {auc:.3f})"
     fig = new_figure()
-    fig.add_trace(_model_curve(frame["fpr"], frame["tpr"], name, "FPR %{x:.3f}<br>TPR %{y:.3f}"))
+    for i, (cls, frame) in enumerate(curves):
+        frame = frame.sort_values(["fpr", "tpr"], kind="stable")
+        if cls is None:
+            name = "ROC" if auc is None else f"ROC (AUC = {auc:.3f})"
+        else:
+            name = _against_the_rest(cls)
+        hover = ("" if cls is None else _CLASS_HOVER) + "FPR %{x:.3f}<br>TPR %{y:.3f}"
+        color = PALETTE[i % len(PALETTE)]
+        fig.add_trace(_model_curve(frame["fpr"], frame["tpr"], name, hover, color=color))
+    if len(curves) > 1 and auc is not None:
+        title = f"ROC curves, each class against the rest (weighted AUC {auc:.3f})"
     fig.add_trace(_reference_line([0, 1], [0, 1], "Chance"))
     return _unit_square(fig, title, x_title, y_title)
 
@@ -177,23 +218,31 @@ def pr_curve(
     average_precision: float | None = None,
     base_rate: float | None = None,
 ) -> go.Figure:
-    """Precision-recall curve, with the positive base rate as a dashed line when given."""
+    """Precision-recall curve, with the positive base rate as a dashed line when given; one
+    curve per class for a multiclass model's points."""
     ap = "" if average_precision is None else f" (AP {average_precision:.3f})"
     title = f"Precision-recall curve{ap}"
     x_title, y_title = "Recall", "Precision"
     if not has_rows(points, ("recall", "precision")):
         return empty(title, x_title, y_title)
-    frame = pd.DataFrame(
-        {"recall": numeric(points["recall"]), "precision": numeric(points["precision"])}
-    )
-    frame = frame.dropna().sort_values("recall", kind="stable")
-    if frame.empty:
+    curves = _by_class(points, {"recall": "recall", "precision": "precision"})
+    if not curves:
         return empty(title, x_title, y_title)
-    name = "PR" if average_precision is None else f"PR (AP = {average_precision:.3f})"
-    hover = "recall %{x:.3f}<br>precision %{y:.3f}"
     fig = new_figure()
-    fig.add_trace(_model_curve(frame["recall"], frame["precision"], name, hover))
-    if base_rate is not None:
+    for i, (cls, frame) in enumerate(curves):
+        frame = frame.sort_values("recall", kind="stable")
+        if cls is None:
+            name = "PR" if average_precision is None else f"PR (AP = {average_precision:.3f})"
+        else:
+            name = _against_the_rest(cls)
+        hover = ("" if cls is None else _CLASS_HOVER) + "recall %{x:.3f}<br>precision %{y:.3f}"
+        color = PALETTE[i % len(PALETTE)]
+        fig.add_trace(_model_curve(frame["recall"], frame["precision"], name, hover, color=color))
+    if len(curves) > 1:
+        title = "Precision-recall curves, each class against the rest" + (
+            "" if average_precision is None else f" (weighted AP {average_precision:.3f})"
+        )
+    if base_rate is not None and len(curves) == 1:
         fig.add_trace(
             _reference_line([0, 1], [base_rate, base_rate], f"Base rate ({base_rate:.3f})")
         )
@@ -246,38 +295,40 @@ def confusion_matrix(
 
 
 def calibration_curve(points: pd.DataFrame) -> go.Figure:
-    """Reliability diagram with the perfect-calibration diagonal."""
+    """Reliability diagram with the perfect-calibration diagonal; one line per class for a
+    multiclass model's points."""
     title = "Calibration"
     x_title, y_title = "Mean predicted probability", "Fraction of positives"
     if not has_rows(points, ("mean_predicted", "fraction_positive")):
         return empty(title, x_title, y_title)
     has_count = "count" in points.columns
-    frame = pd.DataFrame(
-        {
-            "x": numeric(points["mean_predicted"]),
-            "y": numeric(points["fraction_positive"]),
-            "count": numeric(points["count"]) if has_count else np.nan,
-        }
-    )
-    frame = frame.dropna(subset=["x", "y"]).sort_values("x", kind="stable")
-    if frame.empty:
+    columns = {"mean_predicted": "x", "fraction_positive": "y"}
+    if has_count:
+        columns["count"] = "count"
+    curves = _by_class(points.fillna({"count": 0}) if has_count else points, columns)
+    if not curves:
         return empty(title, x_title, y_title)
-    hover = "predicted %{x:.3f}<br>observed %{y:.3f}" + (
-        "<br>%{customdata:,.0f} rows" if has_count else ""
-    )
     fig = new_figure()
     fig.add_trace(_reference_line([0, 1], [0, 1], "Perfectly calibrated"))
-    fig.add_trace(
-        _model_curve(
-            frame["x"],
-            frame["y"],
-            "Model",
-            hover,
-            mode="lines+markers",
-            marker={"size": 7},
-            customdata=frame["count"] if has_count else None,
+    for i, (cls, frame) in enumerate(curves):
+        frame = frame.sort_values("x", kind="stable")
+        hover = (
+            ("" if cls is None else _CLASS_HOVER)
+            + "predicted %{x:.3f}<br>observed %{y:.3f}"
+            + ("<br>%{customdata:,.0f} rows" if has_count else "")
         )
-    )
+        fig.add_trace(
+            _model_curve(
+                frame["x"],
+                frame["y"],
+                "Model" if cls is None else _against_the_rest(cls),
+                hover,
+                mode="lines+markers",
+                color=PALETTE[i % len(PALETTE)],
+                marker={"size": 7},
+                customdata=frame["count"] if has_count else None,
+            )
+        )
     return _unit_square(fig, title, x_title, y_title)
 
 

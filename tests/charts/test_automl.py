@@ -83,6 +83,31 @@ def test_pr_curve_base_rate_line() -> None:
     assert len(charts.pr_curve(points).data) == 1
 
 
+def test_a_multiclass_models_curves_are_one_per_class() -> None:
+    """Dry Bean's 7 classes: the points of every class were sorted into one jagged line."""
+    roc = pd.DataFrame(
+        {
+            "class": ["SEKER", "SEKER", "SEKER", "<b>x</b>", "<b>x</b>", "<b>x</b>"],
+            "fpr": [0.0, 0.1, 1.0, 0.0, 0.4, 1.0],
+            "tpr": [0.0, 0.9, 1.0, 0.0, 0.5, 1.0],
+        }
+    )
+    fig = charts.roc_curve(roc, auc=0.9847)
+    curves = [t for t in fig.data if t.name != "Chance"]
+    assert [t.name for t in curves] == ["SEKER vs rest", "&lt;b&gt;x&lt;/b&gt; vs rest"]
+    assert list(curves[1].x) == [0.0, 0.4, 1.0] and list(curves[1].y) == [0.0, 0.5, 1.0]
+    assert curves[0].line.color != curves[1].line.color
+    assert "weighted AUC 0.985" in fig.layout.title.text
+    pr = roc.rename(columns={"fpr": "recall", "tpr": "precision"})
+    fig = charts.pr_curve(pr, average_precision=0.9, base_rate=0.3)
+    assert len(fig.data) == 2  # one base rate would be wrong for every class: none drawn
+    cal = roc.rename(columns={"fpr": "mean_predicted", "tpr": "fraction_positive"})
+    assert len(charts.calibration_curve(cal).data) == 3
+    # a binary model's points name their one class: a single curve, as before
+    one = roc[roc["class"] == "SEKER"]
+    assert [t.name for t in charts.roc_curve(one, auc=0.9).data] == ["ROC (AUC = 0.900)", "Chance"]
+
+
 def test_confusion_matrix_counts_and_row_percentages() -> None:
     matrix = [[8, 2], [1, 3]]
     fig = charts.confusion_matrix(matrix, ["no", "yes"])
