@@ -28,7 +28,7 @@ from lib.guardrails import (
     suggested_exclusions,
     too_good_note,
 )
-from lib.metrics import TASKS, higher_is_better, primary_metrics
+from lib.metrics import REGRESSION, TASKS, higher_is_better, primary_metrics
 from lib.names import endpoint_name_for, model_name_for
 from lib.ui import figure, state_label, workspace
 from lib.workspace import AutoMLRequest, Job, WorkspaceError
@@ -461,62 +461,88 @@ if details:
             key="automl_best_metrics",
         )
     # Only the open tab's chart is built and sent (each costs the browser ~0.1 s to draw).
-    roc, pr, confusion_tab, calibration, importance = st.tabs(
-        ["ROC", "Precision-recall", "Confusion matrix", "Calibration", "Feature importance"],
-        key="automl_details",
-        on_change="rerun",
-    )
-    classes = len((details.get("confusion") or {}).get("labels", []))
-    curved = len({row.get("class") for row in details.get("roc", [])})
-    some = (
-        f"Curves of the {curved} most frequent of the {classes} classes."
-        if classes > 2 and 0 < curved < classes
-        else None
-    )
-    if roc.open:
-        roc.plotly_chart(
-            figure(
-                charts.roc_curve,
-                pd.DataFrame(details.get("roc", [])),
-                best_metrics.get("AUC_weighted"),
-            ),
-            key="automl_roc",
+    if "predicted_vs_true" in details or job.spec.get("request", {}).get("task") == REGRESSION:
+        fit_tab, residual_tab, importance = st.tabs(
+            ["Predicted vs true", "Residuals", "Feature importance"],
+            key="automl_details_regression",
+            on_change="rerun",
         )
-        if some:
-            roc.caption(some)
-    if pr.open:
-        pr.plotly_chart(
-            figure(
-                charts.pr_curve,
-                pd.DataFrame(details.get("pr", [])),
-                best_metrics.get("average_precision_score_weighted"),
-            ),
-            key="automl_pr",
+        points = pd.DataFrame(details.get("predicted_vs_true", []))
+        if fit_tab.open:
+            fit_tab.plotly_chart(
+                figure(charts.predicted_vs_true, points, best_metrics.get("r2_score")),
+                key="automl_predicted_vs_true",
+            )
+            if len(points):
+                fit_tab.caption(f"{len(points):,} validation rows.")
+        if residual_tab.open:
+            residual_tab.plotly_chart(figure(charts.residuals, points), key="automl_residuals")
+        if importance.open:
+            importance.plotly_chart(
+                figure(
+                    charts.feature_importance, pd.DataFrame(details.get("feature_importance", []))
+                ),
+                key="automl_importance",
+            )
+    else:
+        roc, pr, confusion_tab, calibration, importance = st.tabs(
+            ["ROC", "Precision-recall", "Confusion matrix", "Calibration", "Feature importance"],
+            key="automl_details",
+            on_change="rerun",
         )
-        if some:
-            pr.caption(some)
-    if confusion_tab.open:
-        confusion = details.get("confusion") or {}
-        normalize = confusion_tab.toggle("Row percentages", key="automl_confusion_norm")
-        confusion_tab.plotly_chart(
-            figure(
-                charts.confusion_matrix,
-                confusion.get("matrix", []),
-                confusion.get("labels", []),
-                normalize=normalize,
-            ),
-            key="automl_confusion",
+        classes = len((details.get("confusion") or {}).get("labels", []))
+        curved = len({row.get("class") for row in details.get("roc", [])})
+        some = (
+            f"Curves of the {curved} most frequent of the {classes} classes."
+            if classes > 2 and 0 < curved < classes
+            else None
         )
-    if calibration.open:
-        calibration.plotly_chart(
-            figure(charts.calibration_curve, pd.DataFrame(details.get("calibration", []))),
-            key="automl_calibration",
-        )
-    if importance.open:
-        importance.plotly_chart(
-            figure(charts.feature_importance, pd.DataFrame(details.get("feature_importance", []))),
-            key="automl_importance",
-        )
+        if roc.open:
+            roc.plotly_chart(
+                figure(
+                    charts.roc_curve,
+                    pd.DataFrame(details.get("roc", [])),
+                    best_metrics.get("AUC_weighted"),
+                ),
+                key="automl_roc",
+            )
+            if some:
+                roc.caption(some)
+        if pr.open:
+            pr.plotly_chart(
+                figure(
+                    charts.pr_curve,
+                    pd.DataFrame(details.get("pr", [])),
+                    best_metrics.get("average_precision_score_weighted"),
+                ),
+                key="automl_pr",
+            )
+            if some:
+                pr.caption(some)
+        if confusion_tab.open:
+            confusion = details.get("confusion") or {}
+            normalize = confusion_tab.toggle("Row percentages", key="automl_confusion_norm")
+            confusion_tab.plotly_chart(
+                figure(
+                    charts.confusion_matrix,
+                    confusion.get("matrix", []),
+                    confusion.get("labels", []),
+                    normalize=normalize,
+                ),
+                key="automl_confusion",
+            )
+        if calibration.open:
+            calibration.plotly_chart(
+                figure(charts.calibration_curve, pd.DataFrame(details.get("calibration", []))),
+                key="automl_calibration",
+            )
+        if importance.open:
+            importance.plotly_chart(
+                figure(
+                    charts.feature_importance, pd.DataFrame(details.get("feature_importance", []))
+                ),
+                key="automl_importance",
+            )
 
 if ws.models is not None:
     st.subheader("Register and deploy the best model")

@@ -16,6 +16,8 @@ from lib.charts.automl import (
     estimator_comparison,
     feature_importance,
     pr_curve,
+    predicted_vs_true,
+    residuals,
     roc_curve,
 )
 from lib.charts.benchmarks import (
@@ -69,6 +71,8 @@ __all__ = [
     "latency_over_time",
     "latency_percentiles",
     "pr_curve",
+    "predicted_vs_true",
+    "residuals",
     "prediction_shares",
     "request_latency_percentiles",
     "requests_by_result",

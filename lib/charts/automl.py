@@ -332,6 +332,58 @@ def calibration_curve(points: pd.DataFrame) -> go.Figure:
     return _unit_square(fig, title, x_title, y_title)
 
 
+def predicted_vs_true(points: pd.DataFrame, r2: float | None = None) -> go.Figure:
+    """A regression model's validation rows: predicted against true values, with the line
+    where they are equal (R² in the title when given)."""
+    title = "Predicted vs true" + ("" if r2 is None else f" (R² {r2:.3f})")
+    x_title, y_title = "True value", "Predicted value"
+    if not has_rows(points, ("true", "predicted")):
+        return empty(title, x_title, y_title)
+    frame = pd.DataFrame(
+        {"true": numeric(points["true"]), "predicted": numeric(points["predicted"])}
+    ).dropna()
+    if frame.empty:
+        return empty(title, x_title, y_title)
+    lo = float(min(frame["true"].min(), frame["predicted"].min()))
+    hi = float(max(frame["true"].max(), frame["predicted"].max()))
+    fig = new_figure()
+    fig.add_trace(_reference_line([lo, hi], [lo, hi], "Predicted = true"))
+    fig.add_trace(
+        go.Scattergl(
+            x=frame["true"],
+            y=frame["predicted"],
+            mode="markers",
+            name="Validation rows",
+            marker={"color": PALETTE[0], "size": 5, "opacity": 0.6},
+            hovertemplate="true %{x:,.4g}<br>predicted %{y:,.4g}<extra></extra>",
+        )
+    )
+    return style(fig, title, x_title, y_title)
+
+
+def residuals(points: pd.DataFrame, bins: int = 40) -> go.Figure:
+    """How far a regression model's predictions are from the true values (predicted - true)
+    on its validation rows, as a histogram centred on zero."""
+    title = "Residuals (predicted - true)"
+    x_title, y_title = "Residual", "Rows"
+    if not has_rows(points, ("true", "predicted")):
+        return empty(title, x_title, y_title)
+    error = (numeric(points["predicted"]) - numeric(points["true"])).dropna()
+    if error.empty:
+        return empty(title, x_title, y_title)
+    fig = new_figure(
+        go.Histogram(
+            x=error,
+            nbinsx=bins,
+            name="Residuals",
+            marker={"color": PALETTE[0]},
+            hovertemplate="residual %{x}<br>%{y:,} rows<extra></extra>",
+        )
+    )
+    fig.add_vline(x=0, line=DIAGONAL_LINE)
+    return style(fig, title, x_title, y_title)
+
+
 def feature_importance(importance: pd.DataFrame, top: int = 20) -> go.Figure:
     """The ``top`` features as horizontal bars, largest at the top."""
     title = "Feature importance"

@@ -150,3 +150,15 @@ def test_estimator_comparison_takes_the_direction_from_the_catalog(metric: str) 
     rows = pd.DataFrame({"estimator": ["low", "high"], metric: [0.1, 0.9]})
     top = charts.estimator_comparison(rows, metric).data[0].y[0]
     assert top == ("high" if higher_is_better(metric) else "low")
+
+
+def test_a_regression_models_fit_and_residuals() -> None:
+    points = pd.DataFrame({"true": [1.0, 2.0, 3.0, np.nan], "predicted": [1.5, 1.5, 3.5, 2.0]})
+    fig = charts.predicted_vs_true(points, r2=0.8123)
+    line, rows = fig.data
+    assert list(line.x) == [1.0, 3.5] and list(line.y) == [1.0, 3.5]  # predicted = true
+    assert list(rows.x) == [1.0, 2.0, 3.0] and list(rows.y) == [1.5, 1.5, 3.5]
+    assert fig.layout.title.text == "Predicted vs true (R² 0.812)"
+    hist = charts.residuals(points).data[0]
+    assert sorted(hist.x) == [-0.5, 0.5, 0.5]
+    assert charts.residuals(points.iloc[:0]).layout.annotations[0].text == charts.EMPTY_TEXT
