@@ -155,6 +155,8 @@ with st.expander("New AutoML run", expanded=not automl.jobs(), icon=":material/a
             value=60,
             step=10,
             key="automl_budget",
+            help="10 s to 86,400 s (24 h). A value outside is not taken: the box turns red and "
+            "keeps its last value, which the run is submitted with.",
         )
         max_trials = c2.number_input(
             "Max trials (0 = no limit)",
@@ -225,7 +227,12 @@ with st.expander("New AutoML run", expanded=not automl.jobs(), icon=":material/a
                     st.error(str(exc))
                 else:
                     st.session_state["automl_job"] = job.id
-                    st.success(f"Submitted **{job.id}** ({job.state}).")
+                    st.success(
+                        f"Submitted **{job.id}** ({job.state}): {request.task} of "
+                        f"**{request.target}**, a {request.time_budget_s:,} s time budget"
+                        + (f", at most {request.max_trials:,} trials" if request.max_trials else "")
+                        + "."
+                    )
 
 # --- runs -------------------------------------------------------------------------------------
 

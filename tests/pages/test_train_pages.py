@@ -55,6 +55,9 @@ def test_the_task_follows_the_chosen_target(local_workspace) -> None:
     (job,) = local_workspace.automl.jobs()
     request = job.spec["request"]
     assert request["task"] == "regression" and request["target"] == "income", request
+    # the run's budget is said: a value typed out of range is not taken and the box keeps its last
+    said = " ".join(m.value for m in at.success)
+    assert f"{job.id}" in said and "regression of **income**, a 60 s time budget." in said
 
 
 def test_models_page_empty(local_workspace) -> None:
