@@ -213,8 +213,22 @@ if tab_deployments.open:
                 step=5,
                 key=f"endpoints_mirror_pct_{current}",
             )
-            if st.form_submit_button("Apply", type="primary", icon=":material/call_split:"):
-                mirror = {} if mirror_to == "(none)" else {mirror_to: int(share_)}
+            applied = st.form_submit_button("Apply", type="primary", icon=":material/call_split:")
+            mirror = {} if mirror_to == "(none)" else {mirror_to: int(share_)}
+            now_live = {d.name: d.traffic for d in deployments}
+            now_mirror = {d.name: d.mirror for d in deployments if d.mirror}
+            if (
+                applied
+                and split == now_live
+                and {k: v for k, v in mirror.items() if v} == now_mirror
+            ):
+                st.info(
+                    "Nothing to change: the split is already "
+                    + ", ".join(f"{k} {v} %" for k, v in split.items())
+                    + ". A share typed outside 0-100 % is not taken (its box turns red and keeps "
+                    "its value)."
+                )
+            elif applied:
                 try:
                     detail = f"traffic {dict(split)}, mirror {mirror or 'none'}"
                     with (

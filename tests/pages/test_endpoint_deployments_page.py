@@ -78,6 +78,12 @@ def test_split_mirror_rollback_and_history(local_workspace, stub_url):
     history = frame(at, "outcome")
     assert history["split"].iloc[0] == "blue 50 %, green 50 % (mirror old 20 %)"
 
+    # The same split again (what a share typed past 100 leaves): said, nothing sent.
+    sent = len(endpoints.calls)
+    at.button(key="FormSubmitter:endpoints_traffic_form_churn-Apply").click().run()
+    assert any(i.value.startswith("Nothing to change: the split is already") for i in at.info)
+    assert len(endpoints.calls) == sent
+
     # A split that does not add up is refused with the reason; nothing changes.
     at.number_input(key="endpoints_traffic_churn_blue").set_value(60)
     at.button(key="FormSubmitter:endpoints_traffic_form_churn-Apply").click().run()
