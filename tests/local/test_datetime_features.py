@@ -267,7 +267,7 @@ def test_a_deployed_endpoint_scores_iso_dates_and_the_uploads_own_format(local_w
         records = [
             {"when": "2025-07-14", "plan": "a"},
             {"when": "2025-01-03T08:00:00Z", "plan": "b"},
-            {"when": "never", "plan": "c"},
+            {"when": "N/A", "plan": "c"},
             {"when": "14/07/2025", "plan": "a"},
             {"when": "03/01/2025", "plan": "b"},
         ]
@@ -283,5 +283,16 @@ def test_a_deployed_endpoint_scores_iso_dates_and_the_uploads_own_format(local_w
         assert resp.json()["result"] == list(model.predict(pd.DataFrame(records)))
         assert resp.json()["result"][:2] == ["yes", "no"]
         assert resp.json()["result"][3:] == ["yes", "no"]  # the same days in the upload's format
+        # A date the model cannot read is refused with the forms it can, not scored as missing.
+        for bad in ("never", "13/45/2025", "July 14, 2025", 20250714):
+            resp = requests.post(
+                ep.scoring_uri,
+                json={"data": [{"when": bad, "plan": "a"}]},
+                headers={"Authorization": f"Bearer {ws.endpoints.keys('sales-ep')[0]}"},
+                timeout=10,
+            )
+            assert resp.status_code == 400, (bad, resp.text)
+            assert "column 'when': expected a date" in resp.json()["message"]
+            assert "e.g. 31/05/2024" in resp.json()["message"]
     finally:
         ws.endpoints.delete("sales-ep")

@@ -18,9 +18,10 @@ import json
 import math
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from lib.local.fastpath.encoder import to_float
+from lib.local.fastpath.encoder import to_datetime, to_float
 from lib.tabular.columns import MISSING_TOKENS
 
 DEFAULT_MAX_ROWS = 10_000
@@ -30,6 +31,7 @@ METHODS = ("predict", "predict_proba")
 # ``TabularModel``'s ``max_categories``).
 CATEGORIES_LISTED = 1000
 _BOOL_TEXT = {"true": True, "false": False}
+_SAMPLE_MOMENT = datetime(2024, 5, 31, 13, 45)
 # What uploads read as no value in a number column (NA, N/A, ?, null ...): the same text from
 # a client is a missing number, not an error.
 _NO_NUMBER = frozenset(token.casefold() for token in MISSING_TOKENS)
@@ -59,6 +61,9 @@ class Column:
     minimum: float | None = None
     maximum: float | None = None
     dtype: str = ""
+    # A date-time feature (sent as text): the strptime format its training file was written
+    # in, besides ISO 8601 ("" for ISO 8601 only); None for a column that is not one.
+    date_format: str | None = None
 
     @functools.cached_property
     def spellings(self) -> tuple[frozenset[str], dict[str, str]] | None:
@@ -281,6 +286,28 @@ def _respell(rec: dict, names: frozenset[str], ignored: frozenset[str]) -> None:
             rec[name] = rec.pop(key)
 
 
+def _check_date(rec: dict, name: str, fmt: str, row: int) -> None:
+    """A date-time feature's value: ISO 8601 text or text in the training file's format (an
+    empty text or a missing-value word is missing); anything else is refused, as an unreadable
+    number is, rather than scored as a missing date."""
+    v = rec[name]
+    if type(v) is str:
+        if not v.strip() or v.strip().casefold() in _NO_NUMBER:  # "", "NA", "null": no date
+            rec[name] = None
+            return
+        if to_datetime(v, fmt or None) is not None:
+            return
+    example = "2024-05-31 or 2024-05-31T13:45:00"
+    if fmt:
+        try:
+            example += f", or as the training file wrote it, e.g. {_SAMPLE_MOMENT.strftime(fmt)}"
+        except ValueError:
+            pass
+    raise InputError(
+        f"Row {row}, column {name!r}: expected a date (ISO 8601, {example}), got {describe(v)}"
+    )
+
+
 def validate_records(
     records: list,
     columns: list[Column],
@@ -354,6 +381,9 @@ def validate_records(
                     )
                 raise InputError(f"Row {i}, column {name!r}: expected a number, got {describe(v)}")
             if kind == "string":
+                if col.date_format is not None:
+                    _check_date(rec, name, col.date_format, i)
+                    continue
                 spellings = col.spellings
                 if t is str:
                     if spellings is not None and v not in spellings[0]:

@@ -38,6 +38,14 @@ def _spec_kind(spec: dict) -> str:
     return "string"
 
 
+def _date_format(spec: dict, kind: str) -> str | None:
+    """A text column's date format when the engine's feature spec says it is a date-time
+    feature ("" for ISO 8601 only), else None."""
+    if kind != "string" or spec.get("kind") != "datetime":
+        return None
+    return str(spec.get("format") or "")
+
+
 def columns_from_model(signature_inputs: Any, feature_spec: list[dict] | None) -> list[Column]:
     """Input columns from the model signature, enriched by the engine's `feature_spec`."""
     by_name = {s["name"]: s for s in feature_spec or []}
@@ -61,6 +69,7 @@ def columns_from_model(signature_inputs: Any, feature_spec: list[dict] | None) -
                     minimum=fs.get("min"),
                     maximum=fs.get("max"),
                     dtype=type_name,
+                    date_format=_date_format(fs, kind),
                 )
             )
     elif feature_spec:
@@ -74,6 +83,7 @@ def columns_from_model(signature_inputs: Any, feature_spec: list[dict] | None) -
                     minimum=fs.get("min"),
                     maximum=fs.get("max"),
                     dtype=str(fs.get("dtype") or ""),
+                    date_format=_date_format(fs, _spec_kind(fs)),
                 )
             )
     if not cols:

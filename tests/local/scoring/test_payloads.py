@@ -213,6 +213,26 @@ def test_a_missing_value_word_for_a_number_is_a_missing_number():
         validate_records([{**GOOD, "age": "NA"}], COLUMNS, 10, allow_null_integers=False)
 
 
+def test_a_date_is_read_or_refused_never_scored_as_missing_unsaid():
+    columns = [
+        Column("when", "string", date_format="%m/%d/%Y"),
+        Column("at", "string", date_format=""),
+    ]
+    rows = [
+        {"when": "03/15/2023", "at": "2023-03-15T08:00:00Z"},
+        {"when": " ", "at": "NA"},
+        {"when": "2023-03-15", "at": None},
+    ]
+    validate_records(rows, columns, 10)
+    assert rows[1] == {"when": None, "at": None} and rows[0]["when"] == "03/15/2023"
+    for bad in ("March 5, 2023", "13/45/2023", 1678838400, True):
+        with pytest.raises(InputError, match="column 'when': expected a date") as err:
+            validate_records([{"when": bad, "at": None}], columns, 10)
+        assert "e.g. 05/31/2024" in str(err.value)
+    with pytest.raises(InputError, match=r"expected a date \(ISO 8601, 2024-05-31 or"):
+        validate_records([{"when": None, "at": "03/15/2023"}], columns, 10)
+
+
 def test_the_category_limit_is_the_feature_specs():
     import inspect
 
