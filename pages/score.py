@@ -27,6 +27,7 @@ from lib.tabular import TableError, parse_table
 from lib.ui import workspace
 from lib.workspace import WorkspaceError
 
+NO_VALUE = "(no value)"
 # Why an endpoint cannot be scored, and what to do about it, by state.
 NOT_LIVE = {
     "Stopped": "stopped — restart it on the Endpoints page",
@@ -109,7 +110,14 @@ with tab_form:
             if col.get("kind") == "categorical" and col.get("categories"):
                 options = [str(c) for c in col["categories"]]
                 idx = options.index(str(example)) if str(example) in options else 0
-                record[label] = box.selectbox(label, options, index=idx, key=f"score_f_{label}")
+                # The last choice sends no value, as a blank cell of a file does.
+                record[label] = box.selectbox(
+                    label,
+                    [*options, None],
+                    index=idx,
+                    key=f"score_f_{label}",
+                    format_func=lambda v: NO_VALUE if v is None else v,
+                )
             elif col.get("kind") == "datetime":
                 text = example if example is not None else ""
                 record[label] = box.text_input(
@@ -126,12 +134,18 @@ with tab_form:
                 lo, hi = col.get("min"), col.get("max")
                 value = float(example) if example is not None else float(lo or 0.0)
                 integer = str(col.get("dtype", "")).startswith("int")
+                field = f"score_f_{label}"
+                # Seeded with the example through the session rather than `value`, so that
+                # the box may be cleared: an empty box sends no value.
+                if field not in st.session_state:
+                    st.session_state[field] = int(value) if integer else value
                 record[label] = box.number_input(
                     label,
-                    value=int(value) if integer else value,
-                    help=number_help(col),
-                    key=f"score_f_{label}",
+                    value=None,
+                    help="; ".join(filter(None, [number_help(col), "empty: no value"])),
+                    key=field,
                     step=1 if integer else None,
+                    placeholder=NO_VALUE,
                     # Streamlit shows two decimals by default: 92.893 read 92.89 on the form.
                     format=None if integer else decimals_format(value),
                 )

@@ -345,6 +345,26 @@ def test_score_form_offers_a_datetime_as_iso_text(local_workspace, stub_url):
     assert StubScoring.bodies[-1]["data"] == [{"age": 30, "when": "2024-07-14T09:30:00"}]
 
 
+def test_score_form_fields_can_send_no_value(local_workspace, stub_url):
+    """A cleared number box went back to the example, and a category had no blank choice."""
+    use_fakes(local_workspace, stub_url)
+    local_workspace.models.spec = [
+        *SPEC,
+        {"name": "color", "kind": "categorical", "categories": ["red", "blue"], "example": "red"},
+    ]
+    StubScoring.bodies.clear()
+    at = open_page("score.py")
+    assert at.number_input(key="score_f_age").value == 30  # seeded with the example row
+    at.button[0].click().run()
+    assert StubScoring.bodies[-1]["data"] == [{"age": 30, "color": "red"}]
+    assert at.selectbox(key="score_f_color").options == ["red", "blue", "(no value)"]
+    at.number_input(key="score_f_age").set_value(None)
+    at.selectbox(key="score_f_color").select_index(2)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert StubScoring.bodies[-1]["data"] == [{"age": None, "color": None}]
+
+
 def test_score_form_of_a_wide_model_shows_its_first_columns(local_workspace, stub_url):
     from lib.scoring import FORM_FIELDS_MAX
 
