@@ -92,7 +92,12 @@ def _floats(values: list) -> np.ndarray:
 
 
 def _number(value: float) -> str:
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.4g}"
+    """A bin edge for people: whole above a thousand (17,680, never 1.768e+04), else four
+    significant digits."""
+    value = float(value)
+    if value.is_integer() or abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,13 @@ def test_numeric_cells_are_training_deciles_plus_missing():
     assert profile.count(["\u221235"]).tolist() == [1, 0, 0, 0]  # U+2212, a web page's minus
 
 
+def test_bin_edges_read_as_plain_numbers():
+    """A price's deciles read '< 1.768e+04' beside '80,888 – 96,271'."""
+    profile = FeatureProfile("price", "numeric", edges=(17680.5, 80888.0, 0.123456, 12.3456))
+    assert profile.labels()[:2] == ["< 17,680", "17,680 – 80,888"]
+    assert profile.labels()[2:4] == ["80,888 – 0.1235", "0.1235 – 12.35"]
+
+
 def test_categorical_cells_are_training_categories_plus_unseen_and_missing():
     profile = FeatureProfile("job", "categorical", categories=("admin.", "True", "1"))
     counts = profile.count(["admin.", "astronaut", None, "", True, 1, "admin."])
