@@ -40,10 +40,11 @@ drifting = [f for f in report.features if f.state == "drift"]
 watching = [f for f in report.features if f.state == "watch"]
 tiles = st.columns(4)
 tiles[0].metric(
-    "State",
+    "Input drift",
     f"{logs_view.STATE_ICONS.get(report.state, '')} {report.state}",
     border=True,
-    help="The worst feature: PSI under 0.1 OK, under 0.25 watch, from 0.25 drift",
+    help="The worst input feature: PSI under 0.1 OK, under 0.25 watch, from 0.25 drift "
+    "(the predictions are compared below)",
 )
 tiles[1].metric("Sampled rows", f"{report.rows:,}", border=True)
 tiles[2].metric(
@@ -95,4 +96,8 @@ if report.prediction is not None:
     right.plotly_chart(
         drift_charts.feature_overlay(report.prediction), key="monitoring_predictions_overlay"
     )
-    right.caption("Predicted classes (or values) of sampled rows against the training labels.")
+    shift = report.prediction
+    said = "" if shift.psi is None else f" PSI {shift.psi:.3f}: {shift.state}."
+    right.caption(
+        "Predicted classes (or values) of sampled rows against the training labels." + said
+    )

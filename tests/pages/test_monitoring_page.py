@@ -42,7 +42,7 @@ def test_monitoring_ranks_the_drifted_feature_and_shows_predictions(local_worksp
     at = open_page("monitoring.py")
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["State"].endswith("drift")
+    assert metrics["Input drift"].endswith("drift")
     assert metrics["Sampled rows"] == "400"
     # The dataset in the tile (it fits a 1,400 px wide window), the whole source in its help.
     assert metrics["Training data"] == "bank v1"
@@ -52,6 +52,8 @@ def test_monitoring_ranks_the_drifted_feature_and_shows_predictions(local_worksp
     assert list(table["Feature"]) == ["job", "age"]
     assert list(table["State"]) == ["drift", "OK"]
     assert len(at.get("plotly_chart")) == 4
+    # the predictions' own comparison is said beside them, apart from the inputs' state
+    assert any("against the training labels. PSI" in c.value for c in at.caption)
     at.selectbox(key="monitoring_feature").set_value("age").run()
     assert not at.exception
 
