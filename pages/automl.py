@@ -252,6 +252,17 @@ def final_leaderboard(where: str, job_id: str, per_estimator: bool) -> pd.DataFr
     return automl.leaderboard(job_id, per_estimator=per_estimator)
 
 
+@st.cache_data(ttl=600, show_spinner=False)
+def served_score(where: str, job_id: str, metric: str) -> float | None:
+    """A completed run's served model on its validation rows (what the best-model panel
+    shows): a search trial's score differs when the model's fit was cut to the budget."""
+    try:
+        value = (automl.details(job_id) or {}).get("metrics", {}).get(metric)
+    except WorkspaceError:
+        return None
+    return None if value is None else float(value)
+
+
 def whole_numbers(frame: pd.DataFrame) -> dict:
     """Column formats: trial numbers as integers (a missing one makes them floats), else 4
     decimals."""
@@ -275,6 +286,8 @@ def run_cards(job: Job, metric: str, budget: float) -> None:
         if not board.empty and metric in board.columns:
             # The leaderboard's best, the ensemble included when it won.
             best, algorithm = board.iloc[0][metric], board.iloc[0].get("estimator")
+        served = served_score(ws.description, job.id, metric)
+        best = served if served is not None else best
     elif job.is_terminal:
         label = "Last algorithm"
     c = st.columns(4)
