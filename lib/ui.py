@@ -104,3 +104,24 @@ def state_label(state: str) -> str:
     """Markdown for a run's state: its own colored icon, then the state's name."""
     color, icon = _STATE_LOOK.get(state, ("gray", "help"))
     return f":{color}[:material/{icon}:] {state}"
+
+
+_KEPT = "_kept_form_values"
+
+
+def remember(key: str, default: Any, options: list | tuple | None = None) -> None:
+    """Give the widget ``key`` (created next, without a ``value`` or ``index`` of its own) the
+    value it had when the operator last left the page, else ``default``.
+
+    Streamlit forgets a widget's value once a run does not draw it: a form half filled in was
+    back to its defaults after a look at another page. A value no longer among ``options`` (a
+    deleted dataset) gives way to ``default``.
+    """
+    kept: dict[str, Any] = st.session_state.setdefault(_KEPT, {})
+    if key in st.session_state:
+        kept[key] = st.session_state[key]
+        return
+    value = kept.get(key, default)
+    if options is not None and value not in options:
+        value = default
+    st.session_state[key] = value

@@ -30,7 +30,7 @@ from lib.guardrails import (
 )
 from lib.metrics import REGRESSION, TASKS, higher_is_better, primary_metrics
 from lib.names import endpoint_name_for, model_name_for
-from lib.ui import figure, state_label, workspace
+from lib.ui import figure, remember, state_label, workspace
 from lib.workspace import AutoMLRequest, Job, WorkspaceError
 
 ws = workspace()
@@ -73,8 +73,10 @@ with st.expander("New AutoML run", expanded=not automl.jobs(), icon=":material/a
     else:
         names = [d.name for d in datasets]
         c1, c2 = st.columns([3, 1])
+        remember("automl_dataset", names[0], names)
         ds_name = c1.selectbox("Dataset", names, key="automl_dataset")
         versions = [v.version for v in ws.datasets.versions(ds_name)]
+        remember(f"automl_version_{ds_name}", versions[0], versions)
         ds_version = c2.selectbox(
             "Version", versions, format_func=lambda v: f"v{v}", key=f"automl_version_{ds_name}"
         )
@@ -82,21 +84,20 @@ with st.expander("New AutoML run", expanded=not automl.jobs(), icon=":material/a
         profile = ws.datasets.profile(ds_name, ds_version)
         suggested = suggest_target(dv.column_names, profile, dv.rows)
         c1, c2, c3 = st.columns(3)
+        remember(f"automl_target_{ds_name}_{ds_version}", suggested, dv.column_names)
         target = c1.selectbox(
             "Target column",
             dv.column_names,
-            index=dv.column_names.index(suggested),
             key=f"automl_target_{ds_name}_{ds_version}",
             help="Suggested from the column profile.",
         )
-        task = c2.selectbox(
-            "Task",
-            TASKS,
-            index=TASKS.index(suggest_task(profile, target)),
-            # One per target: a fixed key would keep the first target's task for every other.
-            key=f"automl_task_{ds_name}_{ds_version}_{target}",
-        )
-        metric = c3.selectbox("Primary metric", primary_metrics(task), key=f"automl_metric_{task}")
+        # One per target: a fixed key would keep the first target's task for every other.
+        task_key = f"automl_task_{ds_name}_{ds_version}_{target}"
+        remember(task_key, suggest_task(profile, target), TASKS)
+        task = c2.selectbox("Task", TASKS, key=task_key)
+        metrics = primary_metrics(task)
+        remember(f"automl_metric_{task}", metrics[0], metrics)
+        metric = c3.selectbox("Primary metric", metrics, key=f"automl_metric_{task}")
         candidates = [c for c in dv.column_names if c != target]
         try:
             flags = sample_flags(ds_name, int(ds_version), target, task)
@@ -112,10 +113,7 @@ with st.expander("New AutoML run", expanded=not automl.jobs(), icon=":material/a
         def keep_all() -> None:
             st.session_state[features_key] = [] if wide else candidates
 
-        if features_key not in st.session_state:
-            st.session_state[features_key] = (
-                flagged if wide else [c for c in candidates if c not in flagged]
-            )
+        remember(features_key, flagged if wide else [c for c in candidates if c not in flagged])
         if wide:
             left_out = st.multiselect(
                 "Columns left out",
@@ -148,27 +146,27 @@ with st.expander("New AutoML run", expanded=not automl.jobs(), icon=":material/a
                 disabled=set(flagged) <= set(features),
             )
         c1, c2, c3 = st.columns(3)
+        remember("automl_budget", 60)
         budget = c1.number_input(
             "Time budget (s)",
             min_value=10,
             max_value=24 * 3600,
-            value=60,
             step=10,
             key="automl_budget",
             help="10 s to 86,400 s (24 h). A value outside is not taken: the box turns red and "
             "keeps its last value, which the run is submitted with.",
         )
+        remember("automl_max_trials", 0)
         max_trials = c2.number_input(
             "Max trials (0 = no limit)",
             min_value=0,
             max_value=100_000,
-            value=0,
             key="automl_max_trials",
         )
-        estimators = c3.multiselect(
-            "Algorithms", ESTIMATORS, default=list(ESTIMATORS), key="automl_estimators"
-        )
+        remember("automl_estimators", list(ESTIMATORS))
+        estimators = c3.multiselect("Algorithms", ESTIMATORS, key="automl_estimators")
         c1, c2, c3 = st.columns(3)
+        remember("automl_validation", VALIDATIONS[0], VALIDATIONS)
         validation = c1.radio(
             "Validation",
             VALIDATIONS,
@@ -183,9 +181,11 @@ with st.expander("New AutoML run", expanded=not automl.jobs(), icon=":material/a
             folds = c2.number_input("Folds", 2, 20, 5, key="automl_folds")
         else:
             c2.caption(AUTO_VALIDATION_HELP)
-        ensemble = c3.checkbox("Ensemble of the best models", value=True, key="automl_ensemble")
+        remember("automl_ensemble", True)
+        ensemble = c3.checkbox("Ensemble of the best models", key="automl_ensemble")
         c1, c2 = st.columns(2)
-        experiment = c1.text_input("Experiment name", value="automl", key="automl_experiment")
+        remember("automl_experiment", "automl")
+        experiment = c1.text_input("Experiment name", key="automl_experiment")
         clusters = (
             [t.name for t in ws.compute.list() if t.kind == "AmlCompute"] if ws.compute else []
         )

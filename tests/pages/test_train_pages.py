@@ -60,6 +60,32 @@ def test_the_task_follows_the_chosen_target(local_workspace) -> None:
     assert f"{job.id}" in said and "regression of **income**, a 60 s time budget." in said
 
 
+def test_the_automl_form_is_as_it_was_left_after_a_look_at_another_page(local_workspace) -> None:
+    csv = b"age,income,y\n" + b"".join(
+        f"{20 + i % 50},{1000 + 37 * i},{'yes' if i % 4 else 'no'}\n".encode() for i in range(120)
+    )
+    local_workspace.datasets.upload("mixed", csv, "mixed.csv")
+    local_workspace.datasets.upload("other", csv, "other.csv")
+    at = open_page("automl.py")
+    at.selectbox(key="automl_dataset").set_value("mixed").run()
+    at.selectbox(key="automl_target_mixed_1").set_value("income").run()
+    at.number_input(key="automl_budget").set_value(30).run()
+    at.text_input(key="automl_experiment").set_value("my-exp").run()
+    at.multiselect(key="automl_estimators").set_value(["lgbm", "rf"]).run()
+    at.switch_page("pages/datasets.py").run()
+    assert not at.exception, at.exception
+    assert "automl_budget" not in at.session_state  # Streamlit dropped the widgets' state
+    at.switch_page("pages/automl.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="automl_dataset").value == "mixed"
+    assert at.selectbox(key="automl_target_mixed_1").value == "income"
+    assert at.selectbox(key="automl_task_mixed_1_income").value == "regression"
+    assert at.number_input(key="automl_budget").value == 30
+    assert at.text_input(key="automl_experiment").value == "my-exp"
+    assert at.multiselect(key="automl_estimators").value == ["lgbm", "rf"]
+    assert not at.warning, [w.value for w in at.warning]
+
+
 def test_models_page_empty(local_workspace) -> None:
     at = open_page("models.py")
     assert any("No registered models yet" in i.value for i in at.info)
