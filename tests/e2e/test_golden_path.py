@@ -56,7 +56,7 @@ def test_train_deploy_and_score_in_the_browser(page, dashboard, bank_csv, tmp_pa
     nav.get_by_text("AutoML").click()
     # The newest dataset is preselected.
     expect(page.get_by_role("combobox", name="Dataset")).to_have_value("bank_small")
-    budget = page.get_by_label("Time budget (s)")
+    budget = page.get_by_role("spinbutton", name="Time budget (s)")
     budget.fill("10")
     budget.press("Enter")
     page.get_by_role("button", name="Submit AutoML run").click()
@@ -79,7 +79,7 @@ def test_train_deploy_and_score_in_the_browser(page, dashboard, bank_csv, tmp_pa
     expect(page.get_by_role("heading", name="Pipelines")).to_be_visible()
     page.get_by_role("combobox", name="Dataset", exact=True).click()
     page.get_by_role("option", name="bank_small").click()
-    budget = page.get_by_label("Time budget (s)")
+    budget = page.get_by_role("spinbutton", name="Time budget (s)")
     budget.fill("10")
     budget.press("Enter")
     page.get_by_role("button", name="Save pipeline").click()
