@@ -60,8 +60,9 @@ def ms(value: float | None) -> str:
 class Tile:
     label: str
     value: str
-    delta: str | None = None
+    delta: str | None = None  # a share beside the value (no arrow: it is not a change)
     help: str | None = None
+    delta_color: str = "off"  # "inverse": red, something is wrong
 
 
 def kpi_tiles(kpis: RequestKpis) -> list[Tile]:
@@ -75,7 +76,12 @@ def kpi_tiles(kpis: RequestKpis) -> list[Tile]:
     )
     return [
         Tile("Requests", f"{kpis.requests:,}"),
-        Tile("Failed", f"{kpis.failed:,}", f"{rate:.1%}" if rate is not None else None),
+        Tile(
+            "Failed",
+            f"{kpis.failed:,}",
+            f"{rate:.1%}" if rate is not None else None,
+            delta_color="inverse" if kpis.failed else "off",
+        ),
         Tile("p50", ms(kpis.p50), help=note),
         Tile("p95", ms(kpis.p95), help=note),
         Tile("p99", ms(kpis.p99), help=note),

@@ -66,7 +66,8 @@ def dashboard() -> None:
             tile.value,
             tile.delta,
             border=True,
-            delta_color="inverse",
+            delta_color=tile.delta_color,
+            delta_arrow="off",
             help=tile.help,
         )
     # Charts in App Insights' grouping; only the open tab's are built and sent (each chart

@@ -25,3 +25,13 @@ def test_window_is_the_same_within_a_bin() -> None:
     later = logs_view.window("Last hour", None, now + timedelta(seconds=50))
     assert first.since == later.since
     assert logs_view.window("Last hour", None, now + timedelta(seconds=60)).since > first.since
+
+
+def test_the_failed_tile_is_red_only_when_something_failed() -> None:
+    """'Failed 0' stood beside a red '↑ 0.0%'."""
+    from lib.appinsights import RequestKpis
+
+    none = logs_view.kpi_tiles(RequestKpis(requests=50, failed=0))[1]
+    some = logs_view.kpi_tiles(RequestKpis(requests=50, failed=2))[1]
+    assert (none.label, none.value, none.delta, none.delta_color) == ("Failed", "0", "0.0%", "off")
+    assert (some.value, some.delta, some.delta_color) == ("2", "4.0%", "inverse")
