@@ -125,3 +125,19 @@ def remember(key: str, default: Any, options: list | tuple | None = None) -> Non
     if options is not None and value not in options:
         value = default
     st.session_state[key] = value
+
+
+def preview_columns(frame: Any) -> dict[str, Any]:
+    """Column formats of a data preview: dates with no time of day read as dates
+    (2023-11-09, not 2023-11-09 00:00:00)."""
+    import pandas as pd
+
+    out: dict[str, Any] = {}
+    for name in frame.columns:
+        col = frame[name]
+        if not pd.api.types.is_datetime64_any_dtype(col):
+            continue
+        values = col.dropna()
+        if len(values) and (values == values.dt.normalize()).all():
+            out[str(name)] = st.column_config.DateColumn(format="YYYY-MM-DD")
+    return out

@@ -13,7 +13,7 @@ from lib.sample_data import (
     SampleUnavailable,
     fetch_bank_marketing,
 )
-from lib.ui import ago, human_bytes, workspace
+from lib.ui import ago, human_bytes, preview_columns, workspace
 from lib.upload_form import (
     default_dataset_name,
     default_token_text,
@@ -401,7 +401,8 @@ tab_preview, tab_profile, tab_manage = st.tabs(["Preview", "Profile", "Download 
 with tab_preview:
     preview = datasets.preview(dv.name, dv.version, rows=100)
     # A browser table of 20,000 columns costs seconds per rerun and shows nobody anything.
-    st.dataframe(preview.iloc[:, :PREVIEW_COLUMNS], key="datasets_preview")
+    shown_frame = preview.iloc[:, :PREVIEW_COLUMNS]
+    st.dataframe(shown_frame, key="datasets_preview", column_config=preview_columns(shown_frame))
     shown = min(PREVIEW_COLUMNS, preview.shape[1])
     more = f", first {shown} of {preview.shape[1]:,} columns" if shown < preview.shape[1] else ""
     st.caption(f"First 100 rows{more}; the Profile tab lists every column.")
@@ -418,9 +419,9 @@ with tab_profile:
             "missing_tokens": st.column_config.TextColumn(
                 "read as missing", help="Cells read as missing values, and how many"
             ),
-            "min": st.column_config.NumberColumn(format="%.4g"),
-            "max": st.column_config.NumberColumn(format="%.4g"),
-            "mean": st.column_config.NumberColumn(format="%.4g"),
+            "min": st.column_config.NumberColumn(format="localized"),
+            "max": st.column_config.NumberColumn(format="localized"),
+            "mean": st.column_config.NumberColumn(format="localized"),
             "histogram": st.column_config.BarChartColumn("histogram / top counts"),
         },
     )
