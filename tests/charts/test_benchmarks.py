@@ -20,6 +20,9 @@ def test_latency_histogram_single_series_percentile_lines() -> None:
     assert xs == pytest.approx([50.5, 95.05, 99.01])
     labels = [a.text for a in fig.layout.annotations]
     assert labels == ["p50 50.5 ms", "p95 95.0 ms", "p99 99.0 ms"]
+    # each label a line below the one before: p95 and p99 a pixel apart no longer overlap
+    shifts = [a.yshift or 0 for a in fig.layout.annotations]
+    assert shifts[0] > shifts[1] > shifts[2]
 
 
 def test_latency_histogram_overlay_by_run() -> None:
