@@ -187,6 +187,31 @@ def _against_the_rest(cls: str) -> str:
     return html.escape(f"{cls} vs rest", quote=False)
 
 
+def _add_curves(
+    fig: go.Figure,
+    curves: list[tuple[str | None, pd.DataFrame]],
+    xy: tuple[str, str],
+    sort_by: list[str],
+    single_name: str,
+    hover: str,
+    **extra: object,
+) -> None:
+    """One trace per class (each in its palette colour), or the single curve named
+    ``single_name``; ``extra`` values that are callables get the class's frame."""
+    for i, (cls, frame) in enumerate(curves):
+        frame = frame.sort_values(sort_by, kind="stable")
+        fig.add_trace(
+            _model_curve(
+                frame[xy[0]],
+                frame[xy[1]],
+                single_name if cls is None else _against_the_rest(cls),
+                ("" if cls is None else _CLASS_HOVER) + hover,
+                color=PALETTE[i % len(PALETTE)],
+                **{k: v(frame) if callable(v) else v for k, v in extra.items()},
+            )
+        )
+
+
 def roc_curve(points: pd.DataFrame, auc: float | None = None) -> go.Figure:
     """ROC curve with the chance diagonal; AUC in the title and legend. A multiclass model's
     points (a ``class`` column) draw one curve per class, each against the rest."""
@@ -198,15 +223,8 @@ def roc_curve(points: pd.DataFrame, auc: float | None = None) -> go.Figure:
     if not curves:
         return empty(title, x_title, y_title)
     fig = new_figure()
-    for i, (cls, frame) in enumerate(curves):
-        frame = frame.sort_values(["fpr", "tpr"], kind="stable")
-        if cls is None:
-            name = "ROC" if auc is None else f"ROC (AUC = {auc:.3f})"
-        else:
-            name = _against_the_rest(cls)
-        hover = ("" if cls is None else _CLASS_HOVER) + "FPR %{x:.3f}<br>TPR %{y:.3f}"
-        color = PALETTE[i % len(PALETTE)]
-        fig.add_trace(_model_curve(frame["fpr"], frame["tpr"], name, hover, color=color))
+    single = "ROC" if auc is None else f"ROC (AUC = {auc:.3f})"
+    _add_curves(fig, curves, ("fpr", "tpr"), ["fpr", "tpr"], single, "FPR %{x:.3f}<br>TPR %{y:.3f}")
     if len(curves) > 1 and auc is not None:
         title = f"ROC curves, each class against the rest (weighted AUC {auc:.3f})"
     fig.add_trace(_reference_line([0, 1], [0, 1], "Chance"))
@@ -229,15 +247,9 @@ def pr_curve(
     if not curves:
         return empty(title, x_title, y_title)
     fig = new_figure()
-    for i, (cls, frame) in enumerate(curves):
-        frame = frame.sort_values("recall", kind="stable")
-        if cls is None:
-            name = "PR" if average_precision is None else f"PR (AP = {average_precision:.3f})"
-        else:
-            name = _against_the_rest(cls)
-        hover = ("" if cls is None else _CLASS_HOVER) + "recall %{x:.3f}<br>precision %{y:.3f}"
-        color = PALETTE[i % len(PALETTE)]
-        fig.add_trace(_model_curve(frame["recall"], frame["precision"], name, hover, color=color))
+    single = "PR" if average_precision is None else f"PR (AP = {average_precision:.3f})"
+    hover = "recall %{x:.3f}<br>precision %{y:.3f}"
+    _add_curves(fig, curves, ("recall", "precision"), ["recall"], single, hover)
     if len(curves) > 1:
         title = "Precision-recall curves, each class against the rest" + (
             "" if average_precision is None else f" (weighted AP {average_precision:.3f})"
@@ -310,25 +322,20 @@ def calibration_curve(points: pd.DataFrame) -> go.Figure:
         return empty(title, x_title, y_title)
     fig = new_figure()
     fig.add_trace(_reference_line([0, 1], [0, 1], "Perfectly calibrated"))
-    for i, (cls, frame) in enumerate(curves):
-        frame = frame.sort_values("x", kind="stable")
-        hover = (
-            ("" if cls is None else _CLASS_HOVER)
-            + "predicted %{x:.3f}<br>observed %{y:.3f}"
-            + ("<br>%{customdata:,.0f} rows" if has_count else "")
-        )
-        fig.add_trace(
-            _model_curve(
-                frame["x"],
-                frame["y"],
-                "Model" if cls is None else _against_the_rest(cls),
-                hover,
-                mode="lines+markers",
-                color=PALETTE[i % len(PALETTE)],
-                marker={"size": 7},
-                customdata=frame["count"] if has_count else None,
-            )
-        )
+    hover = "predicted %{x:.3f}<br>observed %{y:.3f}" + (
+        "<br>%{customdata:,.0f} rows" if has_count else ""
+    )
+    _add_curves(
+        fig,
+        curves,
+        ("x", "y"),
+        ["x"],
+        "Model",
+        hover,
+        mode="lines+markers",
+        marker={"size": 7},
+        customdata=(lambda frame: frame["count"]) if has_count else None,
+    )
     return _unit_square(fig, title, x_title, y_title)
 
 
