@@ -384,6 +384,22 @@ def test_a_booster_fit_stops_at_its_deadline_and_says_so() -> None:
     assert len(forest.estimator.estimators_) == 40 and complete(forest)
 
 
+def test_a_booster_that_stops_by_itself_is_whole() -> None:
+    """LightGBM ends once no split qualifies (a stroke table's config: 589 of 750 trees): that
+    was taken for a fit cut at its deadline, so the refit on every row was thrown away and a
+    fold's model served under 'the refit ran out of time'."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(400, 3))
+    y = (X[:, 0] > 0).astype(int)
+    learner = pinned_booster("lgbm", 1)
+    # few rows, big leaves, a high learning rate: nothing left to split well before 750 trees
+    config = {"n_estimators": 750, "learning_rate": 1.0, "min_child_samples": 150}
+    for deadline in (None, time.time() + 60):
+        member = fit_member(learner, "lgbm", config, X, y, "binary", [], 1, deadline)
+        assert member.estimator.num_trees() < 750  # it stopped by itself
+        assert complete(member)
+
+
 @pytest.mark.slow
 def test_a_wide_table_keeps_the_promise(tmp_path: Path) -> None:
     """2,000 rows x 3,000 features at 10 s took 101 s: FLAML refitted the best config after its
