@@ -419,11 +419,20 @@ def model_leakage(
             "Exclude it and run again unless it is known before the outcome.",
             [f.column for f in flags],
         )
-    elif best is None or not math.isfinite(best) or best <= seam.CHANCE[task]:
+    elif best is None or not math.isfinite(best):
+        rail = Guardrail(
+            MODEL_LEAKAGE_GUARDRAIL, PASSED, f"Not checked: the model has no {metric}."
+        )
+    elif best <= seam.CHANCE[task]:
+        name = "R²" if task == "regression" else "AUC"
         rail = Guardrail(
             MODEL_LEAKAGE_GUARDRAIL,
-            PASSED,
-            "Not checked: the model does no better than chance.",
+            ALERTED,
+            f"The model does no better than chance ({name} {best:.3f}, chance "
+            f"{seam.CHANCE[task]:g}): its predictions carry no signal, so no feature is "
+            "compared with it.",
+            "Check the target and the feature columns, or give the run a bigger time budget; "
+            "do not deploy this model.",
         )
     elif weak := seam.features_matching_a_weak_model(scores, best, task):
         column, score = weak[0]  # not a leak: a leak's flag would exclude it by default

@@ -189,6 +189,17 @@ def test_a_weak_model_beaten_by_one_column_is_said_so_not_called_leak_free() -> 
     assert rail.details.startswith("No feature alone reaches 98% of the model's r2_score 0.600")
 
 
+def test_a_model_no_better_than_chance_is_alerted_not_passed() -> None:
+    """A diabetes replica's model reached AUC 0.493; the row said Passed, 'Not checked'."""
+    rails = [gr.Guardrail(gr.LEAKAGE_GUARDRAIL, gr.PASSED, "", scores={"age": 0.51})]
+    rail, _ = gr.model_leakage(rails, {"AUC_weighted": 0.493}, "classification", ["age"])
+    assert rail.status == gr.ALERTED
+    assert rail.details.startswith("The model does no better than chance (AUC 0.493, chance 0.5)")
+    assert "do not deploy" in rail.action
+    rail, _ = gr.model_leakage(rails, {"r2_score": -0.2}, "regression", ["age"])
+    assert rail.status == gr.ALERTED and "(R² -0.200, chance 0)" in rail.details
+
+
 def test_the_run_checks_its_features_against_its_best_model(tmp_path) -> None:
     """The engine applies the rule to the scores taken before the search, and stores it."""
     from dataclasses import asdict
