@@ -45,7 +45,7 @@ COMBINED_CANDIDATES = 12
 # Scores at or above these look too good to be true for real-world data.
 TOO_GOOD = {"AUC_weighted": 0.99, "accuracy": 0.99, "r2_score": 0.99}
 _ID_HINT = re.compile(
-    r"(^|[_\W])(id|ids|rownames?|row_?id|index|uuid|guid|key|ticket|name|names|number|no"
+    r"(^|[_\W])(id|ids|rownames?|row_?id|index|uuid|guid|key|ticket|name|names|number|nbr|no"
     r"|phone|mobile|e_?mail|ssn|passport|iban|serial)($|[_\W])",
     re.IGNORECASE,
 )
@@ -60,7 +60,7 @@ _PERSON_NAME = re.compile(
 PERSON_NAME_VALUES = 50
 # Names that can only mean "identifier" (not "number of ..."): integers under such a name that
 # are mostly distinct identify what the rows are about (a patient tested twice, an order line).
-_ID_NAME = re.compile(r"(^|[_\W])(id|ids|rownames?|row_?id|uuid|guid)($|[_\W])", re.IGNORECASE)
+_ID_NAME = re.compile(r"(^|[_\W])(id|ids|rownames?|row_?id|uuid|guid|nbr)($|[_\W])", re.IGNORECASE)
 _CAMEL_ID = re.compile(r"[a-z](Id|ID|Ids|IDs)$")  # customerId, PassengerID
 _CAMEL_WORD = re.compile(r"(?<=[a-z0-9])(?=[A-Z][a-z])|(?<=[a-z])(?=[A-Z])")
 # The names readers give a saved index's blank header cell: pandas "Unnamed: 0", R "X",

@@ -123,13 +123,15 @@ def test_identifiers_that_repeat_a_little_are_ids() -> None:
             "subject_id": subjects * 7 + 1000,
             "customerId": subjects + 50_000,
             "Order ID": subjects,
+            # UCI diabetes' patient number: 54 % distinct over a patient's encounters
+            "patient_nbr": subjects * 13 + 8_000_000,
             "paid": rng.integers(0, 100_000, n),  # ends in "id", means money
             "number_of_visits": rng.integers(0, 500, n),  # "number", a count
             "y": rng.choice(["a", "b"], n),
         }
     )
     found = g.id_like_columns(frame, "y")
-    assert set(found) == {"subject_id", "customerId", "Order ID"}
+    assert set(found) == {"subject_id", "customerId", "Order ID", "patient_nbr"}
     assert "distinct identifiers" in found["subject_id"]
 
 
