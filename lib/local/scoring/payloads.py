@@ -17,6 +17,7 @@ import functools
 import json
 import math
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -277,6 +278,23 @@ def _coerce_number(value: str) -> float | int | None:
     return number
 
 
+def _flatten(rec: dict, names: frozenset[str]) -> None:
+    """A nested object sent as the JSON file uploaded held it (`"profile": {"age": 31}`),
+    under the `parent.child` names the upload gave its columns."""
+    for key in [k for k, v in rec.items() if type(v) is dict and k not in names]:
+        for name, value in _flat_items(rec.pop(key), str(key)):
+            rec.setdefault(name, value)
+
+
+def _flat_items(obj: dict, prefix: str) -> Iterator[tuple[str, Any]]:
+    for key, value in obj.items():
+        name = f"{prefix}.{key}"
+        if type(value) is dict:
+            yield from _flat_items(value, name)
+        else:
+            yield name, value
+
+
 def _respell(rec: dict, names: frozenset[str], ignored: frozenset[str]) -> None:
     """Keys written as the uploaded file's header wrote them (" BMI ", "thinness  1-19 years"),
     under the names the upload gave them (spaces at the ends dropped, runs of them one)."""
@@ -331,6 +349,7 @@ def validate_records(
             raise InputError(f"Row {i}: expected a JSON object (record), got {_json_type(rec)}")
         if not (all_required and rec.keys() == names):
             if any(k not in names and k not in ignored for k in rec):
+                _flatten(rec, names)
                 _respell(rec, names, ignored)
             for name in ignored.intersection(rec):
                 del rec[name]
@@ -398,6 +417,9 @@ def validate_records(
                 text = number_as_text(v)
                 if text is not None:
                     rec[name] = text
+                    continue
+                if t is list:  # a JSON upload kept a list as its JSON text
+                    rec[name] = json.dumps(v, ensure_ascii=False)
                     continue
                 raise InputError(f"Row {i}, column {name!r}: expected a string, got {describe(v)}")
             if kind == "integer":

@@ -233,6 +233,24 @@ def test_a_date_is_read_or_refused_never_scored_as_missing_unsaid():
         validate_records([{"when": None, "at": "03/15/2023"}], columns, 10)
 
 
+def test_a_nested_object_is_read_under_the_uploads_column_names():
+    """A JSON-lines upload named a nested object's fields `profile.age`; the same record
+    posted to the endpoint was 'unknown column profile'."""
+    columns = [
+        Column("profile.age", "integer"),
+        Column("profile.address.city", "string"),
+        Column("plan", "string"),
+    ]
+    rows = [{"profile": {"age": 31, "address": {"city": "Lyon"}}, "plan": "a"}]
+    validate_records(rows, columns, 10)
+    assert rows == [{"profile.age": 31, "profile.address.city": "Lyon", "plan": "a"}]
+    listed = [{"profile.age": 31, "profile.address.city": None, "plan": ["a", "é"]}]
+    validate_records(listed, columns, 10)
+    assert listed[0]["plan"] == '["a", "é"]'  # a list as the upload kept it: its JSON text
+    with pytest.raises(InputError, match="unknown column 'profile.shoe'"):
+        validate_records([{"profile": {"age": 31, "shoe": 42}, "plan": "a"}], columns, 10)
+
+
 def test_the_category_limit_is_the_feature_specs():
     import inspect
 
