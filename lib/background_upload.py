@@ -251,7 +251,7 @@ def _register(folder: Path) -> dict[str, Any]:
         "rows": dv.rows,
         "columns": dv.columns,
         "size_bytes": dv.size_bytes,
-        "notes": layout_notes(request["file_name"], data, sheet),
+        "notes": layout_notes(request["file_name"], data, sheet, dv.column_names),
         "read_as_missing": recognised_summary(profile),
         "reread": reread_suggestions(datasets.load(dv.name, dv.version))[0],
     }

@@ -92,8 +92,34 @@ def recognised_summary(profile_rows: Sequence[Mapping[str, object]], limit: int 
     return " · ".join(parts[:limit]) + more
 
 
-def layout_notes(file_name: str, data: bytes, sheet: str | None = None) -> list[str]:
-    """What to tell the operator about where the table of an uploaded file was found."""
+def _unnamed_notes(positions: tuple[int, ...], columns: set[str]) -> list[str]:
+    """Blank header cells: named after their position when their column holds values, else
+    left out (a delimiter ending every line)."""
+    named = [f"column_{p}" for p in positions if f"column_{p}" in columns]
+    dropped = [p for p in positions if f"column_{p}" not in columns]
+    notes = []
+    if named:
+        shown = ", ".join(f"**{n}**" for n in named[:10])
+        more = f" and {len(named) - 10} more" if len(named) > 10 else ""
+        notes.append(
+            f"The header row leaves {len(named)} column{'s' if len(named) > 1 else ''} with "
+            f"values unnamed: named {shown}{more} after {'their' if len(named) > 1 else 'its'} "
+            "position."
+        )
+    if dropped:
+        what = f"{len(dropped)} columns" if len(dropped) > 1 else "A column"
+        notes.append(
+            f"{what} with neither a name nor a value (a delimiter at the end of every line): "
+            "left out."
+        )
+    return notes
+
+
+def layout_notes(
+    file_name: str, data: bytes, sheet: str | None = None, columns: list[str] | None = None
+) -> list[str]:
+    """What to tell the operator about where the table of an uploaded file was found;
+    ``columns``: the registered version's column names (to say what became of unnamed ones)."""
     layout = layout_of(file_name, data, sheet)
     notes = []
     if layout.archive in ("gzip", "bzip2", "xz"):
@@ -173,6 +199,8 @@ def layout_notes(file_name: str, data: bytes, sheet: str | None = None) -> list[
         shown = ", ".join(f"**{name}**" for name in layout.renamed[:10])
         more = f" and {len(layout.renamed) - 10} more" if len(layout.renamed) > 10 else ""
         notes.append(f"Column names repeat: the repeats are named {shown}{more}.")
+    if layout.unnamed and columns is not None:
+        notes += _unnamed_notes(layout.unnamed, set(columns))
     if not layout.header_row:
         first = "The first row of the table" if layout.title_rows else "The first row"
         notes.append(

@@ -80,7 +80,7 @@ def _register(
         f"Registered **{dv.name} v{dv.version}**: {dv.rows:,} rows × {dv.columns} columns "
         f"({human_bytes(dv.size_bytes)})."
     )
-    found = layout_notes(file_name, data, sheet)
+    found = layout_notes(file_name, data, sheet, dv.column_names)
     if found:
         st.info(" ".join(found), icon=":material/help:")
     read_as_missing = recognised_summary(datasets.profile(dv.name, dv.version).to_dict("records"))

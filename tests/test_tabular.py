@@ -948,6 +948,28 @@ def test_a_title_line_above_a_table_without_a_header_is_said_once() -> None:
     assert any(note.startswith("The first row of the table holds values") for note in said)
 
 
+def test_unnamed_columns_are_said_named_or_left_out() -> None:
+    """A TSV with a tab ending every line lost its empty last column without a word, and a
+    blank header cell over values became column_2 unexplained."""
+    tsv = "store_id\tcity\tsales\t\n" + "".join(
+        f"{i}\tZ\u00fcrich\t{i * 3.5}\t\n" for i in range(60)
+    )
+    data = tsv.encode("cp1252")
+    parsed = parse_table("stores.tsv", data)
+    assert list(parsed.frame.columns) == ["store_id", "city", "sales"]
+    said = layout_notes("stores.tsv", data, None, list(parsed.frame.columns))
+    assert said[0] == (
+        "A column with neither a name nor a value (a delimiter at the end of every line): left out."
+    )
+    csv = ("id,,score\n" + "".join(f"{i},x{i},{i}\n" for i in range(60))).encode()
+    columns = list(parse_table("c.csv", csv).frame.columns)
+    assert columns == ["id", "column_2", "score"]
+    assert "named **column_2** after its position." in " ".join(
+        layout_notes("c.csv", csv, None, columns)
+    )
+    assert layout_notes("c.csv", csv) == []  # without the columns read, nothing is guessed
+
+
 def test_a_tab_separated_line_longer_than_128_kb_is_read() -> None:
     """A gene-expression table: 12,000 columns, each line one 130 KB field when split by
     commas, over the csv module's default field limit."""

@@ -31,6 +31,7 @@ class FileLayout:
     misfit_rows: tuple[tuple[str, str], ...] = ()  # as `ParsedTable`'s
     padded_rows: int = 0
     renamed: tuple[str, ...] = ()  # names given to repeated column names (Date_2)
+    unnamed: tuple[int, ...] = ()  # 1-based positions of blank header cells (named column_N)
     sheet: str | None = None
     other_sheets: tuple[str, ...] = ()  # a workbook's sheets with cells that were not read
     sheet_named: bool = False  # the sheet read is the one the operator named
@@ -61,6 +62,7 @@ def layout_of(file_name: str, data: bytes, sheet: str | None = None) -> FileLayo
                 fixed_width=layout.fixed_width,
                 note_rows=odd.texts if odd else (),
                 renamed=tuple(renamed_columns(layout.header)) if layout.header_row else (),
+                unnamed=_unnamed(layout.header) if layout.header_row else (),
             )
             if odd and (odd.short_rows or odd.too_many_short):
                 # Which short rows fit their columns takes the columns' types: read it all.
@@ -87,6 +89,12 @@ def layout_of(file_name: str, data: bytes, sheet: str | None = None) -> FileLayo
         return found
     except TableError:
         return FileLayout()
+
+
+def _unnamed(header: list[str]) -> tuple[int, ...]:
+    """Where a header row has a blank cell (a delimiter at the end of every line, a saved
+    index): the reader names it column_N, or leaves it out when it holds no value."""
+    return tuple(i + 1 for i, name in enumerate(header) if not str(name).strip())
 
 
 def _odd_rows(data: bytes, layout: CsvLayout) -> NoteRows | None:
