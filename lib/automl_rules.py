@@ -18,7 +18,8 @@ MAX_CLASSES = 100
 FORM_PICK_MAX = 200
 # Rare classes named in the error when some are too small to validate (the rest are counted).
 RARE_CLASSES_SHOWN = 5
-# A numeric target with more distinct values than this is suggested as regression.
+# A column with at most this many values may be a label of classes (the last such column is
+# the suggestion of last resort).
 REGRESSION_DISTINCT = 20
 # A number label with more values than this is suggested as regression (grades 0-20 are);
 # fewer read as classes (ratings 1-5, wine quality 3-9, a 0-4 diagnosis).

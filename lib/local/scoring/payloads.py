@@ -33,9 +33,9 @@ METHODS = ("predict", "predict_proba")
 CATEGORIES_LISTED = 1000
 _BOOL_TEXT = {"true": True, "false": False}
 _SAMPLE_MOMENT = datetime(2024, 5, 31, 13, 45)
-# What uploads read as no value in a number column (NA, N/A, ?, null ...): the same text from
-# a client is a missing number, not an error.
-_NO_NUMBER = frozenset(token.casefold() for token in MISSING_TOKENS)
+# What uploads read as no value in a number or date column (NA, N/A, ?, null ...): the same
+# text from a client is a missing value, not an error.
+_NO_VALUE = frozenset(token.casefold() for token in MISSING_TOKENS)
 
 
 class InputError(Exception):
@@ -310,7 +310,7 @@ def _check_date(rec: dict, name: str, fmt: str, row: int) -> None:
     number is, rather than scored as a missing date."""
     v = rec[name]
     if type(v) is str:
-        if not v.strip() or v.strip().casefold() in _NO_NUMBER:  # "", "NA", "null": no date
+        if not v.strip() or v.strip().casefold() in _NO_VALUE:  # "", "NA", "null": no date
             rec[name] = None
             return
         if to_datetime(v, fmt or None) is not None:
@@ -381,7 +381,7 @@ def validate_records(
                         rec[name] = None
                         continue
                     v = _coerce_number(v)
-                    if v is None and rec[name].strip().casefold() in _NO_NUMBER:
+                    if v is None and rec[name].strip().casefold() in _NO_VALUE:
                         rec[name] = None  # "NA", "?", "n/a": as the upload read the column
                         continue
                     if v is None:
@@ -429,7 +429,7 @@ def validate_records(
                     num = v
                 else:
                     num = _coerce_number(v) if t is str else v if t is float else None
-                    if num is None and t is str and v.strip().casefold() in _NO_NUMBER:
+                    if num is None and t is str and v.strip().casefold() in _NO_VALUE:
                         if not allow_null_integers:
                             raise InputError(
                                 f"Row {i}, column {name!r}: this model's signature types it "
