@@ -280,7 +280,9 @@ class JobManager:
                    WHERE id=? AND state IN ('Queued', 'Held')""",
                 (now_iso(), job_id),
             )
-            tx.execute("UPDATE jobs SET cancel_requested=1 WHERE id=?", (job_id,))
+            tx.execute(
+                "UPDATE jobs SET cancel_requested=1, cancel_reason=? WHERE id=?", (reason, job_id)
+            )
             row = tx.execute(
                 "SELECT state, pid, pid_started, started FROM jobs WHERE id=?", (job_id,)
             ).fetchone()
@@ -347,6 +349,15 @@ class JobContext:
             .fetchone()
         )
         return bool(row and row[0])
+
+    def cancel_reason(self) -> str:
+        """Why the job was asked to stop (a user, or the pipeline run it was a step of)."""
+        row = (
+            self.store.connect()
+            .execute("SELECT cancel_reason FROM jobs WHERE id=?", (self.job_id,))
+            .fetchone()
+        )
+        return (row and row[0]) or "Canceled by the user"
 
     def progress(self, **values: Any) -> None:
         with self.store.transaction() as tx:

@@ -62,7 +62,7 @@ def main(job_id: str) -> int:
         log(f"job {job_id} completed")
         code = 0
     except KeyboardInterrupt:
-        ctx.finish("Canceled", error="Canceled by the user")
+        ctx.finish("Canceled", error=ctx.cancel_reason())
         log(f"job {job_id} canceled")
         code = 130
     except Exception as exc:  # noqa: BLE001 - every failure is reported on the job

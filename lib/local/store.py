@@ -213,6 +213,10 @@ MIGRATIONS: list[str] = [
         created, updated)
         SELECT name, 'blue', model_name, model_version, 100, created, updated FROM endpoints;
     """,
+    # Why a job was asked to stop: the job process ends with it, whoever writes the end first.
+    """
+    ALTER TABLE jobs ADD COLUMN cancel_reason TEXT;
+    """,
 ]
 
 

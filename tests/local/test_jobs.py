@@ -92,6 +92,17 @@ def test_cancel_running_and_queued(manager: JobManager) -> None:
     assert not supervisor.is_alive(ref)
 
 
+def test_a_running_job_ends_with_the_reason_it_was_canceled_for(manager: JobManager) -> None:
+    """The job process writes its end first (it notices the request, or the SIGTERM): the reason
+    given with the request is the one it ends with, not a user's cancel."""
+    job = manager.submit("sleep", "step", {"seconds": 60})
+    wait_for(lambda: manager.get(job.id).progress.get("done"))
+    ended = manager.cancel(job.id, "Canceled: its pipeline run ended (disk full)")
+    assert ended.state == "Canceled"
+    assert ended.error == "Canceled: its pipeline run ended (disk full)"
+    assert "canceled" in manager.log_tail(job.id)
+
+
 def test_kill_9_marks_job_failed_not_running(manager: JobManager) -> None:
     job = manager.submit("sleep", "victim", {"seconds": 60})
     wait_for(lambda: manager.get(job.id).progress.get("done"))
