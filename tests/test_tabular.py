@@ -1175,6 +1175,13 @@ def test_thousands_dots_in_whole_numbers_of_a_decimal_comma_file() -> None:
     assert parse_table("wine.csv", wine).frame["c"].tolist() == [1.25, 2.5, 3.0]
     # no value under a thousand, no decimal comma anywhere: a point is a point
     assert parse_table("p.csv", b"a;b\n1.250;x\n2.500;y\n").frame["a"].tolist() == [1.25, 2.5]
+    # ... but beside amounts written with a decimal comma, every count is in the thousands
+    big = ["Menge;Umsatz;Rabatt"] + [
+        f"{german(1000 + 17 * i, 0)};{german(2000 + 9.37 * i, 2)} €;{i % 9},5" for i in range(60)
+    ]
+    frame = parse_table("export.csv", "\n".join(big).encode("cp1252")).frame
+    assert frame["Menge"].tolist() == [1000 + 17 * i for i in range(60)]
+    assert frame["Umsatz"].iloc[1] == 2009.37 and frame["Rabatt"].iloc[3] == 3.5
 
 
 # --- hostile and huge files -----------------------------------------------------------------

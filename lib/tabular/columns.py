@@ -275,11 +275,17 @@ class ColumnBuilder:
     """
 
     def __init__(
-        self, name: str, tokens: tuple[str, ...] = MISSING_TOKENS, decimal_comma: bool = False
+        self,
+        name: str,
+        tokens: tuple[str, ...] = MISSING_TOKENS,
+        decimal_comma: bool = False,
+        thousands_dots: bool = False,
     ) -> None:
         self.name = name
         self.tokens = tokens
         self.decimal_comma = decimal_comma  # "1,5" is one and a half (else "1,500" is 1500)
+        # The file writes decimal commas elsewhere: "1.514" is 1514 even with no smaller number.
+        self.thousands_dots = decimal_comma and thousands_dots
         self._lowered = _lowered_tokens(tokens)
         self.kind = "unknown"  # then int, float, formatted (numbers), bool, datetime, text
         self.target: pa.DataType | str | None = None  # the datetime parse in use
@@ -397,7 +403,8 @@ class ColumnBuilder:
         thousands = pc.match_substring_regex(values, _THOUSANDS_DOTS)
         small = pc.match_substring_regex(values, _UNDER_A_THOUSAND)
         if pc.all(pc.or_(thousands, small)).as_py() and (
-            self.kind == "formatted"
+            self.thousands_dots
+            or self.kind == "formatted"
             or pc.any(small).as_py()
             or pc.any(pc.match_substring_regex(values, r"\.\d{3}\.")).as_py()
         ):

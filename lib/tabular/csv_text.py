@@ -53,6 +53,10 @@ _BLANK_LINES = re.compile(rb"(?:[ \t]*\r?\n|[ \t]*\r(?!\n))*")
 _TOTAL_LABEL = re.compile(r"^((grand|sub)\s*)?totals?\b|^sum:?$", re.IGNORECASE)
 _COMMA_DECIMAL = re.compile(r"[-+]?\d*,\d+")
 _POINT_DECIMAL = re.compile(r"[-+]?\d*\.\d+")
+# An amount with thousands dots and a decimal comma, perhaps with a currency or percent sign.
+_WRITTEN_COMMA_DECIMAL = re.compile(
+    r"[-+]?\s*[$€£¥]?\s*\d{1,3}(\.\d{3})+,\d+\s*[$€£¥]?\s*%?|[-+]?\d*,\d+\s*(%|[$€£¥])"
+)
 # `13.510` may be thirteen thousand written with a thousands dot: no evidence either way.
 _THOUSANDS_DOTS = re.compile(r"[-+]?[1-9]\d{0,2}(\.\d{3})+")
 _LINE_PADDING_BYTES = re.compile(rb"^[ \t]+|[ \t]+(?=\r?$)", re.MULTILINE)
@@ -498,23 +502,27 @@ def _trailing_delimiter(header: list[str], rows: list[list[str]]) -> bool:
     return bool(rows) and all(len(row) == len(header) + 1 and not row[-1].strip() for row in rows)
 
 
-def comma_is_decimal_mark(data: bytes | memoryview, layout: CsvLayout) -> bool:
-    """True for a semicolon-separated file unless its sample writes numbers with a decimal
-    point and never with a decimal comma (`7.4;0.88`, as the UCI wine data): spreadsheets write
-    `;` where the comma is the decimal mark, but not every semicolon file comes from one."""
+def decimal_marks(data: bytes | memoryview, layout: CsvLayout) -> tuple[bool, bool]:
+    """Whether the comma is the decimal mark, and whether the file is seen writing one.
+
+    A semicolon-separated file has a decimal comma unless its sample writes numbers with a
+    decimal point and never with a decimal comma (`7.4;0.88`, as the UCI wine data):
+    spreadsheets write `;` where the comma is the decimal mark, but not every semicolon file
+    comes from one. Seen written (`12,5`, `2.937,46 €`), the dot is the thousands mark:
+    `1.514` is then fifteen hundred and fourteen in every column of the file."""
     if layout.delimiter != ";":
-        return False
+        return False, False
     start = layout.body_offset + (layout.header_bytes if layout.header_row else 0)
     sample = bytes(data[start : start + SNIFF_MAX_BYTES]).decode(layout.encoding, "replace")
     points = commas = 0
     for row in csv.reader(io.StringIO(sample.rsplit("\n", 1)[0]), delimiter=";"):
         for cell in row:
             cell = cell.strip()
-            if _COMMA_DECIMAL.fullmatch(cell):
+            if _COMMA_DECIMAL.fullmatch(cell) or _WRITTEN_COMMA_DECIMAL.fullmatch(cell):
                 commas += 1
             elif _POINT_DECIMAL.fullmatch(cell) and not _THOUSANDS_DOTS.fullmatch(cell):
                 points += 1
-    return commas > 0 or points == 0
+    return commas > 0 or points == 0, commas > 0
 
 
 def csv_layout(data: bytes) -> tuple[bytes, CsvLayout]:

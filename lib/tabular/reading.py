@@ -45,7 +45,7 @@ from lib.tabular.csv_body import (
     without_header_repeats,
     written_by_r,
 )
-from lib.tabular.csv_text import CsvLayout, as_csv_bytes, comma_is_decimal_mark, csv_layout
+from lib.tabular.csv_text import CsvLayout, as_csv_bytes, csv_layout, decimal_marks
 from lib.tabular.excel import OLE_MAGIC, ZIP_MAGIC, read_excel
 from lib.tabular.header_row import (
     check_duplicates,
@@ -247,9 +247,10 @@ def _build(
     text_columns: frozenset[str] = frozenset(),
     decimal_comma: bool = False,
     written_for_missing: tuple[str, ...] = (),
+    thousands_dots: bool = False,
 ) -> tuple[pa.Table, dict[str, dict[str, int]]]:
     """Type every column while reading once; read again only the columns that need it."""
-    builders = [ColumnBuilder(n, tokens, decimal_comma) for n in names]
+    builders = [ColumnBuilder(n, tokens, decimal_comma, thousands_dots) for n in names]
     for builder in builders:
         if builder.name in text_columns:
             builder.read_as_text()
@@ -320,7 +321,7 @@ def parse_csv(
         data, end = without_header_repeats(data, layout, end)
     buffer = pa.py_buffer(data).slice(layout.body_offset, end - layout.body_offset)
     block = block_size(layout.header_bytes)
-    decimal_comma = comma_is_decimal_mark(data, layout)
+    decimal_comma, thousands_dots = decimal_marks(data, layout)
     r_missing = ("NA",) if written_by_r(memoryview(data)[layout.body_offset : end], layout) else ()
     notes = NoteRows()
     misfit: dict[str, str] = {}
@@ -343,9 +344,12 @@ def parse_csv(
             frozenset(text_columns),
             decimal_comma,
             r_missing,
+            thousands_dots,
         )
         if notes.short_rows:
-            misfit = misfits(notes.short_rows, table, layout.delimiter, tokens, decimal_comma)
+            misfit = misfits(
+                notes.short_rows, table, layout.delimiter, tokens, decimal_comma, thousands_dots
+            )
             padded = len(notes.short_rows) - len(misfit)
             if padded:
                 raise _ShortRowsKept
@@ -369,6 +373,7 @@ def parse_csv(
             frozenset(text_columns),
             decimal_comma,
             r_missing,
+            thousands_dots,
         )
     empty = unnamed_empty_columns(table, layout.header if layout.header_row else None)
     if empty:

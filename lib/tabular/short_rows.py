@@ -26,6 +26,7 @@ def misfits(
     delimiter: str,
     tokens: tuple[str, ...],
     decimal_comma: bool = False,
+    thousands_dots: bool = False,
 ) -> dict[str, str]:
     """The short rows (as written) whose values do not fit the columns `table` (read without
     them) typed, each with its first such value (`Reviews "3.0M"`)."""
@@ -36,10 +37,12 @@ def misfits(
         if is_textual(column.type):
             continue
         at = [(i, row[j]) for i, row in enumerate(rows) if j < len(row) and i not in bad]
-        if not at or _fit([v for _, v in at], column, formats, tokens, decimal_comma):
+        if not at or _fit(
+            [v for _, v in at], column, formats, tokens, (decimal_comma, thousands_dots)
+        ):
             continue
         for i, value in at:  # the rare column some row does not fit: which rows
-            if not _fit([value], column, formats, tokens, decimal_comma):
+            if not _fit([value], column, formats, tokens, (decimal_comma, thousands_dots)):
                 bad[i] = f'{column.name} "{value.strip()}"'
     return {texts[i]: bad[i] for i in sorted(bad)}
 
@@ -53,10 +56,10 @@ def _fit(
     column: pa.Field,
     formats: dict[str, str],
     tokens: tuple[str, ...],
-    decimal_comma: bool,
+    marks: tuple[bool, bool],
 ) -> bool:
     """True when `values` read as the column's type, as the reader types a column."""
-    builder = ColumnBuilder(column.name, tokens, decimal_comma)
+    builder = ColumnBuilder(column.name, tokens, *marks)
     builder.add(pa.array(values, pa.string()))
     if builder.kind == "unknown":
         return True  # missing-value tokens or empty cells only
