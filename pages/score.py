@@ -198,8 +198,15 @@ with tab_batch:
     chunk = st.number_input("Rows per request", 1, 10_000, 1000, key="score_batch_chunk")
     if upload is not None and st.button("Score file", key="score_batch_go"):
         try:
-            # Columns the model learnt as text are read as written ("22" stays "22").
-            text_columns = [c["name"] for c in spec if c.get("kind") == "categorical"]
+            # Columns the model learnt as text are read as written ("22" stays "22"), and so
+            # are dates in the training file's own form: the endpoint reads 01/11/2021 as that
+            # file did (1 November), where guessing from this file alone may say 11 January.
+            text_columns = [
+                c["name"]
+                for c in spec
+                if c.get("kind") == "categorical"
+                or (c.get("kind") == "datetime" and c.get("format"))
+            ]
             frame = parse_table(
                 upload.name, upload.getvalue(), limits=limits, text_columns=text_columns
             ).frame

@@ -238,6 +238,28 @@ def test_models_page_deploys_to_the_endpoint_named_after_the_model(local_workspa
     assert endpoints.deployed == [("churn", 1, "churn")]
 
 
+def test_batch_csv_sends_dates_in_the_training_files_form_as_written(local_workspace, stub_url):
+    """Day-first training dates: a batch whose days are all 12 or less is not read month first."""
+    use_fakes(local_workspace, stub_url)
+    local_workspace.models.spec = [
+        *SPEC,
+        {"name": "sold", "kind": "datetime", "dtype": "datetime64[ns]", "format": "%d/%m/%Y"},
+        {"name": "seen", "kind": "datetime", "dtype": "datetime64[ns]", "format": None},
+    ]
+    StubScoring.bodies.clear()
+    at = open_page("score.py")
+    rows = b"age,sold,seen\n30,01/11/2021,2021-11-01\n41,12/11/2021,2021-11-12\n"
+    at.file_uploader(key="score_batch_file").set_value(("new.csv", rows, "text/csv"))
+    at.run()
+    button(at, "Score file").click().run()
+    assert not at.exception, at.exception
+    sent = [r for b in StubScoring.bodies for r in b["data"]]
+    assert [(r["sold"], r["seen"][:10]) for r in sent] == [
+        ("01/11/2021", "2021-11-01"),
+        ("12/11/2021", "2021-11-12"),
+    ]
+
+
 def test_batch_csv_sends_text_columns_as_written_and_says_when_it_fails(local_workspace, stub_url):
     """A column the model learnt as text keeps "22" and "19.9667"; a failed batch stops."""
     use_fakes(local_workspace, stub_url)
