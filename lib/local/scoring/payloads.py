@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -80,6 +81,19 @@ class Column:
         if len(folded) < len(cats):
             return None
         return frozenset(cats), folded
+
+    @functools.cached_property
+    def code_width(self) -> int | None:
+        """The width of a column of zero-padded number codes ("02134", "00501"): every listed
+        category digits only, all as wide, some starting with 0. A client reading the file
+        with a number parser sends 2134 for "02134"."""
+        cats = self.categories
+        if self.spellings is None or not all(c.isascii() and c.isdigit() for c in cats):
+            return None
+        widths = {len(c) for c in cats}
+        if len(widths) != 1 or not any(c.startswith("0") for c in cats):
+            return None
+        return widths.pop()
 
 
 @dataclass
@@ -297,11 +311,23 @@ def _flat_items(obj: dict, prefix: str) -> Iterator[tuple[str, Any]]:
 
 def _respell(rec: dict, names: frozenset[str], ignored: frozenset[str]) -> None:
     """Keys written as the uploaded file's header wrote them (" BMI ", "thinness  1-19 years"),
-    under the names the upload gave them (spaces at the ends dropped, runs of them one)."""
-    for key in [k for k in rec if k not in names and k not in ignored]:
+    under the names the upload gave them (spaces at the ends dropped, runs of them one); a
+    blank header cell's column, which the upload named by its position (column_1), under the
+    names clients reading the file give it: pandas' "Unnamed: 0", csv.DictReader's ""."""
+    known = names | ignored
+    for key in [k for k in rec if k not in known]:
         name = " ".join(str(key).split())
-        if name != key and (name in names or name in ignored) and name not in rec:
+        if not name:
+            positional = [c for c in known if _POSITIONAL.fullmatch(c)]
+            name = positional[0] if len(positional) == 1 else name
+        elif m := _PANDAS_UNNAMED.fullmatch(name):
+            name = f"column_{int(m[1]) + 1}"
+        if name != key and name in known and name not in rec:
             rec[name] = rec.pop(key)
+
+
+_POSITIONAL = re.compile(r"column_\d+")
+_PANDAS_UNNAMED = re.compile(r"Unnamed: (\d+)")
 
 
 def _check_date(rec: dict, name: str, fmt: str, row: int) -> None:
@@ -416,6 +442,9 @@ def validate_records(
                         continue
                 text = number_as_text(v)
                 if text is not None:
+                    width = col.code_width
+                    if width and 0 <= v < 10**width and (t is int or v.is_integer()):
+                        text = str(int(v)).zfill(width)  # 6511.0 from a pandas client too
                     rec[name] = text
                     continue
                 if t is list:  # a JSON upload kept a list as its JSON text

@@ -201,6 +201,34 @@ def test_a_category_sent_in_another_case_or_as_a_json_boolean_is_the_category():
     assert rec[0]["city"] == "C1"
 
 
+def test_a_zero_padded_code_sent_as_a_json_number_is_the_code():
+    """ZIP codes read by a client's number parser arrive as 6511 for "06511"."""
+    zips = Column("zip", "string", categories=("02134", "06511", "94105"))
+    codes = Column("code", "string", categories=("7", "12", "301"))  # not padded: as sent
+    rows = [{"zip": 6511, "code": 7}, {"zip": 2134.0, "code": 12}, {"zip": 94105, "code": 5}]
+    validate_records(rows, [zips, codes], 10)
+    assert [r["zip"] for r in rows] == ["06511", "02134", "94105"]
+    assert [r["code"] for r in rows] == ["7", "12", "5"]
+    rows = [{"zip": 123456, "code": 1}, {"zip": 501, "code": 1}]  # too wide; a new code
+    validate_records(rows, [zips, codes], 10)
+    assert [r["zip"] for r in rows] == ["123456", "00501"]
+
+
+def test_a_blank_header_cells_column_is_known_by_the_names_clients_give_it():
+    """A file written by DataFrame.to_csv() has a blank first header cell, named column_1 at
+    upload; pandas reads it back as "Unnamed: 0", csv.DictReader as ""."""
+    columns = [Column("column_1", "integer"), Column("age", "integer")]
+    for key in ("Unnamed: 0", ""):
+        rows = [{key: 3, "age": 40}]
+        validate_records(rows, columns, 10)
+        assert rows == [{"column_1": 3, "age": 40}]
+    rows = [{"Unnamed: 0": 3, "age": 40}]  # an index column the model left out
+    validate_records(rows, [columns[1]], 10, ignored=frozenset({"column_1"}))
+    assert rows == [{"age": 40}]
+    with pytest.raises(InputError, match="unknown column 'Unnamed: 5'"):
+        validate_records([{"Unnamed: 5": 3, "age": 40}], columns, 10)
+
+
 def test_a_missing_value_word_for_a_number_is_a_missing_number():
     """House Prices' LotFrontage = "NA": the upload read it as missing, the endpoint said
     'expected a number, got "NA"'; a word that is not a missing-value token still is refused."""
