@@ -59,6 +59,19 @@ TARGET_NAMES = (
     "defaultpaymentnextmonth",
     "diagnosis",
     "saleprice",
+    # well-known files whose label is not their last column
+    "seriousdlqin2yrs",
+    "medianhousevalue",
+    "medv",
+    "price",
+    "salary",
+    "mpg",
+    "personalloan",
+    "isdefault",
+    "readmitted",
+    "heartdisease",
+    "deathevent",
+    "stroke",
 )
 # The last column is taken for the label (the convention of UCI's files and most exports)
 # unless it reads as something else: an identifier, a date, a column mostly empty.

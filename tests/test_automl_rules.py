@@ -196,6 +196,17 @@ def test_the_last_column_is_the_suggested_label_unless_it_reads_as_something_els
     loans["Loan_Status"] = rng.choice(["Y", "N"], n)
     loans["Property_Area"] = rng.choice(["Urban", "Rural", "Semiurban"], n)
     assert _suggested(loans)[0] == "Loan_Status"
+    # Kaggle's Give Me Some Credit: the label first, after a blank-named index column
+    credit = pd.DataFrame(
+        {"column_1": np.arange(1, n + 1), "SeriousDlqin2yrs": rng.integers(0, 2, n)}
+    )
+    credit["NumberOfDependents"] = rng.integers(0, 6, n)
+    assert _suggested(credit) == ("SeriousDlqin2yrs", "classification")
+    # California housing's Kaggle file ends with ocean_proximity, a feature
+    houses = pd.DataFrame({"median_income": rng.random(n) * 10})
+    houses["median_house_value"] = rng.integers(15_000, 500_001, n)
+    houses["ocean_proximity"] = rng.choice(["INLAND", "NEAR BAY", "<1H OCEAN"], n)
+    assert _suggested(houses) == ("median_house_value", "regression")
 
 
 def test_a_last_column_that_is_an_id_a_date_or_mostly_empty_is_not_the_label() -> None:
