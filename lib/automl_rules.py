@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from lib.metrics import CLASSIFICATION, REGRESSION, TASKS, primary_metrics
@@ -180,6 +181,8 @@ def validate_request(request: AutoMLRequest, frame: pd.DataFrame) -> list[str]:
                 problems.append(_rare_classes_problem(rare, need))
     elif not pd.api.types.is_numeric_dtype(target):
         problems.append(f"Regression needs a numeric target; {request.target!r} is {target.dtype}.")
+    elif problem := _infinite_target_problem(request.target, target):
+        problems.append(problem)
     if request.time_budget_s < MIN_BUDGET_S:
         problems.append(f"The time budget must be at least {MIN_BUDGET_S} s.")
     if request.max_trials is not None and request.max_trials < 1:
@@ -191,6 +194,26 @@ def validate_request(request: AutoMLRequest, frame: pd.DataFrame) -> list[str]:
     if request.validation == "cv" and not 2 <= request.n_folds <= 20:
         problems.append("Cross-validation needs between 2 and 20 folds.")
     return problems
+
+
+def _infinite_target_problem(name: str, target: pd.Series) -> str | None:
+    """A number to predict must be finite: which rows hold inf, and how to read them."""
+    if pd.api.types.is_bool_dtype(target):
+        return None
+    infinite = np.flatnonzero(np.isinf(target.to_numpy(dtype=np.float64)))
+    if not len(infinite):
+        return None
+    rows = ", ".join(str(int(target.index[i]) + 1) for i in infinite[:RARE_CLASSES_SHOWN])
+    more = (
+        f" and {len(infinite) - RARE_CLASSES_SHOWN} more"
+        if len(infinite) > RARE_CLASSES_SHOWN
+        else ""
+    )
+    return (
+        f"The target {name!r} holds {len(infinite)} infinite value(s) (data rows {rows}{more}); "
+        "a number to predict must be finite. Upload the file again with inf among the "
+        "missing-value words (those rows are then left out of training), or fix them in the file."
+    )
 
 
 def _rare_classes_problem(rare: pd.Series, need: int, shown: int = RARE_CLASSES_SHOWN) -> str:
@@ -296,7 +319,8 @@ def suggest_task(profile: pd.DataFrame, target: str) -> str:
         return CLASSIFICATION
     row = rows.iloc[0]
     mean = row.get("mean")
-    numeric = mean is not None and not pd.isna(mean)
+    # (A column holding inf has no mean, and is numbers all the same.)
+    numeric = row.get("kind") == "numeric" or (mean is not None and not pd.isna(mean))
     many = row["distinct"] > REGRESSION_SUGGEST_DISTINCT
     return REGRESSION if numeric and many else CLASSIFICATION
 

@@ -13,6 +13,8 @@ from lib.automl_rules import (
     validate_request,
 )
 from lib.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
+from lib.tabular import MISSING_TOKENS, parse_table
+from lib.tabular.profile import profile_frame
 from lib.workspace import AutoMLRequest
 
 
@@ -95,6 +97,24 @@ def test_many_rare_classes_are_counted_not_all_listed() -> None:
     assert problem.startswith(f"{RARE_CLASSES_SHOWN + 7} classes have fewer than 2 rows")
     assert "kind0 (1)" in problem and f"kind{RARE_CLASSES_SHOWN}" not in problem
     assert "and 7 more" in problem and "choose another target" in problem
+
+
+def test_an_infinite_number_to_predict_is_refused_with_its_rows() -> None:
+    """It failed in the job as 'Input y contains infinity', naming no column or row."""
+    data = frame()
+    data["amount"] = data["amount"].astype(float)
+    data.loc[[3, 40], "amount"] = [np.inf, -np.inf]
+    regression = req(target="amount", task="regression", primary_metric="r2_score")
+    (problem,) = validate_request(regression, data)
+    assert "'amount' holds 2 infinite value(s) (data rows 4, 41)" in problem
+    assert "inf among the missing-value words" in problem
+    # ... which does read them as missing
+    body = b"x,amount\n" + b"".join(b"%d,%d.5\n" % (i, i) for i in range(60)) + b"1,-inf\n"
+    read = parse_table("a.csv", body, missing_tokens=[*MISSING_TOKENS, "inf", "-inf"])
+    assert read.frame["amount"].isna().sum() == 1 and read.missing == {"amount": {"-inf": 1}}
+    assert validate_request(regression, read.frame.assign(y=["a", "b"] * 30 + ["a"])) == []
+    prof = profile_frame(data)
+    assert suggest_task(prof, "amount") == "regression"  # no mean, numbers all the same
 
 
 def test_every_offered_metric_is_accepted_for_its_task() -> None:

@@ -348,8 +348,9 @@ class ColumnBuilder:
                     self._start("int")
                 return ints if self.kind == "int" else ints.cast(pa.float64())
         floats = _try_parse(chunk, pa.float64())
-        # NaN may be the token "NaN": leave such chunks to the careful path.
-        if floats is None or pc.any(pc.is_nan(floats)).as_py():
+        # NaN may be the token "NaN", inf one the operator added: leave such chunks to the
+        # careful path.
+        if floats is None or pc.any(pc.or_(pc.is_nan(floats), pc.is_inf(floats))).as_py():
             return None
         self._widen_to("float")
         return floats if not self.needs_reread else None
