@@ -468,6 +468,32 @@ def _time_between(
     return {}
 
 
+def label_spellings(target: pd.Series) -> dict[str, str]:
+    """Class labels that are one label written differently (`Yes`, ` yes`, `YES `), each
+    mapped to the spelling most rows use: the engine learns them as that one class."""
+    if not _is_text(target):
+        return {}
+    counts = target.dropna().astype(str).value_counts()
+    groups: dict[str, list[str]] = {}
+    for label in counts.index:  # most rows first
+        groups.setdefault(" ".join(label.split()).casefold(), []).append(label)
+    return {v: g[0] for g in groups.values() if len(g) > 1 for v in g[1:]}
+
+
+def label_spelling_note(merged: dict[str, str], counts: pd.Series | None = None) -> str:
+    """`' yes' (12), 'YES ' (3) as 'Yes'; 'no' (4) as 'No'` for a form or a guardrail."""
+    into: dict[str, list[str]] = {}
+    for variant, label in merged.items():
+        into.setdefault(label, []).append(variant)
+
+    def shown(v: str) -> str:
+        return f"{v!r} ({int(counts[v])})" if counts is not None and v in counts else repr(v)
+
+    return "; ".join(
+        f"{', '.join(shown(v) for v in variants)} as {label!r}" for label, variants in into.items()
+    )
+
+
 def column_flags(
     frame: pd.DataFrame, target: str, task: str, features: list[str] | None = None
 ) -> list[ColumnFlag]:

@@ -24,6 +24,8 @@ from lib.automl_rules import (
 from lib.guardrails import (
     ColumnFlag,
     column_flags,
+    label_spelling_note,
+    label_spellings,
     leakage_note,
     suggested_exclusions,
     too_good_note,
@@ -64,6 +66,14 @@ def sample_flags(name: str, version: int, target: str, task: str) -> list[Column
     return column_flags(ws.datasets.load(name, version), target, task)
 
 
+@st.cache_data(ttl=600, show_spinner=False)
+def label_merges(name: str, version: int, target: str) -> str | None:
+    """How the run will read class labels written several ways (` yes`, `YES`), if any."""
+    labels = ws.datasets.load(name, version)[target]
+    merged = label_spellings(labels)
+    return label_spelling_note(merged, labels.astype(str).value_counts()) if merged else None
+
+
 # --- submit ---------------------------------------------------------------------------------
 
 datasets = ws.datasets.list()
@@ -101,9 +111,16 @@ with st.expander("New AutoML run", expanded=not automl.jobs(), icon=":material/a
         candidates = [c for c in dv.column_names if c != target]
         try:
             flags = sample_flags(ds_name, int(ds_version), target, task)
+            merges = label_merges(ds_name, int(ds_version), target) if task != REGRESSION else None
         except WorkspaceError as exc:
             st.warning(f"Column guardrails unavailable: {exc}")
-            flags = []
+            flags, merges = [], None
+        if merges:
+            st.info(
+                f"**{target}** writes some classes several ways; the run learns each as the "
+                f"spelling most rows use: {merges}.",
+                icon=":material/spellcheck:",
+            )
         flagged = [c for c in suggested_exclusions(flags) if c in candidates]
         features_key = f"automl_features_{ds_name}_{ds_version}_{target}"
         # A wide table (gene expression, a word-count matrix) is chosen by what is left out:

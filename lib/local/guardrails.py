@@ -224,17 +224,16 @@ def check_data(
                     f"The target has {len(counts)} distinct value(s); at least 2 are needed.",
                 )
             )
-        spelled = _spelled_apart(counts)
-        if spelled:
+        merged = seam.label_spellings(df[target])
+        if merged:
             out.append(
                 Guardrail(
                     "Class label spelling",
-                    ALERTED,
-                    "Classes that differ only in case or spaces: "
-                    + "; ".join(" / ".join(f"{k!r} ({counts[k]})" for k in g) for g in spelled)
+                    DONE,
+                    "Class labels that differ only in case or spaces: "
+                    + seam.label_spelling_note(merged, counts)
                     + ".",
-                    "They are learned as different classes: write each one way in the file "
-                    "and upload it again.",
+                    "Each is learned as the spelling most rows use, and the model answers it.",
                 )
             )
 

@@ -4,7 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lib import guardrails as seam
 from lib.local import guardrails as gr
+from lib.local.automl_engine import AutoMLSpec
+from lib.local.automl_engine.data import prepare
 
 
 def _by_name(rails: list[gr.Guardrail]) -> dict[str, gr.Guardrail]:
@@ -204,9 +207,8 @@ def test_the_run_checks_its_features_against_its_best_model(tmp_path) -> None:
     """The engine applies the rule to the scores taken before the search, and stores it."""
     from dataclasses import asdict
 
-    from lib import guardrails as seam
     from lib.local import tracking
-    from lib.local.automl_engine import AutoMLSpec, run_automl
+    from lib.local.automl_engine import run_automl
     from tests.test_guardrails import titanic_like
 
     frame = titanic_like()
@@ -235,16 +237,22 @@ def test_the_run_checks_its_features_against_its_best_model(tmp_path) -> None:
     assert result.guardrails[-1]["name"] == "Time budget"
 
 
-def test_class_labels_spelled_two_ways_are_named() -> None:
-    """Hand-entered answers: `Yes` and `yes` would be learned as two classes."""
-    frame = pd.DataFrame(
-        {"x": range(100), "y": ["Yes"] * 40 + ["yes"] * 5 + ["No"] * 50 + ["NO"] * 5}
-    )
+def test_class_labels_spelled_two_ways_are_learned_as_one() -> None:
+    """Hand-entered answers: `Yes`, ` yes` and `YES ` were learned as three classes, the
+    endpoint answering each; they are the spelling most rows use, and the guardrail says so."""
+    y = ["Yes"] * 40 + [" yes"] * 5 + ["YES "] * 2 + ["No"] * 50 + ["NO"] * 5
+    frame = pd.DataFrame({"x": [i % 7 for i in range(len(y))], "y": y})
     rail = _by_name(gr.check_data(frame, "y", "classification"))["Class label spelling"]
-    assert rail.status == gr.ALERTED
-    assert "'No' (50) / 'NO' (5)" in rail.details and "'Yes' (40) / 'yes' (5)" in rail.details
-    clean = frame.assign(y=frame["y"].str.capitalize())
+    assert rail.status == gr.DONE
+    assert "' yes' (5), 'YES ' (2) as 'Yes'" in rail.details and "'NO' (5) as 'No'" in rail.details
+    clean = frame.assign(y=frame["y"].str.strip().str.capitalize())
     assert "Class label spelling" not in _by_name(gr.check_data(clean, "y", "classification"))
+    prepared = prepare(
+        frame, AutoMLSpec(target="y", time_budget_s=10), "accuracy", log=lambda _: None
+    )
+    assert prepared.classes == ["No", "Yes"] and prepared.y.tolist() == [1] * 47 + [0] * 55
+    # numbers are not respelled, nor a regression target
+    assert seam.label_spellings(pd.Series([1, 1, 2])) == {}
 
 
 def test_categories_written_two_ways_are_named() -> None:

@@ -60,6 +60,20 @@ def test_the_task_follows_the_chosen_target(local_workspace) -> None:
     assert f"{job.id}" in said and "regression of **income**, a 60 s time budget." in said
 
 
+def test_the_form_says_how_class_labels_written_several_ways_are_learned(local_workspace) -> None:
+    answers = ["Yes", "No", " yes", "NO ", "Yes", "No"]
+    csv = b"age,Churn\n" + b"".join(
+        f"{20 + i % 50},{answers[i % 6]}\n".encode() for i in range(120)
+    )
+    local_workspace.datasets.upload("hand", csv, "hand.csv")
+    at = open_page("automl.py")
+    assert at.selectbox(key="automl_target_hand_1").value == "Churn"
+    (said,) = [i.value for i in at.info if "several ways" in i.value]
+    assert "'yes' (20) as 'Yes'" in said and "'NO' (20) as 'No'" in said
+    at.selectbox(key="automl_target_hand_1").set_value("age").run()
+    assert not any("several ways" in i.value for i in at.info)
+
+
 def test_the_automl_form_is_as_it_was_left_after_a_look_at_another_page(local_workspace) -> None:
     csv = b"age,income,y\n" + b"".join(
         f"{20 + i % 50},{1000 + 37 * i},{'yes' if i % 4 else 'no'}\n".encode() for i in range(120)

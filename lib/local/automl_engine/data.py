@@ -15,6 +15,7 @@ from scipy import stats
 from sklearn.feature_selection import f_classif, f_regression
 from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
+from lib.guardrails import label_spellings
 from lib.local import guardrails as gr
 from lib.local.automl_engine.members import booster_threads
 from lib.local.automl_engine.spec import AutoMLSpec
@@ -105,6 +106,9 @@ def prepare(
         if r.status != gr.PASSED:
             log(f"guardrail {r.name}: {r.status} - {r.details} {r.action}".rstrip())
     data = df[df[spec.target].notna()].reset_index(drop=True)
+    merged = label_spellings(data[spec.target]) if is_clf else {}
+    if merged:  # ` yes` and `YES` are `Yes`, as the guardrail says
+        data[spec.target] = data[spec.target].astype(str).replace(merged)
     dropped = gr.columns_to_drop(data, spec.target, spec.features)
     if dropped:
         log(f"columns left out: {', '.join(dropped)}")
