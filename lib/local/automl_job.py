@@ -124,6 +124,7 @@ def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict
             current_estimator=e.get("estimator"),
         )
 
+    commas, words = datasets.number_reading(request["dataset"], request["dataset_version"])
     engine_spec = AutoMLSpec(
         target=request["target"],
         task=request["task"],
@@ -139,6 +140,8 @@ def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict
         features=features,
         date_formats=datasets.date_formats(request["dataset"], request["dataset_version"]),
         missing_numbers=datasets.missing_numbers(request["dataset"], request["dataset_version"]),
+        decimal_comma=commas,
+        missing_words=words,
     )
     tracking.ensure_store(ctx.store.home)
     try:

@@ -33,6 +33,8 @@ from lib.tabular import (
     ORIGINAL_SUFFIXES,
     ParsedTable,
     date_formats,
+    decimal_comma_columns,
+    missing_words,
     normalize_tokens,
     profile_from_records,
     profile_records,
@@ -96,6 +98,8 @@ def _write_version_files(
         "missing_tokens": list(tokens),
         "date_formats": date_formats(table.schema),
         "missing_numbers": sentinel_values(parsed.missing, table.schema),
+        "missing_words": missing_words(parsed.missing, table.schema),
+        "decimal_comma": decimal_comma_columns(table.schema),
         "sheet": sheet or None,
     }
     atomic_write(folder / META_FILE, json.dumps(meta).encode())
@@ -371,6 +375,15 @@ class LocalDatasets:
     def date_formats(self, name: str, version: int | None = None) -> dict[str, str]:
         """Column -> the strptime format its dates were written in (non-ISO datetime columns)."""
         return dict(_meta(Path(self.get(name, version).uri)).get("date_formats") or {})
+
+    def number_reading(
+        self, name: str, version: int | None = None
+    ) -> tuple[list[str], dict[str, list[str]]]:
+        """How the upload read text as numbers and dates, for endpoints to read clients' text
+        so: the columns read with a decimal comma, and column -> words read as missing."""
+        meta = _meta(Path(self.get(name, version).uri))
+        words = {str(k): [str(w) for w in v] for k, v in (meta.get("missing_words") or {}).items()}
+        return [str(c) for c in meta.get("decimal_comma") or []], words
 
     def missing_numbers(self, name: str, version: int | None = None) -> dict[str, list[float]]:
         """Number column -> the values its upload read as missing (the operator's -999)."""

@@ -103,18 +103,26 @@ class Encoder(RecordEncoder):
         categorical: Sequence[str] = (),
         datetime_formats: Mapping[str, str] | None = None,
         missing_numbers: Mapping[str, Sequence[float]] | None = None,
+        decimal_comma: Sequence[str] | None = None,
+        missing_words: Mapping[str, Sequence[str]] | None = None,
     ) -> Encoder:
         """Learn the feature spec from training features (categories ordered by frequency).
 
         ``datetime_formats`` names the strptime format a datetime column was read with, so
         records may send that text as well as ISO 8601. ``missing_numbers`` names the numbers
-        a column's upload read as missing (-999), which records then send for "no value".
+        a column's upload read as missing (-999), which records then send for "no value";
+        ``decimal_comma`` the number columns uploaded with a decimal comma and ``missing_words``
+        the words read as missing in a column ("Refused"), for endpoints to read clients' text
+        as the upload read it.
         """
         spec: list[dict[str, Any]] = []
         for name in df.columns:
             col = df[name]
+            words = list((missing_words or {}).get(str(name)) or [])
             if name not in categorical and pd.api.types.is_datetime64_any_dtype(col):
                 spec.append(_datetime_entry(col, (datetime_formats or {}).get(str(name))))
+                if words:
+                    spec[-1]["missing_words"] = words
                 continue
             is_cat = name in categorical or not (
                 pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
@@ -139,6 +147,10 @@ class Encoder(RecordEncoder):
                 blanks = (missing_numbers or {}).get(str(name))
                 if blanks:
                     entry["missing_values"] = [float(v) for v in blanks]
+                if str(name) in (decimal_comma or ()):
+                    entry["decimal_comma"] = True
+                if words:
+                    entry["missing_words"] = words
             spec.append(entry)
         return Encoder(spec)
 

@@ -3,7 +3,13 @@
 Pure functions of bytes and Arrow tables, shared by both backends and the Score page.
 """
 
-from lib.tabular.columns import MISSING_TOKENS, date_formats, normalize_tokens, pandas_dtypes
+from lib.tabular.columns import (
+    MISSING_TOKENS,
+    date_formats,
+    decimal_comma_columns,
+    normalize_tokens,
+    pandas_dtypes,
+)
 from lib.tabular.csv_text import CSV_DELIMITERS, SNIFF_MAX_BYTES, choose_delimiter
 from lib.tabular.file_layout import FileLayout, layout_of
 from lib.tabular.limits import TableError
@@ -30,11 +36,13 @@ from lib.tabular.reading import (
     write_parquet,
     write_preview,
 )
-from lib.tabular.sentinels import sentinel_values
+from lib.tabular.sentinels import missing_words, sentinel_values
 
 __all__ = [
+    "missing_words",
     "sentinel_values",
     "date_formats",
+    "decimal_comma_columns",
     "CSV_DELIMITERS",
     "HISTOGRAM_BINS",
     "EXCEL_SUFFIXES",

@@ -559,6 +559,11 @@ class ColumnBuilder:
         return dict(self.token_counts)
 
     @property
+    def read_decimal_comma(self) -> bool:
+        """True for numbers read with a decimal comma (`1.234,5`, `12,5 %`)."""
+        return self.kind == "formatted" and self.decimal_comma
+
+    @property
     def date_format(self) -> str | None:
         """The strptime format a datetime column was read with (None for ISO 8601 or others)."""
         return self.target if self.kind == "datetime" and isinstance(self.target, str) else None
@@ -570,14 +575,32 @@ class ColumnBuilder:
 DATE_FORMATS_KEY = b"opsdeck.date_formats"
 
 
+# ... and (JSON list) the number columns read with a decimal comma (`2.937,46`), which their
+# endpoint reads so in clients' text too.
+DECIMAL_COMMA_KEY = b"opsdeck.decimal_comma"
+
+
 def with_date_formats(
-    columns: list[pa.ChunkedArray], names: list[str], formats: dict[str, str]
+    columns: list[pa.ChunkedArray],
+    names: list[str],
+    formats: dict[str, str],
+    decimal_commas: Iterable[str] = (),
 ) -> pa.Table:
-    """The table of `columns`, saying which datetime columns were read with which format."""
+    """The table of `columns`, saying which datetime columns were read with which format, and
+    which number columns with a decimal comma."""
     table = pa.table(columns, names=names)
-    if not formats:
-        return table
-    return table.replace_schema_metadata({DATE_FORMATS_KEY: json.dumps(formats).encode()})
+    metadata = {}
+    if formats:
+        metadata[DATE_FORMATS_KEY] = json.dumps(formats).encode()
+    if decimal_commas := sorted(decimal_commas):
+        metadata[DECIMAL_COMMA_KEY] = json.dumps(decimal_commas).encode()
+    return table.replace_schema_metadata(metadata) if metadata else table
+
+
+def decimal_comma_columns(schema: pa.Schema) -> list[str]:
+    """The number columns a table was read with a decimal comma."""
+    raw = (schema.metadata or {}).get(DECIMAL_COMMA_KEY)
+    return [str(c) for c in json.loads(raw)] if raw else []
 
 
 def date_formats(schema: pa.Schema) -> dict[str, str]:

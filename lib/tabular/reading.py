@@ -276,7 +276,8 @@ def _build(
             builder.reread(chunks)
     columns = [b.finish() for b in builders]
     formats = {b.name: b.date_format for b in builders if b.date_format}
-    table = with_date_formats(columns, names, formats)
+    commas = [b.name for b in builders if b.read_decimal_comma]
+    table = with_date_formats(columns, names, formats, commas)
     check_decoded_size(table.nbytes, limits)
     missing = {b.name: b.recognised() for b in builders if b.recognised()}
     table, missing = missing_in_numbers(table, missing, tokens)

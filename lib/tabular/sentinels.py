@@ -93,6 +93,23 @@ def missing_in_numbers(
     return pa.Table.from_arrays(columns, schema=schema), out
 
 
+def missing_words(
+    recognised: Mapping[str, Mapping[str, int]], schema: pa.Schema
+) -> dict[str, list[str]]:
+    """Number and date column -> the words read as missing in it ("Refused", "NA"): what its
+    endpoint reads as no value in clients' text too."""
+    out: dict[str, list[str]] = {}
+    for field in schema:
+        if not (_is_number(field.type) or pa.types.is_temporal(field.type)):
+            continue
+        tokens = recognised.get(field.name, {})
+        numbers = number_tokens(tokens)
+        words = sorted(t for t in tokens if t.strip() and t not in numbers)
+        if words:
+            out[field.name] = words
+    return out
+
+
 def sentinel_values(
     recognised: Mapping[str, Mapping[str, int]], schema: pa.Schema
 ) -> dict[str, list[float]]:

@@ -108,3 +108,84 @@ def test_an_endpoint_reads_minus_999_as_the_upload_did(local_workspace) -> None:
         assert humidity.blanks == (-999.0,)
     finally:
         ws.endpoints.delete("stations-ep")
+
+
+def _shop(n: int, seed: int) -> bytes:
+    """A German spreadsheet's export: `;`, thousands dots, decimal commas, a survey's "Refused"."""
+    rng = np.random.default_rng(seed)
+
+    def german(x: float, digits: int) -> str:
+        return f"{x:,.{digits}f}".translate(str.maketrans(",.", ".,"))
+
+    amount = rng.uniform(100, 5000, n).round(2)
+    items = rng.integers(1000, 3000, n)
+    age = rng.integers(18, 80, n)
+    refused = rng.random(n) < 0.2
+    returned = np.where(refused | (amount > 3500), "ja", "nein")
+    rows = ["Menge;Umsatz;Alter;Retoure"]
+    for m, a, g, r, y in zip(items, amount, age, refused, returned, strict=True):
+        rows.append(f"{german(m, 0)};{german(a, 2)} €;{'Refused' if r else g};{y}")
+    return "\n".join(rows).encode()
+
+
+def test_an_endpoint_reads_text_as_a_decimal_comma_upload_did(local_workspace) -> None:
+    """Raw rows of the training file were 400s: 'expected a number, got "2.937,46 €"', and
+    "Refused", a missing-value word the operator added at upload."""
+    ws = local_workspace
+    ws.datasets.upload("shop", _shop(900, seed=3), "shop.csv", missing_tokens=["", "NA", "Refused"])
+    assert ws.datasets.number_reading("shop", 1) == (["Menge", "Umsatz"], {"Alter": ["Refused"]})
+    job = ws.automl.submit(
+        AutoMLRequest(
+            dataset="shop",
+            dataset_version=1,
+            target="Retoure",
+            time_budget_s=15,
+            max_trials=3,
+            estimators=["lgbm"],
+            ensemble=False,
+        )
+    )
+    done = wait_for(lambda: (j := ws.automl.get(job.id)).is_terminal and j, 240, what="the job")
+    assert done.state == "Completed", ws.automl.log_tail(job.id)
+    ws.models.register(job.id, "shop-model", "decimal commas")
+    spec = {f["name"]: f for f in ws.models.feature_spec("shop-model", 1)}
+    assert spec["Umsatz"].get("decimal_comma") and spec["Menge"].get("decimal_comma")
+    assert spec["Alter"]["missing_words"] == ["Refused"] and "decimal_comma" not in spec["Alter"]
+    as_written = [
+        {"Menge": "1.514", "Umsatz": "3.937,46 €", "Alter": "Refused"},
+        {"Menge": "2.000", "Umsatz": "120,5", "Alter": " refused "},
+        {"Menge": "1.200", "Umsatz": "(1.000,00)", "Alter": "40"},
+    ]
+    as_numbers = [
+        {"Menge": 1514.0, "Umsatz": 3937.46, "Alter": None},
+        {"Menge": 2000.0, "Umsatz": 120.5, "Alter": None},
+        {"Menge": 1200.0, "Umsatz": -1000.0, "Alter": 40.0},
+    ]
+    mlflow.set_tracking_uri(tracking.tracking_uri(ws.settings.home))
+    model = mlflow.pyfunc.load_model("models:/shop-model/1")
+    expected = list(model.predict(pd.DataFrame(as_numbers)))
+    assert expected[0] == "ja"  # refused, and a large amount
+    ws.endpoints.deploy("shop-model", 1, "shop-ep")
+    try:
+        ep = wait_for(lambda: (e := ws.endpoints.get("shop-ep")).state != "Creating" and e, 90)
+        assert ep.state == "Succeeded", ws.endpoints.logs("shop-ep")
+        key = ws.endpoints.keys("shop-ep")[0]
+        for records in (as_written, as_numbers):
+            resp = requests.post(
+                ep.scoring_uri,
+                json={"data": records},
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=10,
+            )
+            assert resp.status_code == 200, resp.text
+            assert resp.json()["result"] == expected
+        # a word the upload did not read as missing is still refused
+        resp = requests.post(
+            ep.scoring_uri,
+            json={"data": [{**as_numbers[0], "Alter": "Don't know"}]},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=10,
+        )
+        assert resp.status_code == 400 and "column 'Alter': expected a number" in resp.text
+    finally:
+        ws.endpoints.delete("shop-ep")

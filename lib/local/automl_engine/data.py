@@ -125,6 +125,8 @@ def prepare(
         max_categories=gr.MAX_CATEGORIES,
         datetime_formats=spec.date_formats,
         missing_numbers=spec.missing_numbers,
+        decimal_comma=spec.decimal_comma,
+        missing_words=spec.missing_words,
     )
     X = encoder.encode_frame(X_df)
     if is_clf:

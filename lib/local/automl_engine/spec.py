@@ -26,6 +26,10 @@ class AutoMLSpec:
     date_formats: dict[str, str] | None = None
     # Column -> numbers the upload read as missing (-999): clients sending them send no value.
     missing_numbers: dict[str, list[float]] | None = None
+    # Columns uploaded with a decimal comma (`2.937,46`), and column -> words the upload read as
+    # missing ("Refused"): clients' text is read so too.
+    decimal_comma: list[str] | None = None
+    missing_words: dict[str, list[str]] | None = None
 
 
 @dataclass

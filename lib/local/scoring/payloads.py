@@ -66,6 +66,15 @@ class Column:
     # A date-time feature (sent as text): the strptime format its training file was written
     # in, besides ISO 8601 ("" for ISO 8601 only); None for a column that is not one.
     date_format: str | None = None
+    # Numbers the training file wrote with a decimal comma (`2.937,46 €`): read so from text.
+    decimal_comma: bool = False
+    # Words the upload read as missing in this column beyond the usual ones ("Refused").
+    missing_words: frozenset[str] = frozenset()
+
+    def is_no_value(self, text: str) -> bool:
+        """A missing-value word: the usual ones ("NA", "?", "null") or the upload's own."""
+        word = text.strip().casefold()
+        return word in _NO_VALUE or word in self.missing_words
 
     @functools.cached_property
     def spellings(self) -> tuple[frozenset[str], dict[str, str]] | None:
@@ -275,10 +284,15 @@ def number_as_text(value: Any) -> str | None:
     return None
 
 
-def _coerce_number(value: str) -> float | int | None:
+def _coerce_number(value: str, decimal_comma: bool = False) -> float | int | None:
     """A number sent as text: plain, or written for people as the upload read it
-    (`"$1,234.50"`, `"12%"`, `"(5)"`); None when it is not one."""
+    (`"$1,234.50"`, `"12%"`, `"(5)"`; with ``decimal_comma`` `"2.937,46 €"`, `"5,1"` and
+    `"1.514"` as a German spreadsheet writes 1514); None when it is not one."""
     text = value.strip()
+    if decimal_comma:
+        number = _comma_decimal(text)
+        if number is not None:
+            return number
     try:
         number = int(text)
     except ValueError:
@@ -290,6 +304,22 @@ def _coerce_number(value: str) -> float | int | None:
     if isinstance(number, float) and not math.isfinite(number):
         return None
     return number
+
+
+_COMMA_DECIMAL = re.compile(
+    r"^[-+−]?\s*[$€£¥]?\s*((\d{1,3}([. \xa0\u202f]\d{3})+|\d+)(,\d+)?|,\d+)\s*[$€£¥]?\s*%?$"
+)
+_COMMA_DECORATION = re.compile(r"[$€£¥.%\s\xa0\u202f]")
+
+
+def _comma_decimal(text: str) -> float | None:
+    """`2.937,46 €` as 2937.46 (the upload's pattern of a number with a decimal comma)."""
+    negative = text.startswith("(") and text.endswith(")")
+    inner = text[1:-1].strip() if negative else text
+    if not _COMMA_DECIMAL.match(inner):
+        return None
+    number = float(_COMMA_DECORATION.sub("", inner).replace(",", ".").replace("−", "-"))
+    return -number if negative else number
 
 
 def _flatten(rec: dict, names: frozenset[str]) -> None:
@@ -330,13 +360,14 @@ _POSITIONAL = re.compile(r"column_\d+")
 _PANDAS_UNNAMED = re.compile(r"Unnamed: (\d+)")
 
 
-def _check_date(rec: dict, name: str, fmt: str, row: int) -> None:
+def _check_date(rec: dict, col: Column, row: int) -> None:
     """A date-time feature's value: ISO 8601 text or text in the training file's format (an
     empty text or a missing-value word is missing); anything else is refused, as an unreadable
     number is, rather than scored as a missing date."""
+    name, fmt = col.name, col.date_format
     v = rec[name]
     if type(v) is str:
-        if not v.strip() or v.strip().casefold() in _NO_VALUE:  # "", "NA", "null": no date
+        if not v.strip() or col.is_no_value(v):  # "", "NA", "null": no date
             rec[name] = None
             return
         if to_datetime(v, fmt or None) is not None:
@@ -406,8 +437,8 @@ def validate_records(
                     if not v.strip():  # an empty cell of a CSV row: missing
                         rec[name] = None
                         continue
-                    v = _coerce_number(v)
-                    if v is None and rec[name].strip().casefold() in _NO_VALUE:
+                    v = _coerce_number(v, col.decimal_comma)
+                    if v is None and col.is_no_value(rec[name]):
                         rec[name] = None  # "NA", "?", "n/a": as the upload read the column
                         continue
                     if v is None:
@@ -427,7 +458,7 @@ def validate_records(
                 raise InputError(f"Row {i}, column {name!r}: expected a number, got {describe(v)}")
             if kind == "string":
                 if col.date_format is not None:
-                    _check_date(rec, name, col.date_format, i)
+                    _check_date(rec, col, i)
                     continue
                 spellings = col.spellings
                 if t is str:
@@ -457,8 +488,14 @@ def validate_records(
                         continue
                     num = v
                 else:
-                    num = _coerce_number(v) if t is str else v if t is float else None
-                    if num is None and t is str and v.strip().casefold() in _NO_VALUE:
+                    num = (
+                        _coerce_number(v, col.decimal_comma)
+                        if t is str
+                        else v
+                        if t is float
+                        else None
+                    )
+                    if num is None and t is str and col.is_no_value(v):
                         if not allow_null_integers:
                             raise InputError(
                                 f"Row {i}, column {name!r}: this model's signature types it "

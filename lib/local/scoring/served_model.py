@@ -46,6 +46,16 @@ def _date_format(spec: dict, kind: str) -> str | None:
     return str(spec.get("format") or "")
 
 
+def _text_reading(spec: dict) -> dict[str, Any]:
+    """How the upload read a column's text, for clients' text: decimal comma, missing words."""
+    return {
+        "decimal_comma": bool(spec.get("decimal_comma")),
+        "missing_words": frozenset(
+            str(w).strip().casefold() for w in spec.get("missing_words") or ()
+        ),
+    }
+
+
 def columns_from_model(signature_inputs: Any, feature_spec: list[dict] | None) -> list[Column]:
     """Input columns from the model signature, enriched by the engine's `feature_spec`."""
     by_name = {s["name"]: s for s in feature_spec or []}
@@ -70,6 +80,7 @@ def columns_from_model(signature_inputs: Any, feature_spec: list[dict] | None) -
                     maximum=fs.get("max"),
                     dtype=type_name,
                     date_format=_date_format(fs, kind),
+                    **_text_reading(fs),
                 )
             )
     elif feature_spec:
@@ -84,6 +95,7 @@ def columns_from_model(signature_inputs: Any, feature_spec: list[dict] | None) -
                     maximum=fs.get("max"),
                     dtype=str(fs.get("dtype") or ""),
                     date_format=_date_format(fs, _spec_kind(fs)),
+                    **_text_reading(fs),
                 )
             )
     if not cols:
