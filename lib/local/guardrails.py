@@ -210,8 +210,10 @@ def check_data(
                     f"Class shares {share} (smallest/largest = {ratio:.2f})."
                     if imbalanced
                     else f"Classes are balanced enough ({share}).",
-                    "Prefer AUC_weighted or average_precision_score_weighted over accuracy; "
-                    "stratified validation splits are used."
+                    "Prefer AUC_weighted over accuracy (always answering the largest class "
+                    f"scores {counts.iloc[0] / counts.sum():.1%}) and over "
+                    "average_precision_score_weighted (weighted by class size, the largest "
+                    "class decides it); stratified validation splits are used."
                     if imbalanced
                     else "",
                 )

@@ -37,6 +37,11 @@ def test_flags_imbalance_missing_constant_and_cardinality(messy: pd.DataFrame) -
 
     assert rails["Class balancing detection"].status == gr.ALERTED
     assert "yes: 5.0%" in rails["Class balancing detection"].details
+    # weighted average precision is mostly the largest class's: not the metric to suggest
+    assert (
+        "Prefer AUC_weighted over accuracy (always answering the largest class scores 95.0%)"
+        in (rails["Class balancing detection"].action)
+    )
 
     missing = rails["Missing feature values imputation"]
     assert missing.status == gr.DONE
