@@ -64,6 +64,10 @@ def test_values_of_every_form_parse_to_the_same_parts() -> None:
         assert all(math.isnan(v) for v in date_parts(missing, PARTS)), missing
     # The column's own format, when the spec has one, after ISO.
     assert date_parts("01/05/2024", PARTS, "%d/%m/%Y") == date_parts("2024-05-01", PARTS)
+    # ISO 8601's month is its first day, with or without a format of the column's own
+    for fmt in (None, "%b-%Y"):
+        assert date_parts("2024-05", PARTS, fmt) == date_parts("2024-05-01", PARTS)
+    assert all(math.isnan(v) for v in date_parts("2024-13", PARTS))
 
 
 def test_frame_and_records_encode_alike_with_shifted_category_positions() -> None:

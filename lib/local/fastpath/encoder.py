@@ -74,6 +74,7 @@ def to_float(value: Any) -> float:
 
 
 _ZONE_NAMED = re.compile(r"\s+(UTC|GMT)$")
+_ISO_MONTH = re.compile(r"^\d{4}-\d{2}$")
 
 
 def to_datetime(value: Any, fmt: str | None = None) -> datetime | None:
@@ -103,6 +104,8 @@ def to_datetime(value: Any, fmt: str | None = None) -> datetime | None:
         try:
             dt = datetime.fromisoformat(text)
         except ValueError:
+            # ISO 8601's month (`2011-12`), which fromisoformat does not read, else `fmt`.
+            fmt = "%Y-%m" if _ISO_MONTH.match(text) else fmt
             if not fmt:
                 return None
             try:
