@@ -44,9 +44,17 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+# A date-time feature's example: "string" would be refused as no date.
+SYNTHETIC_DATE = "2024-05-31"
+
+
+def _synthetic(col: Column) -> Any:
+    return SYNTHETIC_DATE if col.date_format is not None else SYNTHETIC_VALUES[col.kind]
+
+
 def synthetic_record(columns: list[Column]) -> dict:
     """One example record built from the column types only."""
-    return {c.name: SYNTHETIC_VALUES[c.kind] for c in columns}
+    return {c.name: _synthetic(c) for c in columns}
 
 
 def _property_schema(col: Column, version: int, training_values: bool) -> dict:
@@ -61,8 +69,11 @@ def _property_schema(col: Column, version: int, training_values: bool) -> dict:
     if fmt:
         prop["format"] = fmt
     prop["x-nullable" if version == 2 else "nullable"] = True
+    if col.date_format is not None:
+        written = f", or as {col.date_format}" if col.date_format else ""
+        prop["description"] = f"A date: ISO 8601 (2024-05-31 or 2024-05-31T13:45:00){written}"
     if not training_values:
-        prop["example"] = SYNTHETIC_VALUES[col.kind]
+        prop["example"] = _synthetic(col)
         return prop
     desc = []
     if col.categories:
@@ -71,7 +82,7 @@ def _property_schema(col: Column, version: int, training_values: bool) -> dict:
     if col.minimum is not None and col.maximum is not None:
         desc.append(f"Training range {col.minimum} to {col.maximum}")
     if desc:
-        prop["description"] = ". ".join(desc)
+        prop["description"] = ". ".join([*desc, *filter(None, [prop.get("description")])])
     if col.example is not None:
         prop["example"] = _json_safe(col.example)
     return prop

@@ -107,3 +107,21 @@ def test_docs_work_offline_with_swagger_ui_served_by_the_endpoint(fast_endpoint)
     css = requests.get(f"{fast_endpoint.url}/docs/swagger-ui.css", timeout=5)
     assert css.headers["content-type"].startswith("text/css")
     assert requests.get(f"{fast_endpoint.url}/docs/other.js", timeout=5).status_code == 404
+
+
+def test_a_date_columns_example_is_a_date_the_endpoint_reads() -> None:
+    """The example for a date column was "string", which the endpoint refuses as no date."""
+    from lib.local.scoring.payloads import Column, validate_records
+    from lib.local.scoring.swagger import _property_schema
+
+    columns = [
+        Column("sold", "string", date_format="%d/%m/%Y"),
+        Column("seen", "string", date_format=""),
+        Column("city", "string"),
+    ]
+    record = synthetic_record(columns)
+    assert record == {"sold": "2024-05-31", "seen": "2024-05-31", "city": "string"}
+    validate_records([record], columns, 1)  # accepted as it is
+    described = _property_schema(columns[0], 3, training_values=False)
+    assert described["example"] == "2024-05-31" and "or as %d/%m/%Y" in described["description"]
+    assert "description" not in _property_schema(columns[2], 3, training_values=False)
