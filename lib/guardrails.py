@@ -7,6 +7,7 @@ pre-untick suggested exclusions, the local job runs them before the search and s
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,8 @@ DISTINCT_CELLS_AT_ONCE = 2_000_000
 # rows leak it; looked for among this many features most correlated with the target.
 COMBINED_SHARE = 0.99
 COMBINED_CANDIDATES = 12
+# Number columns whose pairs are checked for an equality that gives the class away.
+EQUAL_PAIR_COLUMNS = 60
 # Scores at or above these look too good to be true for real-world data.
 TOO_GOOD = {"AUC_weighted": 0.99, "accuracy": 0.99, "r2_score": 0.99}
 _ID_HINT = re.compile(
@@ -395,6 +398,55 @@ def combined_leaks(frame: pd.DataFrame, target: str) -> dict[str, str]:
     return out
 
 
+def equal_pair_leaks(frame: pd.DataFrame, target: str) -> list[tuple[str, str, str]]:
+    """Two number features that are equal exactly when the row has one class (a loan's
+    principal repaid = its amount: fully paid): (column, other column, reason) per pair.
+
+    Neither predicts the class alone, so the one-feature check misses them. Rows where both
+    are zero prove nothing; the equality must split the rows (neither nearly always nor never)
+    and tell one class from the rest with AUC ``LEAKAGE_SCORE``.
+    """
+    data = frame[frame[target].notna()]
+    if len(data) > LEAKAGE_MAX_ROWS:
+        data = data.sample(n=LEAKAGE_MAX_ROWS, random_state=0)
+    labels = data[target].astype(str).to_numpy()
+    classes, codes = np.unique(labels, return_inverse=True)
+    if len(data) < MIN_ROWS or not 2 <= len(classes) <= 50:
+        return []
+    names = [
+        str(c)
+        for c in data.columns[:LEAKAGE_MAX_COLUMNS]
+        if c != target
+        and pd.api.types.is_numeric_dtype(data[c])
+        and not pd.api.types.is_bool_dtype(data[c])
+    ][:EQUAL_PAIR_COLUMNS]
+    if len(names) < 2:
+        return []
+    X = np.column_stack([data[c].to_numpy(dtype=np.float64) for c in names])
+    onehot = np.eye(len(classes))[codes]  # rows x classes
+    sizes = onehot.sum(axis=0)
+    out: list[tuple[str, str, str]] = []
+    for i, a in enumerate(names[:-1]):
+        left, right = X[:, i : i + 1], X[:, i + 1 :]
+        with np.errstate(invalid="ignore"):
+            eq = np.isclose(left, right, rtol=1e-6, atol=0.0) & ((left != 0) | (right != 0))
+        share = eq.mean(axis=0)
+        for j in np.flatnonzero((share >= 0.02) & (share <= 0.98)):
+            # A yes/no score's AUC for a class: 0.5 + (its share among the class − elsewhere) / 2.
+            inside = (eq[:, j].astype(np.float64) @ onehot) / sizes
+            elsewhere = (eq[:, j].sum() - inside * sizes) / (len(eq) - sizes)
+            auc = 0.5 + np.abs(inside - elsewhere) / 2
+            k = int(np.argmax(auc))
+            if auc[k] >= LEAKAGE_SCORE:
+                b = names[i + 1 + j]
+                reason = (
+                    f"{a} = {b} on {share[j]:.0%} of rows, which alone tells {target} "
+                    f"{classes[k]!r} with AUC {auc[k]:.3f}"
+                )
+                out.append((a, b, reason))
+    return out
+
+
 def _matches(value: np.ndarray, y: np.ndarray, tolerance: float) -> float | None:
     """Share of rows where `value` is `y` (None: too few rows with both, or a zero target)."""
     usable = np.isfinite(value) & np.isfinite(y)
@@ -508,15 +560,26 @@ def column_flags(
         if c not in seen
     ]
     metric = "R²" if task == "regression" else "AUC"
-    for c, s in sorted(one_feature_scores(view, target, task).items(), key=lambda kv: -kv[1]):
+    alone = one_feature_scores(view, target, task)
+    for c, s in sorted(alone.items(), key=lambda kv: -kv[1]):
         if s >= LEAKAGE_SCORE:
             reason = f"alone it predicts {target} with holdout {metric} {s:.3f}"
             flags.append(ColumnFlag(c, "leakage", reason, round(s, 4)))
+    leaking = {f.column for f in flags if f.kind == "leakage"}
     if task == "regression":
-        leaking = {f.column for f in flags if f.kind == "leakage"}
-        for c, reason in combined_leaks(view, target).items():
-            if c not in leaking:
-                flags.append(ColumnFlag(c, "leakage", reason))
+        found = combined_leaks(view, target)
+    else:
+        # Of two equal columns the one that says more alone is the leak (the principal repaid,
+        # not the loan's amount); a column equal to two others is one for certain.
+        found = {}
+        pairs = equal_pair_leaks(view, target)
+        seen = Counter(c for a, b, _ in pairs for c in (a, b))
+        for a, b, reason in pairs:
+            key = {c: (seen[c], alone.get(c, CHANCE["classification"])) for c in (a, b)}
+            found.setdefault(max((a, b), key=key.__getitem__), reason)
+    for c, reason in found.items():
+        if c not in leaking:
+            flags.append(ColumnFlag(c, "leakage", reason))
     return flags
 
 

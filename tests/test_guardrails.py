@@ -194,6 +194,36 @@ def bike_share(n: int = 3000, seed: int = 9) -> pd.DataFrame:
     )
 
 
+def test_two_columns_equal_exactly_for_one_class_leak_it() -> None:
+    """LendingClub: the principal repaid equals the loan's amount exactly when the loan was
+    fully paid. Neither predicts the status alone; the model reached AUC 0.9998 unflagged."""
+    rng = np.random.default_rng(4)
+    n = 3000
+    amount = rng.integers(1000, 35_000, n).astype(float)
+    paid = rng.random(n) < 0.85
+    repaid = np.where(paid, amount, (amount * rng.uniform(0.05, 0.9, n)).round(2))
+    loans = pd.DataFrame(
+        {
+            "loan_amnt": amount,
+            "funded_amnt": amount,
+            "int_rate": rng.uniform(5, 25, n),
+            "total_rec_prncp": repaid,
+            "loan_status": np.where(paid, "Fully Paid", "Charged Off"),
+        }
+    )
+    flags = {f.column: f for f in g.column_flags(loans, "loan_status", "classification")}
+    assert set(flags) == {"total_rec_prncp"}  # the one equal to two others, not the amounts
+    assert f"= total_rec_prncp on {paid.mean():.0%} of rows" in flags["total_rec_prncp"].reason
+    assert "AUC 1.000" in flags["total_rec_prncp"].reason
+    alone = loans.drop(columns="funded_amnt")
+    flags = {f.column for f in g.column_flags(alone, "loan_status", "classification")}
+    assert flags == {"total_rec_prncp"}  # of two, the one saying more alone
+    # columns equal now and then, whatever the class, give nothing away
+    same = rng.random(n) < 0.3
+    noise = loans.assign(total_rec_prncp=np.where(same, amount, amount * 0.5))
+    assert g.equal_pair_leaks(noise, "loan_status") == []
+
+
 def test_parts_that_add_up_to_the_target_leak_it() -> None:
     frame = bike_share()
     scores = g.one_feature_scores(frame, "cnt", "regression")
