@@ -107,6 +107,19 @@ def state_label(state: str) -> str:
 
 
 _KEPT = "_kept_form_values"
+_SAID = "_said_after_rerun"
+
+
+def say_after_rerun(message: str) -> None:
+    """A success message for the next run (a toast or message before ``st.rerun`` is lost)."""
+    st.session_state[_SAID] = message
+
+
+def show_said() -> None:
+    """The message ``say_after_rerun`` left, once."""
+    message = st.session_state.pop(_SAID, None)
+    if message:
+        st.success(message, icon=":material/check_circle:")
 
 
 def remember(key: str, default: Any, options: list | tuple | None = None) -> None:

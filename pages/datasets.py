@@ -13,7 +13,7 @@ from lib.sample_data import (
     SampleUnavailable,
     fetch_bank_marketing,
 )
-from lib.ui import ago, human_bytes, preview_columns, workspace
+from lib.ui import ago, human_bytes, preview_columns, say_after_rerun, show_said, workspace
 from lib.upload_form import (
     default_dataset_name,
     default_token_text,
@@ -35,6 +35,7 @@ limits = ws.settings.limits
 # Streamlit's own cap (config.toml) stops bigger files before our check can say why.
 upload_mb = min(limits.max_upload_mb, int(st.get_option("server.maxUploadSize")))
 st.title("Datasets")
+show_said()
 
 listing = datasets.list()
 names = [d.name for d in listing]
@@ -443,9 +444,10 @@ with tab_manage:
                 "until a dataset of this name is uploaded again.",
                 icon=":material/warning:",
             )
+    # One box per dataset: ticked for one, it is not ticked for the next one shown.
     confirm = st.checkbox(
         f"Delete **{dv.name}** and all {len(versions)} version(s)",
-        key="datasets_delete_confirm",
+        key=f"datasets_delete_confirm_{dv.name}",
     )
     if st.button("Delete dataset", key="datasets_delete", disabled=not confirm, type="primary"):
         try:
@@ -455,4 +457,6 @@ with tab_manage:
             st.error(str(exc))
         else:
             st.session_state.pop("datasets_pick", None)
+            st.session_state.pop(f"datasets_delete_confirm_{dv.name}", None)
+            say_after_rerun(f"Deleted **{dv.name}** and its {len(versions)} version(s).")
             st.rerun()

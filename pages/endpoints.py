@@ -14,11 +14,12 @@ from lib.names import endpoint_name_for
 from lib.scoring import curl_snippet, fetch_swagger, python_snippet
 from lib.settings import mask_secret
 from lib.traffic import MAX_MIRROR
-from lib.ui import ago, workspace
+from lib.ui import ago, say_after_rerun, show_said, workspace
 from lib.workspace import WorkspaceError
 
 ws = workspace()
 st.title("Endpoints")
+show_said()
 if ws.endpoints is None or ws.models is None:
     st.info("This workspace has no endpoint service.")
     st.stop()
@@ -152,14 +153,16 @@ if c[2].button(
     except WorkspaceError as exc:
         st.error(str(exc))
     else:
-        st.toast(f"{current} rolled back.")
+        say_after_rerun(f"**{current}** rolled back.")
         st.rerun()
-with c[3].popover("Delete", icon=":material/delete:"):
+# One popover per endpoint: left open for one, it is not open over the next one shown.
+with c[3].popover("Delete", icon=":material/delete:", key=f"endpoints_delete_popover_{current}"):
     st.write(f"Delete **{current}**? Its URI and keys are gone for good.")
     if st.button("Delete endpoint", key=f"endpoints_delete_{current}", type="primary"):
         with audited("endpoint.delete", current):
             endpoints.delete(current)
         st.session_state.pop("endpoints_selected", None)
+        say_after_rerun(f"Deleted endpoint **{current}**.")
         st.rerun()
 c1, c2 = st.columns(2)
 c1.caption("Scoring URI")
@@ -181,6 +184,15 @@ if tab_deployments.open:
         )
         names_ = [d.name for d in deployments]
         mirrored, mirror_pct = mirror_choice(deployments)
+        # The boxes show the live split: changed elsewhere (a rollback, a deploy from the Models
+        # page), what they held would be applied again with the next Apply.
+        live = [(d.name, d.traffic, d.mirror) for d in deployments]
+        if st.session_state.get(f"endpoints_live_{current}") != live:
+            for d in deployments:
+                st.session_state.pop(f"endpoints_traffic_{current}_{d.name}", None)
+            st.session_state.pop(f"endpoints_mirror_to_{current}", None)
+            st.session_state.pop(f"endpoints_mirror_pct_{current}", None)
+        st.session_state[f"endpoints_live_{current}"] = live
         with st.form(f"endpoints_traffic_form_{current}", border=True):
             st.caption("Live traffic (adds up to 100 %)")
             cols = st.columns(max(len(deployments), 1))
@@ -241,7 +253,7 @@ if tab_deployments.open:
                 except WorkspaceError as exc:
                     st.error(str(exc))
                 else:
-                    st.toast("Traffic split applied.")
+                    say_after_rerun("Traffic split applied.")
                     st.rerun()
         idle = [d.name for d in deployments if not d.traffic and not d.mirror]
         if idle:
@@ -296,7 +308,12 @@ if tab_keys.open:
                 if c2.button(f"Regenerate {which}", key=f"endpoints_regen_{which}_{current}"):
                     with audited("endpoint.keys.regenerate", current, which):
                         endpoints.regenerate_key(current, which)
-                    st.toast(f"{label} key regenerated; the other key keeps working.")
+                    # The masked box keeps what it showed unless its state goes.
+                    st.session_state.pop(f"endpoints_{which}_{current}", None)
+                    say_after_rerun(
+                        f"{label} key of **{current}** regenerated; the old one no longer works, "
+                        "the other key keeps working."
+                    )
                     st.rerun()
 if tab_use.open:
     with tab_use:

@@ -194,6 +194,13 @@ def test_pages_drive_the_loop(trained, monkeypatch) -> None:
     primary = ws.endpoints.keys("bank-ep")[0]
     masked = [t.value for t in at.text_input if t.key and t.key.startswith("endpoints_primary")]
     assert masked and all(primary not in (v or "") for v in masked)
+    # Regenerated, the masked box shows the new key's end (it kept the old one's)
+    button(at, "Regenerate primary").click().run()
+    assert not at.exception, at.exception
+    fresh = ws.endpoints.keys("bank-ep")[0]
+    assert fresh != primary
+    assert at.text_input(key="endpoints_primary_bank-ep").value.endswith(fresh[-4:])
+    assert any("Primary key of **bank-ep** regenerated" in s.value for s in at.success)
 
     at = open_page("score.py")
     button(at, "Score").click().run()

@@ -15,7 +15,7 @@ def test_a_deletion_on_the_datasets_page_is_in_the_audit_log(local_workspace) ->
     assert any("Nothing has been recorded" in i.value for i in at.info)
     local_workspace.datasets.upload("people", CSV, "people.csv", "staff list")
     at = open_page("datasets.py")
-    at.checkbox(key="datasets_delete_confirm").check().run()
+    at.checkbox(key="datasets_delete_confirm_people").check().run()
     button(at, "Delete dataset").click().run()
     assert not at.exception, at.exception
     at.switch_page("pages/audit.py").run()

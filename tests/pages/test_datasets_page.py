@@ -61,10 +61,17 @@ def test_preview_profile_and_delete(local_workspace) -> None:
     profile = next(f for f in frames if "missing_pct" in f.columns)
     assert set(profile["column"]) == {"age", "job", "y"}
     assert button(at, "Delete dataset").disabled
-    at.checkbox(key="datasets_delete_confirm").check().run()
+    local_workspace.datasets.upload("keep", CSV, "keep.csv")
+    at.selectbox(key="datasets_pick").set_value("people").run()
+    at.checkbox(key="datasets_delete_confirm_people").check().run()
     button(at, "Delete dataset").click().run()
     assert not at.exception
-    assert local_workspace.datasets.list() == []
+    assert [d.name for d in local_workspace.datasets.list()] == ["keep"]
+    assert any("Deleted **people** and its 1 version(s)" in s.value for s in at.success)
+    # the next dataset shown is not one click from deletion
+    assert at.selectbox(key="datasets_pick").value == "keep"
+    assert not at.checkbox(key="datasets_delete_confirm_keep").value
+    assert button(at, "Delete dataset").disabled
 
 
 def test_bank_marketing_sample_button(local_workspace, bank_csv) -> None:

@@ -94,6 +94,10 @@ def test_split_mirror_rollback_and_history(local_workspace, stub_url):
     assert not at.exception, at.exception
     assert endpoints.calls[-1] == ("rollback",)
     assert list(frame(at, "traffic %")["traffic %"]) == [100, 0, 0]
+    assert any("**churn** rolled back" in m.value for m in at.success)
+    # the boxes show the rolled-back split: Apply would otherwise undo the rollback
+    assert at.number_input(key="endpoints_traffic_churn_blue").value == 100
+    assert at.number_input(key="endpoints_traffic_churn_green").value == 0
     button(at, "Roll back").click().run()
     assert any("Nothing to roll back to" in e.value for e in at.error)
 
