@@ -91,6 +91,14 @@ def show_result(result, records: list[dict]) -> None:  # noqa: ANN001
         )
 
 
+# The form and the JSON body are the model's: another endpoint or version starts them afresh
+# (the JSON tab kept the first model's row, which the next endpoint refused).
+scored = [ep.name, ep.model_name, ep.model_version]
+if st.session_state.get("score_for") != scored:
+    for field in [k for k in st.session_state if str(k).startswith(("score_f_", "score_json"))]:
+        del st.session_state[field]
+    st.session_state["score_for"] = scored
+
 tab_form, tab_json, tab_batch = st.tabs(["Form", "JSON", "Batch CSV"])
 with tab_form:
     if len(spec) > FORM_FIELDS_MAX:
@@ -117,6 +125,15 @@ with tab_form:
                     index=idx,
                     key=f"score_f_{label}",
                     format_func=lambda v: NO_VALUE if v is None else v,
+                )
+            elif str(col.get("dtype", "")).startswith("bool"):
+                choices = [True, False, None]
+                record[label] = box.selectbox(
+                    label,
+                    choices,
+                    index=choices.index(example) if example in choices else 0,
+                    key=f"score_f_{label}",
+                    format_func=lambda v: NO_VALUE if v is None else str(v),
                 )
             elif col.get("kind") == "datetime":
                 text = example if example is not None else ""

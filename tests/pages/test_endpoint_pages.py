@@ -387,6 +387,51 @@ def test_score_form_fields_can_send_no_value(local_workspace, stub_url):
     assert StubScoring.bodies[-1]["data"] == [{"age": None, "color": None}]
 
 
+def test_score_form_offers_true_and_false_for_a_boolean_column(local_workspace, stub_url):
+    """A True/False column was a number box at 0.00, which the endpoint refused."""
+    use_fakes(local_workspace, stub_url)
+    local_workspace.models.spec = [
+        *SPEC,
+        {"name": "observed_ok", "kind": "numeric", "dtype": "bool", "example": True},
+    ]
+    StubScoring.bodies.clear()
+    at = open_page("score.py")
+    field = at.selectbox(key="score_f_observed_ok")
+    assert field.options == ["True", "False", "(no value)"] and field.value is True
+    at.button[0].click().run()
+    at.selectbox(key="score_f_observed_ok").select_index(1)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    sent = [b["data"][0]["observed_ok"] for b in StubScoring.bodies]
+    assert sent == [True, False]
+
+
+def test_the_json_body_is_the_chosen_endpoints_model(local_workspace, stub_url):
+    """Another endpoint kept the first model's row, which it refused as unknown columns."""
+
+    class TwoEndpoints(FakeEndpoints):
+        def list(self) -> list[Endpoint]:
+            return [self._endpoint("churn"), replace(self._endpoint("house"), model_name="house")]
+
+    class TwoModels(FakeModels):
+        def feature_spec(self, name: str, version: int) -> list[dict]:
+            if name == "house":
+                return [{"name": "rooms", "kind": "numeric", "dtype": "int64", "example": 4}]
+            return SPEC
+
+    use_fakes(local_workspace, stub_url)
+    local_workspace.endpoints = TwoEndpoints(stub_url)
+    local_workspace.models = TwoModels()
+    at = open_page("score.py")
+    assert json.loads(at.text_area(key="score_json").value) == {"data": [{"age": 30}]}
+    at.number_input(key="score_f_age").set_value(41).run()
+    at.selectbox(key="score_endpoint").set_value("house").run()
+    assert not at.exception, at.exception
+    assert json.loads(at.text_area(key="score_json").value) == {"data": [{"rooms": 4}]}
+    at.selectbox(key="score_endpoint").set_value("churn").run()
+    assert at.number_input(key="score_f_age").value == 30  # the example again, not 41
+
+
 def test_score_form_of_a_wide_model_shows_its_first_columns(local_workspace, stub_url):
     from lib.scoring import FORM_FIELDS_MAX
 
