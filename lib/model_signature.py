@@ -122,3 +122,37 @@ def merge_feature_spec(
     """The signature's columns in its order, each as learnt from training data when it was."""
     by_name = {s["name"]: s for s in learnt}
     return [by_name.get(name) or column_from_signature(name, kind) for name, kind in columns]
+
+
+def schema_table(spec: list[dict[str, Any]]) -> pd.DataFrame:
+    """The input schema as the Models page shows it: one text cell per fact, so a column of
+    examples mixing numbers, text and dates is one type (Arrow refused it, and logged why)."""
+    rows = []
+    for col in spec:
+        cats = col.get("categories") or []
+        known = ", ".join(map(str, cats[:8])) + (f" … ({len(cats):,})" if len(cats) > 8 else "")
+        lo, hi = col.get("min"), col.get("max")
+        reads = [
+            f"dates also as {col['format']}" if col.get("format") else "",
+            "decimal comma" if col.get("decimal_comma") else "",
+            "missing: " + ", ".join(map(str, col["missing_words"]))
+            if col.get("missing_words")
+            else "",
+            "missing: " + ", ".join(f"{v:g}" for v in col["missing_values"])
+            if col.get("missing_values")
+            else "",
+        ]
+        rows.append(
+            {
+                "name": str(col.get("name")),
+                "kind": str(col.get("kind") or ""),
+                "dtype": str(col.get("dtype") or ""),
+                "example": "" if col.get("example") is None else str(col["example"]),
+                "range": f"{lo:g} … {hi:g}" if lo is not None and hi is not None else "",
+                "categories": known,
+                "reads": "; ".join(r for r in reads if r),
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["name", "kind", "dtype", "example", "range", "categories", "reads"]
+    )

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from lib.audit import audited
+from lib.model_signature import schema_table
 from lib.names import endpoint_name_for
 from lib.ui import ago, workspace
 from lib.workspace import WorkspaceError
@@ -68,4 +69,4 @@ except WorkspaceError as exc:
     st.warning(str(exc))
 else:
     st.caption("Input schema (what the scoring endpoint accepts)")
-    st.dataframe(pd.DataFrame(spec), hide_index=True, key="models_schema")
+    st.dataframe(schema_table(spec), hide_index=True, key="models_schema")

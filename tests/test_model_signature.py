@@ -76,3 +76,27 @@ def test_merge_keeps_signature_order_and_fills_unlearnt_columns() -> None:
         "max": None,
     }
     assert merge_feature_spec([("n", "double")], [])[0]["kind"] == "numeric"
+
+
+def test_the_schema_table_is_text_arrow_takes() -> None:
+    """Examples mixing numbers, text and dates made Arrow refuse the table (and log it)."""
+    import pyarrow as pa
+
+    from lib.model_signature import schema_table
+
+    spec = [
+        {"name": "age", "kind": "numeric", "dtype": "int64", "example": 30, "min": 18, "max": 90},
+        {"name": "job", "kind": "categorical", "categories": [f"j{i}" for i in range(12)]},
+        {"name": "sold", "kind": "datetime", "example": "2024-05-01", "format": "%d/%m/%Y"},
+        {"name": "sum", "kind": "numeric", "example": 2.5, "decimal_comma": True},
+        {"name": "inc", "kind": "numeric", "missing_words": ["Refused"], "missing_values": [-999]},
+    ]
+    table = schema_table(spec)
+    pa.Table.from_pandas(table)  # one type per column
+    rows = table.set_index("name")
+    assert rows.loc["age", "example"] == "30" and rows.loc["age", "range"] == "18 … 90"
+    assert rows.loc["job", "categories"] == "j0, j1, j2, j3, j4, j5, j6, j7 … (12)"
+    assert rows.loc["sold", "reads"] == "dates also as %d/%m/%Y"
+    assert rows.loc["sum", "reads"] == "decimal comma"
+    assert rows.loc["inc", "reads"] == "missing: Refused; missing: -999"
+    assert rows.loc["job", "example"] == ""
