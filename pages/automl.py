@@ -270,14 +270,16 @@ def final_leaderboard(where: str, job_id: str, per_estimator: bool) -> pd.DataFr
 
 
 @st.cache_data(ttl=600, show_spinner=False)
-def served_score(where: str, job_id: str, metric: str) -> float | None:
-    """A completed run's served model on its validation rows (what the best-model panel
-    shows): a search trial's score differs when the model's fit was cut to the budget."""
+def served_model(where: str, job_id: str, metric: str) -> tuple[str | None, float | None]:
+    """A completed run's served model and its score on the validation rows (what the
+    best-model panel shows): a search trial's score is measured as the search measured it, and
+    differs (an ensemble a little below its best member's trial, a fit cut to the budget)."""
     try:
-        value = (automl.details(job_id) or {}).get("metrics", {}).get(metric)
+        details = automl.details(job_id) or {}
     except WorkspaceError:
-        return None
-    return None if value is None else float(value)
+        return None, None
+    value = (details.get("metrics") or {}).get(metric)
+    return details.get("best_estimator"), None if value is None else float(value)
 
 
 def whole_numbers(frame: pd.DataFrame) -> dict:
@@ -303,8 +305,9 @@ def run_cards(job: Job, metric: str, budget: float) -> None:
         if not board.empty and metric in board.columns:
             # The leaderboard's best, the ensemble included when it won.
             best, algorithm = board.iloc[0][metric], board.iloc[0].get("estimator")
-        served = served_score(ws.description, job.id, metric)
+        name, served = served_model(ws.description, job.id, metric)
         best = served if served is not None else best
+        algorithm = name or algorithm
     elif job.is_terminal:
         label = "Last algorithm"
     c = st.columns(4)
@@ -417,10 +420,19 @@ st.caption(
     (
         f"Features: {len(chosen):,} chosen ({names_list(chosen)})."
         if chosen
-        else "Features: every column but the target."
+        else "Features: every column but the target"
+        + (" and those left out" if left_out else "")
+        + "."
     )
     + (f" Left out: {names_list(left_out)}." if left_out else "")
 )
+served_name, served_value = served_model(ws.description, job.id, metric)
+if served_name and served_value is not None:
+    st.caption(
+        f"Served: **{served_name}**, {metric} {served_value:.4f} on the validation rows. Each "
+        "algorithm's row is its best search trial as the search scored it (its own fit and "
+        "rows), so a row may read a little above the served model that contains it."
+    )
 per_estimator = st.toggle(
     "Best per algorithm (fully evaluated)", value=True, key="automl_per_estimator"
 )

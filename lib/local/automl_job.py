@@ -45,8 +45,7 @@ def _as_dict(obj: Any) -> dict[str, Any]:
 
 def _leaderboard_best(rows: list[dict[str, Any]], metric: str) -> float | None:
     """The top of the run's leaderboard (each estimator's best, and the ensemble's row when one
-    is served): what the runs table shows as the run's best once it is done. The search's own
-    best differs slightly (its loss, not the recorded metric, ranks trials)."""
+    is served): the run's best when the served model has no recorded score."""
     scores = [float(r[metric]) for r in rows if _finite(r.get(metric))]
     if not scores:
         return None
@@ -162,18 +161,24 @@ def run_automl_job(ctx: JobContext, spec: dict[str, Any], settings: Any) -> dict
         raise KeyboardInterrupt from exc
     if ctx.cancel_requested():
         raise KeyboardInterrupt
-    final = _leaderboard_best(result.per_estimator, result.primary_metric)
+    out = _clean(_as_dict(result))
+    details = out.pop("details", {}) or {}
+    guardrails = out.pop("guardrails", None) or early
+    details["best_estimator"] = out.get("best_estimator")
+    details.setdefault("metrics", out.get("best_metrics", {}))
+    # The run's best, as the runs table and Home show it, is the served model's score.
+    served = (details.get("metrics") or {}).get(result.primary_metric)
+    final = (
+        served
+        if _finite(served)
+        else _leaderboard_best(out["per_estimator"], result.primary_metric)
+    )
     ctx.progress(
         phase="Done",
         budget=_clean(result.budget),
         left_out=result.left_out,
         **({"best_score": float(final)} if final is not None else {}),
     )
-    out = _clean(_as_dict(result))
-    details = out.pop("details", {}) or {}
-    guardrails = out.pop("guardrails", None) or early
-    details["best_estimator"] = out.get("best_estimator")
-    details.setdefault("metrics", out.get("best_metrics", {}))
     atomic_write(job_dir / "details.json", json.dumps(details, default=str).encode())
     atomic_write(job_dir / "guardrails.json", json.dumps(guardrails, default=str).encode())
     out.pop("trials", None)

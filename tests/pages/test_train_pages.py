@@ -135,12 +135,15 @@ def test_the_best_score_card_is_the_served_models(local_workspace) -> None:
     from tests.support.populate import finished_automl_run
 
     job = finished_automl_run(local_workspace, trials=5, ensemble_score=None)
-    details = {"best_estimator": "lgbm", "metrics": {"AUC_weighted": 0.8123, "accuracy": 0.7}}
+    details = {"best_estimator": "rf", "metrics": {"AUC_weighted": 0.8123, "accuracy": 0.7}}
     path = local_workspace.extras["jobs"].job_dir(job.id) / "details.json"
     path.write_text(json.dumps(details))
     at = open_page("automl.py")
     assert not at.exception, at.exception
-    assert {m.label: m.value for m in at.metric}["Best AUC_weighted"] == "0.8123"
+    cards = {m.label: m.value for m in at.metric}
+    # the served model's name and score, not the top leaderboard row's
+    assert cards["Best AUC_weighted"] == "0.8123" and cards["Best algorithm"] == "rf"
+    assert any("Served: **rf**, AUC_weighted 0.8123" in c.value for c in at.caption)
 
 
 def test_curves_of_a_run_with_many_classes_say_which_are_drawn(local_workspace) -> None:
