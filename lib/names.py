@@ -8,6 +8,7 @@ also works after switching to Azure. `validate_*` return the cleaned name or rai
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from lib.errors import WorkspaceError
@@ -105,9 +106,16 @@ def validate_compute_name(name: str) -> str:
     return COMPUTE.validate(name)
 
 
+def name_part(text: str, allowed: str = "A-Za-z0-9_.-") -> str:
+    """`text` in the characters a name allows: accents dropped (qualität -> qualitat, ñandú ->
+    nandu), any other run of characters one dash."""
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(rf"[^{allowed}]+", "-", folded)
+
+
 def endpoint_name_for(model_name: str) -> str:
     """A valid endpoint name derived from a model name (3-32 chars, letter first)."""
-    name = re.sub(r"[^a-zA-Z0-9-]+", "-", model_name).strip("-").lower()
+    name = re.sub(r"-{2,}", "-", name_part(model_name, "a-zA-Z0-9-")).strip("-").lower()
     if not name or not name[0].isalpha():
         name = f"ep-{name}"
     name = name[:32].rstrip("-")
@@ -116,5 +124,5 @@ def endpoint_name_for(model_name: str) -> str:
 
 def model_name_for(dataset: str, target: str) -> str:
     """The suggested model name for an AutoML run: `<dataset>-<target>`, made valid."""
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{dataset}-{target}").strip("-._")
+    name = name_part(f"{dataset}-{target}").strip("-._")
     return name[:100] or "model"

@@ -11,6 +11,7 @@ from typing import Protocol
 
 import pandas as pd
 
+from lib.names import name_part
 from lib.tabular import MISSING_TOKENS, layout_of
 from lib.tabular.csv_body import SHORT_ROWS_MAX
 from lib.tabular.disguised import disguised_missing, disguised_note, disguised_tokens
@@ -26,7 +27,7 @@ def default_dataset_name(file_name: str) -> str:
     """A dataset name from an uploaded file's name (`Titanic 3.csv` -> `Titanic-3`,
     `adult.data.gz` -> `adult`)."""
     name = re.sub(r"\.(gz|gzip|zip)$", "", file_name, flags=re.IGNORECASE)
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(name).stem).strip("-._")
+    stem = name_part(Path(name).stem).strip("-._")
     return stem[:100] or "dataset"
 
 

@@ -53,6 +53,8 @@ def test_pipeline_schedule_and_compute_names() -> None:
         ("x", "x-ep"),
         ("m" * 40, "m" * 32),
         ("a_b.c", "a-b-c"),
+        ("WA_Fn-UseC_-Telco-Customer-Churn", "wa-fn-usec-telco-customer-churn"),  # no "--"
+        ("wein_qualität", "wein-qualitat"),
     ],
 )
 def test_endpoint_name_for_always_gives_a_valid_name(model, endpoint) -> None:
@@ -64,3 +66,14 @@ def test_model_name_for_a_run_is_valid() -> None:
     assert model_name_for("bankmarketing", "y") == "bankmarketing-y"
     assert model_name_for("sales 2026", "net price (€)") == "sales-2026-net-price"
     assert validate_model_name(model_name_for("__x", "y z")) == "x-y-z"
+    assert model_name_for("wein_qualität", "Qualität") == "wein_qualitat-Qualitat"
+
+
+def test_a_files_accented_name_keeps_its_letters() -> None:
+    """`wein_qualität.csv` was registered as `wein_qualit-t`, `penguins ñandú 🐧` as
+    `penguins-and`."""
+    from lib.upload_form import default_dataset_name
+
+    assert default_dataset_name("wein_qualität.csv") == "wein_qualitat"
+    assert default_dataset_name("penguins ñandú 🐧.csv") == "penguins-nandu"
+    assert default_dataset_name("数据.csv") == "dataset"
