@@ -404,9 +404,15 @@ class MonitoringService(Protocol):
     """Model drift: an endpoint's sampled live inputs and predictions against its training profile."""
 
     def report(
-        self, endpoint: str, since: datetime, until: datetime | None = None, bin_s: int = 3600
+        self,
+        endpoint: str,
+        since: datetime,
+        until: datetime | None = None,
+        bin_s: int = 3600,
+        baseline: str | None = None,
     ) -> DriftReport:
-        """Per-feature drift over [since, until), ranked by drift; predictions per `bin_s` bin."""
+        """Per-feature drift over [since, until), ranked by drift; predictions per `bin_s` bin;
+        of the model `baseline` (one of the report's `served`), else the newest one's."""
         ...
 
     def states(self, since: datetime | None = None) -> dict[str, str]:

@@ -8,6 +8,7 @@ import streamlit as st
 
 from lib import logs_view
 from lib.charts import monitoring as drift_charts
+from lib.drift import MIN_ROWS
 from lib.ui import workspace
 from lib.workspace import WorkspaceError
 
@@ -28,6 +29,18 @@ window, bin_s = logs_view.DRIFT_RANGES[span]
 until = datetime.now(UTC)
 try:
     report = ws.monitoring.report(endpoint, until - window, until, bin_s)
+    if len(report.served) > 1:
+        # Two deployments of different versions: each is compared with its own training data.
+        labels = {bid: f"{label} — {rows:,} rows" for bid, label, rows in report.served}
+        chosen = st.selectbox(
+            "Model",
+            list(labels),
+            format_func=labels.__getitem__,
+            key=f"monitoring_model_{endpoint}",
+            help="The deployments of this endpoint serve more than one model version here.",
+        )
+        if chosen != report.served[0][0]:
+            report = ws.monitoring.report(endpoint, until - window, until, bin_s, chosen)
 except WorkspaceError as exc:
     st.warning(str(exc))
     st.stop()
@@ -36,6 +49,12 @@ if report.message:
     st.info(report.message)
     st.stop()
 
+if report.rows < MIN_ROWS:
+    st.info(
+        f"{report.rows:,} rows sampled in this window: drift is judged from {MIN_ROWS} rows "
+        "(on fewer, data that has not changed at all already reads as drifting). The shares "
+        "below are shown as they are."
+    )
 drifting = [f for f in report.features if f.state == "drift"]
 watching = [f for f in report.features if f.state == "watch"]
 tiles = st.columns(4)

@@ -74,10 +74,10 @@ def test_categorical_cells_are_training_categories_plus_unseen_and_missing():
 def test_baseline_profiles_every_feature_and_the_label():
     frame = pd.DataFrame(
         {
-            "age": np.arange(100) % 50 + 20,
-            "job": ["a", "b", "c", None] * 25,
-            "flag": [True, False] * 50,
-            "y": ["no"] * 80 + ["yes"] * 20,
+            "age": np.arange(200) % 50 + 20,
+            "job": ["a", "b", "c", None] * 50,
+            "flag": [True, False] * 100,
+            "y": (["no"] * 80 + ["yes"] * 20) * 2,
         }
     )
     baseline = build_baseline(frame, target="y", source="t v1")
@@ -128,8 +128,9 @@ def test_compare_reports_missing_and_unseen_shares():
     profile = FeatureProfile(
         "job", "categorical", categories=("a", "b"), shares=(0.6, 0.4, 0.0, 0.0)
     )
-    drift = compare(profile, np.array([30, 20, 40, 10]))
-    assert drift.rows == 100 and drift.state == "drift"
+    drift = compare(profile, np.array([60, 40, 80, 20]))
+    assert drift.rows == 200 and drift.state == "drift"
     assert (drift.unseen_live, drift.missing_live, drift.missing_change) == (0.4, 0.1, 0.1)
-    too_few = compare(profile, np.array([3, 2, 0, 0]))
+    # 100 rows of the same shares are too few: unchanged data reads PSI 0.1 at that size
+    too_few = compare(profile, np.array([30, 20, 40, 10]))
     assert too_few.psi is None and too_few.state == "no data"

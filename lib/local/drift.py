@@ -203,8 +203,15 @@ class LocalMonitoring:
         return max(newest, key=lambda b: newest[b])
 
     def report(
-        self, endpoint: str, since: datetime, until: datetime | None = None, bin_s: int = 3600
+        self,
+        endpoint: str,
+        since: datetime,
+        until: datetime | None = None,
+        bin_s: int = 3600,
+        baseline: str | None = None,
     ) -> DriftReport:
+        """``baseline``: the model to report (an id of ``DriftReport.served``); by default the
+        one serving the newest samples."""
         until = until or datetime.now(UTC)
         rows = self._rows(since, until, endpoint, bin_s)
         if not rows:
@@ -219,7 +226,8 @@ class LocalMonitoring:
                     "on (OPSDECK_DRIFT_SAMPLING); redeploy older endpoints to start."
                 ),
             )
-        bid = self._current(rows)
+        bid = baseline if baseline in {r[3] for r in rows} else self._current(rows)
+        served = self._served(rows, bid)
         baseline = self.baseline(bid)
         if baseline is None:
             return DriftReport(
@@ -245,7 +253,22 @@ class LocalMonitoring:
             features=features,
             prediction=prediction,
             predictions_over_time=self._over_time(baseline, by_bin),
+            served=served,
         )
+
+    def _served(self, rows: list[tuple], first: str) -> tuple[tuple[str, str, int], ...]:
+        """Each model sampled in the window: its deployments, its training data, its rows."""
+        deployments: dict[str, set[str]] = {}
+        counts: dict[str, int] = {}
+        for _, _, deployment, bid, n, _ in rows:
+            deployments.setdefault(bid, set()).add(deployment or "default")
+            counts[bid] = counts.get(bid, 0) + int(n)
+        out = []
+        for bid in sorted(counts, key=lambda b: (b != first, -counts[b])):
+            found = self.baseline(bid)
+            source = found.source if found is not None else "training profile missing"
+            out.append((bid, f"{', '.join(sorted(deployments[bid]))} ({source})", counts[bid]))
+        return tuple(out)
 
     @staticmethod
     def _over_time(baseline: Baseline, by_bin: dict[int, np.ndarray]) -> pd.DataFrame:
