@@ -29,13 +29,17 @@ endpoints = ws.endpoints
 models = ws.models.list()
 # Listing reconciles every endpoint with its server: read once for the form, once after it.
 listing = endpoints.list()
-with st.expander("Deploy a model", expanded=not listing, icon=":material/rocket_launch:"):
+preset = st.session_state.pop("endpoints_deploy_preset", None)
+with st.expander(
+    "Deploy a model", expanded=not listing or preset is not None, icon=":material/rocket_launch:"
+):
     if not models:
         st.info("Register a model first (AutoML page → Register).")
     else:
         labels = [f"{m.name} v{m.version}" for m in models]
-        preset = st.session_state.pop("endpoints_deploy_preset", None)
         index = labels.index(preset) if preset in labels else 0
+        if preset in labels:
+            st.session_state["endpoints_model"] = preset  # as the Models page asked
         choice = st.selectbox("Model version", labels, index=index, key="endpoints_model")
         model = models[labels.index(choice)]
         existing = [e.name for e in listing]

@@ -46,12 +46,29 @@ picked = st.dataframe(
 row = picked.selection.rows[0] if picked and picked.selection.rows else 0
 model = models[row]
 st.subheader(f"{model.name} v{model.version}")
-if ws.endpoints is not None and st.button(
+target = endpoint_name_for(model.name)
+live = ws.endpoints is not None and target in {e.name for e in ws.endpoints.list()}
+if live and st.button(
     f"Deploy {model.name} v{model.version}",
     type="primary",
     key="models_deploy",
     icon=":material/rocket_launch:",
-    help="Creates (or moves) the endpoint named after the model; URI and keys stay the same.",
+    help=f"{target} is live: choose how much of its traffic the new version takes first.",
+):
+    # A live endpoint's traffic moves only as the operator chooses (one click moved it all).
+    st.session_state["endpoints_deploy_preset"] = f"{model.name} v{model.version}"
+    st.session_state["endpoints_selected"] = target
+    st.switch_page("pages/endpoints.py")
+elif (
+    ws.endpoints is not None
+    and not live
+    and st.button(
+        f"Deploy {model.name} v{model.version}",
+        type="primary",
+        key="models_deploy",
+        icon=":material/rocket_launch:",
+        help="Creates the endpoint named after the model.",
+    )
 ):
     try:
         with audited(

@@ -232,10 +232,20 @@ def test_register_and_deploy_from_the_automl_page_is_audited(local_workspace, st
 
 def test_models_page_deploys_to_the_endpoint_named_after_the_model(local_workspace, stub_url):
     endpoints = use_fakes(local_workspace, stub_url)
+    live = endpoints.list
+    endpoints.list = lambda: []  # no endpoint yet: one click creates it
     at = open_page("models.py")
     button(at, "Deploy churn v1").click().run()
     assert not at.exception, at.exception
     assert endpoints.deployed == [("churn", 1, "churn")]
+    # A live endpoint's traffic is not moved by one click: the deploy form asks how much
+    endpoints.list = live
+    at = open_page("models.py")
+    button(at, "Deploy churn v1").click().run()
+    assert not at.exception, at.exception
+    assert endpoints.deployed == [("churn", 1, "churn")]  # nothing more
+    assert at.selectbox(key="endpoints_model").value == "churn v1"
+    assert at.slider(key="endpoints_deploy_traffic").value == 100
 
 
 def test_batch_csv_sends_dates_in_the_training_files_form_as_written(local_workspace, stub_url):
