@@ -264,9 +264,13 @@ class ScoringApp:
             elif path == "/swagger.json" and method in ("GET", "HEAD"):
                 status, ctype, body = self._swagger(scope, routes)
             elif path == "/docs" and method in ("GET", "HEAD"):
+                # A person reading the API docs in a browser, not a call of the API: the page
+                # and its files stay out of AppRequests (they made the Logs page's counts).
                 status, ctype, body = 200, _HTML, routes.docs_html
+                record = False
             elif method in ("GET", "HEAD") and (asset := docs_asset(path)) is not None:
                 status, (ctype, body) = 200, asset
+                record = False
             elif path in ("/", "/swagger.json", "/docs"):
                 status, ctype, body = (
                     405,
