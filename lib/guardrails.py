@@ -34,6 +34,8 @@ ID_HINTED_SHARE = 0.5
 # numbers; a rank column counts through its range too, but not in the order of the rows).
 ID_INTEGER_SHARE = 0.95
 FREE_TEXT_WORDS = 4.0
+# ... and this many are sentences, free text even when every row's differs.
+SENTENCE_WORDS = 8.0
 MIN_ROWS = 20
 LEAKAGE_BINS = 50
 LEAKAGE_MAX_ROWS = 20_000
@@ -241,11 +243,14 @@ def free_text_columns(
     for c, (distinct, filled) in _text_counts(frame, target, counts).items():
         if filled < MIN_ROWS or distinct / filled <= ID_HINTED_SHARE:
             continue
-        values = frame[c].dropna().astype(str)
-        words = values.str.split().str.len().mean()
+        words = _mean_words(frame[c])
         if words >= FREE_TEXT_WORDS:
             out[str(c)] = f"free text ({words:.1f} words a row on average)"
     return out
+
+
+def _mean_words(col: pd.Series) -> float:
+    return float(col.dropna().astype(str).str.split().str.len().mean())
 
 
 def _numeric(col: pd.Series) -> bool:
@@ -552,13 +557,18 @@ def column_flags(
     """Every column worth leaving out: ID-like, free text, and features that leak the target."""
     keep = [c for c in (features or list(frame.columns)) if c != target and c in frame.columns]
     view = frame[[*keep, target]]
-    flags = [ColumnFlag(c, "id-like", r) for c, r in id_like_columns(view, target).items()]
-    seen = {f.column for f in flags}
+    # Sentences are free text though nearly unique as IDs are (reviews); a passenger's name of
+    # four words is an identifier.
+    free = free_text_columns(view, target)
+    sentences = {c: r for c, r in free.items() if _mean_words(view[c]) >= SENTENCE_WORDS}
+    flags = [ColumnFlag(c, "free text", r) for c, r in sentences.items()]
     flags += [
-        ColumnFlag(c, "free text", r)
-        for c, r in free_text_columns(view, target).items()
-        if c not in seen
+        ColumnFlag(c, "id-like", r)
+        for c, r in id_like_columns(view, target).items()
+        if c not in sentences
     ]
+    seen = {f.column for f in flags}
+    flags += [ColumnFlag(c, "free text", r) for c, r in free.items() if c not in seen]
     metric = "R²" if task == "regression" else "AUC"
     alone = one_feature_scores(view, target, task)
     for c, s in sorted(alone.items(), key=lambda kv: -kv[1]):

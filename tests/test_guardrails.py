@@ -419,3 +419,20 @@ def test_the_sample_numbers_of_a_file_without_a_header_row_are_an_identifier() -
     assert g.id_like_columns(named, "column_11") == {}
     moved = frame[[*frame.columns[1:], "column_1"]]
     assert g.id_like_columns(moved, "column_11") == {}
+
+
+def test_reviews_are_free_text_though_every_one_differs() -> None:
+    """A review column (5,000 distinct) was flagged 'id-like', not free text."""
+    rng = np.random.default_rng(8)
+    words = ["great", "bad", "fit", "small", "love", "the", "it", "was", "not", "color"]
+    reviews = [" ".join(rng.choice(words, 12)) + f" #{i}" for i in range(300)]
+    frame = pd.DataFrame(
+        {
+            "review": reviews,
+            "name": [f"Allen, Miss. Elisabeth {i}" for i in range(300)],
+            "stars": rng.integers(1, 6, 300),
+        }
+    )
+    flags = {f.column: f for f in g.column_flags(frame, "stars", "classification")}
+    assert flags["review"].kind == "free text" and "13.0 words a row" in flags["review"].reason
+    assert flags["name"].kind == "id-like"  # four words a row: a name, not sentences
