@@ -130,7 +130,12 @@ with st.expander("New AutoML run", expanded=not automl.jobs(), icon=":material/a
         def keep_all() -> None:
             st.session_state[features_key] = [] if wide else candidates
 
-        remember(features_key, flagged if wide else [c for c in candidates if c not in flagged])
+        default = flagged if wide else [c for c in candidates if c not in flagged]
+        # Another version of the dataset with the same columns keeps the choice made for it.
+        last = st.session_state.setdefault("automl_last_choice", {}).get((ds_name, target))
+        if last is not None and last[0] == wide and set(last[1]) <= set(candidates):
+            default = [c for c in candidates if c in set(last[1])]
+        remember(features_key, default)
         if wide:
             left_out = st.multiselect(
                 "Columns left out",
@@ -148,6 +153,10 @@ with st.expander("New AutoML run", expanded=not automl.jobs(), icon=":material/a
                 key=features_key,
                 help="Flagged columns start unticked: ID-like, free text, or leaking the target.",
             )
+        st.session_state["automl_last_choice"][(ds_name, target)] = (
+            wide,
+            list(st.session_state[features_key]),
+        )
         if flags:
             st.dataframe(
                 pd.DataFrame(

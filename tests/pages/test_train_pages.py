@@ -162,3 +162,19 @@ def test_curves_of_a_run_with_many_classes_say_which_are_drawn(local_workspace) 
     at = open_page("automl.py")
     assert not at.exception, at.exception
     assert "Curves of the 10 most frequent of the 30 classes." in [c.value for c in at.caption]
+
+
+def test_another_version_of_the_dataset_keeps_the_column_choice(local_workspace) -> None:
+    """Untick a column, pick v2 (same columns): the column came back ticked, unsaid."""
+    csv = b"age,income,gender,y\n" + b"".join(
+        f"{20 + i % 50},{1000 + 37 * i},{'fm'[i % 2]},{'yes' if i % 4 else 'no'}\n".encode()
+        for i in range(120)
+    )
+    local_workspace.datasets.upload("people", csv, "people.csv")
+    local_workspace.datasets.upload("people", csv + b"70,9000,f,yes\n", "people.csv")
+    at = open_page("automl.py")
+    assert at.selectbox(key="automl_version_people").value == 2
+    at.multiselect(key="automl_features_people_2_y").set_value(["age", "income"]).run()
+    at.selectbox(key="automl_version_people").set_value(1).run()
+    assert not at.exception, at.exception
+    assert at.multiselect(key="automl_features_people_1_y").value == ["age", "income"]
