@@ -262,8 +262,14 @@ def score_frame(
     method: str = "predict",
     timeout: float = 60.0,
     progress: Callable[[int, int], None] | None = None,
+    skip_refused: int = 0,
 ) -> pd.DataFrame:
-    """Score a DataFrame in chunks; returns it with a `prediction` column (+ `proba_<class>`)."""
+    """Score a DataFrame in chunks; returns it with a `prediction` column (+ `proba_<class>`).
+
+    ``skip_refused``: up to this many rows the endpoint refuses by number (a 400 naming "Row
+    N") are set aside and the rest of their request sent again; the result then has an `error`
+    column, empty for the rows scored. More, or any other failure, stops the batch.
+    """
 
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
@@ -271,24 +277,61 @@ def score_frame(
     preds: list = []
     probas: list = []
     classes = None
+    errors: dict[int, str] = {}  # position in the frame -> why the endpoint refused it
     done = 0
     with requests.Session() as session:
         for start in range(0, total, chunk_size):
-            chunk = frame.iloc[start : start + chunk_size]
-            try:
-                resp = score(uri, key, chunk.to_dict("records"), shape, method, timeout, session)
-            except ScoringError as exc:
-                scored = _with_predictions(frame.iloc[:start], preds, probas, classes)
-                raise BatchScoringError(exc, scored, start, len(chunk)) from exc
-            if resp.predictions is not None:
-                preds.extend(resp.predictions)
-            if resp.probabilities is not None:
-                probas.extend(resp.probabilities)
-                classes = resp.classes or classes
-            done += len(chunk)
+            positions = list(range(start, min(start + chunk_size, total)))
+            while True:
+                chunk = frame.iloc[positions]
+                try:
+                    resp = score(
+                        uri, key, chunk.to_dict("records"), shape, method, timeout, session
+                    )
+                    break
+                except ScoringError as exc:
+                    row = _refused_row(exc, len(positions))
+                    if row is None or len(errors) >= skip_refused:
+                        kept = [i for i in range(start) if i not in errors]
+                        scored = _with_predictions(frame.iloc[kept], preds, probas, classes)
+                        raise BatchScoringError(exc, scored, start, len(positions)) from exc
+                    at = positions.pop(row)
+                    errors[at] = _REQUEST_ROW.sub(f"Row {at + 1:,}", exc.message, count=1)
+                    if not positions:
+                        resp = None
+                        break
+            if resp is not None:
+                if resp.predictions is not None:
+                    preds.extend(resp.predictions)
+                if resp.probabilities is not None:
+                    probas.extend(resp.probabilities)
+                    classes = resp.classes or classes
+            done = min(total, start + chunk_size)
             if progress is not None:
                 progress(done, total)
-    return _with_predictions(frame, preds, probas, classes)
+    if not errors:
+        return _with_predictions(frame, preds, probas, classes)
+    # The refused rows keep their place, with no prediction and the endpoint's reason.
+    kept = [i for i in range(total) if i not in errors]
+    scored = _with_predictions(frame.iloc[kept], preds, probas, classes)
+    out = frame.copy()
+    for column in scored.columns.difference(frame.columns, sort=False):
+        values = [None] * total
+        for i, value in zip(kept, scored[column].tolist(), strict=True):
+            values[i] = value
+        out[column] = values
+    out["error"] = [errors.get(i, "") for i in range(total)]
+    return out
+
+
+def _refused_row(exc: ScoringError, rows: int) -> int | None:
+    """The request's row a 400 names ("Row 3, column 'age': …"), if it names one of them."""
+    if exc.status_code != 400:
+        return None
+    found = _REQUEST_ROW.search(exc.message)
+    if found is None or not 0 <= int(found.group(1)) < rows:
+        return None
+    return int(found.group(1))
 
 
 def _with_predictions(frame: Any, preds: list, probas: list, classes: list | None) -> Any:

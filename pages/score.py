@@ -28,6 +28,8 @@ from lib.ui import workspace
 from lib.workspace import WorkspaceError
 
 NO_VALUE = "(no value)"
+# Rows of a batch file set aside, each costing its request once more, before the batch stops.
+REFUSED_ROWS_MAX = 100
 # Why an endpoint cannot be scored, and what to do about it, by state.
 NOT_LIVE = {
     "Stopped": "stopped — restart it on the Endpoints page",
@@ -212,7 +214,16 @@ with tab_batch:
         key="score_batch_file",
         max_upload_size=upload_mb,
     )
-    chunk = st.number_input("Rows per request", 1, 10_000, 1000, key="score_batch_chunk")
+    c1, c2 = st.columns(2)
+    chunk = c1.number_input("Rows per request", 1, 10_000, 1000, key="score_batch_chunk")
+    skip = c2.toggle(
+        f"Score the other rows when some are refused (up to {REFUSED_ROWS_MAX})",
+        value=True,
+        key="score_batch_skip",
+        help="A row the endpoint refuses (a value it cannot read) is set aside with its reason "
+        "in an `error` column, and the rest of its request sent again. Off: the first refused "
+        "row stops the batch.",
+    )
     if upload is not None and st.button("Score file", key="score_batch_go"):
         try:
             # Columns the model learnt as text are read as written ("22" stays "22"), and so
@@ -249,6 +260,7 @@ with tab_batch:
                         method=method,
                         shape=shape,
                         progress=advance,
+                        skip_refused=REFUSED_ROWS_MAX if skip else 0,
                     )
                 except BatchScoringError as exc:
                     bar.empty()
@@ -271,6 +283,13 @@ with tab_batch:
                 else:
                     bar.empty()
                     out = pd.concat([frame.drop(columns=wanted), scored], axis=1)
+                    refused = int((scored["error"] != "").sum()) if "error" in scored else 0
+                    if refused:
+                        first = scored.loc[scored["error"] != "", "error"].iloc[0]
+                        st.warning(
+                            f"{refused:,} of {len(frame):,} rows were refused and not scored; "
+                            f"the `error` column says why. The first: {first}"
+                        )
                     st.dataframe(out.head(200), key="score_batch_result")
                     st.download_button(
                         "Download scored CSV",

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from lib.scoring import (
+    BatchScoringError,
     ScoringError,
     build_payload,
     curl_snippet,
@@ -144,6 +145,31 @@ def test_score_frame_in_chunks_with_progress(endpoint, data):
     )
     assert list(out["prediction"]) == expected[:7]
     assert np.allclose(out["proba_no"] + out["proba_yes"], 1)
+
+
+def test_rows_the_endpoint_refuses_are_set_aside_and_the_others_scored(endpoint, data):
+    """One 'abc' in a 50-row file failed all 50 rows; now up to `skip_refused` rows are set
+    aside, each with the endpoint's reason in the file's row numbers."""
+    frame, expected = data
+    bad = frame.head(20).copy()
+    bad["age"] = bad["age"].astype(object)
+    bad.loc[[3, 11, 12], "age"] = ["abc", "old", "?!"]
+    out = score_frame(endpoint.url + "/score", endpoint.primary, bad, chunk_size=8, skip_refused=5)
+    assert len(out) == 20 and list(out.index) == list(bad.index)
+    refused = out[out["error"] != ""]
+    assert list(refused.index) == [3, 11, 12]
+    assert refused["prediction"].isna().all()
+    assert refused.loc[3, "error"] == "Row 4, column 'age': expected an integer, got \"abc\""
+    assert refused.loc[12, "error"].startswith("Row 13, column 'age'")
+    good = [i for i in range(20) if i not in (3, 11, 12)]
+    assert list(out.loc[good, "prediction"]) == [expected[i] for i in good]
+    # More refused rows than allowed stop the batch with the rows scored before it
+    with pytest.raises(BatchScoringError) as err:
+        score_frame(endpoint.url + "/score", endpoint.primary, bad, chunk_size=8, skip_refused=2)
+    assert err.value.first == 8 and list(err.value.scored.index) == [0, 1, 2, 4, 5, 6, 7]
+    # ... and so does a failure that names no row (a wrong key)
+    with pytest.raises(BatchScoringError):
+        score_frame(endpoint.url + "/score", "wrong-key", bad, skip_refused=5)
 
 
 def test_curl_snippet_runs_as_shown_with_the_exported_key(endpoint, data):

@@ -301,6 +301,16 @@ def test_batch_csv_sends_text_columns_as_written_and_says_when_it_fails(local_wo
     at.run()
     button(at, "Score file").click().run()
     assert not at.exception, at.exception
+    # By default the refused row is set aside and the others are scored
+    (said,) = [w.value for w in at.warning if "refused" in w.value]
+    assert "1 of 4 rows were refused" in said and "Row 4, column 'fare': not a fare" in said
+    (result,) = [d.value for d in at.dataframe if "error" in d.value.columns]
+    assert list(result["prediction"].isna()) == [False, False, False, True]
+    assert list(result["error"])[3] == "Row 4, column 'fare': not a fare"
+    # Asked to stop at the first refused row, it does
+    at.toggle(key="score_batch_skip").set_value(False).run()
+    button(at, "Score file").click().run()
+    assert not at.exception, at.exception
     message = " ".join(e.value for e in at.error)
     assert "failed in the request for rows 3–4 of 4" in message and "not a fare" in message
     # the server's row of the request is named as the file's row
