@@ -23,7 +23,7 @@ from lib.local.scoring.served_model import prepare_compiled, prepare_model
 from lib.local.tabular_model import Encoder
 from lib.model_signature import column_from_signature, learn_feature_spec, merge_feature_spec
 from lib.tabular import parse_table
-from lib.workspace import AutoMLRequest
+from tests.support.populate import trained
 from tests.support.waiting import wait_for
 
 PARTS = ["days", "year", "month", "day", "weekday"]
@@ -246,19 +246,7 @@ def test_a_deployed_endpoint_scores_iso_dates_and_the_uploads_own_format(local_w
     frame = source[["when", "plan", "bought"]].assign(when=source["when"].dt.strftime("%d/%m/%Y"))
     ws.datasets.upload("sales", frame.to_csv(index=False).encode(), "sales.csv")
     assert ws.datasets.date_formats("sales", 1) == {"when": "%d/%m/%Y"}
-    job = ws.automl.submit(
-        AutoMLRequest(
-            dataset="sales",
-            dataset_version=1,
-            target="bought",
-            time_budget_s=20,
-            max_trials=3,
-            estimators=["lgbm"],
-            ensemble=False,
-        )
-    )
-    done = wait_for(lambda: (j := ws.automl.get(job.id)).is_terminal and j, 240, what="the job")
-    assert done.state == "Completed", ws.automl.log_tail(job.id)
+    job = trained(ws, "sales", "bought", 20)
     ws.models.register(job.id, "sales-model", "dates")
     spec = ws.models.feature_spec("sales-model", 1)
     assert [c["kind"] for c in spec] == ["datetime", "categorical"]

@@ -14,7 +14,7 @@ from lib.local.drift import ensure_baseline, load_baseline
 from lib.local.fastpath import RecordEncoder
 from lib.local.store import Store
 from lib.local.tabular_model import Encoder
-from lib.workspace import AutoMLRequest
+from tests.support.populate import trained
 from tests.support.waiting import wait_for
 
 
@@ -60,19 +60,7 @@ def test_an_endpoint_reads_minus_999_as_the_upload_did(local_workspace) -> None:
     assert ws.datasets.missing_numbers("stations", 1) == {"humidity": [-999.0]}
     profile = ws.datasets.profile("stations", 1).set_index("column")
     assert profile.loc["humidity", "missing_pct"] > 20
-    job = ws.automl.submit(
-        AutoMLRequest(
-            dataset="stations",
-            dataset_version=1,
-            target="rain",
-            time_budget_s=15,
-            max_trials=3,
-            estimators=["lgbm"],
-            ensemble=False,
-        )
-    )
-    done = wait_for(lambda: (j := ws.automl.get(job.id)).is_terminal and j, 240, what="the job")
-    assert done.state == "Completed", ws.automl.log_tail(job.id)
+    job = trained(ws, "stations", "rain", 15)
     ws.models.register(job.id, "stations-model", "-999 is missing")
     assert ws.models.feature_spec("stations-model", 1)[0]["missing_values"] == [-999.0]
     records = [
@@ -134,19 +122,7 @@ def test_an_endpoint_reads_text_as_a_decimal_comma_upload_did(local_workspace) -
     ws = local_workspace
     ws.datasets.upload("shop", _shop(900, seed=3), "shop.csv", missing_tokens=["", "NA", "Refused"])
     assert ws.datasets.number_reading("shop", 1) == (["Menge", "Umsatz"], {"Alter": ["Refused"]})
-    job = ws.automl.submit(
-        AutoMLRequest(
-            dataset="shop",
-            dataset_version=1,
-            target="Retoure",
-            time_budget_s=15,
-            max_trials=3,
-            estimators=["lgbm"],
-            ensemble=False,
-        )
-    )
-    done = wait_for(lambda: (j := ws.automl.get(job.id)).is_terminal and j, 240, what="the job")
-    assert done.state == "Completed", ws.automl.log_tail(job.id)
+    job = trained(ws, "shop", "Retoure", 15)
     ws.models.register(job.id, "shop-model", "decimal commas")
     spec = {f["name"]: f for f in ws.models.feature_spec("shop-model", 1)}
     assert spec["Umsatz"].get("decimal_comma") and spec["Menge"].get("decimal_comma")

@@ -110,3 +110,23 @@ def benchmark_run(
     config = BenchmarkConfig(url="http://127.0.0.1:9/score", concurrency=8, requests=requests)
     result = build_result(config, samples, duration_s=duration_s, started_at=datetime.now(UTC))
     return ws.benchmarks.history.save(result, samples, config)
+
+
+def trained(ws: Workspace, dataset: str, target: str, budget_s: float = 15) -> Job:
+    """A real AutoML run of a few LightGBM trials on version 1 of `dataset`, completed."""
+    from tests.support.waiting import wait_for
+
+    job = ws.automl.submit(
+        AutoMLRequest(
+            dataset=dataset,
+            dataset_version=1,
+            target=target,
+            time_budget_s=budget_s,
+            max_trials=3,
+            estimators=["lgbm"],
+            ensemble=False,
+        )
+    )
+    done = wait_for(lambda: (j := ws.automl.get(job.id)).is_terminal and j, 240, what="the job")
+    assert done.state == "Completed", ws.automl.log_tail(job.id)
+    return done
