@@ -65,14 +65,12 @@ TARGET_NAMES = (
     "medianhousevalue",
     "medv",
     "price",
-    "salary",
     "mpg",
     "personalloan",
     "isdefault",
     "readmitted",
     "heartdisease",
     "deathevent",
-    "stroke",
 )
 # The last column is taken for the label (the convention of UCI's files and most exports)
 # unless it reads as something else: an identifier, a date, a column mostly empty.

@@ -109,7 +109,8 @@ picked = st.dataframe(
     table, hide_index=True, key="endpoints_table", on_select="rerun", selection_mode="single-row"
 )
 names = [e.name for e in listing]
-if picked and picked.selection.rows:
+# A selection outlives a deletion: the row it named may be gone.
+if picked and picked.selection.rows and picked.selection.rows[0] < len(names):
     st.session_state["endpoints_selected"] = names[picked.selection.rows[0]]
 current = st.session_state.get("endpoints_selected")
 if current not in names:

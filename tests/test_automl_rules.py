@@ -227,6 +227,10 @@ def test_the_last_column_is_the_suggested_label_unless_it_reads_as_something_els
     houses["median_house_value"] = rng.integers(15_000, 500_001, n)
     houses["ocean_proximity"] = rng.choice(["INLAND", "NEAR BAY", "<1H OCEAN"], n)
     assert _suggested(houses) == ("median_house_value", "regression")
+    # an HR file's salary is a feature beside the outcome in its last column
+    staff = pd.DataFrame({"Salary": rng.integers(30_000, 90_000, n)})
+    staff["left_company"] = rng.choice(["Yes", "No"], n)
+    assert _suggested(staff) == ("left_company", "classification")
 
 
 def test_a_last_column_that_is_an_id_a_date_or_mostly_empty_is_not_the_label() -> None:
